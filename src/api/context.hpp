@@ -1,0 +1,15 @@
+// What the HTTP handlers work with: the hub, the counters and the options.
+#pragma once
+#include "config/options.hpp"
+#include "hub/hub.hpp"
+#include "metrics/counters.hpp"
+
+namespace aw::api {
+
+struct Context {
+  Hub& hub;
+  Counters& counters;
+  const Options& options;
+};
+
+}  // namespace aw::api

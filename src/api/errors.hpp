@@ -1,0 +1,11 @@
+// JSON error bodies: `{"error": {"code": "...", "message": "..."}}`, the one shape every error takes.
+#pragma once
+#include <string_view>
+
+#include "api/http_types.hpp"
+
+namespace aw::api {
+
+Response error_response(unsigned status, std::string_view code, std::string_view message);
+
+}  // namespace aw::api

@@ -1,0 +1,107 @@
+#include "api/router.hpp"
+
+#include "api/errors.hpp"
+
+namespace aw::api {
+
+std::string_view Params::get(std::string_view name) const {
+  for (const auto& [k, v] : values)
+    if (k == name) return v;
+  return {};
+}
+
+std::vector<std::string_view> split_path(std::string_view path) {
+  std::vector<std::string_view> out;
+  std::size_t i = 0;
+  while (i < path.size()) {
+    if (path[i] == '/') {
+      ++i;
+      continue;
+    }
+    std::size_t j = path.find('/', i);
+    if (j == std::string_view::npos) j = path.size();
+    out.push_back(path.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+void Router::add(std::string method, std::string_view pattern, Handler handler) {
+  Route r{std::move(method), {}, std::move(handler)};
+  for (auto s : split_path(pattern)) r.segments.emplace_back(s);
+  routes_.push_back(std::move(r));
+}
+
+bool Router::match(const Route& route, const std::vector<std::string_view>& path, Params& params) {
+  if (route.segments.size() != path.size()) return false;
+  params.values.clear();
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const std::string& seg = route.segments[i];
+    if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
+      params.values.emplace_back(seg.substr(1, seg.size() - 2), percent_decode(path[i]));
+    } else if (seg != path[i]) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void Router::handle(const Request& req, Reply reply) const {
+  auto path = split_path(req.path);
+  Params params;
+  std::string allow;
+  for (const auto& r : routes_) {
+    if (!match(r, path, params)) continue;
+    if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
+      r.handler(req, params, std::move(reply));
+      return;
+    }
+    if (!allow.empty()) allow += ", ";
+    allow += r.method;
+  }
+  if (!allow.empty()) {
+    auto res = error_response(405, "method_not_allowed", req.method + " is not allowed on " + req.path);
+    res.headers.emplace_back("Allow", allow);
+    reply(std::move(res));
+    return;
+  }
+  reply(error_response(404, "not_found", "no route for " + req.path));
+}
+
+std::string percent_decode(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2])));
+      i += 2;
+    } else if (s[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> query_param(std::string_view query, std::string_view name) {
+  std::size_t i = 0;
+  while (i <= query.size()) {
+    std::size_t amp = query.find('&', i);
+    if (amp == std::string_view::npos) amp = query.size();
+    std::string_view pair = query.substr(i, amp - i);
+    std::size_t eq = pair.find('=');
+    std::string_view key = pair.substr(0, eq);
+    if (key == name) return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+    i = amp + 1;
+  }
+  return std::nullopt;
+}
+
+}  // namespace aw::api

@@ -1,0 +1,44 @@
+// Routes `METHOD /path/{param}` to handlers. A path that matches no pattern is 404; one that matches a
+// pattern under another method is 405 with an Allow header.
+#pragma once
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "api/http_types.hpp"
+
+namespace aw::api {
+
+struct Params {
+  std::vector<std::pair<std::string, std::string>> values;
+  std::string_view get(std::string_view name) const;
+};
+
+using Handler = std::function<void(const Request&, const Params&, Reply)>;
+
+class Router {
+ public:
+  // `pattern` segments in braces capture one path segment, e.g. "/api/agents/{agent_id}/events".
+  void add(std::string method, std::string_view pattern, Handler handler);
+  void handle(const Request& req, Reply reply) const;
+
+ private:
+  struct Route {
+    std::string method;
+    std::vector<std::string> segments;
+    Handler handler;
+  };
+  static bool match(const Route& route, const std::vector<std::string_view>& path, Params& params);
+  std::vector<Route> routes_;
+};
+
+std::vector<std::string_view> split_path(std::string_view path);
+
+// Query parameter by name, percent-decoded; nullopt when absent.
+std::optional<std::string> query_param(std::string_view query, std::string_view name);
+
+std::string percent_decode(std::string_view s);
+
+}  // namespace aw::api

@@ -1,0 +1,36 @@
+#include "api/stats_api.hpp"
+
+#include "metrics/report.hpp"
+
+namespace aw::api {
+namespace {
+
+constexpr std::size_t kBusiestAgents = 10;
+
+StatsInput gather(Context& ctx) {
+  return {ctx.counters.totals(), ctx.hub.stats(kBusiestAgents), ctx.hub.store_stats(), ctx.hub.durable(),
+          ctx.options.effective_threads()};
+}
+
+}  // namespace
+
+void add_stats_routes(Router& router, Context& ctx) {
+  router.add("GET", "/api/websocket/stats", [&ctx](const Request&, const Params&, Reply reply) {
+    Response res;
+    res.body = stats_json(gather(ctx));
+    reply(std::move(res));
+  });
+  router.add("GET", "/metrics", [&ctx](const Request&, const Params&, Reply reply) {
+    Response res;
+    res.content_type = "text/plain; version=0.0.4";
+    res.body = prometheus_text(gather(ctx));
+    reply(std::move(res));
+  });
+  router.add("GET", "/healthz", [](const Request&, const Params&, Reply reply) {
+    Response res;
+    res.body = "{\"status\":\"ok\"}";
+    reply(std::move(res));
+  });
+}
+
+}  // namespace aw::api

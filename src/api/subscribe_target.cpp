@@ -1,0 +1,46 @@
+#include "api/subscribe_target.hpp"
+
+#include <charconv>
+
+#include "api/errors.hpp"
+#include "api/router.hpp"
+#include "core/agent_id.hpp"
+
+namespace aw::api {
+
+SubscribeTarget parse_subscribe_target(std::string_view path, std::string_view query) {
+  SubscribeTarget t;
+  auto parts = split_path(path);
+  if (parts.size() == 2 && parts[0] == "ws" && parts[1] == "echo") {
+    t.kind = SubscribeTarget::Kind::echo;
+    return t;
+  }
+  if (parts.size() != 3 || parts[0] != "ws" || parts[1] != "agents") return t;
+  t.kind = SubscribeTarget::Kind::agent;
+  t.agent_id = percent_decode(parts[2]);
+  if (!is_valid_agent_id(t.agent_id)) {
+    t.error = error_response(400, "bad_agent_id", "agent_id must be 1-128 characters of [A-Za-z0-9_.:-]");
+    return t;
+  }
+  auto since = query_param(query, "since");
+  auto epoch = query_param(query, "epoch");
+  if (epoch && epoch->size() > kMaxEpochLength) {
+    t.error = error_response(400, "bad_epoch", "epoch must be at most 64 characters");
+    return t;
+  }
+  if (since) {
+    std::uint64_t seq = 0;
+    auto [p, ec] = std::from_chars(since->data(), since->data() + since->size(), seq);
+    if (since->empty() || ec != std::errc() || p != since->data() + since->size()) {
+      t.error = error_response(400, "bad_since", "since must be a non-negative integer (the last seq seen)");
+      return t;
+    }
+    t.since = Position{seq, epoch.value_or("")};
+  } else if (epoch) {
+    t.error = error_response(400, "bad_since", "epoch is only meaningful together with since");
+    return t;
+  }
+  return t;
+}
+
+}  // namespace aw::api

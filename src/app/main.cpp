@@ -1,0 +1,111 @@
+// The composition root: reads the options, builds the store, shards, hub, API and server, runs until
+// SIGTERM or SIGINT, then shuts down in order. The only place that names concrete types.
+#include <sys/resource.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "api/events_api.hpp"
+#include "api/stats_api.hpp"
+#include "config/options.hpp"
+#include "core/log.hpp"
+#include "hub/hub.hpp"
+#include "store/memory_event_store.hpp"
+#include "store/sqlite/sqlite_event_store.hpp"
+#include "transport/server.hpp"
+#include "transport/shard.hpp"
+
+namespace {
+
+// Many connections need many descriptors: take what the hard limit allows.
+void raise_fd_limit() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+std::unique_ptr<aw::EventStore> open_store(const aw::Options& o) {
+  if (o.store == "memory") return std::make_unique<aw::MemoryEventStore>();
+  std::filesystem::create_directories(o.data_dir);
+  aw::FsyncMode mode = o.fsync == "always" ? aw::FsyncMode::always
+                       : o.fsync == "off"  ? aw::FsyncMode::off
+                                           : aw::FsyncMode::normal;
+  return std::make_unique<aw::SqliteEventStore>((std::filesystem::path(o.data_dir) / "events.db").string(), mode,
+                                                o.store_max_bytes);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  aw::Options options;
+  auto parsed = aw::parse_options(argc, argv, options);
+  switch (parsed.kind) {
+    case aw::ParseOutcome::Kind::help: std::fputs(parsed.message.c_str(), stdout); return 0;
+    case aw::ParseOutcome::Kind::version: std::printf("agentwire %s\n", parsed.message.c_str()); return 0;
+    case aw::ParseOutcome::Kind::error: std::fprintf(stderr, "agentwire: %s\n", parsed.message.c_str()); return 2;
+    case aw::ParseOutcome::Kind::run: break;
+  }
+  aw::log::Level level;
+  aw::log::parse_level(options.log_level, level);
+  aw::log::set_level(level);
+  raise_fd_limit();
+
+  try {
+    auto store = open_store(options);
+    const unsigned threads = options.effective_threads();
+    aw::Counters counters(threads);
+    // The sweep drives heartbeats and timeouts: a few ticks per heartbeat, at most one per second.
+    std::int64_t sweep_ms = std::clamp<std::int64_t>(options.heartbeat_interval_ms / 4, 50, 1000);
+    aw::transport::ShardPool pool(threads, counters, sweep_ms);
+
+    aw::HubOptions hub_options;
+    hub_options.history_size = options.history_size;
+    hub_options.history_ttl_ms = options.history_ttl_ms;
+    aw::Hub hub(hub_options, *store, pool);
+    hub.start();
+
+    aw::api::Router router;
+    aw::api::Context api_ctx{hub, counters, options};
+    aw::api::add_event_routes(router, api_ctx);
+    aw::api::add_stats_routes(router, api_ctx);
+
+    aw::transport::ServerContext server_ctx{options, hub, router, counters};
+    aw::transport::Server server(pool, server_ctx);
+    server.start(options.listen_host, options.listen_port);
+    pool.start();
+    aw::log::info("listening", {{"host", options.listen_host},
+                                {"port", std::to_string(server.port())},
+                                {"threads", std::to_string(threads)},
+                                {"store", options.store},
+                                {"data_dir", options.data_dir},
+                                {"version", AGENTWIRE_VERSION}});
+
+    boost::asio::io_context main_ioc;
+    boost::asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
+    int received = 0;
+    signals.async_wait([&](const boost::system::error_code&, int sig) { received = sig; });
+    main_ioc.run();
+
+    // Shutdown: stop accepting, close every WebSocket with 1001, give them a moment, then stop.
+    aw::log::info("shutting_down", {{"signal", std::to_string(received)}});
+    server.stop_accepting();
+    pool.shutdown_all();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < deadline && pool.live_connections() > 0)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    hub.stop();
+    pool.destroy();
+    aw::log::info("stopped");
+    return 0;
+  } catch (const std::exception& e) {
+    aw::log::error("fatal", {{"error", e.what()}});
+    return 1;
+  }
+}

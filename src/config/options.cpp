@@ -1,0 +1,223 @@
+#include "config/options.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <string_view>
+#include <thread>
+
+#include "core/log.hpp"
+
+namespace aw {
+namespace {
+
+enum class Kind { text, size, seconds, count, flag };
+
+struct Spec {
+  const char* name;  // flag without "--"
+  Kind kind;
+  const char* help;
+  std::function<std::string(Options&, std::string_view)> set;  // returns an error or ""
+};
+
+bool parse_u64(std::string_view s, std::uint64_t& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+// "65536", "64K", "4M", "1G" (binary units).
+bool parse_size(std::string_view s, std::uint64_t& out) {
+  std::uint64_t mult = 1;
+  if (!s.empty()) {
+    char u = s.back();
+    if (u == 'K' || u == 'k') mult = 1ULL << 10;
+    if (u == 'M' || u == 'm') mult = 1ULL << 20;
+    if (u == 'G' || u == 'g') mult = 1ULL << 30;
+    if (mult != 1) s.remove_suffix(1);
+  }
+  std::uint64_t v;
+  if (!parse_u64(s, v) || v > UINT64_MAX / mult) return false;
+  out = v * mult;
+  return true;
+}
+
+// Seconds, fractions allowed ("0.5"), as milliseconds.
+bool parse_seconds(std::string_view s, std::int64_t& ms) {
+  if (s.empty() || s.size() > 32) return false;
+  std::string copy(s);
+  char* end = nullptr;
+  double v = std::strtod(copy.c_str(), &end);
+  if (end != copy.c_str() + copy.size() || !std::isfinite(v) || v <= 0 || v > 365.0 * 24 * 3600) return false;
+  ms = static_cast<std::int64_t>(std::llround(v * 1000));
+  return ms > 0;
+}
+
+std::string set_size(std::uint64_t& field, std::string_view v, std::uint64_t min, const char* name) {
+  std::uint64_t n;
+  if (!parse_size(v, n) || n < min) return std::string("--") + name + " must be a size of at least " + std::to_string(min) + " bytes (e.g. 65536, 64K, 4M)";
+  field = n;
+  return {};
+}
+
+std::string set_seconds(std::int64_t& field, std::string_view v, const char* name) {
+  if (!parse_seconds(v, field)) return std::string("--") + name + " must be a positive number of seconds";
+  return {};
+}
+
+const std::vector<Spec>& specs() {
+  static const std::vector<Spec> all = {
+      {"listen", Kind::text, "host:port to listen on (default 127.0.0.1:8080)",
+       [](Options& o, std::string_view v) -> std::string {
+         auto colon = v.rfind(':');
+         std::uint64_t port;
+         if (colon == std::string_view::npos || colon == 0 || !parse_u64(v.substr(colon + 1), port) ||
+             port > 65535)
+           return "--listen must be host:port, e.g. 127.0.0.1:8080 (port 0 picks a free port)";
+         std::string_view host = v.substr(0, colon);
+         if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+         o.listen_host = std::string(host);
+         o.listen_port = static_cast<std::uint16_t>(port);
+         return {};
+       }},
+      {"data-dir", Kind::text, "directory of the event log (default ./data)",
+       [](Options& o, std::string_view v) -> std::string {
+         if (v.empty()) return "--data-dir must not be empty";
+         o.data_dir = std::string(v);
+         return {};
+       }},
+      {"store", Kind::text, "sqlite (durable, default) or memory (nothing survives a restart)",
+       [](Options& o, std::string_view v) -> std::string {
+         if (v != "sqlite" && v != "memory") return "--store must be sqlite or memory";
+         o.store = std::string(v);
+         return {};
+       }},
+      {"fsync", Kind::text,
+       "normal (default: an acknowledged event survives kill -9), always (also power loss), off",
+       [](Options& o, std::string_view v) -> std::string {
+         if (v != "normal" && v != "always" && v != "off") return "--fsync must be normal, always or off";
+         o.fsync = std::string(v);
+         return {};
+       }},
+      {"store-max-bytes", Kind::size, "quota on the database size; publishes get 503 when full (default 0: none)",
+       [](Options& o, std::string_view v) { return set_size(o.store_max_bytes, v, 0, "store-max-bytes"); }},
+      {"threads", Kind::count, "io threads (default: one per core)",
+       [](Options& o, std::string_view v) -> std::string {
+         std::uint64_t n;
+         if (!parse_u64(v, n) || n > 256) return "--threads must be 0..256 (0 = one per core)";
+         o.threads = static_cast<unsigned>(n);
+         return {};
+       }},
+      {"max-body-bytes", Kind::size, "largest HTTP request body; larger get 413 (default 1M)",
+       [](Options& o, std::string_view v) { return set_size(o.max_body_bytes, v, 64, "max-body-bytes"); }},
+      {"max-message-bytes", Kind::size, "largest client WebSocket message; larger close with 1009 (default 64K)",
+       [](Options& o, std::string_view v) { return set_size(o.max_message_bytes, v, 64, "max-message-bytes"); }},
+      {"max-queue-bytes", Kind::size,
+       "outbound backlog per connection before a slow client is closed with 1008 (default 4M)",
+       [](Options& o, std::string_view v) { return set_size(o.max_queue_bytes, v, 1024, "max-queue-bytes"); }},
+      {"heartbeat-interval", Kind::seconds, "seconds between ping + heartbeat envelope (default 30)",
+       [](Options& o, std::string_view v) { return set_seconds(o.heartbeat_interval_ms, v, "heartbeat-interval"); }},
+      {"idle-timeout", Kind::seconds, "seconds of client silence before the connection is closed (default 90)",
+       [](Options& o, std::string_view v) { return set_seconds(o.idle_timeout_ms, v, "idle-timeout"); }},
+      {"history-size", Kind::count, "events per channel kept for resume (default 1000)",
+       [](Options& o, std::string_view v) -> std::string {
+         std::uint64_t n;
+         if (!parse_u64(v, n) || n > 10'000'000) return "--history-size must be 0..10000000";
+         o.history_size = static_cast<std::size_t>(n);
+         return {};
+       }},
+      {"history-ttl", Kind::seconds, "seconds an event is kept for resume (default 86400)",
+       [](Options& o, std::string_view v) { return set_seconds(o.history_ttl_ms, v, "history-ttl"); }},
+      {"log-level", Kind::text, "debug, info (default), warn, error or off",
+       [](Options& o, std::string_view v) -> std::string {
+         log::Level l;
+         if (!log::parse_level(v, l)) return "--log-level must be debug, info, warn, error or off";
+         o.log_level = std::string(v);
+         return {};
+       }},
+      {"enable-echo", Kind::flag, "serve /ws/echo (echoes every message) for conformance suites",
+       [](Options& o, std::string_view v) -> std::string {
+         if (v != "true" && v != "false" && v != "1" && v != "0") return "--enable-echo takes true or false";
+         o.enable_echo = v == "true" || v == "1";
+         return {};
+       }},
+      {"compression", Kind::flag, "negotiate permessage-deflate when the client offers it",
+       [](Options& o, std::string_view v) -> std::string {
+         if (v != "true" && v != "false" && v != "1" && v != "0") return "--compression takes true or false";
+         o.compression = v == "true" || v == "1";
+         return {};
+       }},
+  };
+  return all;
+}
+
+std::string env_name(const char* flag) {
+  std::string n = "AGENTWIRE_";
+  for (const char* p = flag; *p; ++p) n.push_back(*p == '-' ? '_' : static_cast<char>(std::toupper(*p)));
+  return n;
+}
+
+}  // namespace
+
+unsigned Options::effective_threads() const {
+  if (threads > 0) return threads;
+  unsigned n = std::thread::hardware_concurrency();
+  return n == 0 ? 1 : n;
+}
+
+std::string help_text() {
+  std::string h =
+      "agentwire: real-time updates for AI-agent workflows over WebSocket\n\n"
+      "usage: agentwire [options]\n\n"
+      "Every option can also be set with an environment variable, shown in brackets.\n\n";
+  for (const auto& s : specs()) {
+    std::string flag = std::string("  --") + s.name + (s.kind == Kind::flag ? "" : " VALUE");
+    if (flag.size() < 30) flag.resize(30, ' ');
+    h += flag + s.help + " [" + env_name(s.name) + "]\n";
+  }
+  h += "  --help                      this text\n  --version                   the server version\n";
+  return h;
+}
+
+ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
+                           const std::function<const char*(const char*)>& getenv) {
+  auto env = getenv ? getenv : [](const char* n) -> const char* { return std::getenv(n); };
+  for (const auto& s : specs()) {
+    if (const char* v = env(env_name(s.name).c_str()); v && *v) {
+      if (auto err = s.set(out, v); !err.empty()) return {ParseOutcome::Kind::error, env_name(s.name) + ": " + err};
+    }
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-h") return {ParseOutcome::Kind::help, help_text()};
+    if (arg == "--version") return {ParseOutcome::Kind::version, AGENTWIRE_VERSION};
+    if (arg.substr(0, 2) != "--") return {ParseOutcome::Kind::error, "unexpected argument '" + std::string(arg) + "'"};
+    arg.remove_prefix(2);
+    std::string_view value;
+    bool has_value = false;
+    if (auto eq = arg.find('='); eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    const Spec* spec = nullptr;
+    for (const auto& s : specs())
+      if (arg == s.name) spec = &s;
+    if (!spec) return {ParseOutcome::Kind::error, "unknown option --" + std::string(arg) + " (see --help)"};
+    if (!has_value) {
+      if (spec->kind == Kind::flag) {
+        value = "true";
+      } else if (i + 1 < argc) {
+        value = argv[++i];
+      } else {
+        return {ParseOutcome::Kind::error, "--" + std::string(arg) + " needs a value"};
+      }
+    }
+    if (auto err = spec->set(out, value); !err.empty()) return {ParseOutcome::Kind::error, err};
+  }
+  if (out.idle_timeout_ms <= out.heartbeat_interval_ms)
+    return {ParseOutcome::Kind::error, "--idle-timeout must be longer than --heartbeat-interval"};
+  return {};
+}
+
+}  // namespace aw

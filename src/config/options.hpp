@@ -1,0 +1,45 @@
+// Every setting of the server in one struct: each has a default and a reason, can be given as a flag
+// (`--heartbeat-interval 30`) or an environment variable (AGENTWIRE_HEARTBEAT_INTERVAL=30), and is
+// validated at start-up. Flags win over the environment.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace aw {
+
+struct Options {
+  std::string listen_host = "127.0.0.1";  // loopback by default: exposing it is a decision
+  std::uint16_t listen_port = 8080;
+  std::string data_dir = "./data";        // the SQLite event log lives here
+  std::string store = "sqlite";           // "sqlite" (durable) or "memory" (nothing survives a restart)
+  std::string fsync = "normal";           // normal: survives kill -9; always: survives power loss; off
+  std::uint64_t store_max_bytes = 0;      // quota on the database; 0 = no quota
+  unsigned threads = 0;                   // io threads; 0 = one per core
+  std::uint64_t max_body_bytes = 1 << 20;       // HTTP request bodies; larger get 413
+  std::uint64_t max_message_bytes = 64 << 10;   // client WebSocket messages; larger close with 1009
+  std::uint64_t max_queue_bytes = 4 << 20;      // per-connection outbound backlog before 1008
+  std::int64_t heartbeat_interval_ms = 30'000;  // ping + heartbeat envelope; under common proxy idle cuts
+  std::int64_t idle_timeout_ms = 90'000;        // three missed heartbeats
+  std::size_t history_size = 1000;              // events per channel kept for resume
+  std::int64_t history_ttl_ms = 24LL * 3600 * 1000;
+  std::string log_level = "info";
+  bool enable_echo = false;   // /ws/echo for RFC 6455 conformance suites
+  bool compression = false;   // permessage-deflate when the client offers it
+
+  unsigned effective_threads() const;
+};
+
+struct ParseOutcome {
+  enum class Kind { run, help, version, error } kind = Kind::run;
+  std::string message;  // help text or error
+};
+
+// `getenv` is injectable so tests need not touch the process environment.
+ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
+                           const std::function<const char*(const char*)>& getenv = nullptr);
+
+std::string help_text();
+
+}  // namespace aw

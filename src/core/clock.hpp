@@ -1,0 +1,14 @@
+// Wall-clock timestamps as they appear in envelopes (RFC 3339, UTC, milliseconds).
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace aw {
+
+// Milliseconds since the Unix epoch.
+std::int64_t now_unix_ms() noexcept;
+
+// "2026-11-25T17:00:00.123Z"
+std::string format_timestamp(std::int64_t unix_ms);
+
+}  // namespace aw

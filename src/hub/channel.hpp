@@ -1,0 +1,50 @@
+// One agent's channel: its seq counter, epoch, history and subscribers. Subscribers are kept per shard
+// and touched only on that shard's thread; everything else is guarded by `mutex`.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "hub/channel_state.hpp"
+#include "hub/history_ring.hpp"
+#include "hub/subscriber.hpp"
+
+namespace aw {
+
+// Subscribers of one channel on one shard. Padded so shards do not share cache lines.
+struct alignas(64) LocalSubscribers {
+  std::vector<Subscriber*> list;
+
+  void add(Subscriber* s);
+  void remove(Subscriber* s);
+  // Hands `ev` to every subscriber that has not seen it yet.
+  void deliver(const EventPtr& ev);
+};
+
+struct Channel {
+  Channel(std::string id, std::string epoch, std::uint64_t last_seq, std::size_t history_size,
+          std::int64_t history_ttl_ms, unsigned shards);
+
+  const std::string agent_id;
+
+  std::mutex mutex;
+  // Guarded by mutex.
+  std::string epoch;
+  std::uint64_t last_seq = 0;  // the newest committed and broadcast event
+  HistoryRing history;
+  std::vector<std::uint32_t> shard_subscribers;  // how many subscribers each shard holds
+  std::unique_ptr<ChannelState> state;           // may be null
+
+  // Writer thread only.
+  std::uint64_t next_seq = 1;
+  bool stored = false;  // the store knows this channel and its epoch
+
+  // Index = shard; each element only on its shard's thread.
+  std::vector<LocalSubscribers> local;
+
+  std::uint32_t subscriber_count() const;  // under mutex
+};
+
+}  // namespace aw

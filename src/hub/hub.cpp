@@ -1,0 +1,350 @@
+#include "hub/hub.hpp"
+
+#include <algorithm>
+#include <chrono>
+
+#include "core/clock.hpp"
+#include "core/log.hpp"
+#include "core/random_id.hpp"
+#include "protocol/envelope.hpp"
+
+namespace aw {
+
+Hub::Hub(HubOptions options, EventStore& store, ShardDispatcher& shards, ChannelStateFactory state)
+    : options_(options), store_(store), shards_(shards), state_factory_(std::move(state)) {}
+
+Hub::~Hub() { stop(); }
+
+void Hub::start() {
+  const std::int64_t min_ts = now_unix_ms() - options_.history_ttl_ms;
+  for (auto& sc : store_.load_channels()) {
+    auto ch = std::make_unique<Channel>(sc.agent_id, sc.epoch, sc.last_seq, options_.history_size,
+                                        options_.history_ttl_ms, shards_.shard_count());
+    ch->stored = true;
+    if (state_factory_) ch->state = state_factory_(sc.agent_id);
+    for (auto& se : store_.load_recent(sc.agent_id, options_.history_size, min_ts)) {
+      ch->history.push(protocol::make_event(std::move(se.agent_id), se.seq, std::move(se.type), se.ts_ms,
+                                            std::move(se.data), std::move(se.idempotency_key)));
+    }
+    channels_.emplace(sc.agent_id, std::move(ch));
+  }
+  log::info("hub_started", {{"channels", std::to_string(channels_.size())},
+                            {"store", store_.durable() ? "sqlite" : "memory"}});
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+void Hub::stop() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_ && !writer_.joinable()) return;
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void Hub::publish(std::string agent_id, std::string type, std::string data, std::string idempotency_key,
+                  PublishCallback done) {
+  std::unique_lock lock(queue_mutex_);
+  if (stopping_) {
+    lock.unlock();
+    done({PublishResult::Status::shutting_down, 0, "server is shutting down"});
+    return;
+  }
+  if (queue_.size() >= options_.max_pending) {
+    lock.unlock();
+    publish_failures_.fetch_add(1, std::memory_order_relaxed);
+    done({PublishResult::Status::overloaded, 0, "too many publishes waiting to be stored"});
+    return;
+  }
+  queue_.push_back({std::move(agent_id), std::move(type), std::move(data), std::move(idempotency_key),
+                    std::move(done)});
+  bool was_empty = queue_.size() == 1;
+  lock.unlock();
+  if (was_empty) queue_cv_.notify_one();
+}
+
+Channel& Hub::channel_for(std::string_view agent_id) {
+  std::lock_guard lock(channels_mutex_);
+  auto it = channels_.find(std::string(agent_id));
+  if (it != channels_.end()) return *it->second;
+  auto ch = std::make_unique<Channel>(std::string(agent_id), random_hex_id(8), 0, options_.history_size,
+                                      options_.history_ttl_ms, shards_.shard_count());
+  if (state_factory_) ch->state = state_factory_(agent_id);
+  auto& ref = *ch;
+  channels_.emplace(std::string(agent_id), std::move(ch));
+  return ref;
+}
+
+Channel* Hub::find_channel(std::string_view agent_id) {
+  std::lock_guard lock(channels_mutex_);
+  auto it = channels_.find(std::string(agent_id));
+  return it == channels_.end() ? nullptr : it->second.get();
+}
+
+void Hub::writer_loop() {
+  using namespace std::chrono;
+  std::int64_t next_prune = now_unix_ms() + options_.prune_interval_ms;
+  std::vector<Pending> batch;
+  for (;;) {
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait_for(lock, milliseconds(std::max<std::int64_t>(1, next_prune - now_unix_ms())),
+                         [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) break;
+      std::size_t n = std::min(options_.max_batch, queue_.size());
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    if (!batch.empty()) {
+      commit_batch(batch);
+      batch.clear();
+    }
+    std::int64_t now = now_unix_ms();
+    if (now >= next_prune) {
+      prune(now);
+      next_prune = now + options_.prune_interval_ms;
+    }
+  }
+}
+
+void Hub::commit_batch(std::vector<Pending>& batch) {
+  struct Staged {
+    Channel* channel;
+    EventPtr event;
+  };
+  // Per publish: an index into `staged`, or a duplicate's original seq / staged index.
+  struct Outcome {
+    enum class Kind { staged, duplicate_of_history, duplicate_in_batch } kind = Kind::staged;
+    std::size_t staged_index = 0;
+    std::uint64_t seq = 0;
+  };
+
+  std::vector<StoredChannel> new_channels;
+  std::vector<const Event*> events;
+  std::vector<Staged> staged;
+  std::vector<Outcome> outcomes(batch.size());
+  std::vector<std::pair<Channel*, std::uint64_t>> seq_before;  // to roll back on a failed commit
+  std::unordered_map<std::string, std::size_t> batch_keys;     // agent \0 key -> staged index
+  const std::int64_t now = now_unix_ms();
+  staged.reserve(batch.size());
+  events.reserve(batch.size());
+
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    Pending& p = batch[i];
+    Channel& ch = channel_for(p.agent_id);
+    if (!p.idempotency_key.empty()) {
+      std::string composite = p.agent_id + '\0' + p.idempotency_key;
+      if (auto it = batch_keys.find(composite); it != batch_keys.end()) {
+        outcomes[i] = {Outcome::Kind::duplicate_in_batch, it->second, 0};
+        continue;
+      }
+      std::optional<std::uint64_t> seen;
+      {
+        std::lock_guard lock(ch.mutex);
+        seen = ch.history.seq_for_key(p.idempotency_key);
+      }
+      if (seen) {
+        outcomes[i] = {Outcome::Kind::duplicate_of_history, 0, *seen};
+        continue;
+      }
+      batch_keys.emplace(std::move(composite), staged.size());
+    }
+    if (std::none_of(seq_before.begin(), seq_before.end(), [&](auto& e) { return e.first == &ch; })) {
+      seq_before.emplace_back(&ch, ch.next_seq);
+      if (!ch.stored) {
+        std::lock_guard lock(ch.mutex);
+        new_channels.push_back({ch.agent_id, ch.epoch, 0});
+      }
+    }
+    std::uint64_t seq = ch.next_seq++;
+    outcomes[i] = {Outcome::Kind::staged, staged.size(), seq};
+    staged.push_back({&ch, protocol::make_event(p.agent_id, seq, std::move(p.type), now, std::move(p.data),
+                                                std::move(p.idempotency_key))});
+    events.push_back(staged.back().event.get());
+  }
+
+  PublishResult failure{PublishResult::Status::ok, 0, {}};
+  if (!events.empty()) {
+    try {
+      store_.append(new_channels, events);
+    } catch (const StoreError& e) {
+      failure = {e.full() ? PublishResult::Status::store_full : PublishResult::Status::store_failed, 0,
+                 e.full() ? "event store is full" : "event store write failed"};
+      log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(events.size())}});
+    }
+  }
+
+  if (failure.status != PublishResult::Status::ok) {
+    // Nothing was stored, so nothing is broadcast and the seqs are handed out again.
+    for (auto& [ch, seq] : seq_before) ch->next_seq = seq;
+    publish_failures_.fetch_add(staged.size(), std::memory_order_relaxed);
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+      if (outcomes[i].kind == Outcome::Kind::duplicate_of_history) {
+        batch[i].done({PublishResult::Status::duplicate, outcomes[i].seq, {}});
+      } else {
+        batch[i].done(failure);
+      }
+    }
+    return;
+  }
+
+  for (auto& [ch, seq] : seq_before) ch->stored = true;
+  for (auto& s : staged) broadcast(*s.channel, s.event);
+  publishes_.fetch_add(staged.size(), std::memory_order_relaxed);
+
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const Outcome& o = outcomes[i];
+    switch (o.kind) {
+      case Outcome::Kind::staged: batch[i].done({PublishResult::Status::ok, o.seq, {}}); break;
+      case Outcome::Kind::duplicate_of_history:
+        batch[i].done({PublishResult::Status::duplicate, o.seq, {}});
+        break;
+      case Outcome::Kind::duplicate_in_batch:
+        batch[i].done({PublishResult::Status::duplicate, staged[o.staged_index].event->seq, {}});
+        break;
+    }
+  }
+}
+
+void Hub::broadcast(Channel& ch, const EventPtr& ev) {
+  unsigned shard_list[64];
+  std::vector<unsigned> many;
+  unsigned n = 0;
+  {
+    std::lock_guard lock(ch.mutex);
+    ch.history.push(ev);
+    ch.last_seq = ev->seq;
+    if (ch.state) ch.state->apply(*ev);
+    for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
+      if (ch.shard_subscribers[s] == 0) continue;
+      if (n < 64) shard_list[n++] = s;
+      else many.push_back(s);
+    }
+  }
+  // Posting outside the lock is safe: this thread posts in seq order, each shard runs its queue in
+  // order, and a subscriber that joined meanwhile skips what its join already covered.
+  Channel* chp = &ch;
+  auto post = [&](unsigned s) { shards_.post(s, [chp, s, ev] { chp->local[s].deliver(ev); }); };
+  for (unsigned i = 0; i < n; ++i) post(shard_list[i]);
+  for (unsigned s : many) post(s);
+}
+
+JoinResult Hub::join(std::string_view agent_id, unsigned shard, Subscriber* sub,
+                     const std::optional<Position>& since) {
+  Channel& ch = channel_for(agent_id);
+  JoinResult r;
+  r.channel = &ch;
+  {
+    std::lock_guard lock(ch.mutex);
+    r.epoch = ch.epoch;
+    r.seq = ch.last_seq;
+    if (since) {
+      // Without an epoch a client can still ask for "everything from the start" (since=0).
+      bool same_history = since->epoch == ch.epoch || (since->epoch.empty() && since->seq == 0);
+      if (same_history) {
+        if (auto events = ch.history.since(since->seq, ch.last_seq)) {
+          r.recovered = true;
+          r.replay = std::move(*events);
+        }
+      }
+      if (!r.recovered) r.state_json = state_of(ch);
+    }
+    sub->delivered_seq = ch.last_seq;
+    ++ch.shard_subscribers[shard];
+  }
+  ch.local[shard].add(sub);
+  return r;
+}
+
+void Hub::leave(Channel* ch, unsigned shard, Subscriber* sub) {
+  ch->local[shard].remove(sub);
+  std::lock_guard lock(ch->mutex);
+  --ch->shard_subscribers[shard];
+}
+
+std::string Hub::state_of(Channel& ch) const { return ch.state ? ch.state->snapshot_json() : "{}"; }
+
+Hub::Snapshot Hub::snapshot(Channel* ch) {
+  std::lock_guard lock(ch->mutex);
+  return {ch->last_seq, ch->epoch, state_of(*ch)};
+}
+
+std::optional<Hub::Snapshot> Hub::snapshot(std::string_view agent_id) {
+  Channel* ch = find_channel(agent_id);
+  if (!ch) return std::nullopt;
+  return snapshot(ch);
+}
+
+HistoryPage Hub::history(std::string_view agent_id, std::uint64_t since, std::size_t limit) {
+  HistoryPage page;
+  Channel* ch = find_channel(agent_id);
+  if (!ch) {
+    page.complete = true;
+    return page;
+  }
+  std::lock_guard lock(ch->mutex);
+  page.epoch = ch->epoch;
+  page.latest = ch->last_seq;
+  page.oldest = ch->history.first_seq();
+  std::uint64_t from = since;
+  page.complete = true;
+  if (since < ch->last_seq && (ch->history.size() == 0 || since + 1 < page.oldest)) {
+    page.complete = false;
+    from = page.oldest == 0 ? ch->last_seq : page.oldest - 1;
+  }
+  if (from < ch->last_seq) {
+    if (auto events = ch->history.since(from, ch->last_seq, limit)) page.events = std::move(*events);
+  }
+  return page;
+}
+
+void Hub::prune(std::int64_t now_ms) {
+  std::vector<Channel*> all;
+  {
+    std::lock_guard lock(channels_mutex_);
+    all.reserve(channels_.size());
+    for (auto& [id, ch] : channels_) all.push_back(ch.get());
+  }
+  for (Channel* ch : all) {
+    std::lock_guard lock(ch->mutex);
+    ch->history.expire(now_ms);
+  }
+  try {
+    store_.prune(options_.history_size, now_ms - options_.history_ttl_ms);
+  } catch (const StoreError& e) {
+    log::error("store_prune_failed", {{"error", e.what()}});
+  }
+}
+
+HubStats Hub::stats(std::size_t top) {
+  HubStats s;
+  std::vector<Channel*> all;
+  {
+    std::lock_guard lock(channels_mutex_);
+    all.reserve(channels_.size());
+    for (auto& [id, ch] : channels_) all.push_back(ch.get());
+  }
+  s.channels = all.size();
+  std::vector<ChannelSummary> summaries;
+  for (Channel* ch : all) {
+    std::lock_guard lock(ch->mutex);
+    ChannelSummary c{ch->agent_id, ch->subscriber_count(), ch->last_seq, ch->history.size()};
+    s.subscribers += c.subscribers;
+    s.history_events += c.history_events;
+    s.history_bytes += ch->history.bytes();
+    if (c.subscribers > 0) summaries.push_back(std::move(c));
+  }
+  std::size_t n = std::min(top, summaries.size());
+  std::partial_sort(summaries.begin(), summaries.begin() + n, summaries.end(),
+                    [](const auto& a, const auto& b) { return a.subscribers > b.subscribers; });
+  summaries.resize(n);
+  s.busiest = std::move(summaries);
+  s.publishes = publishes_.load(std::memory_order_relaxed);
+  s.publish_failures = publish_failures_.load(std::memory_order_relaxed);
+  return s;
+}
+
+}  // namespace aw

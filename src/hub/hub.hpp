@@ -1,0 +1,148 @@
+// The hub: agent channels, seq assignment, history, and fan-out to subscribers on their shards. It knows
+// nothing of sockets. Publishes go through one writer thread that numbers events, writes them to the
+// store in group commits and only then broadcasts and acknowledges them, so an acknowledged event is
+// durable and a broadcast event is never renumbered.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "hub/channel.hpp"
+#include "hub/channel_state.hpp"
+#include "hub/subscriber.hpp"
+#include "store/event_store.hpp"
+
+namespace aw {
+
+struct HubOptions {
+  std::size_t history_size = 1000;                  // events kept per channel for resume
+  std::int64_t history_ttl_ms = 24LL * 3600 * 1000; // ... and for at most this long
+  std::size_t max_batch = 1024;                     // events per group commit
+  std::size_t max_pending = 100000;                 // publishes queued before new ones get 503
+  std::int64_t prune_interval_ms = 5000;            // how often history and store are trimmed
+};
+
+struct PublishResult {
+  enum class Status { ok, duplicate, store_full, store_failed, overloaded, shutting_down } status;
+  std::uint64_t seq = 0;
+  std::string message;
+};
+using PublishCallback = std::function<void(const PublishResult&)>;
+
+struct JoinResult {
+  Channel* channel = nullptr;
+  std::string epoch;
+  std::uint64_t seq = 0;     // latest seq at join
+  bool recovered = false;    // the replay covers everything after `since`
+  std::vector<EventPtr> replay;
+  std::string state_json;    // filled when a resume was asked for and failed
+};
+
+struct HistoryPage {
+  std::string epoch;
+  std::uint64_t latest = 0;
+  std::uint64_t oldest = 0;  // first seq still held (0 when none)
+  bool complete = false;     // every event after `since` is held (false: some were pruned)
+  std::vector<EventPtr> events;
+};
+
+struct ChannelSummary {
+  std::string agent_id;
+  std::uint32_t subscribers = 0;
+  std::uint64_t last_seq = 0;
+  std::size_t history_events = 0;
+};
+
+struct HubStats {
+  std::size_t channels = 0;
+  std::uint64_t subscribers = 0;
+  std::uint64_t history_events = 0;
+  std::uint64_t history_bytes = 0;
+  std::uint64_t publishes = 0;
+  std::uint64_t publish_failures = 0;
+  std::vector<ChannelSummary> busiest;  // by subscribers, at most `top`
+};
+
+class Hub {
+ public:
+  Hub(HubOptions options, EventStore& store, ShardDispatcher& shards, ChannelStateFactory state = {});
+  ~Hub();
+  Hub(const Hub&) = delete;
+  Hub& operator=(const Hub&) = delete;
+
+  // Loads channels and recent history from the store, then starts the writer thread.
+  void start();
+  // Finishes queued publishes and stops the writer thread.
+  void stop();
+
+  // Queues an event; `done` runs on the writer thread once it is stored and broadcast (or failed).
+  // The agent id and type must already be valid; `data` is a raw JSON object.
+  void publish(std::string agent_id, std::string type, std::string data, std::string idempotency_key,
+               PublishCallback done);
+
+  // Subscribes `sub` on `shard`; must be called on that shard's thread. With `since`, the events after
+  // it are returned for replay when they are all still held and the epoch matches.
+  JoinResult join(std::string_view agent_id, unsigned shard, Subscriber* sub,
+                  const std::optional<Position>& since);
+  // Unsubscribes; on the same shard thread as join.
+  void leave(Channel* channel, unsigned shard, Subscriber* sub);
+
+  // Current state for a `snapshot` message: seq, epoch and the domain state, consistent with each other.
+  struct Snapshot {
+    std::uint64_t seq = 0;
+    std::string epoch;
+    std::string state_json;
+  };
+  Snapshot snapshot(Channel* channel);
+  std::optional<Snapshot> snapshot(std::string_view agent_id);
+
+  HistoryPage history(std::string_view agent_id, std::uint64_t since, std::size_t limit);
+  HubStats stats(std::size_t top);
+  StoreStats store_stats() { return store_.stats(); }
+  bool durable() const noexcept { return store_.durable(); }
+
+ private:
+  struct Pending {
+    std::string agent_id;
+    std::string type;
+    std::string data;
+    std::string idempotency_key;
+    PublishCallback done;
+  };
+
+  Channel& channel_for(std::string_view agent_id);  // creates it (new epoch) when unknown
+  Channel* find_channel(std::string_view agent_id);
+  void writer_loop();
+  void commit_batch(std::vector<Pending>& batch);
+  void broadcast(Channel& ch, const EventPtr& ev);
+  void prune(std::int64_t now_ms);
+  std::string state_of(Channel& ch) const;  // under ch.mutex
+
+  HubOptions options_;
+  EventStore& store_;
+  ShardDispatcher& shards_;
+  ChannelStateFactory state_factory_;
+
+  std::mutex channels_mutex_;
+  std::unordered_map<std::string, std::unique_ptr<Channel>> channels_;
+
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Pending> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+
+  std::atomic<std::uint64_t> publishes_{0};
+  std::atomic<std::uint64_t> publish_failures_{0};
+};
+
+}  // namespace aw

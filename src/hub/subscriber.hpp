@@ -1,0 +1,32 @@
+// What the hub sees of a WebSocket session: something on a shard thread that takes shared events.
+#pragma once
+#include <cstdint>
+#include <functional>
+
+#include "core/event.hpp"
+
+namespace aw {
+
+class Subscriber {
+ public:
+  virtual ~Subscriber() = default;
+
+  // Called on the subscriber's shard thread, in seq order, never twice for one seq.
+  virtual void deliver(const EventPtr& ev) = 0;
+
+  // Highest seq handed to deliver() or replayed at join; the hub uses it to drop a live event that a
+  // replay already covered.
+  std::uint64_t delivered_seq = 0;
+  // Where this subscriber sits in its channel's shard-local list (O(1) removal).
+  std::size_t slot = 0;
+};
+
+// Runs work on a shard's thread. The transport implements it with one io_context per shard.
+class ShardDispatcher {
+ public:
+  virtual ~ShardDispatcher() = default;
+  virtual unsigned shard_count() const noexcept = 0;
+  virtual void post(unsigned shard, std::function<void()> work) = 0;
+};
+
+}  // namespace aw

@@ -1,0 +1,31 @@
+#include "metrics/counters.hpp"
+
+#include "core/clock.hpp"
+
+namespace aw {
+
+Counters::Counters(unsigned shards)
+    : count_(shards), shards_(new ShardCounters[shards]), started_ms_(now_unix_ms()) {}
+
+CounterTotals Counters::totals() const {
+  CounterTotals t;
+  auto get = [](const std::atomic<std::uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+  t.live_connections = get(live_connections);
+  t.connections_accepted = get(connections_accepted);
+  t.connections_closed = get(connections_closed);
+  t.connections_timed_out = get(connections_timed_out);
+  t.connections_dropped_slow = get(connections_dropped_slow);
+  t.connections_rejected = get(connections_rejected);
+  t.http_requests = get(http_requests);
+  for (unsigned i = 0; i < count_; ++i) {
+    t.messages_out += get(shards_[i].messages_out);
+    t.bytes_out += get(shards_[i].bytes_out);
+    t.messages_in += get(shards_[i].messages_in);
+    t.bytes_in += get(shards_[i].bytes_in);
+    t.queued_bytes += get(shards_[i].queued_bytes);
+  }
+  t.uptime_ms = now_unix_ms() - started_ms_;
+  return t;
+}
+
+}  // namespace aw

@@ -1,0 +1,60 @@
+// Server-wide counters. Per-message counters live per shard (each written by one thread only, on its
+// own cache line) and are summed when read; rare events use shared atomics.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+namespace aw {
+
+struct alignas(64) ShardCounters {
+  std::atomic<std::uint64_t> messages_out{0};
+  std::atomic<std::uint64_t> bytes_out{0};
+  std::atomic<std::uint64_t> messages_in{0};
+  std::atomic<std::uint64_t> bytes_in{0};
+  std::atomic<std::uint64_t> queued_bytes{0};  // outbound backlog of this shard's connections now
+
+  // Single writer: a relaxed load+store is enough and cheaper than an atomic add.
+  static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n) {
+    c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
+};
+
+struct CounterTotals {
+  std::uint64_t live_connections = 0;
+  std::uint64_t connections_accepted = 0;
+  std::uint64_t connections_closed = 0;
+  std::uint64_t connections_timed_out = 0;
+  std::uint64_t connections_dropped_slow = 0;
+  std::uint64_t connections_rejected = 0;
+  std::uint64_t messages_out = 0;
+  std::uint64_t bytes_out = 0;
+  std::uint64_t messages_in = 0;
+  std::uint64_t bytes_in = 0;
+  std::uint64_t queued_bytes = 0;
+  std::uint64_t http_requests = 0;
+  std::int64_t uptime_ms = 0;
+};
+
+class Counters {
+ public:
+  explicit Counters(unsigned shards);
+
+  ShardCounters& shard(unsigned i) noexcept { return shards_[i]; }
+  CounterTotals totals() const;
+
+  std::atomic<std::uint64_t> live_connections{0};
+  std::atomic<std::uint64_t> connections_accepted{0};
+  std::atomic<std::uint64_t> connections_closed{0};
+  std::atomic<std::uint64_t> connections_timed_out{0};
+  std::atomic<std::uint64_t> connections_dropped_slow{0};
+  std::atomic<std::uint64_t> connections_rejected{0};  // upgrade requests answered with an error
+  std::atomic<std::uint64_t> http_requests{0};
+
+ private:
+  unsigned count_;
+  std::unique_ptr<ShardCounters[]> shards_;
+  std::int64_t started_ms_;
+};
+
+}  // namespace aw

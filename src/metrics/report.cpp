@@ -1,0 +1,96 @@
+#include "metrics/report.hpp"
+
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+
+#include "protocol/json_span.hpp"
+
+namespace aw {
+
+std::string stats_json(const StatsInput& in) {
+  const auto& c = in.counters;
+  boost::json::array busiest;
+  for (const auto& ch : in.hub.busiest)
+    busiest.push_back({{"agent_id", ch.agent_id},
+                       {"connections", ch.subscribers},
+                       {"last_seq", ch.last_seq},
+                       {"history_events", ch.history_events}});
+  boost::json::object o{
+      {"connections",
+       {{"live", c.live_connections},
+        {"accepted", c.connections_accepted},
+        {"closed", c.connections_closed},
+        {"timed_out", c.connections_timed_out},
+        {"dropped_slow", c.connections_dropped_slow},
+        {"rejected", c.connections_rejected},
+        {"busiest_agents", std::move(busiest)}}},
+      {"messages", {{"in", c.messages_in}, {"out", c.messages_out}}},
+      {"bytes", {{"in", c.bytes_in}, {"out", c.bytes_out}, {"queued", c.queued_bytes}}},
+      {"publishes", in.hub.publishes},
+      {"publish_failures", in.hub.publish_failures},
+      {"http_requests", c.http_requests},
+      {"channels", in.hub.channels},
+      {"history", {{"events", in.hub.history_events}, {"bytes", in.hub.history_bytes}}},
+      {"store",
+       {{"kind", in.durable ? "sqlite" : "memory"}, {"bytes", in.store.bytes}, {"events", in.store.events}}},
+      {"threads", in.threads},
+      {"uptime_seconds", c.uptime_ms / 1000},
+  };
+  return boost::json::serialize(o);
+}
+
+namespace {
+
+void metric(std::string& out, const char* name, const char* type, const char* help, std::uint64_t value) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  out.append(name).append(" ").append(std::to_string(value)).append("\n");
+}
+
+}  // namespace
+
+std::string prometheus_text(const StatsInput& in) {
+  const auto& c = in.counters;
+  std::string out;
+  out.reserve(4096);
+  metric(out, "agentwire_connections", "gauge", "Live WebSocket connections.", c.live_connections);
+  metric(out, "agentwire_connections_accepted_total", "counter", "WebSocket connections accepted.",
+         c.connections_accepted);
+  metric(out, "agentwire_connections_closed_total", "counter", "WebSocket connections closed.",
+         c.connections_closed);
+  metric(out, "agentwire_connections_timed_out_total", "counter", "Connections closed for idleness.",
+         c.connections_timed_out);
+  metric(out, "agentwire_connections_dropped_slow_total", "counter",
+         "Connections closed because their outbound queue was full.", c.connections_dropped_slow);
+  metric(out, "agentwire_connections_rejected_total", "counter", "Upgrade requests refused.",
+         c.connections_rejected);
+  metric(out, "agentwire_messages_in_total", "counter", "WebSocket messages received.", c.messages_in);
+  metric(out, "agentwire_messages_out_total", "counter", "WebSocket messages sent.", c.messages_out);
+  metric(out, "agentwire_bytes_in_total", "counter", "WebSocket payload bytes received.", c.bytes_in);
+  metric(out, "agentwire_bytes_out_total", "counter", "WebSocket frame bytes queued for sending.", c.bytes_out);
+  metric(out, "agentwire_queued_bytes", "gauge", "Outbound bytes waiting in connection queues.", c.queued_bytes);
+  metric(out, "agentwire_publishes_total", "counter", "Events published and acknowledged.", in.hub.publishes);
+  metric(out, "agentwire_publish_failures_total", "counter", "Publishes refused (store failure, overload).",
+         in.hub.publish_failures);
+  metric(out, "agentwire_http_requests_total", "counter", "HTTP requests handled.", c.http_requests);
+  metric(out, "agentwire_channels", "gauge", "Agent channels known.", in.hub.channels);
+  metric(out, "agentwire_history_events", "gauge", "Events held in memory for resume.", in.hub.history_events);
+  metric(out, "agentwire_history_bytes", "gauge", "Bytes of events held in memory for resume.",
+         in.hub.history_bytes);
+  metric(out, "agentwire_store_bytes", "gauge", "Size of the event store on disk.", in.store.bytes);
+  metric(out, "agentwire_store_events", "gauge", "Events in the event store.", in.store.events);
+  metric(out, "agentwire_uptime_seconds", "gauge", "Seconds since start.",
+         static_cast<std::uint64_t>(c.uptime_ms / 1000));
+  if (!in.hub.busiest.empty()) {
+    out.append("# HELP agentwire_agent_connections Live connections of the busiest agents.\n");
+    out.append("# TYPE agentwire_agent_connections gauge\n");
+    for (const auto& ch : in.hub.busiest) {
+      // Agent ids are [A-Za-z0-9_.:-], so they need no escaping inside a label value.
+      out.append("agentwire_agent_connections{agent_id=\"").append(ch.agent_id).append("\"} ");
+      out.append(std::to_string(ch.subscribers)).append("\n");
+    }
+  }
+  return out;
+}
+
+}  // namespace aw

@@ -1,0 +1,21 @@
+// The counters as the stats JSON (`GET /api/websocket/stats`) and as Prometheus text (`GET /metrics`).
+#pragma once
+#include <string>
+
+#include "hub/hub.hpp"
+#include "metrics/counters.hpp"
+
+namespace aw {
+
+struct StatsInput {
+  CounterTotals counters;
+  HubStats hub;
+  StoreStats store;
+  bool durable = false;
+  unsigned threads = 0;
+};
+
+std::string stats_json(const StatsInput& in);
+std::string prometheus_text(const StatsInput& in);
+
+}  // namespace aw

@@ -1,0 +1,96 @@
+#include "protocol/envelope.hpp"
+
+#include "core/clock.hpp"
+#include "protocol/json_span.hpp"
+#include "protocol/ws_frame.hpp"
+
+namespace aw::protocol {
+namespace {
+
+void append_head(std::string& out, std::string_view type, std::string_view agent_id) {
+  out.append("{\"type\":");
+  json::append_quoted(out, type);
+  out.append(",\"agent_id\":");
+  json::append_quoted(out, agent_id);
+}
+
+void append_ts(std::string& out, std::int64_t ts_ms) {
+  out.append(",\"ts\":\"").append(format_timestamp(ts_ms)).push_back('"');
+}
+
+}  // namespace
+
+EventPtr make_event(std::string agent_id, std::uint64_t seq, std::string type, std::int64_t ts_ms,
+                    std::string data, std::string idempotency_key) {
+  auto ev = std::make_shared<Event>();
+  std::string body;
+  body.reserve(96 + agent_id.size() + type.size() + data.size());
+  append_head(body, type, agent_id);
+  body.append(",\"seq\":").append(std::to_string(seq));
+  append_ts(body, ts_ms);
+  body.append(",\"data\":").append(data).push_back('}');
+
+  ev->frame.reserve(ws::frame_header_size(body.size()) + body.size());
+  ws::append_text_frame_header(ev->frame, body.size());
+  ev->payload_offset = ev->frame.size();
+  ev->frame.append(body);
+
+  ev->agent_id = std::move(agent_id);
+  ev->seq = seq;
+  ev->type = std::move(type);
+  ev->ts_ms = ts_ms;
+  ev->data = std::move(data);
+  ev->idempotency_key = std::move(idempotency_key);
+  return ev;
+}
+
+std::string session_envelope(std::string_view type, std::string_view agent_id, std::string_view data_json) {
+  std::string out;
+  out.reserve(80 + agent_id.size() + data_json.size());
+  append_head(out, type, agent_id);
+  append_ts(out, now_unix_ms());
+  out.append(",\"data\":").append(data_json).push_back('}');
+  return out;
+}
+
+std::string connected(const ConnectedInfo& c) {
+  std::string d = "{\"session_id\":";
+  json::append_quoted(d, c.session_id);
+  d.append(",\"epoch\":");
+  json::append_quoted(d, c.epoch);
+  d.append(",\"seq\":").append(std::to_string(c.seq));
+  d.append(",\"resumed\":").append(c.resumed ? "true" : "false");
+  d.append(",\"recovered\":").append(c.recovered ? "true" : "false");
+  d.append(",\"replayed\":").append(std::to_string(c.replayed));
+  d.append(",\"heartbeat_interval\":").append(std::to_string(c.heartbeat_interval_s));
+  d.append(",\"idle_timeout\":").append(std::to_string(c.idle_timeout_s));
+  d.append(",\"server_version\":");
+  json::append_quoted(d, kServerVersion);
+  d.push_back('}');
+  return session_envelope("connected", c.agent_id, d);
+}
+
+std::string heartbeat(std::string_view agent_id) { return session_envelope("heartbeat", agent_id, "{}"); }
+
+std::string pong(std::string_view agent_id) { return session_envelope("pong", agent_id, "{}"); }
+
+std::string error(std::string_view agent_id, std::string_view code, std::string_view message) {
+  std::string d = "{\"code\":";
+  json::append_quoted(d, code);
+  d.append(",\"message\":");
+  json::append_quoted(d, message);
+  d.push_back('}');
+  return session_envelope("error", agent_id, d);
+}
+
+std::string snapshot(std::string_view agent_id, std::uint64_t seq, std::string_view epoch, bool recovered,
+                     std::string_view state_json) {
+  std::string d = "{\"seq\":";
+  d.append(std::to_string(seq)).append(",\"epoch\":");
+  json::append_quoted(d, epoch);
+  d.append(",\"recovered\":").append(recovered ? "true" : "false");
+  d.append(",\"state\":").append(state_json).push_back('}');
+  return session_envelope("snapshot", agent_id, d);
+}
+
+}  // namespace aw::protocol

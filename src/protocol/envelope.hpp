@@ -1,0 +1,42 @@
+// Server → client envelopes: `{"type", "agent_id", "seq"?, "ts", "data"}`. Only channel events carry a
+// top-level seq; session messages (connected, heartbeat, pong, error, snapshot) carry positions in data.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/event.hpp"
+
+namespace aw::protocol {
+
+inline constexpr std::string_view kServerVersion = AGENTWIRE_VERSION;
+
+// Builds an event with its envelope and WebSocket frame encoded once. `data` is raw JSON, used verbatim.
+EventPtr make_event(std::string agent_id, std::uint64_t seq, std::string type, std::int64_t ts_ms,
+                    std::string data, std::string idempotency_key = {});
+
+// A session message envelope with `data_json` (a JSON object) verbatim.
+std::string session_envelope(std::string_view type, std::string_view agent_id, std::string_view data_json);
+
+struct ConnectedInfo {
+  std::string_view session_id;
+  std::string_view agent_id;
+  std::string_view epoch;
+  std::uint64_t seq = 0;  // latest seq of the channel when the session joined
+  bool resumed = false;   // the client asked to resume (sent `since`)
+  bool recovered = false; // ... and every missed event follows
+  std::uint64_t replayed = 0;
+  unsigned heartbeat_interval_s = 0;
+  unsigned idle_timeout_s = 0;
+};
+std::string connected(const ConnectedInfo& info);
+
+std::string heartbeat(std::string_view agent_id);
+std::string pong(std::string_view agent_id);
+std::string error(std::string_view agent_id, std::string_view code, std::string_view message);
+
+// `state_json` is the channel's current state (an object) as the domain describes it.
+std::string snapshot(std::string_view agent_id, std::uint64_t seq, std::string_view epoch, bool recovered,
+                     std::string_view state_json);
+
+}  // namespace aw::protocol

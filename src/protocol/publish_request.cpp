@@ -1,0 +1,71 @@
+#include "protocol/publish_request.hpp"
+
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+#include "protocol/json_span.hpp"
+
+namespace aw::protocol {
+
+bool is_valid_event_type(std::string_view t) noexcept {
+  if (t.empty() || t.size() > kMaxEventTypeLength) return false;
+  for (char c : t) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+              c == '.' || c == ':' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+PublishParse parse_publish_request(std::string_view body) {
+  PublishParse r;
+  boost::system::error_code ec;
+  boost::json::parse_options opts;
+  opts.max_depth = 64;
+  // Parsing validates the whole body (syntax and UTF-8) before anything is sliced out of it.
+  boost::json::value v = boost::json::parse(body, ec, {}, opts);
+  if (ec) {
+    r.error_code = "bad_json";
+    r.error_message = "body is not valid JSON: " + ec.message();
+    return r;
+  }
+  const auto* obj = v.if_object();
+  if (!obj) {
+    r.error_code = "bad_json";
+    r.error_message = "body must be a JSON object";
+    return r;
+  }
+  const auto* type = obj->if_contains("type");
+  if (!type || !type->is_string()) {
+    r.error_code = "bad_type";
+    r.error_message = "\"type\" is required and must be a string";
+    return r;
+  }
+  if (!is_valid_event_type(type->get_string())) {
+    r.error_code = "bad_type";
+    r.error_message = "\"type\" must be 1-64 characters of [A-Za-z0-9_.:-]";
+    return r;
+  }
+  const auto* data = obj->if_contains("data");
+  if (data && !data->is_object()) {
+    r.error_code = "bad_data";
+    r.error_message = "\"data\" must be a JSON object";
+    return r;
+  }
+  r.request.type = std::string(type->get_string());
+  if (data) {
+    auto span = json::member_span(body, "data");
+    if (!span) {
+      r.error_code = "bad_data";
+      r.error_message = "\"data\" could not be read";
+      return r;
+    }
+    r.request.data = std::string(*span);
+  } else {
+    r.request.data = "{}";
+  }
+  r.ok = true;
+  return r;
+}
+
+}  // namespace aw::protocol

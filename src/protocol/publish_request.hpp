@@ -1,0 +1,28 @@
+// The body of `POST /api/agents/{id}/events`: `{"type": "<name>", "data": {...}}`, validated, with
+// `data` kept as the exact bytes the publisher sent.
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace aw::protocol {
+
+inline constexpr std::size_t kMaxEventTypeLength = 64;
+
+struct PublishRequest {
+  std::string type;
+  std::string data;  // raw JSON object text; "{}" when the publisher sent no data
+};
+
+struct PublishParse {
+  bool ok = false;
+  std::string error_code;  // "bad_json", "bad_type", "bad_data"
+  std::string error_message;
+  PublishRequest request;
+};
+
+// Event types are 1..64 characters of [A-Za-z0-9_.:-].
+bool is_valid_event_type(std::string_view type) noexcept;
+
+PublishParse parse_publish_request(std::string_view body);
+
+}  // namespace aw::protocol

@@ -1,0 +1,71 @@
+// The durable side of a channel's history. The hub writes every event here, in group commits, before
+// the publish is acknowledged; at start-up it reads channels and recent history back.
+#pragma once
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event.hpp"
+
+namespace aw {
+
+// A channel as the store knows it: its history epoch and the highest seq ever stored (kept even after
+// the events themselves are pruned, so seq never goes back).
+struct StoredChannel {
+  std::string agent_id;
+  std::string epoch;
+  std::uint64_t last_seq = 0;
+};
+
+struct StoredEvent {
+  std::string agent_id;
+  std::uint64_t seq = 0;
+  std::string type;
+  std::int64_t ts_ms = 0;
+  std::string data;
+  std::string idempotency_key;
+};
+
+struct StoreStats {
+  std::uint64_t bytes = 0;   // database + WAL on disk
+  std::uint64_t events = 0;  // events currently stored
+};
+
+// A failed write: nothing of the batch was stored. `full` tells a full disk/quota from other failures.
+class StoreError : public std::runtime_error {
+ public:
+  StoreError(const std::string& what, bool full) : std::runtime_error(what), full_(full) {}
+  bool full() const noexcept { return full_; }
+
+ private:
+  bool full_;
+};
+
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+
+  // Every channel ever written.
+  virtual std::vector<StoredChannel> load_channels() = 0;
+
+  // The newest `limit` events of one channel with ts_ms >= min_ts_ms, oldest first.
+  virtual std::vector<StoredEvent> load_recent(std::string_view agent_id, std::size_t limit,
+                                               std::int64_t min_ts_ms) = 0;
+
+  // One group commit, all or nothing: registers `new_channels` (epoch, last_seq 0) and stores `events`
+  // (raising each channel's last_seq). Returns only when the commit is as durable as the store's fsync
+  // mode promises. Throws StoreError when nothing was stored.
+  virtual void append(const std::vector<StoredChannel>& new_channels, const std::vector<const Event*>& events) = 0;
+
+  // Retention: per channel keep at most `keep_per_channel` newest events and none older than min_ts_ms.
+  virtual void prune(std::size_t keep_per_channel, std::int64_t min_ts_ms) = 0;
+
+  virtual StoreStats stats() = 0;
+
+  // True when events survive a restart (false for the memory-only store).
+  virtual bool durable() const noexcept = 0;
+};
+
+}  // namespace aw

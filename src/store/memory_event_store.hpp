@@ -1,0 +1,18 @@
+// The memory-only store (`--store memory`): nothing survives a restart, and every restart is a new
+// epoch. For benchmarks and throwaway setups.
+#pragma once
+#include "store/event_store.hpp"
+
+namespace aw {
+
+class MemoryEventStore final : public EventStore {
+ public:
+  std::vector<StoredChannel> load_channels() override { return {}; }
+  std::vector<StoredEvent> load_recent(std::string_view, std::size_t, std::int64_t) override { return {}; }
+  void append(const std::vector<StoredChannel>&, const std::vector<const Event*>&) override {}
+  void prune(std::size_t, std::int64_t) override {}
+  StoreStats stats() override { return {}; }
+  bool durable() const noexcept override { return false; }
+};
+
+}  // namespace aw

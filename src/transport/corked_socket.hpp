@@ -1,0 +1,133 @@
+// A TCP stream that corks writes: everything written while a send is in flight is collected and leaves
+// in the next single gather-write, so a subscriber with many queued frames costs one syscall per loop
+// pass, not one per frame. It sits under Beast's websocket::stream, which keeps the protocol (handshake,
+// reads, control frames, close); broadcast frames skip Beast and are queued here as shared bytes.
+//
+// Rules that keep the byte stream valid: every write is accepted whole and in call order (Beast's own
+// pong and close frames stay intact between ours), and teardown waits until the queue has left.
+#pragma once
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/websocket/teardown.hpp>
+#include <array>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace aw::transport {
+
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+
+class CorkedSocket {
+ public:
+  using next_layer_type = tcp::socket;
+  using executor_type = tcp::socket::executor_type;
+
+  explicit CorkedSocket(tcp::socket&& socket) : socket_(std::move(socket)) {}
+
+  executor_type get_executor() noexcept { return socket_.get_executor(); }
+  tcp::socket& next_layer() noexcept { return socket_; }
+
+  // Keeps the owning session alive while a send or a posted flush is pending.
+  void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
+
+  template <class MutableBufferSequence, class ReadToken>
+  auto async_read_some(const MutableBufferSequence& buffers, ReadToken&& token) {
+    return socket_.async_read_some(buffers, std::forward<ReadToken>(token));
+  }
+
+  // Beast's writes: copied (they are small and rare: handshake, control frames, echo), accepted whole,
+  // completed through a post as Asio requires.
+  template <class ConstBufferSequence, class WriteToken>
+  auto async_write_some(const ConstBufferSequence& buffers, WriteToken&& token) {
+    return net::async_initiate<WriteToken, void(boost::system::error_code, std::size_t)>(
+        [this](auto handler, const ConstBufferSequence& bufs) {
+          boost::system::error_code ec = error_;
+          std::size_t n = 0;
+          if (!ec) {
+            auto copy = std::make_shared<std::string>();
+            copy->reserve(net::buffer_size(bufs));
+            for (auto it = net::buffer_sequence_begin(bufs); it != net::buffer_sequence_end(bufs); ++it) {
+              net::const_buffer b = *it;
+              copy->append(static_cast<const char*>(b.data()), b.size());
+            }
+            n = copy->size();
+            std::string_view view(*copy);
+            enqueue(std::move(copy), view, /*droppable=*/false);
+          }
+          auto ex = net::get_associated_executor(handler, socket_.get_executor());
+          net::post(ex, boost::beast::bind_front_handler(std::move(handler), ec, n));
+        },
+        token, buffers);
+  }
+
+  // Queues bytes owned by `keep` without copying them. Droppable segments are whole messages that a
+  // slow-consumer close may discard before they start to leave.
+  void enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable);
+
+  // Discards droppable segments that have not started to leave.
+  void drop_pending();
+
+  std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  bool failed() const noexcept { return static_cast<bool>(error_); }
+
+  // Closes the socket now; pending operations complete with operation_aborted.
+  void close() noexcept;
+
+  // For Beast's close handshake: shut down once everything queued has been sent.
+  using TeardownCallback = std::function<void(boost::system::error_code)>;
+  void async_teardown(TeardownCallback done);
+
+ private:
+  struct Segment {
+    std::shared_ptr<const void> keep;
+    std::string_view bytes;
+    bool droppable;
+  };
+
+  void schedule_flush();
+  void flush();
+  void on_written(const boost::system::error_code& ec, std::size_t n);
+  void finish_teardown();
+
+  // A view of the first `count` entries of iov_: Asio copies the sequence object, not the buffers.
+  struct IovecView {
+    const net::const_buffer* first;
+    const net::const_buffer* last;
+    const net::const_buffer* begin() const noexcept { return first; }
+    const net::const_buffer* end() const noexcept { return last; }
+  };
+  static constexpr std::size_t kMaxIovecs = 64;
+
+  tcp::socket socket_;
+  std::weak_ptr<void> owner_;
+  // Allocated on the first write of several segments: idle connections never pay for it.
+  std::unique_ptr<std::array<net::const_buffer, kMaxIovecs>> iov_;
+  std::deque<Segment> queue_;
+  std::size_t queued_bytes_ = 0;
+  std::size_t sent_of_front_ = 0;  // bytes of queue_.front() already written
+  std::size_t in_flight_ = 0;      // segments (from the front) in the current write
+  bool writing_ = false;
+  bool flush_posted_ = false;
+  boost::system::error_code error_;
+  TeardownCallback teardown_;
+};
+
+// Beast finds these by argument-dependent lookup when it closes a websocket::stream<CorkedSocket>.
+template <class TeardownHandler>
+void async_teardown(boost::beast::role_type, CorkedSocket& s, TeardownHandler&& handler) {
+  // std::function needs a copyable target; Beast's handlers are move-only, so share one.
+  auto shared = std::make_shared<std::decay_t<TeardownHandler>>(std::forward<TeardownHandler>(handler));
+  s.async_teardown([shared](boost::system::error_code ec) { std::move (*shared)(ec); });
+}
+
+inline void teardown(boost::beast::role_type role, CorkedSocket& s, boost::system::error_code& ec) {
+  boost::beast::websocket::teardown(role, s.next_layer(), ec);
+}
+
+}  // namespace aw::transport

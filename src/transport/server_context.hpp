@@ -1,0 +1,17 @@
+// What every connection needs from the rest of the server.
+#pragma once
+#include "api/router.hpp"
+#include "config/options.hpp"
+#include "hub/hub.hpp"
+#include "metrics/counters.hpp"
+
+namespace aw::transport {
+
+struct ServerContext {
+  const Options& options;
+  Hub& hub;
+  const api::Router& router;
+  Counters& counters;
+};
+
+}  // namespace aw::transport

@@ -1,0 +1,93 @@
+#include "transport/shard.hpp"
+
+#include <boost/asio/post.hpp>
+#include <future>
+
+#include "core/clock.hpp"
+#include "core/log.hpp"
+
+namespace aw::transport {
+
+ShardPool::ShardPool(unsigned count, Counters& counters, std::int64_t sweep_interval_ms)
+    : sweep_interval_ms_(sweep_interval_ms) {
+  for (unsigned i = 0; i < count; ++i) shards_.push_back(std::make_unique<Shard>(i, counters.shard(i)));
+}
+
+ShardPool::~ShardPool() { destroy(); }
+
+void ShardPool::destroy() {
+  stop();
+  shards_.clear();
+}
+
+void ShardPool::post(unsigned shard, std::function<void()> work) { net::post(shards_[shard]->ioc, std::move(work)); }
+
+Shard& ShardPool::next() noexcept { return *shards_[next_.fetch_add(1, std::memory_order_relaxed) % shards_.size()]; }
+
+void ShardPool::start() {
+  work_.emplace();
+  for (auto& s : shards_) {
+    work_->push_back(net::make_work_guard(s->ioc));
+    arm_sweep(*s);
+    threads_.emplace_back([&ioc = s->ioc, i = s->index] {
+      try {
+        ioc.run();
+      } catch (const std::exception& e) {
+        log::error("shard_crashed", {{"shard", std::to_string(i)}, {"error", e.what()}});
+        std::terminate();
+      }
+    });
+  }
+}
+
+void ShardPool::arm_sweep(Shard& s) {
+  s.sweep_timer.expires_after(std::chrono::milliseconds(sweep_interval_ms_));
+  s.sweep_timer.async_wait([this, &s](const boost::system::error_code& ec) {
+    if (ec) return;
+    std::int64_t now = now_unix_ms();
+    // Copy first: a sweep may start closes that end connections later, never inline, but be safe.
+    std::vector<Connection*> all(s.connections.begin(), s.connections.end());
+    std::uint64_t queued = 0;
+    for (Connection* c : all) {
+      c->on_sweep(now);
+      queued += c->queued_bytes();
+    }
+    s.counters.queued_bytes.store(queued, std::memory_order_relaxed);
+    arm_sweep(s);
+  });
+}
+
+void ShardPool::shutdown_all() {
+  for (auto& s : shards_) {
+    net::post(s->ioc, [&s] {
+      std::vector<Connection*> all(s->connections.begin(), s->connections.end());
+      for (Connection* c : all) c->on_shutdown();
+    });
+  }
+}
+
+std::size_t ShardPool::live_connections() {
+  std::size_t total = 0;
+  for (auto& s : shards_) {
+    auto p = std::make_shared<std::promise<std::size_t>>();
+    auto f = p->get_future();
+    net::post(s->ioc, [&s, p] { p->set_value(s->connections.size()); });
+    if (f.wait_for(std::chrono::seconds(1)) == std::future_status::ready) total += f.get();
+    else total += 1;  // a shard that does not answer is not idle
+  }
+  return total;
+}
+
+void ShardPool::stop() {
+  if (threads_.empty()) return;
+  for (auto& s : shards_) {
+    net::post(s->ioc, [&s] { s->sweep_timer.cancel(); });
+  }
+  work_.reset();
+  for (auto& s : shards_) s->ioc.stop();
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+  threads_.clear();
+}
+
+}  // namespace aw::transport

@@ -1,0 +1,72 @@
+// Shards: one io_context and one thread per core. A connection lives its whole life on one shard, so
+// its state needs no locks; the hub reaches a shard's subscribers by posting to its io_context.
+#pragma once
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <unordered_set>
+#include <vector>
+
+#include "hub/subscriber.hpp"
+#include "metrics/counters.hpp"
+
+namespace aw::transport {
+
+namespace net = boost::asio;
+
+// Anything living on a shard that the sweep and the shutdown must reach.
+class Connection {
+ public:
+  virtual ~Connection() = default;
+  // Periodic: heartbeats, idle timeouts, close deadlines. Must not destroy the connection inline.
+  virtual void on_sweep(std::int64_t now_ms) = 0;
+  // The server is stopping: close gracefully (WebSocket 1001) or drop.
+  virtual void on_shutdown() = 0;
+  // Outbound bytes waiting (for the queued-bytes gauge).
+  virtual std::size_t queued_bytes() const noexcept { return 0; }
+};
+
+struct Shard {
+  Shard(unsigned i, ShardCounters& c) : index(i), counters(c), sweep_timer(ioc) {}
+
+  const unsigned index;
+  ShardCounters& counters;
+  // Declared before ioc so that it outlives the handlers (and sessions) the io_context destroys.
+  std::unordered_set<Connection*> connections;  // this shard's thread only
+  net::io_context ioc{1};
+  net::steady_timer sweep_timer;
+};
+
+class ShardPool final : public ShardDispatcher {
+ public:
+  ShardPool(unsigned count, Counters& counters, std::int64_t sweep_interval_ms);
+  ~ShardPool() override;
+
+  unsigned shard_count() const noexcept override { return static_cast<unsigned>(shards_.size()); }
+  void post(unsigned shard, std::function<void()> work) override;
+
+  Shard& shard(unsigned i) noexcept { return *shards_[i]; }
+  // Round-robin choice for a new connection.
+  Shard& next() noexcept;
+
+  void start();          // one thread per shard, sweep timers armed
+  void shutdown_all();   // posts on_shutdown to every connection
+  std::size_t live_connections();  // sum over shards, asked on each shard's thread
+  void stop();           // stops the io_contexts and joins the threads
+  // Destroys the shards and whatever their queues still hold; after stop(), before the hub goes.
+  void destroy();
+
+ private:
+  void arm_sweep(Shard& s);
+
+  std::vector<std::unique_ptr<Shard>> shards_;
+  std::vector<std::thread> threads_;
+  std::int64_t sweep_interval_ms_;
+  std::atomic<unsigned> next_{0};
+  std::optional<std::vector<net::executor_work_guard<net::io_context::executor_type>>> work_;
+};
+
+}  // namespace aw::transport

@@ -1,0 +1,369 @@
+// Tests for the SQLite event log: round trips through a reopen, retention, all-or-nothing batches, the
+// disk quota and opening failures. Each test works in its own temporary directory.
+#include "store/sqlite/sqlite_event_store.hpp"
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace aw {
+namespace {
+
+constexpr std::int64_t kNoAgeLimit = std::numeric_limits<std::int64_t>::min();
+constexpr std::size_t kNoCountLimit = std::numeric_limits<std::size_t>::max();
+
+Event make_event(std::string agent_id, std::uint64_t seq, std::int64_t ts_ms, std::string data = "{}",
+                 std::string idempotency_key = "") {
+  Event event;
+  event.agent_id = std::move(agent_id);
+  event.seq = seq;
+  event.type = "update";
+  event.ts_ms = ts_ms;
+  event.data = std::move(data);
+  event.idempotency_key = std::move(idempotency_key);
+  // Never persisted; set so a test would notice if it were.
+  event.frame = "frame-bytes";
+  event.payload_offset = 2;
+  return event;
+}
+
+std::vector<const Event*> pointers(const std::vector<Event>& events) {
+  std::vector<const Event*> out;
+  for (const Event& event : events) out.push_back(&event);
+  return out;
+}
+
+std::vector<std::uint64_t> seqs(const std::vector<StoredEvent>& events) {
+  std::vector<std::uint64_t> out;
+  for (const StoredEvent& event : events) out.push_back(event.seq);
+  return out;
+}
+
+class SqliteEventStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (std::filesystem::temp_directory_path() / "aw-store-test-XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+    path_ = (dir_ / "events.db").string();
+  }
+
+  void TearDown() override {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+
+  std::unique_ptr<SqliteEventStore> open(std::uint64_t max_bytes = 0, FsyncMode mode = FsyncMode::normal) {
+    return std::make_unique<SqliteEventStore>(path_, mode, max_bytes);
+  }
+
+  // Appends `count` events seq first..first+count-1 to `agent_id`, registering it when `first` is 1.
+  static void append_run(EventStore& store, const std::string& agent_id, std::uint64_t first,
+                         std::size_t count, std::int64_t ts_ms = 1000, const std::string& data = "{}") {
+    std::vector<StoredChannel> channels;
+    if (first == 1) channels.push_back({agent_id, "epoch-" + agent_id, 0});
+    std::vector<Event> events;
+    for (std::size_t i = 0; i < count; ++i) events.push_back(make_event(agent_id, first + i, ts_ms, data));
+    store.append(channels, pointers(events));
+  }
+
+  std::filesystem::path dir_;
+  std::string path_;
+};
+
+TEST_F(SqliteEventStoreTest, RoundTripThroughReopen) {
+  {
+    auto store = open();
+    EXPECT_TRUE(store->durable());
+    EXPECT_TRUE(store->load_channels().empty());
+    std::vector<Event> events;
+    for (std::uint64_t seq = 1; seq <= 5; ++seq) events.push_back(make_event("alpha", seq, 100 * seq));
+    events.push_back(make_event("beta", 1, 700));
+    store->append({{"alpha", "e-alpha", 0}, {"beta", "e-beta", 0}}, pointers(events));
+    EXPECT_EQ(store->stats().events, 6u);
+  }
+
+  auto store = open();
+  const auto channels = store->load_channels();
+  ASSERT_EQ(channels.size(), 2u);
+  EXPECT_EQ(channels[0].agent_id, "alpha");
+  EXPECT_EQ(channels[0].epoch, "e-alpha");
+  EXPECT_EQ(channels[0].last_seq, 5u);
+  EXPECT_EQ(channels[1].agent_id, "beta");
+  EXPECT_EQ(channels[1].epoch, "e-beta");
+  EXPECT_EQ(channels[1].last_seq, 1u);
+
+  const auto all = store->load_recent("alpha", 100, kNoAgeLimit);
+  EXPECT_EQ(seqs(all), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(all[2].agent_id, "alpha");
+  EXPECT_EQ(all[2].type, "update");
+  EXPECT_EQ(all[2].ts_ms, 300);
+  EXPECT_EQ(all[2].data, "{}");
+
+  // The newest `limit`, oldest first.
+  EXPECT_EQ(seqs(store->load_recent("alpha", 2, kNoAgeLimit)), (std::vector<std::uint64_t>{4, 5}));
+  // min_ts_ms is inclusive.
+  EXPECT_EQ(seqs(store->load_recent("alpha", 100, 300)), (std::vector<std::uint64_t>{3, 4, 5}));
+  EXPECT_EQ(seqs(store->load_recent("alpha", 1, 300)), (std::vector<std::uint64_t>{5}));
+  EXPECT_TRUE(store->load_recent("alpha", 0, kNoAgeLimit).empty());
+  EXPECT_TRUE(store->load_recent("nobody", 10, kNoAgeLimit).empty());
+  EXPECT_EQ(store->stats().events, 6u);
+  EXPECT_GT(store->stats().bytes, 0u);
+}
+
+TEST_F(SqliteEventStoreTest, Utf8AndLargeDataAreKeptByteForByte) {
+  const std::string utf8 = R"({"text":"héllo wörld ✓ 日本語 😀","quote":"\"x\"","nl":"a\nb"})";
+  std::string large = "{\"blob\":\"";
+  for (int i = 0; large.size() < 3 * 1024 * 1024; ++i) large += static_cast<char>('a' + i % 26);
+  large += "\"}";
+  {
+    auto store = open();
+    std::vector<Event> events{make_event("ch", 1, 1, utf8), make_event("ch", 2, 2, large)};
+    events[0].type = "tipo.ñ";
+    store->append({{"ch", "ép", 0}}, pointers(events));
+  }
+  auto store = open();
+  const auto loaded = store->load_recent("ch", 10, kNoAgeLimit);
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_EQ(loaded[0].data, utf8);
+  EXPECT_EQ(loaded[0].type, "tipo.ñ");
+  EXPECT_EQ(loaded[1].data.size(), large.size());
+  EXPECT_EQ(loaded[1].data, large);
+  EXPECT_EQ(store->load_channels().at(0).epoch, "ép");
+}
+
+TEST_F(SqliteEventStoreTest, IdempotencyKeyRoundTrip) {
+  {
+    auto store = open();
+    std::vector<Event> events{make_event("ch", 1, 1, "{}", "key-1"), make_event("ch", 2, 2, "{}", "")};
+    store->append({{"ch", "e", 0}}, pointers(events));
+  }
+  auto store = open();
+  const auto loaded = store->load_recent("ch", 10, kNoAgeLimit);
+  ASSERT_EQ(loaded.size(), 2u);
+  EXPECT_EQ(loaded[0].idempotency_key, "key-1");
+  EXPECT_EQ(loaded[1].idempotency_key, "");
+}
+
+TEST_F(SqliteEventStoreTest, PruneByCountKeepsNewestPerChannel) {
+  auto store = open();
+  append_run(*store, "big", 1, 10);
+  append_run(*store, "small", 1, 2);
+  append_run(*store, "big", 11, 5);
+
+  store->prune(4, kNoAgeLimit);
+  EXPECT_EQ(seqs(store->load_recent("big", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{12, 13, 14, 15}));
+  EXPECT_EQ(seqs(store->load_recent("small", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(store->stats().events, 6u);
+
+  // Counting continues correctly across prunes and reopens.
+  append_run(*store, "big", 16, 3);
+  store->prune(4, kNoAgeLimit);
+  EXPECT_EQ(seqs(store->load_recent("big", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{15, 16, 17, 18}));
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->stats().events, 6u);
+  store->prune(1, kNoAgeLimit);
+  EXPECT_EQ(seqs(store->load_recent("big", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{18}));
+  EXPECT_EQ(seqs(store->load_recent("small", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(store->stats().events, 2u);
+}
+
+TEST_F(SqliteEventStoreTest, PruneByAge) {
+  auto store = open();
+  std::vector<Event> events;
+  for (std::uint64_t seq = 1; seq <= 10; ++seq) events.push_back(make_event("a", seq, 100 * seq));
+  for (std::uint64_t seq = 1; seq <= 3; ++seq) events.push_back(make_event("b", seq, 10 * seq));
+  store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(events));
+
+  store->prune(kNoCountLimit, 500);
+  EXPECT_EQ(seqs(store->load_recent("a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10}));
+  EXPECT_TRUE(store->load_recent("b", 100, kNoAgeLimit).empty());
+  EXPECT_EQ(store->stats().events, 6u);
+
+  // Age and count together: age removes 5..7, then the count keeps the newest 2 of what is left.
+  store->prune(2, 800);
+  EXPECT_EQ(seqs(store->load_recent("a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{9, 10}));
+  EXPECT_EQ(store->stats().events, 2u);
+}
+
+TEST_F(SqliteEventStoreTest, PruneNeverLowersLastSeq) {
+  {
+    auto store = open();
+    append_run(*store, "ch", 1, 10);
+    store->prune(0, kNoAgeLimit);
+    EXPECT_TRUE(store->load_recent("ch", 100, kNoAgeLimit).empty());
+    EXPECT_EQ(store->stats().events, 0u);
+  }
+  auto store = open();
+  const auto channels = store->load_channels();
+  ASSERT_EQ(channels.size(), 1u);
+  EXPECT_EQ(channels[0].last_seq, 10u);
+  EXPECT_EQ(channels[0].epoch, "epoch-ch");
+
+  // A pruned seq cannot be reused: numbering never goes back.
+  EXPECT_THROW(append_run(*store, "ch", 5, 1), StoreError);
+  append_run(*store, "ch", 11, 1);
+  EXPECT_EQ(store->load_channels().at(0).last_seq, 11u);
+}
+
+TEST_F(SqliteEventStoreTest, FailedBatchStoresNothingAndStoreStaysUsable) {
+  auto store = open();
+  append_run(*store, "old", 1, 3);
+
+  // A new channel, good events, then a duplicate primary key inside the batch.
+  std::vector<Event> bad{make_event("new", 1, 1), make_event("new", 2, 1), make_event("old", 4, 1),
+                         make_event("new", 2, 1)};
+  try {
+    store->append({{"new", "e-new", 0}}, pointers(bad));
+    FAIL() << "append of a batch with a duplicate key succeeded";
+  } catch (const StoreError& e) {
+    EXPECT_FALSE(e.full());
+  }
+  // A duplicate of an already stored event fails the same way.
+  std::vector<Event> dup{make_event("old", 4, 1), make_event("old", 3, 1)};
+  EXPECT_THROW(store->append({}, pointers(dup)), StoreError);
+
+  const auto check_nothing_visible = [](EventStore& s) {
+    const auto channels = s.load_channels();
+    ASSERT_EQ(channels.size(), 1u);
+    EXPECT_EQ(channels[0].agent_id, "old");
+    EXPECT_EQ(channels[0].last_seq, 3u);
+    EXPECT_EQ(seqs(s.load_recent("old", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2, 3}));
+    EXPECT_TRUE(s.load_recent("new", 100, kNoAgeLimit).empty());
+    EXPECT_EQ(s.stats().events, 3u);
+  };
+  check_nothing_visible(*store);
+
+  // The same batch without the duplicate goes through on the same connection.
+  bad.pop_back();
+  store->append({{"new", "e-new", 0}}, pointers(bad));
+  EXPECT_EQ(seqs(store->load_recent("new", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(seqs(store->load_recent("old", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(store->stats().events, 6u);
+
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->stats().events, 6u);
+}
+
+TEST_F(SqliteEventStoreTest, EventsOfAnUnregisteredChannelAreRefused) {
+  auto store = open();
+  std::vector<Event> events{make_event("ghost", 1, 1)};
+  EXPECT_THROW(store->append({}, pointers(events)), StoreError);
+  EXPECT_TRUE(store->load_channels().empty());
+  EXPECT_EQ(store->stats().events, 0u);
+}
+
+TEST_F(SqliteEventStoreTest, ReRegisteringAChannel) {
+  auto store = open();
+  append_run(*store, "ch", 1, 2);
+  // Same epoch (a retried registration): accepted, last_seq untouched.
+  std::vector<Event> more{make_event("ch", 3, 1)};
+  store->append({{"ch", "epoch-ch", 0}}, pointers(more));
+  EXPECT_EQ(store->load_channels().at(0).last_seq, 3u);
+  // Another epoch: refused, the stored channel unchanged.
+  EXPECT_THROW(store->append({{"ch", "other", 0}}, {}), StoreError);
+  EXPECT_EQ(store->load_channels().at(0).epoch, "epoch-ch");
+}
+
+TEST_F(SqliteEventStoreTest, QuotaGivesFullErrorAndPruneRecovers) {
+  auto store = open(512 * 1024);
+  const std::string data(4000, 'x');
+  std::uint64_t next = 1;
+  bool hit_full = false;
+  for (int batch = 0; batch < 1000 && !hit_full; ++batch) {
+    try {
+      append_run(*store, "ch", next, 10, 1000 + batch, data);
+      next += 10;
+    } catch (const StoreError& e) {
+      EXPECT_TRUE(e.full()) << e.what();
+      hit_full = true;
+    }
+  }
+  ASSERT_TRUE(hit_full);
+  ASSERT_GT(next, 1u);
+
+  // Nothing of the failed batch is there.
+  EXPECT_EQ(store->load_channels().at(0).last_seq, next - 1);
+  EXPECT_EQ(store->stats().events, next - 1);
+  EXPECT_EQ(store->load_recent("ch", 100000, kNoAgeLimit).size(), next - 1);
+
+  store->prune(10, kNoAgeLimit);
+  EXPECT_EQ(store->stats().events, 10u);
+  append_run(*store, "ch", next, 10, 5000, data);
+  EXPECT_EQ(store->load_channels().at(0).last_seq, next + 9);
+  EXPECT_EQ(store->stats().events, 20u);
+}
+
+TEST_F(SqliteEventStoreTest, EveryFsyncModeRoundTrips) {
+  for (FsyncMode mode : {FsyncMode::normal, FsyncMode::always, FsyncMode::off}) {
+    std::filesystem::remove(path_);
+    std::filesystem::remove(path_ + "-wal");
+    std::filesystem::remove(path_ + "-shm");
+    {
+      auto store = open(0, mode);
+      append_run(*store, "ch", 1, 3);
+    }
+    auto store = open(0, mode);
+    EXPECT_EQ(store->load_recent("ch", 10, kNoAgeLimit).size(), 3u);
+  }
+}
+
+TEST_F(SqliteEventStoreTest, UnwritablePathThrows) {
+  EXPECT_THROW(SqliteEventStore((dir_ / "missing" / "events.db").string(), FsyncMode::normal), StoreError);
+  EXPECT_THROW(SqliteEventStore(dir_.string(), FsyncMode::normal), StoreError);  // a directory
+
+  // Permissions do not stop root, so the read-only case only means something for other users.
+  if (geteuid() != 0) {
+    { auto store = open(); }
+    std::filesystem::remove(path_ + "-wal");
+    std::filesystem::remove(path_ + "-shm");
+    ASSERT_EQ(chmod(path_.c_str(), 0444), 0);
+    EXPECT_THROW(open(), StoreError);
+  }
+}
+
+TEST_F(SqliteEventStoreTest, CorruptFileThrowsWithAClearMessage) {
+  {
+    std::ofstream out(path_, std::ios::binary);
+    for (int i = 0; i < 1000; ++i) out << "this is not a database ";
+  }
+  try {
+    open();
+    FAIL() << "opened a corrupt file";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find(path_), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("not a database"), std::string::npos) << e.what();
+    EXPECT_FALSE(e.full());
+  }
+}
+
+TEST_F(SqliteEventStoreTest, NewerSchemaVersionIsRefused) {
+  { auto store = open(); }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nullptr, nullptr,
+                         nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  try {
+    open();
+    FAIL() << "opened a database with a newer schema";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("schema version 99"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace aw
