@@ -8,4 +8,8 @@ namespace aw::api {
 
 Response error_response(unsigned status, std::string_view code, std::string_view message);
 
+// With extra members: `details_json` is a JSON object whose members join code and message.
+Response error_response(unsigned status, std::string_view code, std::string_view message,
+                        std::string_view details_json);
+
 }  // namespace aw::api

@@ -84,6 +84,13 @@ Response publish_response(const PublishResult& r) {
       res.body = "{\"seq\":" + std::to_string(r.seq) + ",\"duplicate\":true}";
       return res;
     }
+    case S::refused: {
+      const Decision& d = r.decision;
+      unsigned status = d.refusal == Decision::Refusal::not_found  ? 404
+                        : d.refusal == Decision::Refusal::conflict ? 409
+                                                                   : 400;
+      return error_response(status, d.error_code, d.error_message, d.error_details_json);
+    }
     case S::store_full: return error_response(503, "store_full", r.message);
     case S::store_failed: return error_response(503, "store_unavailable", r.message);
     case S::overloaded: return error_response(503, "overloaded", r.message);

@@ -1,21 +1,23 @@
-// The current state of one agent's channel, folded from its events, for snapshots. The workflow domain
-// provides it; the hub owns one per channel and calls it under the channel's lock, so the state and
-// the seq a snapshot reports always agree.
+// The current domain state of one agent's channel (its workflows, its token streams), for snapshots
+// and for commands that must check it. The workflow domain provides it; the hub owns one per channel,
+// feeds it the state records committed with each event, and reads it under the channel's lock, so the
+// state and the seq a snapshot reports always agree.
 #pragma once
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
-#include "core/event.hpp"
+#include "store/event_store.hpp"
 
 namespace aw {
 
 class ChannelState {
  public:
   virtual ~ChannelState() = default;
-  // Called once per committed event, in seq order.
-  virtual void apply(const Event& ev) = 0;
+  // Records committed (or loaded at start-up), in commit order. Empty json erases a record.
+  virtual void apply(const std::vector<StateRecord>& records) = 0;
   // A JSON object describing the channel now.
   virtual std::string snapshot_json() const = 0;
 };

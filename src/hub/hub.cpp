@@ -21,7 +21,10 @@ void Hub::start() {
     auto ch = std::make_unique<Channel>(sc.agent_id, sc.epoch, sc.last_seq, options_.history_size,
                                         options_.history_ttl_ms, shards_.shard_count());
     ch->stored = true;
-    if (state_factory_) ch->state = state_factory_(sc.agent_id);
+    if (state_factory_) {
+      ch->state = state_factory_(sc.agent_id);
+      ch->state->apply(store_.load_state(sc.agent_id));
+    }
     for (auto& se : store_.load_recent(sc.agent_id, options_.history_size, min_ts)) {
       ch->history.push(protocol::make_event(std::move(se.agent_id), se.seq, std::move(se.type), se.ts_ms,
                                             std::move(se.data), std::move(se.idempotency_key)));
@@ -45,20 +48,30 @@ void Hub::stop() {
 
 void Hub::publish(std::string agent_id, std::string type, std::string data, std::string idempotency_key,
                   PublishCallback done) {
+  Command command;
+  command.decide = [type = std::move(type), data = std::move(data)](const ChannelState*) mutable {
+    Decision d;
+    d.type = std::move(type);
+    d.data = std::move(data);
+    return d;
+  };
+  submit(std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done));
+}
+
+void Hub::submit(std::string agent_id, Command command, std::string idempotency_key, PublishCallback done) {
   std::unique_lock lock(queue_mutex_);
   if (stopping_) {
     lock.unlock();
-    done({PublishResult::Status::shutting_down, 0, "server is shutting down"});
+    done({PublishResult::Status::shutting_down, 0, "server is shutting down", {}});
     return;
   }
   if (queue_.size() >= options_.max_pending) {
     lock.unlock();
     publish_failures_.fetch_add(1, std::memory_order_relaxed);
-    done({PublishResult::Status::overloaded, 0, "too many publishes waiting to be stored"});
+    done({PublishResult::Status::overloaded, 0, "too many publishes waiting to be stored", {}});
     return;
   }
-  queue_.push_back({std::move(agent_id), std::move(type), std::move(data), std::move(idempotency_key),
-                    std::move(done)});
+  queue_.push_back({std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done)});
   bool was_empty = queue_.size() == 1;
   lock.unlock();
   if (was_empty) queue_cv_.notify_one();
@@ -98,10 +111,8 @@ void Hub::writer_loop() {
         queue_.pop_front();
       }
     }
-    if (!batch.empty()) {
-      commit_batch(batch);
-      batch.clear();
-    }
+    for (std::size_t from = 0; from < batch.size();) from = commit_batch(batch, from);
+    batch.clear();
     std::int64_t now = now_unix_ms();
     if (now >= next_prune) {
       prune(now);
@@ -110,35 +121,45 @@ void Hub::writer_loop() {
   }
 }
 
-void Hub::commit_batch(std::vector<Pending>& batch) {
+std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
   struct Staged {
     Channel* channel;
     EventPtr event;
+    std::vector<StateRecord> records;
   };
-  // Per publish: an index into `staged`, or a duplicate's original seq / staged index.
+  // Per publish: what became of it.
   struct Outcome {
-    enum class Kind { staged, duplicate_of_history, duplicate_in_batch } kind = Kind::staged;
+    enum class Kind { staged, refused, duplicate_of_history, duplicate_in_batch } kind = Kind::staged;
     std::size_t staged_index = 0;
     std::uint64_t seq = 0;
+    Decision decision;
   };
 
   std::vector<StoredChannel> new_channels;
   std::vector<const Event*> events;
+  std::vector<const StateRecord*> records;
   std::vector<Staged> staged;
-  std::vector<Outcome> outcomes(batch.size());
+  std::vector<Outcome> outcomes;
   std::vector<std::pair<Channel*, std::uint64_t>> seq_before;  // to roll back on a failed commit
   std::unordered_map<std::string, std::size_t> batch_keys;     // agent \0 key -> staged index
   const std::int64_t now = now_unix_ms();
-  staged.reserve(batch.size());
-  events.reserve(batch.size());
+  staged.reserve(batch.size() - from);
+  events.reserve(batch.size() - from);
 
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    Pending& p = batch[i];
+  std::size_t end = from;
+  for (; end < batch.size(); ++end) {
+    Pending& p = batch[end];
     Channel& ch = channel_for(p.agent_id);
+    bool touched = std::any_of(seq_before.begin(), seq_before.end(), [&](auto& e) { return e.first == &ch; });
+    // A stateful command must see the state of every earlier event of its channel: commit those first.
+    if (p.command.stateful && touched) break;
+    Outcome& o = outcomes.emplace_back();
+    std::string composite;
     if (!p.idempotency_key.empty()) {
-      std::string composite = p.agent_id + '\0' + p.idempotency_key;
+      composite = p.agent_id + '\0' + p.idempotency_key;
       if (auto it = batch_keys.find(composite); it != batch_keys.end()) {
-        outcomes[i] = {Outcome::Kind::duplicate_in_batch, it->second, 0};
+        o.kind = Outcome::Kind::duplicate_in_batch;
+        o.staged_index = it->second;
         continue;
       }
       std::optional<std::uint64_t> seen;
@@ -147,12 +168,19 @@ void Hub::commit_batch(std::vector<Pending>& batch) {
         seen = ch.history.seq_for_key(p.idempotency_key);
       }
       if (seen) {
-        outcomes[i] = {Outcome::Kind::duplicate_of_history, 0, *seen};
+        o.kind = Outcome::Kind::duplicate_of_history;
+        o.seq = *seen;
         continue;
       }
-      batch_keys.emplace(std::move(composite), staged.size());
     }
-    if (std::none_of(seq_before.begin(), seq_before.end(), [&](auto& e) { return e.first == &ch; })) {
+    // Only this thread changes the state, so reading it without the lock is safe here.
+    o.decision = p.command.decide(ch.state.get());
+    if (o.decision.refusal != Decision::Refusal::none) {
+      o.kind = Outcome::Kind::refused;
+      continue;
+    }
+    if (!composite.empty()) batch_keys.emplace(std::move(composite), staged.size());
+    if (!touched) {
       seq_before.emplace_back(&ch, ch.next_seq);
       if (!ch.stored) {
         std::lock_guard lock(ch.mutex);
@@ -160,19 +188,25 @@ void Hub::commit_batch(std::vector<Pending>& batch) {
       }
     }
     std::uint64_t seq = ch.next_seq++;
-    outcomes[i] = {Outcome::Kind::staged, staged.size(), seq};
-    staged.push_back({&ch, protocol::make_event(p.agent_id, seq, std::move(p.type), now, std::move(p.data),
-                                                std::move(p.idempotency_key))});
-    events.push_back(staged.back().event.get());
+    o.staged_index = staged.size();
+    o.seq = seq;
+    staged.push_back({&ch,
+                      protocol::make_event(p.agent_id, seq, std::move(o.decision.type), now,
+                                           std::move(o.decision.data), std::move(p.idempotency_key)),
+                      std::move(o.decision.records)});
+  }
+  for (auto& s : staged) {
+    events.push_back(s.event.get());
+    for (auto& r : s.records) records.push_back(&r);
   }
 
-  PublishResult failure{PublishResult::Status::ok, 0, {}};
+  PublishResult failure{PublishResult::Status::ok, 0, {}, {}};
   if (!events.empty()) {
     try {
-      store_.append(new_channels, events);
+      store_.append(new_channels, events, records);
     } catch (const StoreError& e) {
       failure = {e.full() ? PublishResult::Status::store_full : PublishResult::Status::store_failed, 0,
-                 e.full() ? "event store is full" : "event store write failed"};
+                 e.full() ? "event store is full" : "event store write failed", {}};
       log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(events.size())}});
     }
   }
@@ -181,35 +215,43 @@ void Hub::commit_batch(std::vector<Pending>& batch) {
     // Nothing was stored, so nothing is broadcast and the seqs are handed out again.
     for (auto& [ch, seq] : seq_before) ch->next_seq = seq;
     publish_failures_.fetch_add(staged.size(), std::memory_order_relaxed);
-    for (std::size_t i = 0; i < batch.size(); ++i) {
-      if (outcomes[i].kind == Outcome::Kind::duplicate_of_history) {
-        batch[i].done({PublishResult::Status::duplicate, outcomes[i].seq, {}});
-      } else {
-        batch[i].done(failure);
-      }
-    }
-    return;
+  } else {
+    for (auto& [ch, seq] : seq_before) ch->stored = true;
+    for (auto& s : staged) broadcast(*s.channel, s.event, std::move(s.records));
+    publishes_.fetch_add(staged.size(), std::memory_order_relaxed);
   }
 
-  for (auto& [ch, seq] : seq_before) ch->stored = true;
-  for (auto& s : staged) broadcast(*s.channel, s.event);
-  publishes_.fetch_add(staged.size(), std::memory_order_relaxed);
-
-  for (std::size_t i = 0; i < batch.size(); ++i) {
-    const Outcome& o = outcomes[i];
+  for (std::size_t i = from; i < end; ++i) {
+    Outcome& o = outcomes[i - from];
+    PublishResult r{PublishResult::Status::ok, o.seq, {}, {}};
     switch (o.kind) {
-      case Outcome::Kind::staged: batch[i].done({PublishResult::Status::ok, o.seq, {}}); break;
-      case Outcome::Kind::duplicate_of_history:
-        batch[i].done({PublishResult::Status::duplicate, o.seq, {}});
+      case Outcome::Kind::refused:
+        r.status = PublishResult::Status::refused;
+        r.decision = std::move(o.decision);
         break;
+      case Outcome::Kind::duplicate_of_history: r.status = PublishResult::Status::duplicate; break;
       case Outcome::Kind::duplicate_in_batch:
-        batch[i].done({PublishResult::Status::duplicate, staged[o.staged_index].event->seq, {}});
+        if (failure.status != PublishResult::Status::ok) {
+          r = failure;
+        } else {
+          r.status = PublishResult::Status::duplicate;
+          r.seq = staged[o.staged_index].event->seq;
+        }
+        break;
+      case Outcome::Kind::staged:
+        if (failure.status != PublishResult::Status::ok) {
+          r = failure;
+        } else {
+          r.decision.reply_json = std::move(o.decision.reply_json);
+        }
         break;
     }
+    batch[i].done(r);
   }
+  return end;
 }
 
-void Hub::broadcast(Channel& ch, const EventPtr& ev) {
+void Hub::broadcast(Channel& ch, const EventPtr& ev, std::vector<StateRecord> records) {
   unsigned shard_list[64];
   std::vector<unsigned> many;
   unsigned n = 0;
@@ -217,7 +259,7 @@ void Hub::broadcast(Channel& ch, const EventPtr& ev) {
     std::lock_guard lock(ch.mutex);
     ch.history.push(ev);
     ch.last_seq = ev->seq;
-    if (ch.state) ch.state->apply(*ev);
+    if (ch.state && !records.empty()) ch.state->apply(records);
     for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
       if (ch.shard_subscribers[s] == 0) continue;
       if (n < 64) shard_list[n++] = s;

@@ -18,6 +18,7 @@
 
 #include "hub/channel.hpp"
 #include "hub/channel_state.hpp"
+#include "hub/command.hpp"
 #include "hub/subscriber.hpp"
 #include "store/event_store.hpp"
 
@@ -32,9 +33,10 @@ struct HubOptions {
 };
 
 struct PublishResult {
-  enum class Status { ok, duplicate, store_full, store_failed, overloaded, shutting_down } status;
+  enum class Status { ok, duplicate, refused, store_full, store_failed, overloaded, shutting_down } status;
   std::uint64_t seq = 0;
   std::string message;
+  Decision decision;  // for ok: reply_json; for refused: the refusal
 };
 using PublishCallback = std::function<void(const PublishResult&)>;
 
@@ -88,6 +90,8 @@ class Hub {
   // The agent id and type must already be valid; `data` is a raw JSON object.
   void publish(std::string agent_id, std::string type, std::string data, std::string idempotency_key,
                PublishCallback done);
+  // Queues a command for the writer thread; `done` as for publish, or `refused` with its reasons.
+  void submit(std::string agent_id, Command command, std::string idempotency_key, PublishCallback done);
 
   // Subscribes `sub` on `shard`; must be called on that shard's thread. With `since`, the events after
   // it are returned for replay when they are all still held and the epoch matches.
@@ -113,8 +117,7 @@ class Hub {
  private:
   struct Pending {
     std::string agent_id;
-    std::string type;
-    std::string data;
+    Command command;
     std::string idempotency_key;
     PublishCallback done;
   };
@@ -122,8 +125,9 @@ class Hub {
   Channel& channel_for(std::string_view agent_id);  // creates it (new epoch) when unknown
   Channel* find_channel(std::string_view agent_id);
   void writer_loop();
-  void commit_batch(std::vector<Pending>& batch);
-  void broadcast(Channel& ch, const EventPtr& ev);
+  // Commits a prefix of `batch` starting at `from`; returns where the next commit starts.
+  std::size_t commit_batch(std::vector<Pending>& batch, std::size_t from);
+  void broadcast(Channel& ch, const EventPtr& ev, std::vector<StateRecord> records);
   void prune(std::int64_t now_ms);
   std::string state_of(Channel& ch) const;  // under ch.mutex
 

@@ -28,6 +28,15 @@ struct StoredEvent {
   std::string idempotency_key;
 };
 
+// A piece of an agent's domain state (a workflow, a token stream), stored in the same commit as the
+// event that changed it, so state and history never disagree. An empty `json` erases the record.
+struct StateRecord {
+  std::string agent_id;
+  std::string kind;  // e.g. "workflow", "stream"
+  std::string id;
+  std::string json;
+};
+
 struct StoreStats {
   std::uint64_t bytes = 0;   // database + WAL on disk
   std::uint64_t events = 0;  // events currently stored
@@ -54,10 +63,15 @@ class EventStore {
   virtual std::vector<StoredEvent> load_recent(std::string_view agent_id, std::size_t limit,
                                                std::int64_t min_ts_ms) = 0;
 
-  // One group commit, all or nothing: registers `new_channels` (epoch, last_seq 0) and stores `events`
-  // (raising each channel's last_seq). Returns only when the commit is as durable as the store's fsync
-  // mode promises. Throws StoreError when nothing was stored.
-  virtual void append(const std::vector<StoredChannel>& new_channels, const std::vector<const Event*>& events) = 0;
+  // Every state record of one channel.
+  virtual std::vector<StateRecord> load_state(std::string_view agent_id) = 0;
+
+  // One group commit, all or nothing: registers `new_channels` (epoch, last_seq 0), stores `events`
+  // (raising each channel's last_seq) and upserts (or, with empty json, erases) `records`. Returns only
+  // when the commit is as durable as the store's fsync mode promises. Throws StoreError when nothing
+  // was stored.
+  virtual void append(const std::vector<StoredChannel>& new_channels, const std::vector<const Event*>& events,
+                      const std::vector<const StateRecord*>& records) = 0;
 
   // Retention: per channel keep at most `keep_per_channel` newest events and none older than min_ts_ms.
   virtual void prune(std::size_t keep_per_channel, std::int64_t min_ts_ms) = 0;

@@ -9,7 +9,9 @@ class MemoryEventStore final : public EventStore {
  public:
   std::vector<StoredChannel> load_channels() override { return {}; }
   std::vector<StoredEvent> load_recent(std::string_view, std::size_t, std::int64_t) override { return {}; }
-  void append(const std::vector<StoredChannel>&, const std::vector<const Event*>&) override {}
+  std::vector<StateRecord> load_state(std::string_view) override { return {}; }
+  void append(const std::vector<StoredChannel>&, const std::vector<const Event*>&,
+              const std::vector<const StateRecord*>&) override {}
   void prune(std::size_t, std::int64_t) override {}
   StoreStats stats() override { return {}; }
   bool durable() const noexcept override { return false; }

@@ -41,6 +41,13 @@ CREATE TABLE IF NOT EXISTS events(
 );
 CREATE UNIQUE INDEX IF NOT EXISTS events_by_channel ON events(agent_id, seq);
 CREATE INDEX IF NOT EXISTS events_by_ts ON events(ts_ms);
+CREATE TABLE IF NOT EXISTS state(
+  agent_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  id TEXT NOT NULL,
+  json TEXT NOT NULL,
+  PRIMARY KEY(agent_id, kind, id)
+) WITHOUT ROWID;
 )sql";
 
 bool is_full(int rc) noexcept {
@@ -163,6 +170,7 @@ SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64
   create_schema();
   if (max_bytes > 0) set_quota(max_bytes);
   prepare_statements();
+  prepare_state_statements();
   count_events();
 }
 
@@ -239,6 +247,28 @@ void SqliteEventStore::prepare_statements() {
       "(SELECT seq FROM events WHERE agent_id = ?1 ORDER BY seq LIMIT 1 OFFSET ?2)");
 }
 
+void SqliteEventStore::prepare_state_statements() {
+  upsert_state_ = prepare(
+      "INSERT INTO state(agent_id, kind, id, json) VALUES(?1, ?2, ?3, ?4)"
+      " ON CONFLICT(agent_id, kind, id) DO UPDATE SET json = excluded.json");
+  delete_state_ = prepare("DELETE FROM state WHERE agent_id = ?1 AND kind = ?2 AND id = ?3");
+  select_state_ = prepare("SELECT kind, id, json FROM state WHERE agent_id = ?1 ORDER BY kind, id");
+}
+
+std::vector<StateRecord> SqliteEventStore::load_state(std::string_view agent_id) {
+  std::vector<StateRecord> records;
+  sqlite3_stmt* stmt = select_state_.get();
+  Use use(stmt);
+  bind_text(stmt, 1, agent_id);
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    records.push_back(
+        StateRecord{std::string(agent_id), column_text(stmt, 0), column_text(stmt, 1), column_text(stmt, 2)});
+  }
+  if (rc != SQLITE_DONE) fail(rc, "load state");
+  return records;
+}
+
 void SqliteEventStore::count_events() {
   auto count = prepare("SELECT agent_id, count(*) FROM events GROUP BY agent_id");
   std::uint64_t total = 0;
@@ -312,8 +342,9 @@ std::vector<StoredEvent> SqliteEventStore::load_recent(std::string_view agent_id
 }
 
 void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
-                              const std::vector<const Event*>& events) {
-  if (new_channels.empty() && events.empty()) return;
+                              const std::vector<const Event*>& events,
+                              const std::vector<const StateRecord*>& records) {
+  if (new_channels.empty() && events.empty() && records.empty()) return;
 
   struct Range {
     std::uint64_t min_seq = std::numeric_limits<std::uint64_t>::max();
@@ -379,6 +410,16 @@ void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
                            " not above its last_seq",
                        false);
     }
+  }
+  for (const StateRecord* record : records) {
+    sqlite3_stmt* stmt = record->json.empty() ? delete_state_.get() : upsert_state_.get();
+    Use use(stmt);
+    bind_text(stmt, 1, record->agent_id);
+    bind_text(stmt, 2, record->kind);
+    bind_text(stmt, 3, record->id);
+    if (!record->json.empty()) bind_text(stmt, 4, record->json);
+    const int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE) fail(rc, "store state " + record->kind + "/" + record->id);
   }
   tx.commit();
 

@@ -47,8 +47,9 @@ class SqliteEventStore final : public EventStore {
   // Besides the interface's contract: a channel in `new_channels` that is already stored with the same
   // epoch is left as it is (a retried batch); with another epoch the batch fails. Every event's channel
   // must be registered, and each channel's seqs must be above its stored last_seq, or the batch fails.
-  void append(const std::vector<StoredChannel>& new_channels,
-              const std::vector<const Event*>& events) override;
+  void append(const std::vector<StoredChannel>& new_channels, const std::vector<const Event*>& events,
+              const std::vector<const StateRecord*>& records) override;
+  std::vector<StateRecord> load_state(std::string_view agent_id) override;
 
   // Deletes events with ts_ms < min_ts_ms, then all but the newest `keep_per_channel` (0 keeps none) of
   // each channel; channels.last_seq is never lowered. Only channels over the limit are touched.
@@ -78,6 +79,7 @@ class SqliteEventStore final : public EventStore {
   void create_schema();
   void set_quota(std::uint64_t max_bytes);
   void prepare_statements();
+  void prepare_state_statements();
   void count_events();
   Stmt prepare(std::string_view sql);
   void run(sqlite3_stmt* stmt, std::string_view what);
@@ -97,6 +99,9 @@ class SqliteEventStore final : public EventStore {
   Stmt select_recent_;
   Stmt delete_older_;
   Stmt delete_oldest_;
+  Stmt upsert_state_;
+  Stmt delete_state_;
+  Stmt select_state_;
 
   // Events stored per channel (channels with none are absent), kept exact by the writer thread so that
   // prune() finds the channels over the limit without asking the database.

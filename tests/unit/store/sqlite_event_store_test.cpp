@@ -74,7 +74,7 @@ class SqliteEventStoreTest : public ::testing::Test {
     if (first == 1) channels.push_back({agent_id, "epoch-" + agent_id, 0});
     std::vector<Event> events;
     for (std::size_t i = 0; i < count; ++i) events.push_back(make_event(agent_id, first + i, ts_ms, data));
-    store.append(channels, pointers(events));
+    store.append(channels, pointers(events), {});
   }
 
   std::filesystem::path dir_;
@@ -89,7 +89,7 @@ TEST_F(SqliteEventStoreTest, RoundTripThroughReopen) {
     std::vector<Event> events;
     for (std::uint64_t seq = 1; seq <= 5; ++seq) events.push_back(make_event("alpha", seq, 100 * seq));
     events.push_back(make_event("beta", 1, 700));
-    store->append({{"alpha", "e-alpha", 0}, {"beta", "e-beta", 0}}, pointers(events));
+    store->append({{"alpha", "e-alpha", 0}, {"beta", "e-beta", 0}}, pointers(events), {});
     EXPECT_EQ(store->stats().events, 6u);
   }
 
@@ -130,7 +130,7 @@ TEST_F(SqliteEventStoreTest, Utf8AndLargeDataAreKeptByteForByte) {
     auto store = open();
     std::vector<Event> events{make_event("ch", 1, 1, utf8), make_event("ch", 2, 2, large)};
     events[0].type = "tipo.ñ";
-    store->append({{"ch", "ép", 0}}, pointers(events));
+    store->append({{"ch", "ép", 0}}, pointers(events), {});
   }
   auto store = open();
   const auto loaded = store->load_recent("ch", 10, kNoAgeLimit);
@@ -146,7 +146,7 @@ TEST_F(SqliteEventStoreTest, IdempotencyKeyRoundTrip) {
   {
     auto store = open();
     std::vector<Event> events{make_event("ch", 1, 1, "{}", "key-1"), make_event("ch", 2, 2, "{}", "")};
-    store->append({{"ch", "e", 0}}, pointers(events));
+    store->append({{"ch", "e", 0}}, pointers(events), {});
   }
   auto store = open();
   const auto loaded = store->load_recent("ch", 10, kNoAgeLimit);
@@ -184,7 +184,7 @@ TEST_F(SqliteEventStoreTest, PruneByAge) {
   std::vector<Event> events;
   for (std::uint64_t seq = 1; seq <= 10; ++seq) events.push_back(make_event("a", seq, 100 * seq));
   for (std::uint64_t seq = 1; seq <= 3; ++seq) events.push_back(make_event("b", seq, 10 * seq));
-  store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(events));
+  store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(events), {});
 
   store->prune(kNoCountLimit, 500);
   EXPECT_EQ(seqs(store->load_recent("a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10}));
@@ -225,14 +225,14 @@ TEST_F(SqliteEventStoreTest, FailedBatchStoresNothingAndStoreStaysUsable) {
   std::vector<Event> bad{make_event("new", 1, 1), make_event("new", 2, 1), make_event("old", 4, 1),
                          make_event("new", 2, 1)};
   try {
-    store->append({{"new", "e-new", 0}}, pointers(bad));
+    store->append({{"new", "e-new", 0}}, pointers(bad), {});
     FAIL() << "append of a batch with a duplicate key succeeded";
   } catch (const StoreError& e) {
     EXPECT_FALSE(e.full());
   }
   // A duplicate of an already stored event fails the same way.
   std::vector<Event> dup{make_event("old", 4, 1), make_event("old", 3, 1)};
-  EXPECT_THROW(store->append({}, pointers(dup)), StoreError);
+  EXPECT_THROW(store->append({}, pointers(dup), {}), StoreError);
 
   const auto check_nothing_visible = [](EventStore& s) {
     const auto channels = s.load_channels();
@@ -247,7 +247,7 @@ TEST_F(SqliteEventStoreTest, FailedBatchStoresNothingAndStoreStaysUsable) {
 
   // The same batch without the duplicate goes through on the same connection.
   bad.pop_back();
-  store->append({{"new", "e-new", 0}}, pointers(bad));
+  store->append({{"new", "e-new", 0}}, pointers(bad), {});
   EXPECT_EQ(seqs(store->load_recent("new", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2}));
   EXPECT_EQ(seqs(store->load_recent("old", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2, 3, 4}));
   EXPECT_EQ(store->stats().events, 6u);
@@ -260,7 +260,7 @@ TEST_F(SqliteEventStoreTest, FailedBatchStoresNothingAndStoreStaysUsable) {
 TEST_F(SqliteEventStoreTest, EventsOfAnUnregisteredChannelAreRefused) {
   auto store = open();
   std::vector<Event> events{make_event("ghost", 1, 1)};
-  EXPECT_THROW(store->append({}, pointers(events)), StoreError);
+  EXPECT_THROW(store->append({}, pointers(events), {}), StoreError);
   EXPECT_TRUE(store->load_channels().empty());
   EXPECT_EQ(store->stats().events, 0u);
 }
@@ -270,10 +270,10 @@ TEST_F(SqliteEventStoreTest, ReRegisteringAChannel) {
   append_run(*store, "ch", 1, 2);
   // Same epoch (a retried registration): accepted, last_seq untouched.
   std::vector<Event> more{make_event("ch", 3, 1)};
-  store->append({{"ch", "epoch-ch", 0}}, pointers(more));
+  store->append({{"ch", "epoch-ch", 0}}, pointers(more), {});
   EXPECT_EQ(store->load_channels().at(0).last_seq, 3u);
   // Another epoch: refused, the stored channel unchanged.
-  EXPECT_THROW(store->append({{"ch", "other", 0}}, {}), StoreError);
+  EXPECT_THROW(store->append({{"ch", "other", 0}}, {}, {}), StoreError);
   EXPECT_EQ(store->load_channels().at(0).epoch, "epoch-ch");
 }
 

@@ -1,0 +1,104 @@
+// Routing, query parsing, subscribe targets and the mapping of publish results to HTTP.
+#include <gtest/gtest.h>
+
+#include "api/errors.hpp"
+#include "api/events_api.hpp"
+#include "api/router.hpp"
+#include "api/subscribe_target.hpp"
+#include "core/agent_id.hpp"
+
+namespace aw::api {
+namespace {
+
+Response route(const Router& r, std::string method, std::string path) {
+  Request req;
+  req.method = std::move(method);
+  req.path = std::move(path);
+  Response out;
+  r.handle(req, [&out](Response res) { out = std::move(res); });
+  return out;
+}
+
+TEST(Router, MatchesParamsAndSeparates404From405) {
+  Router r;
+  std::string seen;
+  r.add("POST", "/api/agents/{agent_id}/events", [&](const Request&, const Params& p, Reply reply) {
+    seen = std::string(p.get("agent_id"));
+    reply(Response{202, "application/json", "{}", {}});
+  });
+  EXPECT_EQ(route(r, "POST", "/api/agents/a%3A1/events").status, 202u);
+  EXPECT_EQ(seen, "a:1");
+  auto wrong = route(r, "DELETE", "/api/agents/a/events");
+  EXPECT_EQ(wrong.status, 405u);
+  ASSERT_EQ(wrong.headers.size(), 1u);
+  EXPECT_EQ(wrong.headers[0].second, "POST");
+  EXPECT_EQ(route(r, "POST", "/api/agents/a/other").status, 404u);
+  EXPECT_NE(route(r, "GET", "/nope").body.find("\"code\":\"not_found\""), std::string::npos);
+}
+
+TEST(Query, FindsAndDecodesParameters) {
+  EXPECT_EQ(query_param("since=5&epoch=ab%20c", "epoch"), "ab c");
+  EXPECT_EQ(query_param("since=5&epoch=x", "since"), "5");
+  EXPECT_EQ(query_param("flag&x=1", "flag"), "");
+  EXPECT_FALSE(query_param("since=5", "epoch"));
+  EXPECT_FALSE(query_param("", "epoch"));
+}
+
+TEST(AgentId, FollowsTheAllowedAlphabet) {
+  EXPECT_TRUE(is_valid_agent_id("agent-7"));
+  EXPECT_TRUE(is_valid_agent_id("A.b:c_d-9"));
+  EXPECT_TRUE(is_valid_agent_id(std::string(128, 'a')));
+  EXPECT_FALSE(is_valid_agent_id(std::string(129, 'a')));
+  EXPECT_FALSE(is_valid_agent_id(""));
+  EXPECT_FALSE(is_valid_agent_id("a b"));
+  EXPECT_FALSE(is_valid_agent_id("a/b"));
+  EXPECT_FALSE(is_valid_agent_id("ä"));
+}
+
+TEST(SubscribeTarget, ParsesAgentAndResumePosition) {
+  auto t = parse_subscribe_target("/ws/agents/agent-7", "since=12&epoch=abc");
+  EXPECT_EQ(t.kind, SubscribeTarget::Kind::agent);
+  EXPECT_FALSE(t.error);
+  ASSERT_TRUE(t.since);
+  EXPECT_EQ(t.since->seq, 12u);
+  EXPECT_EQ(t.since->epoch, "abc");
+  EXPECT_FALSE(parse_subscribe_target("/ws/agents/a", "").since);
+  EXPECT_EQ(parse_subscribe_target("/ws/echo", "").kind, SubscribeTarget::Kind::echo);
+  EXPECT_EQ(parse_subscribe_target("/ws/other/a", "").kind, SubscribeTarget::Kind::not_websocket_route);
+}
+
+TEST(SubscribeTarget, RejectsBadInputWith400) {
+  for (auto [path, query] : std::vector<std::pair<const char*, const char*>>{
+           {"/ws/agents/a%20b", ""},
+           {"/ws/agents/a", "since=-1"},
+           {"/ws/agents/a", "since=abc"},
+           {"/ws/agents/a", "since="},
+           {"/ws/agents/a", "since=99999999999999999999999"},
+           {"/ws/agents/a", "epoch=abc"},
+       }) {
+    auto t = parse_subscribe_target(path, query);
+    ASSERT_TRUE(t.error) << path << "?" << query;
+    EXPECT_EQ(t.error->status, 400u);
+  }
+  auto long_epoch = parse_subscribe_target("/ws/agents/a", "since=1&epoch=" + std::string(65, 'e'));
+  ASSERT_TRUE(long_epoch.error);
+  EXPECT_NE(long_epoch.error->body.find("bad_epoch"), std::string::npos);
+}
+
+TEST(PublishResponse, MapsEveryOutcome) {
+  using S = PublishResult::Status;
+  EXPECT_EQ(publish_response({S::ok, 3, {}, {}}).status, 202u);
+  EXPECT_EQ(publish_response({S::ok, 3, {}, {}}).body, "{\"seq\":3}");
+  EXPECT_EQ(publish_response({S::duplicate, 3, {}, {}}).body, "{\"seq\":3,\"duplicate\":true}");
+  EXPECT_EQ(publish_response({S::store_full, 0, "full", {}}).status, 503u);
+  EXPECT_EQ(publish_response({S::store_failed, 0, "x", {}}).status, 503u);
+  EXPECT_EQ(publish_response({S::overloaded, 0, "x", {}}).status, 503u);
+  PublishResult refused{S::refused, 0, {}, Decision::refuse(Decision::Refusal::conflict, "illegal_transition", "no",
+                                                             R"({"allowed":["design"]})")};
+  auto r = publish_response(refused);
+  EXPECT_EQ(r.status, 409u);
+  EXPECT_EQ(r.body, R"({"error":{"code":"illegal_transition","message":"no","allowed":["design"]}})");
+}
+
+}  // namespace
+}  // namespace aw::api

@@ -1,0 +1,96 @@
+// Options: defaults, flags, environment variables and validation.
+#include "config/options.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace aw {
+namespace {
+
+ParseOutcome parse(std::vector<const char*> args, Options& o, std::map<std::string, std::string> env = {}) {
+  args.insert(args.begin(), "agentwire");
+  return parse_options(static_cast<int>(args.size()), args.data(), o, [&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  });
+}
+
+TEST(Options, DefaultsMatchTheDocs) {
+  Options o;
+  ASSERT_EQ(parse({}, o).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(o.listen_host, "127.0.0.1");
+  EXPECT_EQ(o.listen_port, 8080);
+  EXPECT_EQ(o.data_dir, "./data");
+  EXPECT_EQ(o.max_body_bytes, 1u << 20);
+  EXPECT_EQ(o.max_message_bytes, 64u << 10);
+  EXPECT_EQ(o.max_queue_bytes, 4u << 20);
+  EXPECT_EQ(o.heartbeat_interval_ms, 30000);
+  EXPECT_EQ(o.idle_timeout_ms, 90000);
+  EXPECT_EQ(o.history_size, 1000u);
+  EXPECT_FALSE(o.enable_echo);
+  EXPECT_FALSE(o.compression);
+  EXPECT_GE(o.effective_threads(), 1u);
+}
+
+TEST(Options, FlagsInBothSpellings) {
+  Options o;
+  auto r = parse({"--listen", "0.0.0.0:9000", "--max-body-bytes=64K", "--heartbeat-interval", "0.5",
+                  "--idle-timeout", "2", "--enable-echo", "--threads", "3"},
+                 o);
+  ASSERT_EQ(r.kind, ParseOutcome::Kind::run) << r.message;
+  EXPECT_EQ(o.listen_host, "0.0.0.0");
+  EXPECT_EQ(o.listen_port, 9000);
+  EXPECT_EQ(o.max_body_bytes, 65536u);
+  EXPECT_EQ(o.heartbeat_interval_ms, 500);
+  EXPECT_EQ(o.idle_timeout_ms, 2000);
+  EXPECT_TRUE(o.enable_echo);
+  EXPECT_EQ(o.effective_threads(), 3u);
+}
+
+TEST(Options, EnvironmentAppliesAndFlagsWin) {
+  Options o;
+  auto r = parse({"--max-queue-bytes", "2M"}, o,
+                 {{"AGENTWIRE_MAX_QUEUE_BYTES", "1M"}, {"AGENTWIRE_LOG_LEVEL", "warn"}, {"AGENTWIRE_COMPRESSION", "1"}});
+  ASSERT_EQ(r.kind, ParseOutcome::Kind::run) << r.message;
+  EXPECT_EQ(o.max_queue_bytes, 2u << 20);
+  EXPECT_EQ(o.log_level, "warn");
+  EXPECT_TRUE(o.compression);
+}
+
+TEST(Options, RejectsBadValuesClearly) {
+  for (std::vector<const char*> args : std::vector<std::vector<const char*>>{
+           {"--listen", "nope"},
+           {"--listen", "1.2.3.4:70000"},
+           {"--max-body-bytes", "lots"},
+           {"--heartbeat-interval", "-1"},
+           {"--heartbeat-interval", "10", "--idle-timeout", "5"},
+           {"--log-level", "loud"},
+           {"--store", "redis"},
+           {"--bogus"},
+           {"stray"},
+           {"--data-dir"},
+       }) {
+    Options o;
+    auto r = parse(args, o);
+    EXPECT_EQ(r.kind, ParseOutcome::Kind::error) << args[0];
+    EXPECT_FALSE(r.message.empty());
+  }
+  Options o;
+  auto env = parse({}, o, {{"AGENTWIRE_THREADS", "many"}});
+  EXPECT_EQ(env.kind, ParseOutcome::Kind::error);
+  EXPECT_NE(env.message.find("AGENTWIRE_THREADS"), std::string::npos);
+}
+
+TEST(Options, HelpNamesEveryFlag) {
+  Options o;
+  auto r = parse({"--help"}, o);
+  EXPECT_EQ(r.kind, ParseOutcome::Kind::help);
+  for (auto flag : {"--listen", "--data-dir", "--threads", "--max-body-bytes", "--max-message-bytes",
+                    "--max-queue-bytes", "--heartbeat-interval", "--idle-timeout", "--log-level", "--enable-echo",
+                    "--compression", "AGENTWIRE_LISTEN"})
+    EXPECT_NE(r.message.find(flag), std::string::npos) << flag;
+}
+
+}  // namespace
+}  // namespace aw

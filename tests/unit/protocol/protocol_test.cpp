@@ -1,0 +1,106 @@
+// Envelopes, frames, raw JSON slices and the parsing of publisher and client messages.
+#include <gtest/gtest.h>
+
+#include "protocol/client_message.hpp"
+#include "protocol/envelope.hpp"
+#include "protocol/json_span.hpp"
+#include "protocol/publish_request.hpp"
+#include "protocol/ws_frame.hpp"
+
+namespace aw {
+namespace {
+
+TEST(JsonSpan, SlicesMembersVerbatim) {
+  std::string_view body = R"({"type":"x", "data" : {"b": 1.50, "s": "h\"é}", "n": [1, {"d": "}"}]} , "z": null})";
+  auto span = json::member_span(body, "data");
+  ASSERT_TRUE(span);
+  EXPECT_EQ(*span, R"({"b": 1.50, "s": "h\"é}", "n": [1, {"d": "}"}]})");
+  EXPECT_EQ(*json::member_span(body, "z"), "null");
+  EXPECT_EQ(*json::member_span(body, "type"), "\"x\"");
+  EXPECT_FALSE(json::member_span(body, "missing"));
+  EXPECT_EQ(*json::member_span(R"({"a":1,"a":2})", "a"), "2");  // last wins
+}
+
+TEST(JsonSpan, QuotesAndEscapes) {
+  std::string out;
+  json::append_quoted(out, "a\"b\\c\n\x01é");
+  EXPECT_EQ(out, "\"a\\\"b\\\\c\\n\\u0001é\"");
+}
+
+TEST(WsFrame, HeaderSizesFollowRfc6455) {
+  EXPECT_EQ(ws::make_text_frame(std::string(125, 'x')).substr(0, 2), std::string("\x81\x7d"));
+  auto mid = ws::make_text_frame(std::string(126, 'x'));
+  EXPECT_EQ(mid.substr(0, 4), std::string("\x81\x7e\x00\x7e", 4));
+  EXPECT_EQ(mid.size(), 130u);
+  auto big = ws::make_text_frame(std::string(70000, 'x'));
+  EXPECT_EQ(big.substr(0, 10), std::string("\x81\x7f\x00\x00\x00\x00\x00\x01\x11\x70", 10));
+  EXPECT_EQ(big.size(), 70010u);
+}
+
+TEST(Envelope, EventIsFramedOnceWithDataVerbatim) {
+  auto ev = protocol::make_event("agent-7", 42, "progress", 0, R"({"b": 1.50})");
+  EXPECT_EQ(ev->envelope(),
+            R"({"type":"progress","agent_id":"agent-7","seq":42,"ts":"1970-01-01T00:00:00.000Z","data":{"b": 1.50}})");
+  EXPECT_EQ(ev->frame.substr(0, ev->payload_offset), ws::make_text_frame(ev->envelope()).substr(0, ev->payload_offset));
+}
+
+TEST(Envelope, ConnectedCarriesTheSessionFacts) {
+  protocol::ConnectedInfo info;
+  info.session_id = "s1";
+  info.agent_id = "a";
+  info.epoch = "e1";
+  info.seq = 9;
+  info.heartbeat_interval_s = 30;
+  std::string c = protocol::connected(info);
+  for (auto part : {"\"type\":\"connected\"", "\"session_id\":\"s1\"", "\"epoch\":\"e1\"", "\"seq\":9",
+                    "\"heartbeat_interval\":30", "\"server_version\":"})
+    EXPECT_NE(c.find(part), std::string::npos) << part << " missing in " << c;
+}
+
+TEST(PublishRequest, AcceptsValidBodies) {
+  auto r = protocol::parse_publish_request(R"({"type":"phase_changed","data":{"to": "design", "n": 1e3}})");
+  ASSERT_TRUE(r.ok) << r.error_message;
+  EXPECT_EQ(r.request.type, "phase_changed");
+  EXPECT_EQ(r.request.data, R"({"to": "design", "n": 1e3})");
+  auto no_data = protocol::parse_publish_request(R"({"type":"x"})");
+  ASSERT_TRUE(no_data.ok);
+  EXPECT_EQ(no_data.request.data, "{}");
+}
+
+TEST(PublishRequest, RejectsBadBodies) {
+  struct Case {
+    const char* body;
+    const char* code;
+  } cases[] = {
+      {"", "bad_json"},
+      {"{", "bad_json"},
+      {"[1]", "bad_json"},
+      {R"({"data":{}})", "bad_type"},
+      {R"({"type":5})", "bad_type"},
+      {R"({"type":""})", "bad_type"},
+      {R"({"type":"has space"})", "bad_type"},
+      {R"({"type":"x","data":[1]})", "bad_data"},
+      {R"({"type":"x","data":"s"})", "bad_data"},
+      {R"({"type":"x","data":null})", "bad_data"},
+      {"{\"type\":\"x\",\"data\":{\"s\":\"\xff\"}}", "bad_json"},  // invalid UTF-8
+  };
+  for (const auto& c : cases) {
+    auto r = protocol::parse_publish_request(c.body);
+    EXPECT_FALSE(r.ok) << c.body;
+    EXPECT_EQ(r.error_code, c.code) << c.body;
+  }
+}
+
+TEST(ClientMessage, KnowsPingAndSnapshot) {
+  using K = protocol::ClientMessage::Kind;
+  EXPECT_EQ(protocol::parse_client_message(R"({"type":"ping"})").kind, K::ping);
+  EXPECT_EQ(protocol::parse_client_message(R"({"type":"snapshot"})").kind, K::snapshot);
+  auto bad = protocol::parse_client_message("nope");
+  EXPECT_EQ(bad.kind, K::invalid);
+  EXPECT_EQ(bad.error_code, "bad_json");
+  EXPECT_EQ(protocol::parse_client_message(R"({"type":"dance"})").error_code, "unknown_type");
+  EXPECT_EQ(protocol::parse_client_message(R"({"kind":"ping"})").error_code, "bad_message");
+}
+
+}  // namespace
+}  // namespace aw
