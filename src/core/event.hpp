@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace aw {
@@ -17,6 +18,10 @@ struct Event {
   // subscriber; `payload_offset` is where the envelope JSON starts inside it.
   std::string frame;
   std::size_t payload_offset = 0;
+
+  // The same frame compressed for permessage-deflate subscribers; built on first use (protocol/deflate).
+  mutable std::once_flag deflate_once;
+  mutable std::string deflated;
 
   std::string_view envelope() const noexcept {
     return std::string_view(frame).substr(payload_offset);

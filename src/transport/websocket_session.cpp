@@ -7,6 +7,7 @@
 #include "core/log.hpp"
 #include "core/random_id.hpp"
 #include "protocol/client_message.hpp"
+#include "protocol/deflate.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/ws_frame.hpp"
 
@@ -59,10 +60,16 @@ void WebSocketSession::run(http::request<http::string_body> req) {
     websocket::permessage_deflate pmd;
     pmd.server_enable = true;
     pmd.client_enable = false;
+    // Each message compressed on its own: then one compressed frame per event serves every subscriber.
+    pmd.server_no_context_takeover = true;
     ws_.set_option(pmd);
   }
-  ws_.set_option(websocket::stream_base::decorator([](websocket::response_type& res) {
+  ws_.set_option(websocket::stream_base::decorator([this](websocket::response_type& res) {
     res.set(http::field::server, std::string("agentwire/") + AGENTWIRE_VERSION);
+    // Runs after Beast negotiated the extensions: learn whether this client takes compressed frames.
+    // A client that asked for a smaller server window gets uncompressed frames (always allowed).
+    std::string_view ext = res[http::field::sec_websocket_extensions];
+    deflate_ = ext.substr(0, 18) == "permessage-deflate" && ext.find("server_max_window_bits") == std::string_view::npos;
   }));
   // Pongs (and pings) from the client count as signs of life.
   ws_.control_callback([this](websocket::frame_type, beast::string_view) { last_activity_ms_ = now_unix_ms(); });
@@ -104,7 +111,7 @@ void WebSocketSession::join_channel() {
   send_text(protocol::connected(info));
   // The replay goes out before anything live: live events are delivered by later handlers on this
   // thread, and the hub skips those the replay covered.
-  for (const EventPtr& ev : j.replay) send_frame(ev, ev->frame, false);
+  for (const EventPtr& ev : j.replay) send_frame(ev, frame_of(*ev), false);
   if (target_.since && !j.recovered)
     send_text(protocol::snapshot(target_.agent_id, j.seq, j.epoch, false, j.state_json));
 }
@@ -112,7 +119,8 @@ void WebSocketSession::join_channel() {
 void WebSocketSession::deliver(const EventPtr& ev) {
   if (state_ != State::open || slow_) return;
   CorkedSocket& sock = ws_.next_layer();
-  if (sock.queued_bytes() + ev->frame.size() > ctx_.options.max_queue_bytes) {
+  std::string_view frame = frame_of(*ev);
+  if (sock.queued_bytes() + frame.size() > ctx_.options.max_queue_bytes) {
     // Never close from inside the fan-out loop over this channel: do it on a later turn.
     slow_ = true;
     ctx_.counters.connections_dropped_slow.fetch_add(1, std::memory_order_relaxed);
@@ -121,7 +129,11 @@ void WebSocketSession::deliver(const EventPtr& ev) {
     });
     return;
   }
-  send_frame(ev, ev->frame, true);
+  send_frame(ev, frame, true);
+}
+
+std::string_view WebSocketSession::frame_of(const Event& ev) const {
+  return deflate_ ? std::string_view(protocol::deflated_frame(ev)) : std::string_view(ev.frame);
 }
 
 void WebSocketSession::send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable) {

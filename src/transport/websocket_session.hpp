@@ -45,6 +45,8 @@ class WebSocketSession final : public Subscriber,
   void handle_client_message();
   // Queues a session message (connected, pong, error, ...): framed here, sent unshared.
   void send_text(std::string payload);
+  // The event's frame as this client takes it: compressed or not.
+  std::string_view frame_of(const Event& ev) const;
   void send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable);
   // Starts a close handshake; the socket is cut if it has not finished by the deadline.
   void close_with(websocket::close_code code, std::string_view reason);
@@ -59,7 +61,8 @@ class WebSocketSession final : public Subscriber,
   std::string remote_;
   Channel* channel_ = nullptr;
   State state_ = State::handshaking;
-  bool slow_ = false;         // its queue overflowed; a close is on its way
+  bool slow_ = false;
+  bool deflate_ = false;      // permessage-deflate negotiated: broadcasts go out compressed         // its queue overflowed; a close is on its way
   std::string close_reason_;  // why we closed it, when we did
   std::int64_t started_ms_ = 0;
   std::int64_t last_activity_ms_ = 0;
