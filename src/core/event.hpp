@@ -7,6 +7,15 @@
 
 namespace aw {
 
+// A value computed on first use and shared from then on; copies start empty (they are recomputed).
+struct LazyBytes {
+  LazyBytes() = default;
+  LazyBytes(const LazyBytes&) {}
+  LazyBytes& operator=(const LazyBytes&) { return *this; }
+  mutable std::once_flag once;
+  mutable std::string bytes;
+};
+
 struct Event {
   std::string agent_id;
   std::uint64_t seq = 0;
@@ -20,8 +29,7 @@ struct Event {
   std::size_t payload_offset = 0;
 
   // The same frame compressed for permessage-deflate subscribers; built on first use (protocol/deflate).
-  mutable std::once_flag deflate_once;
-  mutable std::string deflated;
+  LazyBytes deflated;
 
   std::string_view envelope() const noexcept {
     return std::string_view(frame).substr(payload_offset);

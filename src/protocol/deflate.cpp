@@ -34,8 +34,8 @@ std::string make_deflated_text_frame(std::string_view payload) {
 }
 
 const std::string& deflated_frame(const Event& ev) {
-  std::call_once(ev.deflate_once, [&ev] { ev.deflated = make_deflated_text_frame(ev.envelope()); });
-  return ev.deflated;
+  std::call_once(ev.deflated.once, [&ev] { ev.deflated.bytes = make_deflated_text_frame(ev.envelope()); });
+  return ev.deflated.bytes;
 }
 
 }  // namespace aw::protocol

@@ -1,0 +1,225 @@
+#include "workflow/agent_state.hpp"
+
+#include <algorithm>
+
+#include "core/log.hpp"
+#include "workflow/utf8.hpp"
+
+namespace aw::workflow {
+namespace json = boost::json;
+namespace {
+
+void log_unreadable(const StateRecord& r) {
+  log::warn("state_record_unreadable", {{"agent_id", r.agent_id}, {"kind", r.kind}, {"id", r.id}});
+}
+
+}  // namespace
+
+AgentState::AgentState(std::string agent_id, WorkflowIndex& index, Clock clock)
+    : agent_id_(std::move(agent_id)), index_(index), clock_(std::move(clock)) {}
+
+void AgentState::apply(const std::vector<StateRecord>& records) {
+  for (const StateRecord& r : records) {
+    if (r.kind == kWorkflowKind) {
+      apply_workflow(r);
+    } else if (r.kind == kRequirementsKind) {
+      apply_requirements(r);
+    } else if (r.kind == kStreamKind) {
+      apply_stream(r);
+    } else if (r.kind == kDeltaKind) {
+      apply_delta(r);
+    }
+  }
+}
+
+void AgentState::apply_workflow(const StateRecord& r) {
+  auto it = workflows_.find(r.id);
+  if (it != workflows_.end()) by_number_.erase({it->second.number, it->first});
+  if (r.json.empty()) {
+    if (it != workflows_.end()) workflows_.erase(it);
+    index_.remove_workflow(r.id);
+    return;
+  }
+  auto wf = parse_workflow_record(r.json);
+  if (!wf || wf->id != r.id) {
+    if (it != workflows_.end()) by_number_.emplace(it->second.number, it->first);
+    return log_unreadable(r);
+  }
+  by_number_.emplace(wf->number, wf->id);
+  workflows_.insert_or_assign(r.id, std::move(*wf));
+  index_.add_workflow(r.id, agent_id_);
+}
+
+void AgentState::apply_requirements(const StateRecord& r) {
+  if (r.json.empty()) {
+    if (auto it = requirements_.find(r.id); it != requirements_.end()) requirements_.erase(it);
+    return;
+  }
+  auto req = parse_requirements_record(r.json);
+  if (!req) return log_unreadable(r);
+  requirements_.insert_or_assign(r.id, std::move(*req));
+}
+
+void AgentState::apply_stream(const StateRecord& r) {
+  if (r.json.empty()) return forget_stream(r.id);
+  auto parsed = parse_stream_record(r.json);
+  if (!parsed || parsed->id != r.id) return log_unreadable(r);
+  auto [it, fresh] = streams_.try_emplace(r.id);
+  Stream& st = it->second;
+  if (!fresh) streams_by_workflow_[st.workflow_id].erase({st.started_at_ms, st.id});
+  if (parsed->status == StreamStatus::streaming) {
+    // The record holds no text: keep what deltas already brought (they may be read first at start-up).
+    parsed->text = std::move(st.text);
+    parsed->deltas = st.deltas;
+    parsed->length = st.length;
+    parsed->bytes = st.bytes;
+  } else {
+    early_deltas_.erase(r.id);
+    last_activity_.erase(r.id);
+  }
+  st = std::move(*parsed);
+  streams_by_workflow_[st.workflow_id].emplace(st.started_at_ms, st.id);
+  const bool open = st.status == StreamStatus::streaming;
+  const std::int64_t now = clock_();
+  if (open && fresh) last_activity_[st.id] = now;
+  index_.add_stream(st.id, agent_id_, open, now);
+}
+
+void AgentState::apply_delta(const StateRecord& r) {
+  if (r.json.empty()) return;  // erased when the stream ends; its text went with it
+  auto id = parse_delta_record_id(r.id);
+  auto delta = parse_delta_record(r.json);
+  if (!id || !delta) return log_unreadable(r);
+  auto [it, fresh] = streams_.try_emplace(id->stream_id);
+  Stream& st = it->second;
+  if (fresh) st.id = id->stream_id;  // its stream record comes later in this load
+  if (st.status != StreamStatus::streaming || id->index < st.deltas) return;
+  if (id->index > st.deltas) {
+    early_deltas_[st.id].insert_or_assign(id->index, std::move(*delta));
+    return;
+  }
+  append_text(st, *delta);
+  if (auto early = early_deltas_.find(st.id); early != early_deltas_.end()) {
+    auto& waiting = early->second;
+    for (auto next = waiting.find(st.deltas); next != waiting.end(); next = waiting.find(st.deltas)) {
+      append_text(st, next->second);
+      waiting.erase(next);
+    }
+    if (waiting.empty()) early_deltas_.erase(early);
+  }
+  const std::int64_t now = clock_();
+  last_activity_[st.id] = now;
+  index_.touch_stream(st.id, now);
+}
+
+void AgentState::append_text(Stream& st, std::string_view delta) {
+  st.text.append(delta);
+  st.bytes += delta.size();
+  st.length += count_code_points(delta);
+  ++st.deltas;
+}
+
+void AgentState::forget_stream(const std::string& id) {
+  if (auto it = streams_.find(id); it != streams_.end()) {
+    auto by = streams_by_workflow_.find(it->second.workflow_id);
+    if (by != streams_by_workflow_.end()) {
+      by->second.erase({it->second.started_at_ms, id});
+      if (by->second.empty()) streams_by_workflow_.erase(by);
+    }
+    streams_.erase(it);
+  }
+  early_deltas_.erase(id);
+  last_activity_.erase(id);
+  index_.remove_stream(id);
+}
+
+const Workflow* AgentState::find_workflow(std::string_view id) const {
+  auto it = workflows_.find(id);
+  return it == workflows_.end() ? nullptr : &it->second;
+}
+
+const Requirements* AgentState::find_requirements(std::string_view workflow_id) const {
+  auto it = requirements_.find(workflow_id);
+  return it == requirements_.end() ? nullptr : &it->second;
+}
+
+const Stream* AgentState::find_stream(std::string_view id) const {
+  auto it = streams_.find(id);
+  // A stream known only from deltas (its record not read yet) is not a stream yet.
+  if (it == streams_.end() || it->second.workflow_id.empty()) return nullptr;
+  return &it->second;
+}
+
+std::vector<const Stream*> AgentState::streams_of(std::string_view workflow_id) const {
+  std::vector<const Stream*> out;
+  auto by = streams_by_workflow_.find(workflow_id);
+  if (by == streams_by_workflow_.end()) return out;
+  out.reserve(by->second.size());
+  for (const auto& [started, id] : by->second)
+    if (auto it = streams_.find(id); it != streams_.end()) out.push_back(&it->second);
+  return out;
+}
+
+std::uint64_t AgentState::last_number() const { return by_number_.empty() ? 0 : by_number_.rbegin()->first; }
+
+std::vector<const Workflow*> AgentState::workflows_after(std::uint64_t after_number, std::size_t limit,
+                                                         bool& more) const {
+  std::vector<const Workflow*> out;
+  more = false;
+  // Past every id of `after_number`: ids are never empty, and "\x7f" sorts after any id character.
+  for (auto it = by_number_.upper_bound({after_number, "\x7f"}); it != by_number_.end(); ++it) {
+    if (out.size() == limit) {
+      more = true;
+      break;
+    }
+    out.push_back(&workflows_.find(it->second)->second);
+  }
+  return out;
+}
+
+std::vector<std::string> AgentState::delta_record_ids(std::string_view stream_id) const {
+  std::vector<std::string> ids;
+  auto it = streams_.find(stream_id);
+  if (it == streams_.end()) return ids;
+  ids.reserve(it->second.deltas);
+  for (std::uint64_t i = 0; i < it->second.deltas; ++i) ids.push_back(delta_record_id(stream_id, i));
+  if (auto early = early_deltas_.find(stream_id); early != early_deltas_.end())
+    for (const auto& [index, text] : early->second) ids.push_back(delta_record_id(stream_id, index));
+  return ids;
+}
+
+json::object AgentState::workflow_json(const Workflow& wf) const {
+  return workflow::workflow_json(wf, find_requirements(wf.id), streams_of(wf.id));
+}
+
+std::int64_t AgentState::last_activity(std::string_view stream_id) const {
+  auto it = last_activity_.find(stream_id);
+  return it == last_activity_.end() ? 0 : it->second;
+}
+
+std::string AgentState::snapshot_json() const {
+  json::array workflows;
+  workflows.reserve(by_number_.size());
+  for (const auto& [number, id] : by_number_) workflows.push_back(workflow_json(workflows_.find(id)->second));
+  std::vector<const Stream*> open;
+  for (const auto& [id, st] : streams_)
+    if (st.status == StreamStatus::streaming && !st.workflow_id.empty()) open.push_back(&st);
+  std::sort(open.begin(), open.end(), [](const Stream* a, const Stream* b) {
+    return std::tie(a->started_at_ms, a->id) < std::tie(b->started_at_ms, b->id);
+  });
+  json::array streams;
+  streams.reserve(open.size());
+  for (const Stream* st : open) streams.push_back(open_stream_json(*st));
+  json::object o;
+  o["workflows"] = std::move(workflows);
+  o["streams"] = std::move(streams);
+  return json::serialize(o);
+}
+
+ChannelStateFactory agent_state_factory(WorkflowIndex& index, Clock clock) {
+  return [&index, clock = std::move(clock)](std::string_view agent_id) -> std::unique_ptr<ChannelState> {
+    return std::make_unique<AgentState>(std::string(agent_id), index, clock);
+  };
+}
+
+}  // namespace aw::workflow

@@ -1,0 +1,81 @@
+// One agent's workflows and AI output streams as the hub holds them: rebuilt from the state records at
+// start-up, updated by the records each command commits, read by commands (on the hub's writer thread)
+// and by snapshots and GET routes (under the channel's lock).
+//
+// Stream text: each delta is its own small record ("stream_delta", "<stream>/<index>") written with
+// its event, and the stream's records collapse into one summary when it ends. So an append costs one
+// short insert whatever the length of the text so far — rewriting a growing text record on every delta
+// would make a long answer quadratic — and after a restart the text is rebuilt from those records, not
+// from the event log, whose retention may already have dropped the first deltas.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "hub/channel_state.hpp"
+#include "workflow/documents.hpp"
+#include "workflow/workflow_index.hpp"
+
+namespace aw::workflow {
+
+// Wall-clock milliseconds; injectable so tests control time.
+using Clock = std::function<std::int64_t()>;
+
+class AgentState final : public ChannelState {
+ public:
+  // `index` learns every workflow and stream applied here; `clock` stamps stream activity.
+  AgentState(std::string agent_id, WorkflowIndex& index, Clock clock);
+
+  void apply(const std::vector<StateRecord>& records) override;
+  // {"workflows": [every workflow, by number], "streams": [every open stream with its text so far]}
+  std::string snapshot_json() const override;
+
+  const std::string& agent_id() const noexcept { return agent_id_; }
+  const Workflow* find_workflow(std::string_view id) const;
+  const Requirements* find_requirements(std::string_view workflow_id) const;
+  const Stream* find_stream(std::string_view id) const;
+  // The workflow's streams in the order they started.
+  std::vector<const Stream*> streams_of(std::string_view workflow_id) const;
+  // The highest workflow number in use (0 when none).
+  std::uint64_t last_number() const;
+  // Workflows numbered above `after_number`, at most `limit`, by number; `more` tells if others follow.
+  std::vector<const Workflow*> workflows_after(std::uint64_t after_number, std::size_t limit, bool& more) const;
+  // Every delta record a stream holds, to erase when it ends or its workflow goes.
+  std::vector<std::string> delta_record_ids(std::string_view stream_id) const;
+  // The public JSON of a workflow with its current requirements and streams.
+  boost::json::object workflow_json(const Workflow& wf) const;
+
+  // Last time a delta (or the open) reached this open stream, by `clock`.
+  std::int64_t last_activity(std::string_view stream_id) const;
+
+ private:
+  void apply_workflow(const StateRecord& r);
+  void apply_requirements(const StateRecord& r);
+  void apply_stream(const StateRecord& r);
+  void apply_delta(const StateRecord& r);
+  void append_text(Stream& st, std::string_view delta);
+  void forget_stream(const std::string& id);
+
+  std::string agent_id_;
+  WorkflowIndex& index_;
+  Clock clock_;
+  std::map<std::string, Workflow, std::less<>> workflows_;
+  std::set<std::pair<std::uint64_t, std::string>> by_number_;  // (number, id)
+  std::map<std::string, Requirements, std::less<>> requirements_;
+  std::map<std::string, Stream, std::less<>> streams_;
+  // workflow id → (started_at_ms, stream id)
+  std::map<std::string, std::set<std::pair<std::int64_t, std::string>>, std::less<>> streams_by_workflow_;
+  // Deltas read ahead of an earlier index at start-up (the store promises no order): index → text.
+  std::map<std::string, std::map<std::uint64_t, std::string>, std::less<>> early_deltas_;
+  std::map<std::string, std::int64_t, std::less<>> last_activity_;
+};
+
+// For the hub: one AgentState per channel, all feeding `index`. `index` must outlive the hub.
+ChannelStateFactory agent_state_factory(WorkflowIndex& index, Clock clock);
+
+}  // namespace aw::workflow
