@@ -58,6 +58,12 @@ int main(int argc, char** argv) {
   raise_fd_limit();
 
   try {
+    // Signals are caught from here on: a SIGTERM that arrives as soon as we say "listening" is honoured.
+    boost::asio::io_context main_ioc;
+    boost::asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
+    int received = 0;
+    signals.async_wait([&](const boost::system::error_code&, int sig) { received = sig; });
+
     auto store = open_store(options);
     const unsigned threads = options.effective_threads();
     aw::Counters counters(threads);
@@ -87,10 +93,6 @@ int main(int argc, char** argv) {
                                 {"data_dir", options.data_dir},
                                 {"version", AGENTWIRE_VERSION}});
 
-    boost::asio::io_context main_ioc;
-    boost::asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
-    int received = 0;
-    signals.async_wait([&](const boost::system::error_code&, int sig) { received = sig; });
     main_ioc.run();
 
     // Shutdown: stop accepting, close every WebSocket with 1001, give them a moment, then stop.
