@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "api/events_api.hpp"
+#include "api/static_api.hpp"
 #include "api/stats_api.hpp"
 #include "config/options.hpp"
 #include "core/log.hpp"
@@ -39,6 +40,15 @@ std::unique_ptr<aw::EventStore> open_store(const aw::Options& o) {
                                            : aw::FsyncMode::normal;
   return std::make_unique<aw::SqliteEventStore>((std::filesystem::path(o.data_dir) / "events.db").string(), mode,
                                                 o.store_max_bytes);
+}
+
+// The dashboard: --web-dir, else web/dist of the source tree the binary was built in (build/agentwire).
+std::string web_dir(const aw::Options& o, const char* argv0) {
+  if (!o.web_dir.empty()) return o.web_dir;
+  std::error_code ec;
+  auto exe = std::filesystem::canonical("/proc/self/exe", ec);
+  if (ec) exe = std::filesystem::absolute(argv0, ec);
+  return (exe.parent_path().parent_path() / "web" / "dist").string();
 }
 
 }  // namespace
@@ -81,6 +91,7 @@ int main(int argc, char** argv) {
     aw::api::Context api_ctx{hub, counters, options};
     aw::api::add_event_routes(router, api_ctx);
     aw::api::add_stats_routes(router, api_ctx);
+    aw::api::add_static_routes(router, web_dir(options, argv[0]));
 
     aw::transport::ServerContext server_ctx{options, hub, router, counters};
     aw::transport::Server server(pool, server_ctx);

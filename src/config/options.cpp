@@ -128,6 +128,15 @@ const std::vector<Spec>& specs() {
        }},
       {"history-ttl", Kind::seconds, "seconds an event is kept for resume (default 86400)",
        [](Options& o, std::string_view v) { return set_seconds(o.history_ttl_ms, v, "history-ttl"); }},
+      {"web-dir", Kind::text, "directory of the dashboard served at / (default: web/dist of the source tree)",
+       [](Options& o, std::string_view v) -> std::string {
+         if (v.empty()) return "--web-dir must not be empty";
+         o.web_dir = std::string(v);
+         return {};
+       }},
+      {"stream-idle-timeout", Kind::seconds,
+       "seconds an AI output stream may go without a delta before it is ended as failed (default 60)",
+       [](Options& o, std::string_view v) { return set_seconds(o.stream_idle_timeout_ms, v, "stream-idle-timeout"); }},
       {"log-level", Kind::text, "debug, info (default), warn, error or off",
        [](Options& o, std::string_view v) -> std::string {
          log::Level l;

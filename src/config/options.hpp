@@ -24,9 +24,11 @@ struct Options {
   std::int64_t idle_timeout_ms = 90'000;        // three missed heartbeats
   std::size_t history_size = 1000;              // events per channel kept for resume
   std::int64_t history_ttl_ms = 24LL * 3600 * 1000;
+  std::int64_t stream_idle_timeout_ms = 60'000;  // an AI output stream this long without a delta has died
   std::string log_level = "info";
   bool enable_echo = false;   // /ws/echo for RFC 6455 conformance suites
   bool compression = false;   // permessage-deflate when the client offers it
+  std::string web_dir;        // the dashboard's files; empty = web/dist beside the binary's build dir
 
   unsigned effective_threads() const;
 };
