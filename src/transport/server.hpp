@@ -3,6 +3,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <cstdint>
 #include <memory>
+#include <optional>
 
 #include "transport/server_context.hpp"
 #include "transport/shard.hpp"
@@ -20,7 +21,8 @@ class Server {
   void start(const std::string& host, std::uint16_t port);
   std::uint16_t port() const noexcept { return port_; }
 
-  // Stops accepting; connections already open are left to the caller's shutdown.
+  // Stops accepting and destroys the acceptor (before its io_context goes); connections already open
+  // are left to the caller's shutdown.
   void stop_accepting();
 
  private:
@@ -28,7 +30,7 @@ class Server {
 
   ShardPool& pool_;
   ServerContext& ctx_;
-  tcp::acceptor acceptor_;
+  std::optional<tcp::acceptor> acceptor_;
   std::uint16_t port_ = 0;
 };
 
