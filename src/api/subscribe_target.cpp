@@ -15,10 +15,11 @@ SubscribeTarget parse_subscribe_target(std::string_view path, std::string_view q
     t.kind = SubscribeTarget::Kind::echo;
     return t;
   }
-  if (parts.size() != 3 || parts[0] != "ws" || parts[1] != "agents") return t;
+  if (parts.size() < 2 || parts[0] != "ws" || parts[1] != "agents") return t;
   t.kind = SubscribeTarget::Kind::agent;
-  t.agent_id = percent_decode(parts[2]);
-  if (!is_valid_agent_id(t.agent_id)) {
+  // "/ws/agents/" and "/ws/agents/a/b" are bad agent ids, not unknown routes.
+  if (parts.size() == 3) t.agent_id = percent_decode(parts[2]);
+  if (parts.size() != 3 || !is_valid_agent_id(t.agent_id)) {
     t.error = error_response(400, "bad_agent_id", "agent_id must be 1-128 characters of [A-Za-z0-9_.:-]");
     return t;
   }

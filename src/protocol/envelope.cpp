@@ -1,5 +1,7 @@
 #include "protocol/envelope.hpp"
 
+#include <cstdio>
+
 #include "core/clock.hpp"
 #include "protocol/json_span.hpp"
 #include "protocol/ws_frame.hpp"
@@ -16,6 +18,19 @@ void append_head(std::string& out, std::string_view type, std::string_view agent
 
 void append_ts(std::string& out, std::int64_t ts_ms) {
   out.append(",\"ts\":\"").append(format_timestamp(ts_ms)).push_back('"');
+}
+
+// Milliseconds as a JSON number of seconds: 30000 -> 30, 500 -> 0.5, 1250 -> 1.25.
+std::string seconds(std::int64_t ms) {
+  std::string out = std::to_string(ms / 1000);
+  if (std::int64_t frac = ms % 1000; frac != 0) {
+    char buf[8];
+    std::snprintf(buf, sizeof buf, ".%03lld", static_cast<long long>(frac));
+    std::string f(buf);
+    while (f.back() == '0') f.pop_back();
+    out += f;
+  }
+  return out;
 }
 
 }  // namespace
@@ -62,8 +77,8 @@ std::string connected(const ConnectedInfo& c) {
   d.append(",\"resumed\":").append(c.resumed ? "true" : "false");
   d.append(",\"recovered\":").append(c.recovered ? "true" : "false");
   d.append(",\"replayed\":").append(std::to_string(c.replayed));
-  d.append(",\"heartbeat_interval\":").append(std::to_string(c.heartbeat_interval_s));
-  d.append(",\"idle_timeout\":").append(std::to_string(c.idle_timeout_s));
+  d.append(",\"heartbeat_interval\":").append(seconds(c.heartbeat_interval_ms));
+  d.append(",\"idle_timeout\":").append(seconds(c.idle_timeout_ms));
   d.append(",\"server_version\":");
   json::append_quoted(d, kServerVersion);
   d.push_back('}');

@@ -26,8 +26,8 @@ struct ConnectedInfo {
   bool resumed = false;   // the client asked to resume (sent `since`)
   bool recovered = false; // ... and every missed event follows
   std::uint64_t replayed = 0;
-  unsigned heartbeat_interval_s = 0;
-  unsigned idle_timeout_s = 0;
+  std::int64_t heartbeat_interval_ms = 0;  // sent in seconds, fractions kept (0.5)
+  std::int64_t idle_timeout_ms = 0;
 };
 std::string connected(const ConnectedInfo& info);
 

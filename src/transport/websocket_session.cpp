@@ -106,8 +106,8 @@ void WebSocketSession::join_channel() {
   info.resumed = target_.since.has_value();
   info.recovered = j.recovered;
   info.replayed = j.replay.size();
-  info.heartbeat_interval_s = static_cast<unsigned>(ctx_.options.heartbeat_interval_ms / 1000);
-  info.idle_timeout_s = static_cast<unsigned>(ctx_.options.idle_timeout_ms / 1000);
+  info.heartbeat_interval_ms = ctx_.options.heartbeat_interval_ms;
+  info.idle_timeout_ms = ctx_.options.idle_timeout_ms;
   send_text(protocol::connected(info));
   // The replay goes out before anything live: live events are delivered by later handlers on this
   // thread, and the hub skips those the replay covered.

@@ -70,6 +70,8 @@ TEST(SubscribeTarget, ParsesAgentAndResumePosition) {
 TEST(SubscribeTarget, RejectsBadInputWith400) {
   for (auto [path, query] : std::vector<std::pair<const char*, const char*>>{
            {"/ws/agents/a%20b", ""},
+           {"/ws/agents/a/b", ""},
+           {"/ws/agents/", ""},
            {"/ws/agents/a", "since=-1"},
            {"/ws/agents/a", "since=abc"},
            {"/ws/agents/a", "since="},

@@ -50,10 +50,11 @@ TEST(Envelope, ConnectedCarriesTheSessionFacts) {
   info.agent_id = "a";
   info.epoch = "e1";
   info.seq = 9;
-  info.heartbeat_interval_s = 30;
+  info.heartbeat_interval_ms = 30000;
+  info.idle_timeout_ms = 2500;
   std::string c = protocol::connected(info);
   for (auto part : {"\"type\":\"connected\"", "\"session_id\":\"s1\"", "\"epoch\":\"e1\"", "\"seq\":9",
-                    "\"heartbeat_interval\":30", "\"server_version\":"})
+                    "\"heartbeat_interval\":30,", "\"idle_timeout\":2.5,", "\"server_version\":"})
     EXPECT_NE(c.find(part), std::string::npos) << part << " missing in " << c;
 }
 

@@ -1,0 +1,97 @@
+"""A subscriber that stops reading is dropped; the others get everything; memory stays bounded."""
+
+import asyncio
+import json
+import threading
+import time
+
+from awtest import RawWebSocket, connect_agent, pipeline_publish, recv_text, run, wait_until
+
+EVENTS = 3000
+BATCH = 100
+MAX_LAG = 1000  # the publisher never runs more than this many events ahead of the fast reader
+
+
+def test_slow_consumer_is_dropped_fast_one_gets_everything(start_server):
+    server = start_server("--max-queue-bytes", "65536")
+    agent = "firehose"
+    pad = "p" * 1000
+
+    slow = RawWebSocket(server, f"/ws/agents/{agent}", rcvbuf=4096)  # handshake done, then never read
+
+    received = []
+    progress = threading.Condition()
+    acked = []
+    publish_error = []
+
+    def publisher():
+        try:
+            for start in range(0, EVENTS, BATCH):
+                with progress:
+                    ok = progress.wait_for(lambda: len(received) >= start - MAX_LAG, timeout=60)
+                if not ok:
+                    raise AssertionError(f"fast reader stalled at {len(received)} of {start} published")
+                bodies = [
+                    json.dumps({"type": "bulk", "data": {"i": i, "pad": pad}}).encode()
+                    for i in range(start, min(start + BATCH, EVENTS))
+                ]
+                acked.extend(pipeline_publish(server, agent, bodies))
+        except BaseException as e:  # reported by the test thread
+            publish_error.append(e)
+
+    async def main():
+        ws, _ = await connect_agent(server, agent)
+        try:
+            pub = threading.Thread(target=publisher, daemon=True)
+            pub.start()
+            deadline = time.monotonic() + 120
+            while len(received) < EVENTS:
+                if publish_error:
+                    raise publish_error[0]
+                left = deadline - time.monotonic()
+                assert left > 0, f"fast client got only {len(received)} of {EVENTS} events"
+                text = await recv_text(ws, timeout=min(left, 30), what=f"event #{len(received) + 1}")
+                ev = json.loads(text)
+                if ev["type"] == "heartbeat":
+                    continue
+                with progress:
+                    received.append(ev)
+                    progress.notify_all()
+            await asyncio.to_thread(pub.join, 30)
+            assert not pub.is_alive(), "publisher did not finish"
+            if publish_error:
+                raise publish_error[0]
+        finally:
+            await ws.close()
+
+    try:
+        run(main())
+
+        assert acked == list(range(1, EVENTS + 1)), "publish acknowledgements are not 1..N in order"
+        seqs = [e["seq"] for e in received]
+        assert seqs == list(range(1, EVENTS + 1)), "fast client did not get every event exactly once, in order"
+        assert [e["data"]["i"] for e in received] == list(range(EVENTS))
+
+        stats = wait_until(
+            lambda: (lambda s: s if s["connections"]["dropped_slow"] >= 1 else None)(server.stats()),
+            15,
+            "dropped_slow >= 1",
+        )
+        assert stats["connections"]["dropped_slow"] == 1, f"only the slow client should be dropped: {stats}"
+        assert server.http("GET", "/healthz")[0] == 200
+        rss_mb = server.rss_kb() / 1024
+        assert rss_mb < 200, f"server RSS {rss_mb:.0f} MB after a slow consumer"
+
+        # The slow client, when it finally reads: a clean in-order prefix of the events, then close 1008.
+        code, texts, _ = slow.read_until_close(timeout=30)
+        got = [json.loads(t) for t in texts]
+        assert got and got[0]["type"] == "connected"
+        events = [e for e in got[1:] if e["type"] != "heartbeat"]
+        slow_seqs = [e["seq"] for e in events]
+        assert slow_seqs == list(range(1, len(slow_seqs) + 1)), "slow client's frames are not a clean prefix"
+        assert len(slow_seqs) < EVENTS, "the slow client was not dropped at all"
+        assert code in (1008, None), f"slow consumer closed with {code}, expected 1008 (policy)"
+    finally:
+        slow.close()
+
+    wait_until(lambda: server.stats()["connections"]["live"] == 0, 15, "all connections to be gone")

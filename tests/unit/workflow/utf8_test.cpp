@@ -1,0 +1,42 @@
+// UTF-8 validation of stream deltas: what browsers would reject must be refused here.
+#include "workflow/utf8.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace aw::workflow {
+namespace {
+
+TEST(Utf8, AcceptsWellFormedText) {
+  EXPECT_TRUE(is_valid_utf8(""));
+  EXPECT_TRUE(is_valid_utf8("plain ascii"));
+  EXPECT_TRUE(is_valid_utf8("w\xc3\xb6rld"));                // ö
+  EXPECT_TRUE(is_valid_utf8("\xe2\x82\xac"));                // €
+  EXPECT_TRUE(is_valid_utf8("\xf0\x9f\x98\x80"));            // 😀
+  EXPECT_TRUE(is_valid_utf8("\xf4\x8f\xbf\xbf"));            // U+10FFFF
+  EXPECT_TRUE(is_valid_utf8(std::string("nul\0inside", 10)));
+}
+
+TEST(Utf8, RefusesMalformedText) {
+  EXPECT_FALSE(is_valid_utf8("\xc3"));                  // cut after the lead byte
+  EXPECT_FALSE(is_valid_utf8("\xf0\x9f\x98"));          // cut inside an emoji
+  EXPECT_FALSE(is_valid_utf8("\x80"));                  // lone continuation
+  EXPECT_FALSE(is_valid_utf8("\xc0\xaf"));              // overlong '/'
+  EXPECT_FALSE(is_valid_utf8("\xe0\x80\xaf"));          // overlong, three bytes
+  EXPECT_FALSE(is_valid_utf8("\xed\xa0\x80"));          // surrogate U+D800
+  EXPECT_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));      // above U+10FFFF
+  EXPECT_FALSE(is_valid_utf8("\xff"));
+  EXPECT_FALSE(is_valid_utf8("ok\xe2\x82"));            // cut at the end
+  EXPECT_FALSE(is_valid_utf8("\xe2\x28\xa1"));          // bad continuation
+}
+
+TEST(Utf8, CountsCodePoints) {
+  EXPECT_EQ(count_code_points(""), 0u);
+  EXPECT_EQ(count_code_points("abc"), 3u);
+  EXPECT_EQ(count_code_points("w\xc3\xb6rld"), 5u);
+  EXPECT_EQ(count_code_points("\xf0\x9f\x98\x80!"), 2u);
+}
+
+}  // namespace
+}  // namespace aw::workflow
