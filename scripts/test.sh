@@ -19,10 +19,22 @@ ctest --test-dir build --output-on-failure -j "$JOBS"
 echo "== black-box tests"
 AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
 
-if [ -x build/bench/agentwire-bench ] && [ -x bench/smoke.sh ]; then
-  echo "== load generator smoke run"
-  bench/smoke.sh build/agentwire build/bench/agentwire-bench
-fi
+echo "== load generator smoke run (asserts no loss, no timing)"
+smoke_dir=$(mktemp -d)
+build/agentwire --listen 127.0.0.1:0 --data-dir "$smoke_dir/data" 2>"$smoke_dir/log" &
+smoke_pid=$!
+port=""
+for _ in $(seq 200); do
+  port=$(sed -n 's/.*event=listening.* port=\([0-9]*\).*/\1/p' "$smoke_dir/log")
+  [ -n "$port" ] && break
+  sleep 0.1
+done
+[ -n "$port" ] || { cat "$smoke_dir/log"; echo "server did not start" >&2; exit 1; }
+BENCH_BIN=build/bench/agentwire-bench SMOKE_SCENARIOS="fanout channels resume" \
+  bench/smoke.sh "http://127.0.0.1:$port"
+kill -TERM "$smoke_pid"
+wait "$smoke_pid"
+rm -rf "$smoke_dir"
 
 if [ "${AGENTWIRE_SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer"
