@@ -4,22 +4,29 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <thread>
 
 #include "api/events_api.hpp"
+#include "check/check.hpp"
 #include "api/static_api.hpp"
 #include "api/stats_api.hpp"
+#include "api/streams_api.hpp"
+#include "api/workflows_api.hpp"
 #include "config/options.hpp"
+#include "core/clock.hpp"
 #include "core/log.hpp"
 #include "hub/hub.hpp"
 #include "store/memory_event_store.hpp"
 #include "store/sqlite/sqlite_event_store.hpp"
 #include "transport/server.hpp"
 #include "transport/shard.hpp"
+#include "workflow/workflow_service.hpp"
 
 namespace {
 
@@ -54,6 +61,7 @@ std::string web_dir(const aw::Options& o, const char* argv0) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string_view(argv[1]) == "check") return aw::check::check_main(argc - 1, argv + 1);
   aw::Options options;
   auto parsed = aw::parse_options(argc, argv, options);
   switch (parsed.kind) {
@@ -72,7 +80,10 @@ int main(int argc, char** argv) {
     boost::asio::io_context main_ioc;
     boost::asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
     int received = 0;
-    signals.async_wait([&](const boost::system::error_code&, int sig) { received = sig; });
+    signals.async_wait([&](const boost::system::error_code&, int sig) {
+      received = sig;
+      main_ioc.stop();  // also ends the stream idle checks
+    });
 
     auto store = open_store(options);
     const unsigned threads = options.effective_threads();
@@ -84,13 +95,19 @@ int main(int argc, char** argv) {
     aw::HubOptions hub_options;
     hub_options.history_size = options.history_size;
     hub_options.history_ttl_ms = options.history_ttl_ms;
-    aw::Hub hub(hub_options, *store, pool);
+    aw::workflow::WorkflowIndex workflow_index;  // filled by each agent's state, so it outlives the hub
+    auto agent_states = aw::workflow::agent_state_factory(workflow_index, aw::now_unix_ms);
+    aw::Hub hub(hub_options, *store, pool, std::move(agent_states));
     hub.start();
+    aw::workflow::WorkflowService workflows(hub, workflow_index, {options.stream_idle_timeout_ms},
+                                            aw::now_unix_ms);
 
     aw::api::Router router;
     aw::api::Context api_ctx{hub, counters, options};
     aw::api::add_event_routes(router, api_ctx);
     aw::api::add_stats_routes(router, api_ctx);
+    aw::api::add_workflow_routes(router, workflows);
+    aw::api::add_stream_routes(router, workflows);
     aw::api::add_static_routes(router, web_dir(options, argv[0]));
 
     aw::transport::ServerContext server_ctx{options, hub, router, counters};
@@ -103,6 +120,20 @@ int main(int argc, char** argv) {
                                 {"store", options.store},
                                 {"data_dir", options.data_dir},
                                 {"version", AGENTWIRE_VERSION}});
+
+    // Streams left open without deltas are ended as failed: a few checks per timeout, at most one a second.
+    boost::asio::steady_timer stream_timer(main_ioc);
+    const std::chrono::milliseconds stream_check(
+        std::clamp<std::int64_t>(options.stream_idle_timeout_ms / 4, 100, 1000));
+    std::function<void()> check_streams = [&] {
+      stream_timer.expires_after(stream_check);
+      stream_timer.async_wait([&](const boost::system::error_code& ec) {
+        if (ec) return;
+        workflows.expire_idle_streams(aw::now_unix_ms());
+        check_streams();
+      });
+    };
+    check_streams();
 
     main_ioc.run();
 

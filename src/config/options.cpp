@@ -136,7 +136,9 @@ const std::vector<Spec>& specs() {
        }},
       {"stream-idle-timeout", Kind::seconds,
        "seconds an AI output stream may go without a delta before it is ended as failed (default 60)",
-       [](Options& o, std::string_view v) { return set_seconds(o.stream_idle_timeout_ms, v, "stream-idle-timeout"); }},
+       [](Options& o, std::string_view v) {
+         return set_seconds(o.stream_idle_timeout_ms, v, "stream-idle-timeout");
+       }},
       {"log-level", Kind::text, "debug, info (default), warn, error or off",
        [](Options& o, std::string_view v) -> std::string {
          log::Level l;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <tuple>
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -217,7 +218,17 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
     publish_failures_.fetch_add(staged.size(), std::memory_order_relaxed);
   } else {
     for (auto& [ch, seq] : seq_before) ch->stored = true;
-    for (auto& s : staged) broadcast(*s.channel, s.event, std::move(s.records));
+    // Per channel, in seq order: one history update and one post per shard for the whole batch.
+    std::unordered_map<Channel*, std::size_t> group_of;
+    std::vector<std::tuple<Channel*, std::vector<EventPtr>, std::vector<std::vector<StateRecord>>>> groups;
+    for (auto& s : staged) {
+      auto [it, fresh] = group_of.try_emplace(s.channel, groups.size());
+      if (fresh) groups.emplace_back(s.channel, std::vector<EventPtr>{}, std::vector<std::vector<StateRecord>>{});
+      auto& g = groups[it->second];
+      std::get<1>(g).push_back(s.event);
+      std::get<2>(g).push_back(std::move(s.records));
+    }
+    for (auto& [ch, evs, recs] : groups) broadcast(*ch, std::move(evs), std::move(recs));
     publishes_.fetch_add(staged.size(), std::memory_order_relaxed);
   }
 
@@ -251,25 +262,35 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
   return end;
 }
 
-void Hub::broadcast(Channel& ch, const EventPtr& ev, std::vector<StateRecord> records) {
+void Hub::broadcast(Channel& ch, std::vector<EventPtr> events, std::vector<std::vector<StateRecord>> records) {
   unsigned shard_list[64];
   std::vector<unsigned> many;
   unsigned n = 0;
   {
     std::lock_guard lock(ch.mutex);
-    ch.history.push(ev);
-    ch.last_seq = ev->seq;
-    if (ch.state && !records.empty()) ch.state->apply(records);
+    for (std::size_t i = 0; i < events.size(); ++i) {
+      ch.history.push(events[i]);
+      ch.last_seq = events[i]->seq;
+      if (ch.state && !records[i].empty()) ch.state->apply(records[i]);
+    }
     for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
       if (ch.shard_subscribers[s] == 0) continue;
       if (n < 64) shard_list[n++] = s;
       else many.push_back(s);
     }
   }
-  // Posting outside the lock is safe: this thread posts in seq order, each shard runs its queue in
-  // order, and a subscriber that joined meanwhile skips what its join already covered.
+  if (n == 0) return;
+  // One task per shard for the whole batch: each subscriber takes all of it before its socket
+  // flushes, so a burst leaves in one write. Posting outside the lock is safe: only this thread posts,
+  // in seq order, each shard runs its queue in order, and a subscriber that joined meanwhile skips
+  // what its join already covered.
+  auto shared = std::make_shared<const std::vector<EventPtr>>(std::move(events));
   Channel* chp = &ch;
-  auto post = [&](unsigned s) { shards_.post(s, [chp, s, ev] { chp->local[s].deliver(ev); }); };
+  auto post = [&](unsigned s) {
+    shards_.post(s, [chp, s, shared] {
+      for (const EventPtr& ev : *shared) chp->local[s].deliver(ev);
+    });
+  };
   for (unsigned i = 0; i < n; ++i) post(shard_list[i]);
   for (unsigned s : many) post(s);
 }
@@ -318,6 +339,14 @@ std::optional<Hub::Snapshot> Hub::snapshot(std::string_view agent_id) {
   Channel* ch = find_channel(agent_id);
   if (!ch) return std::nullopt;
   return snapshot(ch);
+}
+
+bool Hub::with_state(std::string_view agent_id, const std::function<void(const ChannelState*)>& read) {
+  Channel* ch = find_channel(agent_id);
+  if (!ch) return false;
+  std::lock_guard lock(ch->mutex);
+  read(ch->state.get());
+  return true;
 }
 
 HistoryPage Hub::history(std::string_view agent_id, std::uint64_t since, std::size_t limit) {

@@ -108,6 +108,9 @@ class Hub {
   };
   Snapshot snapshot(Channel* channel);
   std::optional<Snapshot> snapshot(std::string_view agent_id);
+  // Runs `read` on the channel's domain state (null without a state factory) under the channel's lock;
+  // false when the channel does not exist. `read` must not call back into the hub.
+  bool with_state(std::string_view agent_id, const std::function<void(const ChannelState*)>& read);
 
   HistoryPage history(std::string_view agent_id, std::uint64_t since, std::size_t limit);
   HubStats stats(std::size_t top);
@@ -127,7 +130,8 @@ class Hub {
   void writer_loop();
   // Commits a prefix of `batch` starting at `from`; returns where the next commit starts.
   std::size_t commit_batch(std::vector<Pending>& batch, std::size_t from);
-  void broadcast(Channel& ch, const EventPtr& ev, std::vector<StateRecord> records);
+  // Appends a channel's committed events to its history and state, then hands them to its shards.
+  void broadcast(Channel& ch, std::vector<EventPtr> events, std::vector<std::vector<StateRecord>> records);
   void prune(std::int64_t now_ms);
   std::string state_of(Channel& ch) const;  // under ch.mutex
 

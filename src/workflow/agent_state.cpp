@@ -1,6 +1,9 @@
 #include "workflow/agent_state.hpp"
 
 #include <algorithm>
+#include <charconv>
+#include <cstdint>
+#include <tuple>
 
 #include "core/log.hpp"
 #include "workflow/utf8.hpp"
@@ -28,6 +31,8 @@ void AgentState::apply(const std::vector<StateRecord>& records) {
       apply_stream(r);
     } else if (r.kind == kDeltaKind) {
       apply_delta(r);
+    } else if (r.kind == kCounterKind) {
+      apply_counter(r);
     }
   }
 }
@@ -66,7 +71,7 @@ void AgentState::apply_stream(const StateRecord& r) {
   if (!parsed || parsed->id != r.id) return log_unreadable(r);
   auto [it, fresh] = streams_.try_emplace(r.id);
   Stream& st = it->second;
-  if (!fresh) streams_by_workflow_[st.workflow_id].erase({st.started_at_ms, st.id});
+  if (!fresh) unlist_stream(st);
   if (parsed->status == StreamStatus::streaming) {
     // The record holds no text: keep what deltas already brought (they may be read first at start-up).
     parsed->text = std::move(st.text);
@@ -112,6 +117,14 @@ void AgentState::apply_delta(const StateRecord& r) {
   index_.touch_stream(st.id, now);
 }
 
+void AgentState::apply_counter(const StateRecord& r) {
+  if (r.id != kWorkflowNumberId || r.json.empty()) return;
+  std::uint64_t n = 0;
+  auto [p, ec] = std::from_chars(r.json.data(), r.json.data() + r.json.size(), n);
+  if (ec != std::errc() || p != r.json.data() + r.json.size()) return log_unreadable(r);
+  numbered_ = std::max(numbered_, n);
+}
+
 void AgentState::append_text(Stream& st, std::string_view delta) {
   st.text.append(delta);
   st.bytes += delta.size();
@@ -119,13 +132,16 @@ void AgentState::append_text(Stream& st, std::string_view delta) {
   ++st.deltas;
 }
 
+void AgentState::unlist_stream(const Stream& st) {
+  auto by = streams_by_workflow_.find(st.workflow_id);
+  if (by == streams_by_workflow_.end()) return;
+  by->second.erase({st.started_at_ms, st.id});
+  if (by->second.empty()) streams_by_workflow_.erase(by);
+}
+
 void AgentState::forget_stream(const std::string& id) {
   if (auto it = streams_.find(id); it != streams_.end()) {
-    auto by = streams_by_workflow_.find(it->second.workflow_id);
-    if (by != streams_by_workflow_.end()) {
-      by->second.erase({it->second.started_at_ms, id});
-      if (by->second.empty()) streams_by_workflow_.erase(by);
-    }
+    unlist_stream(it->second);
     streams_.erase(it);
   }
   early_deltas_.erase(id);
@@ -160,14 +176,16 @@ std::vector<const Stream*> AgentState::streams_of(std::string_view workflow_id) 
   return out;
 }
 
-std::uint64_t AgentState::last_number() const { return by_number_.empty() ? 0 : by_number_.rbegin()->first; }
+std::uint64_t AgentState::last_number() const {
+  return std::max(numbered_, by_number_.empty() ? 0 : by_number_.rbegin()->first);
+}
 
 std::vector<const Workflow*> AgentState::workflows_after(std::uint64_t after_number, std::size_t limit,
                                                          bool& more) const {
   std::vector<const Workflow*> out;
   more = false;
-  // Past every id of `after_number`: ids are never empty, and "\x7f" sorts after any id character.
-  for (auto it = by_number_.upper_bound({after_number, "\x7f"}); it != by_number_.end(); ++it) {
+  if (after_number == UINT64_MAX) return out;
+  for (auto it = by_number_.lower_bound({after_number + 1, std::string()}); it != by_number_.end(); ++it) {
     if (out.size() == limit) {
       more = true;
       break;
@@ -180,7 +198,8 @@ std::vector<const Workflow*> AgentState::workflows_after(std::uint64_t after_num
 std::vector<std::string> AgentState::delta_record_ids(std::string_view stream_id) const {
   std::vector<std::string> ids;
   auto it = streams_.find(stream_id);
-  if (it == streams_.end()) return ids;
+  // An ended stream's delta records went with its end.
+  if (it == streams_.end() || it->second.status != StreamStatus::streaming) return ids;
   ids.reserve(it->second.deltas);
   for (std::uint64_t i = 0; i < it->second.deltas; ++i) ids.push_back(delta_record_id(stream_id, i));
   if (auto early = early_deltas_.find(stream_id); early != early_deltas_.end())

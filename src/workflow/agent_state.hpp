@@ -41,11 +41,12 @@ class AgentState final : public ChannelState {
   const Stream* find_stream(std::string_view id) const;
   // The workflow's streams in the order they started.
   std::vector<const Stream*> streams_of(std::string_view workflow_id) const;
-  // The highest workflow number in use (0 when none).
+  // The highest workflow number ever given (0 when none); never goes down, deletes included.
   std::uint64_t last_number() const;
   // Workflows numbered above `after_number`, at most `limit`, by number; `more` tells if others follow.
-  std::vector<const Workflow*> workflows_after(std::uint64_t after_number, std::size_t limit, bool& more) const;
-  // Every delta record a stream holds, to erase when it ends or its workflow goes.
+  std::vector<const Workflow*> workflows_after(std::uint64_t after_number, std::size_t limit,
+                                               bool& more) const;
+  // Every delta record an open stream holds, to erase when it ends or its workflow goes.
   std::vector<std::string> delta_record_ids(std::string_view stream_id) const;
   // The public JSON of a workflow with its current requirements and streams.
   boost::json::object workflow_json(const Workflow& wf) const;
@@ -58,7 +59,9 @@ class AgentState final : public ChannelState {
   void apply_requirements(const StateRecord& r);
   void apply_stream(const StateRecord& r);
   void apply_delta(const StateRecord& r);
+  void apply_counter(const StateRecord& r);
   void append_text(Stream& st, std::string_view delta);
+  void unlist_stream(const Stream& st);  // out of streams_by_workflow_
   void forget_stream(const std::string& id);
 
   std::string agent_id_;
@@ -66,6 +69,7 @@ class AgentState final : public ChannelState {
   Clock clock_;
   std::map<std::string, Workflow, std::less<>> workflows_;
   std::set<std::pair<std::uint64_t, std::string>> by_number_;  // (number, id)
+  std::uint64_t numbered_ = 0;                                  // the counter record
   std::map<std::string, Requirements, std::less<>> requirements_;
   std::map<std::string, Stream, std::less<>> streams_;
   // workflow id → (started_at_ms, stream id)

@@ -58,9 +58,12 @@ bool read(const json::object& o, std::string_view key, Int& out) {
 
 std::string_view stream_status_name(StreamStatus status) noexcept {
   switch (status) {
-    case StreamStatus::streaming: return "streaming";
-    case StreamStatus::completed: return "completed";
-    case StreamStatus::failed: return "failed";
+    case StreamStatus::streaming:
+      return "streaming";
+    case StreamStatus::completed:
+      return "completed";
+    case StreamStatus::failed:
+      return "failed";
   }
   return "streaming";
 }
@@ -100,8 +103,9 @@ std::optional<Workflow> parse_workflow_record(std::string_view text) {
   Workflow wf;
   std::string phase;
   bool ok = read(*o, "id", wf.id) && read(*o, "agent_id", wf.agent_id) && read(*o, "number", wf.number) &&
-            read(*o, "name", wf.name) && read(*o, "phase", phase) && read(*o, "phase_reason", wf.phase_reason) &&
-            read(*o, "progress", wf.progress) && read(*o, "progress_message", wf.progress_message) &&
+            read(*o, "name", wf.name) && read(*o, "phase", phase) &&
+            read(*o, "phase_reason", wf.phase_reason) && read(*o, "progress", wf.progress) &&
+            read(*o, "progress_message", wf.progress_message) &&
             read(*o, "created_at_ms", wf.created_at_ms) && read(*o, "updated_at_ms", wf.updated_at_ms);
   auto p = parse_phase(phase);
   const json::value* metadata = o->if_contains("metadata");
@@ -111,7 +115,8 @@ std::optional<Workflow> parse_workflow_record(std::string_view text) {
   return wf;
 }
 
-json::object workflow_json(const Workflow& wf, const Requirements* req, const std::vector<const Stream*>& streams) {
+json::object workflow_json(const Workflow& wf, const Requirements* req,
+                           const std::vector<const Stream*>& streams) {
   json::object o;
   o["id"] = wf.id;
   o["agent_id"] = wf.agent_id;
@@ -214,7 +219,9 @@ std::optional<DeltaId> parse_delta_record_id(std::string_view id) {
   return out;
 }
 
-std::string delta_record(std::string_view delta) { return json::serialize(json::string(delta)); }
+std::string delta_record(std::string_view delta) {
+  return json::serialize(json::string(delta));
+}
 
 std::optional<std::string> parse_delta_record(std::string_view text) {
   boost::system::error_code ec;

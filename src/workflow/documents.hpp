@@ -19,6 +19,10 @@ inline constexpr std::string_view kWorkflowKind = "workflow";
 inline constexpr std::string_view kRequirementsKind = "requirements";
 inline constexpr std::string_view kStreamKind = "stream";
 inline constexpr std::string_view kDeltaKind = "stream_delta";
+// The highest workflow number given so far, kept so a number is never handed out twice, even after the
+// workflow that had it was deleted.
+inline constexpr std::string_view kCounterKind = "counter";
+inline constexpr std::string_view kWorkflowNumberId = "workflow_number";
 
 struct Workflow {
   std::string id;

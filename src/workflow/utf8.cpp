@@ -35,6 +35,17 @@ bool is_valid_utf8(std::string_view text) noexcept {
   return true;
 }
 
+std::size_t complete_utf8_prefix(std::string_view bytes) noexcept {
+  // Walk back over at most 3 continuation bytes to the lead byte of the last character.
+  std::size_t n = bytes.size();
+  std::size_t back = 0;
+  while (back < 3 && back < n && (static_cast<unsigned char>(bytes[n - 1 - back]) & 0xC0) == 0x80) ++back;
+  if (back == n) return n;  // nothing but continuation bytes: invalid anyway, let validation say so
+  auto lead = static_cast<unsigned char>(bytes[n - 1 - back]);
+  std::size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+  return back + 1 < need ? n - 1 - back : n;
+}
+
 std::uint64_t count_code_points(std::string_view text) noexcept {
   std::uint64_t n = 0;
   for (char c : text)

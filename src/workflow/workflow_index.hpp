@@ -21,7 +21,8 @@ class WorkflowIndex {
   std::optional<std::string> agent_of_workflow(std::string_view workflow_id) const;
 
   // `open` streams are candidates for the idle timeout, from `last_activity_ms` on.
-  void add_stream(std::string_view stream_id, std::string_view agent_id, bool open, std::int64_t last_activity_ms);
+  void add_stream(std::string_view stream_id, std::string_view agent_id, bool open,
+                  std::int64_t last_activity_ms);
   void touch_stream(std::string_view stream_id, std::int64_t at_ms);
   void remove_stream(std::string_view stream_id);
   std::optional<std::string> agent_of_stream(std::string_view stream_id) const;

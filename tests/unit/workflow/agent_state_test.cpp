@@ -70,7 +70,8 @@ TEST_F(AgentStateTest, WorkflowsAreListedByNumber) {
 }
 
 TEST_F(AgentStateTest, PagesFollowNumbers) {
-  for (int i = 1; i <= 5; ++i) state_.apply({workflow("wf_" + std::to_string(i), static_cast<std::uint64_t>(i))});
+  for (int i = 1; i <= 5; ++i)
+    state_.apply({workflow("wf_" + std::to_string(i), static_cast<std::uint64_t>(i))});
   bool more = false;
   auto page = state_.workflows_after(0, 2, more);
   ASSERT_EQ(page.size(), 2u);
@@ -124,7 +125,8 @@ TEST_F(AgentStateTest, OpenStreamTextGrowsWithEachDelta) {
 
 TEST_F(AgentStateTest, AnEndedStreamLeavesTheSnapshotAndDropsItsText) {
   state_.apply({workflow("wf_a", 1), stream("st_1", "wf_a", 100), delta("st_1", 0, "abc")});
-  state_.apply({stream("st_1", "wf_a", 100, StreamStatus::completed), erase(kDeltaKind, delta_record_id("st_1", 0))});
+  state_.apply(
+      {stream("st_1", "wf_a", 100, StreamStatus::completed), erase(kDeltaKind, delta_record_id("st_1", 0))});
   const Stream* st = state_.find_stream("st_1");
   ASSERT_TRUE(st);
   EXPECT_EQ(st->status, StreamStatus::completed);
@@ -145,7 +147,8 @@ TEST_F(AgentStateTest, StartUpRecordsInAnyOrderRebuildTheSameState) {
                                       stream("st_done", "wf_b", 50, StreamStatus::failed),
                                       {"agent-7", std::string(kRequirementsKind), "wf_a",
                                        requirements_record(Requirements{"text", {}, 1, 9})}};
-  for (int i = 0; i < 6; ++i) records.push_back(delta("st_1", static_cast<std::uint64_t>(i), std::to_string(i)));
+  for (int i = 0; i < 6; ++i)
+    records.push_back(delta("st_1", static_cast<std::uint64_t>(i), std::to_string(i)));
   records.push_back(delta("st_2", 0, "x"));
 
   AgentState reference("agent-7", index_, [this] { return now_; });
@@ -205,6 +208,18 @@ TEST_F(AgentStateTest, UnreadableRecordsAreSkipped) {
   EXPECT_FALSE(state_.find_workflow("wf_x"));
   EXPECT_FALSE(state_.find_stream("st_x"));
   EXPECT_TRUE(state_.find_workflow("wf_a"));
+}
+
+TEST_F(AgentStateTest, WorkflowNumbersNeverGoBack) {
+  auto counter = [](std::string json) {
+    return StateRecord{"agent-7", std::string(kCounterKind), std::string(kWorkflowNumberId), std::move(json)};
+  };
+  state_.apply({workflow("wf_a", 3)});
+  EXPECT_EQ(state_.last_number(), 3u);
+  state_.apply({counter("7")});
+  EXPECT_EQ(state_.last_number(), 7u);
+  state_.apply({counter("5"), counter("x"), erase(kWorkflowKind, "wf_a")});
+  EXPECT_EQ(state_.last_number(), 7u);
 }
 
 TEST_F(AgentStateTest, FactoryMakesAgentStates) {

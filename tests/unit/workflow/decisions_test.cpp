@@ -55,9 +55,11 @@ TEST_F(DecisionsTest, CreateMakesANumberedWorkflowInRequirements) {
   EXPECT_EQ(data["number"], 1);
   EXPECT_EQ(data["metadata"].as_object()["team"], "web");
   EXPECT_EQ(json::parse(d.reply_json), json::value(data));
-  ASSERT_EQ(d.records.size(), 1u);
+  ASSERT_EQ(d.records.size(), 2u);
   EXPECT_EQ(d.records[0].agent_id, "agent-7");
   EXPECT_EQ(d.records[0].kind, kWorkflowKind);
+  EXPECT_EQ(d.records[1].kind, kCounterKind);
+  EXPECT_EQ(d.records[1].json, "1");
 
   commit(decide_create(&state_, "wf_2", {"agent-7", "second", {}}, now_));
   EXPECT_EQ(state_.find_workflow("wf_2")->number, 2u);
@@ -65,8 +67,8 @@ TEST_F(DecisionsTest, CreateMakesANumberedWorkflowInRequirements) {
 
 TEST_F(DecisionsTest, CreateRefusesBadInput) {
   expect_refused(decide_create(&state_, "wf_1", {"agent-7", "", {}}, now_), Refusal::invalid, "bad_field");
-  expect_refused(decide_create(&state_, "wf_1", {"agent-7", std::string(257, 'x'), {}}, now_), Refusal::invalid,
-                 "bad_field");
+  expect_refused(decide_create(&state_, "wf_1", {"agent-7", std::string(257, 'x'), {}}, now_),
+                 Refusal::invalid, "bad_field");
   expect_refused(decide_create(&state_, "wf_1", {"someone-else", "n", {}}, now_), Refusal::invalid,
                  "bad_agent_id");
   create("wf_1");
@@ -77,12 +79,14 @@ TEST_F(DecisionsTest, CreateRefusesBadInput) {
 TEST_F(DecisionsTest, WithoutStateEverythingIsRefused) {
   expect_refused(decide_create(nullptr, "wf_1", {"agent-7", "n", {}}, now_), Refusal::invalid,
                  "workflows_unavailable");
-  expect_refused(decide_append(nullptr, "st_1", "x", std::nullopt), Refusal::invalid, "workflows_unavailable");
+  expect_refused(decide_append(nullptr, "st_1", "x", std::nullopt), Refusal::invalid,
+                 "workflows_unavailable");
 }
 
 TEST_F(DecisionsTest, RequirementsAreStoredWithARevision) {
   create();
-  Decision d = decide_requirements(&state_, "wf_1", {"Log in with email", {json::object{{"id", "R1"}}, "R2"}}, now_);
+  Decision d =
+      decide_requirements(&state_, "wf_1", {"Log in with email", {json::object{{"id", "R1"}}, "R2"}}, now_);
   EXPECT_EQ(d.type, "requirements_submitted");
   json::object data = commit(d);
   EXPECT_EQ(data["workflow_id"], "wf_1");
@@ -99,23 +103,28 @@ TEST_F(DecisionsTest, RequirementsAreStoredWithARevision) {
 
 TEST_F(DecisionsTest, RequirementsRefusals) {
   create();
-  expect_refused(decide_requirements(&state_, "wf_x", {"t", {}}, now_), Refusal::not_found, "workflow_not_found");
-  expect_refused(decide_requirements(&state_, "wf_1", {std::nullopt, {}}, now_), Refusal::invalid, "bad_field");
+  expect_refused(decide_requirements(&state_, "wf_x", {"t", {}}, now_), Refusal::not_found,
+                 "workflow_not_found");
+  expect_refused(decide_requirements(&state_, "wf_1", {std::nullopt, {}}, now_), Refusal::invalid,
+                 "bad_field");
   expect_refused(decide_requirements(&state_, "wf_1", {"", {}}, now_), Refusal::invalid, "bad_field");
-  expect_refused(decide_requirements(&state_, "wf_1", {std::nullopt, {42}}, now_), Refusal::invalid, "bad_field");
+  expect_refused(decide_requirements(&state_, "wf_1", {std::nullopt, {42}}, now_), Refusal::invalid,
+                 "bad_field");
   move_to("wf_1", Phase::cancelled);
-  expect_refused(decide_requirements(&state_, "wf_1", {"t", {}}, now_), Refusal::conflict, "workflow_finished");
+  expect_refused(decide_requirements(&state_, "wf_1", {"t", {}}, now_), Refusal::conflict,
+                 "workflow_finished");
 }
 
 TEST_F(DecisionsTest, ThePipelineRunsToCompletion) {
   create();
   Phase from = Phase::requirements;
-  for (Phase to : {Phase::design, Phase::implementation, Phase::testing, Phase::deployment, Phase::completed}) {
+  for (Phase to :
+       {Phase::design, Phase::implementation, Phase::testing, Phase::deployment, Phase::completed}) {
     Decision d = decide_phase(&state_, "wf_1", to, "because", now_);
     EXPECT_EQ(d.type, "phase_changed");
     json::object data = commit(d);
-    EXPECT_EQ(data["from"], phase_name(from));
-    EXPECT_EQ(data["to"], phase_name(to));
+    EXPECT_EQ(data["from"].as_string(), phase_name(from));
+    EXPECT_EQ(data["to"].as_string(), phase_name(to));
     EXPECT_EQ(data["reason"], "because");
     EXPECT_EQ(state_.find_workflow("wf_1")->phase, to);
     from = to;
@@ -153,9 +162,11 @@ TEST_F(DecisionsTest, ProgressIsAWholePercentFrom0To100) {
   EXPECT_EQ(state_.find_workflow("wf_1")->progress, 0);
   for (double bad : {-0.5, 100.01, 1e300, std::numeric_limits<double>::quiet_NaN()})
     expect_refused(decide_progress(&state_, "wf_1", bad, std::nullopt, now_), Refusal::invalid, "bad_field");
-  expect_refused(decide_progress(&state_, "wf_1", 1, std::string(3000, 'm'), now_), Refusal::invalid, "bad_field");
+  expect_refused(decide_progress(&state_, "wf_1", 1, std::string(3000, 'm'), now_), Refusal::invalid,
+                 "bad_field");
   move_to("wf_1", Phase::cancelled);
-  expect_refused(decide_progress(&state_, "wf_1", 50, std::nullopt, now_), Refusal::conflict, "workflow_finished");
+  expect_refused(decide_progress(&state_, "wf_1", 50, std::nullopt, now_), Refusal::conflict,
+                 "workflow_finished");
 }
 
 TEST_F(DecisionsTest, OnlyFinishedWorkflowsAreDeletedAndTheyTakeTheirStreamsAlong) {
@@ -181,6 +192,9 @@ TEST_F(DecisionsTest, OnlyFinishedWorkflowsAreDeletedAndTheyTakeTheirStreamsAlon
   for (const auto& r : d.records) erased += r.json.empty();
   EXPECT_EQ(erased, 3);
   expect_refused(decide_delete(&state_, "wf_1"), Refusal::not_found, "workflow_not_found");
+  // The deleted workflow's number is not given again.
+  create("wf_2");
+  EXPECT_EQ(state_.find_workflow("wf_2")->number, 2u);
 }
 
 TEST_F(DecisionsTest, AStreamCountsItsDeltasFromZero) {

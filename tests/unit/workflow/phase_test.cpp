@@ -14,11 +14,11 @@ using P = Phase;
 
 // The legal moves, written out by hand rather than derived from the code under test.
 const std::set<std::pair<P, P>> kLegal = {
-    {P::requirements, P::design},       {P::requirements, P::failed},   {P::requirements, P::cancelled},
-    {P::design, P::implementation},     {P::design, P::failed},         {P::design, P::cancelled},
-    {P::implementation, P::testing},    {P::implementation, P::failed}, {P::implementation, P::cancelled},
-    {P::testing, P::deployment},        {P::testing, P::failed},        {P::testing, P::cancelled},
-    {P::deployment, P::completed},      {P::deployment, P::failed},     {P::deployment, P::cancelled},
+    {P::requirements, P::design},    {P::requirements, P::failed},   {P::requirements, P::cancelled},
+    {P::design, P::implementation},  {P::design, P::failed},         {P::design, P::cancelled},
+    {P::implementation, P::testing}, {P::implementation, P::failed}, {P::implementation, P::cancelled},
+    {P::testing, P::deployment},     {P::testing, P::failed},        {P::testing, P::cancelled},
+    {P::deployment, P::completed},   {P::deployment, P::failed},     {P::deployment, P::cancelled},
 };
 
 TEST(Phase, EveryPairMatchesTheTable) {
@@ -37,7 +37,8 @@ TEST(Phase, AllowedNextListsTheSuccessorFirstThenTheWaysOut) {
   auto next = allowed_next(P::requirements);
   EXPECT_EQ(std::vector<P>(next.begin(), next.end()), (std::vector<P>{P::design, P::failed, P::cancelled}));
   next = allowed_next(P::deployment);
-  EXPECT_EQ(std::vector<P>(next.begin(), next.end()), (std::vector<P>{P::completed, P::failed, P::cancelled}));
+  EXPECT_EQ(std::vector<P>(next.begin(), next.end()),
+            (std::vector<P>{P::completed, P::failed, P::cancelled}));
 }
 
 TEST(Phase, AllowedNextAgreesWithCanMove) {
@@ -65,10 +66,13 @@ TEST(Phase, NamesRoundTrip) {
   EXPECT_FALSE(parse_phase("Design"));
   EXPECT_FALSE(parse_phase(""));
   EXPECT_FALSE(parse_phase("done"));
-  EXPECT_EQ(phase_names(), "requirements, design, implementation, testing, deployment, completed, failed, cancelled");
+  EXPECT_EQ(phase_names(),
+            "requirements, design, implementation, testing, deployment, completed, failed, cancelled");
 }
 
-TEST(Phase, WorkflowsStartInRequirements) { EXPECT_EQ(kFirstPhase, P::requirements); }
+TEST(Phase, WorkflowsStartInRequirements) {
+  EXPECT_EQ(kFirstPhase, P::requirements);
+}
 
 }  // namespace
 }  // namespace aw::workflow

@@ -1,0 +1,45 @@
+#include "api/command_response.hpp"
+
+#include "api/errors.hpp"
+#include "api/events_api.hpp"
+
+namespace aw::api {
+namespace {
+
+// `{...}` + seq → `{...,"seq":N}`.
+std::string with_seq_member(const std::string& object_json, std::uint64_t seq) {
+  std::string out = object_json.substr(0, object_json.size() - 1);
+  if (out.size() > 1) out.push_back(',');
+  out.append("\"seq\":").append(std::to_string(seq)).push_back('}');
+  return out;
+}
+
+}  // namespace
+
+std::optional<Response> check_idempotency_key(const Request& req) {
+  if (req.has_idempotency_key &&
+      (req.idempotency_key.empty() || req.idempotency_key.size() > kMaxIdempotencyKeyLength))
+    return error_response(400, "bad_idempotency_key", "Idempotency-Key must be 1-256 characters");
+  return std::nullopt;
+}
+
+Response command_response(const PublishResult& r, unsigned ok_status, bool with_seq) {
+  using S = PublishResult::Status;
+  const std::string& reply = r.decision.reply_json;
+  if (r.status == S::ok && reply.size() >= 2) {
+    Response res;
+    res.status = ok_status;
+    res.body = with_seq ? with_seq_member(reply, r.seq) : reply;
+    return res;
+  }
+  if (r.status == S::duplicate && reply.size() >= 2) {
+    Response res;
+    res.status = 200;
+    res.body = reply;
+    res.headers.emplace_back("Idempotent-Replayed", "true");
+    return res;
+  }
+  return publish_response(r);
+}
+
+}  // namespace aw::api

@@ -1,0 +1,80 @@
+#include "api/streams_api.hpp"
+
+#include "api/command_response.hpp"
+#include "api/errors.hpp"
+#include "api/json_body.hpp"
+
+namespace aw::api {
+namespace {
+
+using Need = JsonBody::Need;
+using workflow::WorkflowService;
+
+// Stream answers are small status objects, so they also carry the event's seq.
+PublishCallback answer(Reply reply, unsigned ok_status) {
+  return [reply = std::move(reply), ok_status](const PublishResult& r) {
+    reply(command_response(r, ok_status, true));
+  };
+}
+
+// POST /api/workflows/{workflow_id}/streams (the body may be empty)
+void open(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
+  JsonBody body(req.body, {}, true);
+  if (!body.ok()) return reply(body.error());
+  service.open_stream(std::string(params.get("workflow_id")), req.idempotency_key,
+                      answer(std::move(reply), 201));
+}
+
+// POST /api/streams/{stream_id}/append {"delta", "index"?}
+void append(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
+  JsonBody body(req.body, {"delta", "index"});
+  auto delta = body.string("delta", Need::required);
+  auto index = body.count("index", Need::optional);
+  if (!body.ok()) return reply(body.error());
+  if (delta->empty()) return reply(error_response(400, "bad_field", "delta must not be empty"));
+  service.append(std::string(params.get("stream_id")), std::move(*delta), index, req.idempotency_key,
+                 answer(std::move(reply), 202));
+}
+
+// POST /api/streams/{stream_id}/end {"status": "completed" | "failed", "reason"?}
+void end(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
+  JsonBody body(req.body, {"status", "reason"});
+  auto status_name = body.string("status", Need::required);
+  auto reason = body.string("reason", Need::optional);
+  if (!body.ok()) return reply(body.error());
+  auto status = workflow::parse_stream_status(*status_name);
+  if (!status || *status == workflow::StreamStatus::streaming)
+    return reply(
+        error_response(400, "bad_field", "status must be completed or failed, not '" + *status_name + "'"));
+  service.end(std::string(params.get("stream_id")), *status, std::move(reason), req.idempotency_key,
+              answer(std::move(reply), 200));
+}
+
+// GET /api/streams/{stream_id}
+void get(WorkflowService& service, const Params& params, Reply reply) {
+  std::string id(params.get("stream_id"));
+  auto st = service.get_stream(id);
+  if (!st) return reply(error_response(404, "stream_not_found", "no stream " + id));
+  Response res;
+  res.body = std::move(*st);
+  reply(std::move(res));
+}
+
+}  // namespace
+
+void add_stream_routes(Router& router, WorkflowService& service) {
+  WorkflowService* s = &service;
+  router.add("POST", "/api/workflows/{workflow_id}/streams",
+             [s](const Request& req, const Params& p, Reply r) { open(*s, req, p, std::move(r)); });
+  router.add("POST", "/api/streams/{stream_id}/append",
+             [s](const Request& req, const Params& p, Reply r) { append(*s, req, p, std::move(r)); });
+  router.add("POST", "/api/streams/{stream_id}/end",
+             [s](const Request& req, const Params& p, Reply r) { end(*s, req, p, std::move(r)); });
+  router.add("GET", "/api/streams/{stream_id}",
+             [s](const Request&, const Params& p, Reply r) { get(*s, p, std::move(r)); });
+}
+
+}  // namespace aw::api

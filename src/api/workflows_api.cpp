@@ -1,0 +1,147 @@
+#include "api/workflows_api.hpp"
+
+#include <charconv>
+
+#include "api/command_response.hpp"
+#include "api/errors.hpp"
+#include "api/json_body.hpp"
+#include "core/agent_id.hpp"
+
+namespace aw::api {
+namespace {
+
+using Need = JsonBody::Need;
+using workflow::WorkflowService;
+
+PublishCallback answer(Reply reply, unsigned ok_status) {
+  return [reply = std::move(reply), ok_status](const PublishResult& r) {
+    reply(command_response(r, ok_status));
+  };
+}
+
+bool parse_u64(const std::string& text, std::uint64_t& out) {
+  if (text.empty()) return false;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && p == text.data() + text.size();
+}
+
+// POST /api/workflows {"agent_id", "name", "metadata"?}
+void create(WorkflowService& service, const Request& req, Reply reply) {
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
+  JsonBody body(req.body, {"agent_id", "name", "metadata"});
+  auto agent_id = body.string("agent_id", Need::required);
+  auto name = body.string("name", Need::required);
+  auto metadata = body.object("metadata", Need::optional);
+  if (!body.ok()) return reply(body.error());
+  if (!is_valid_agent_id(*agent_id))
+    return reply(error_response(400, "bad_agent_id", "agent_id must be 1-128 characters of [A-Za-z0-9_.:-]"));
+  workflow::NewWorkflow request{std::move(*agent_id), std::move(*name),
+                                metadata ? std::move(*metadata) : boost::json::object()};
+  service.create(std::move(request), req.idempotency_key, answer(std::move(reply), 201));
+}
+
+// GET /api/workflows/{workflow_id}
+void get(WorkflowService& service, const Params& params, Reply reply) {
+  std::string id(params.get("workflow_id"));
+  auto wf = service.get(id);
+  if (!wf) return reply(error_response(404, "workflow_not_found", "no workflow " + id));
+  Response res;
+  res.body = std::move(*wf);
+  reply(std::move(res));
+}
+
+// GET /api/agents/{agent_id}/workflows?limit=&cursor=
+void list(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
+  std::string_view agent_id = params.get("agent_id");
+  if (!is_valid_agent_id(agent_id))
+    return reply(error_response(400, "bad_agent_id", "agent_id must be 1-128 characters of [A-Za-z0-9_.:-]"));
+  std::uint64_t limit = kDefaultWorkflowPage;
+  std::uint64_t after = 0;
+  if (auto l = query_param(req.query, "limit");
+      l && (!parse_u64(*l, limit) || limit < 1 || limit > kMaxWorkflowPage))
+    return reply(error_response(400, "bad_limit",
+                                "limit must be an integer from 1 to " + std::to_string(kMaxWorkflowPage)));
+  if (auto c = query_param(req.query, "cursor"); c && !parse_u64(*c, after))
+    return reply(error_response(400, "bad_cursor", "cursor must be the next_cursor of an earlier page"));
+  Response res;
+  res.body = service.list(agent_id, static_cast<std::size_t>(limit), after);
+  reply(std::move(res));
+}
+
+// POST /api/workflows/{workflow_id}/requirements {"text"?, "items"?}
+void requirements(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
+  JsonBody body(req.body, {"text", "items"});
+  auto text = body.string("text", Need::optional);
+  auto items = body.array("items", Need::optional);
+  if (!body.ok()) return reply(body.error());
+  workflow::NewRequirements request{std::move(text), items ? std::move(*items) : boost::json::array()};
+  service.submit_requirements(std::string(params.get("workflow_id")), std::move(request), req.idempotency_key,
+                              answer(std::move(reply), 200));
+}
+
+// POST /api/workflows/{workflow_id}/phase {"phase", "reason"?}
+void phase(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
+  JsonBody body(req.body, {"phase", "reason"});
+  auto name = body.string("phase", Need::required);
+  auto reason = body.string("reason", Need::optional);
+  if (!body.ok()) return reply(body.error());
+  auto to = workflow::parse_phase(*name);
+  if (!to)
+    return reply(error_response(400, "bad_field",
+                                "phase must be one of " + workflow::phase_names() + ", not '" + *name + "'"));
+  service.change_phase(std::string(params.get("workflow_id")), *to, std::move(reason), req.idempotency_key,
+                       answer(std::move(reply), 200));
+}
+
+// POST /api/workflows/{workflow_id}/progress {"percent", "message"?}
+void progress(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
+  JsonBody body(req.body, {"percent", "message"});
+  auto percent = body.number("percent", Need::required);
+  auto message = body.string("message", Need::optional);
+  if (!body.ok()) return reply(body.error());
+  service.report_progress(std::string(params.get("workflow_id")), *percent, std::move(message),
+                          req.idempotency_key, answer(std::move(reply), 200));
+}
+
+// POST /api/workflows/{workflow_id}/cancel {"reason"?} (the body may be empty)
+void cancel(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
+  JsonBody body(req.body, {"reason"}, true);
+  auto reason = body.string("reason", Need::optional);
+  if (!body.ok()) return reply(body.error());
+  service.cancel(std::string(params.get("workflow_id")), std::move(reason), req.idempotency_key,
+                 answer(std::move(reply), 200));
+}
+
+// DELETE /api/workflows/{workflow_id}
+void remove(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
+  service.remove(std::string(params.get("workflow_id")), req.idempotency_key, answer(std::move(reply), 200));
+}
+
+}  // namespace
+
+void add_workflow_routes(Router& router, WorkflowService& service) {
+  WorkflowService* s = &service;
+  router.add("POST", "/api/workflows",
+             [s](const Request& req, const Params&, Reply r) { create(*s, req, std::move(r)); });
+  router.add("GET", "/api/workflows/{workflow_id}",
+             [s](const Request&, const Params& p, Reply r) { get(*s, p, std::move(r)); });
+  router.add("DELETE", "/api/workflows/{workflow_id}",
+             [s](const Request& req, const Params& p, Reply r) { remove(*s, req, p, std::move(r)); });
+  router.add("GET", "/api/agents/{agent_id}/workflows",
+             [s](const Request& req, const Params& p, Reply r) { list(*s, req, p, std::move(r)); });
+  router.add("POST", "/api/workflows/{workflow_id}/requirements",
+             [s](const Request& req, const Params& p, Reply r) { requirements(*s, req, p, std::move(r)); });
+  router.add("POST", "/api/workflows/{workflow_id}/phase",
+             [s](const Request& req, const Params& p, Reply r) { phase(*s, req, p, std::move(r)); });
+  router.add("POST", "/api/workflows/{workflow_id}/progress",
+             [s](const Request& req, const Params& p, Reply r) { progress(*s, req, p, std::move(r)); });
+  router.add("POST", "/api/workflows/{workflow_id}/cancel",
+             [s](const Request& req, const Params& p, Reply r) { cancel(*s, req, p, std::move(r)); });
+}
+
+}  // namespace aw::api

@@ -1,0 +1,15 @@
+// The workflow routes: create, read, list, requirements, phase, progress, cancel and delete. Each is a
+// request → response function over the WorkflowService; the service and the hub decide, these only
+// read the body and the path and turn the outcome into HTTP.
+#pragma once
+#include "api/router.hpp"
+#include "workflow/workflow_service.hpp"
+
+namespace aw::api {
+
+inline constexpr std::size_t kDefaultWorkflowPage = 50;
+inline constexpr std::size_t kMaxWorkflowPage = 200;
+
+void add_workflow_routes(Router& router, workflow::WorkflowService& service);
+
+}  // namespace aw::api

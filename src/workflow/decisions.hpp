@@ -1,0 +1,70 @@
+// What each workflow request decides, given the agent's state as it is when the request's turn comes on
+// the hub's writer thread: one event with the state records it changes (stored in the same commit) and
+// the HTTP answer, or a refusal naming why. Pure functions of (state, request, time), so every rule is
+// tested without a hub; the service wraps each into a Command.
+#pragma once
+#include <boost/json.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "hub/command.hpp"
+#include "workflow/agent_state.hpp"
+
+namespace aw::workflow {
+
+// Event types on the agent's channel.
+inline constexpr std::string_view kWorkflowCreated = "workflow_created";
+inline constexpr std::string_view kRequirementsSubmitted = "requirements_submitted";
+inline constexpr std::string_view kPhaseChanged = "phase_changed";
+inline constexpr std::string_view kProgress = "progress";
+inline constexpr std::string_view kWorkflowDeleted = "workflow_deleted";
+inline constexpr std::string_view kStream = "stream";
+
+// Why a stream the idle timeout ended failed.
+inline constexpr std::string_view kIdleTimeoutReason = "idle_timeout";
+
+struct NewWorkflow {
+  std::string agent_id;
+  std::string name;
+  boost::json::object metadata;
+};
+
+struct NewRequirements {
+  std::optional<std::string> text;
+  boost::json::array items;
+};
+
+// The refusals for ids no agent owns, also given before anything is submitted.
+Decision workflow_not_found(const std::string& workflow_id);
+Decision stream_not_found(const std::string& stream_id);
+
+// `state` is null only when the hub runs without the workflow domain; every decision then refuses.
+Decision decide_create(const AgentState* state, const std::string& workflow_id, const NewWorkflow& request,
+                       std::int64_t now_ms);
+Decision decide_requirements(const AgentState* state, const std::string& workflow_id,
+                             const NewRequirements& request, std::int64_t now_ms);
+Decision decide_phase(const AgentState* state, const std::string& workflow_id, Phase to,
+                      const std::optional<std::string>& reason, std::int64_t now_ms);
+// `percent` 0..100; fractions are floored (a bar at 99.6 % is not done).
+Decision decide_progress(const AgentState* state, const std::string& workflow_id, double percent,
+                         const std::optional<std::string>& message, std::int64_t now_ms);
+// Only finished workflows (completed, failed, cancelled) are deleted; with them go their requirements
+// and streams.
+Decision decide_delete(const AgentState* state, const std::string& workflow_id);
+
+Decision decide_open_stream(const AgentState* state, const std::string& workflow_id,
+                            const std::string& stream_id, std::int64_t now_ms);
+// `expected_index`, when given, must be the index this delta gets (a publisher's guard against reordering
+// and double sends).
+Decision decide_append(const AgentState* state, const std::string& stream_id, std::string_view delta,
+                       std::optional<std::uint64_t> expected_index);
+// `status` completed or failed.
+Decision decide_end(const AgentState* state, const std::string& stream_id, StreamStatus status,
+                    const std::optional<std::string>& reason, std::int64_t now_ms);
+// Ends the stream as failed if nothing reached it since `idle_before_ms`; refuses (conflict) otherwise.
+Decision decide_expire(const AgentState* state, const std::string& stream_id, std::int64_t idle_before_ms,
+                       std::int64_t now_ms);
+
+}  // namespace aw::workflow

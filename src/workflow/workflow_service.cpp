@@ -1,0 +1,262 @@
+#include "workflow/workflow_service.hpp"
+
+#include "core/log.hpp"
+#include "core/random_id.hpp"
+
+namespace aw::workflow {
+namespace json = boost::json;
+namespace {
+
+// 64 random bits: a collision is negligible (and refused by the decision if it happened), and the id
+// stays short enough to read in a log line.
+std::string new_workflow_id() {
+  return "wf_" + random_hex_id(8);
+}
+std::string new_stream_id() {
+  return "st_" + random_hex_id(8);
+}
+
+PublishResult refused(Decision decision) {
+  return {PublishResult::Status::refused, 0, {}, std::move(decision)};
+}
+
+const AgentState* as_agent_state(const ChannelState* state) {
+  return dynamic_cast<const AgentState*>(state);
+}
+
+}  // namespace
+
+WorkflowService::WorkflowService(Hub& hub, WorkflowIndex& index, WorkflowServiceOptions options, Clock clock)
+    : hub_(hub), index_(index), options_(options), clock_(std::move(clock)) {}
+
+void WorkflowService::submit(std::string agent_id, Decide decide, std::string idempotency_key,
+                             PublishCallback done) {
+  Command command;
+  command.stateful = true;
+  command.decide = [decide = std::move(decide)](const ChannelState* state) {
+    return decide(as_agent_state(state));
+  };
+  hub_.submit(std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done));
+}
+
+std::optional<std::string> WorkflowService::original_event_data(std::string_view agent_id,
+                                                                std::uint64_t seq) const {
+  if (seq == 0) return std::nullopt;
+  HistoryPage page = hub_.history(agent_id, seq - 1, 1);
+  if (page.events.empty() || page.events.front()->seq != seq) return std::nullopt;
+  return page.events.front()->data;
+}
+
+PublishCallback WorkflowService::describe_duplicates(std::string agent_id, std::string workflow_id,
+                                                     PublishCallback done) const {
+  return [this, agent_id = std::move(agent_id), workflow_id = std::move(workflow_id),
+          done = std::move(done)](const PublishResult& result) {
+    if (result.status != PublishResult::Status::duplicate) return done(result);
+    PublishResult r = result;
+    std::string id = workflow_id;
+    if (id.empty()) {  // a create: the original event names the workflow it made
+      if (auto data = original_event_data(agent_id, result.seq)) {
+        boost::system::error_code ec;
+        json::value v = json::parse(*data, ec);
+        if (!ec && v.is_object())
+          if (auto* s = v.as_object().if_contains("id"); s && s->is_string())
+            id = std::string(s->get_string());
+      }
+    }
+    // Runs on the writer thread, which never holds a channel lock between commands.
+    if (!id.empty())
+      if (auto wf = get(id)) r.decision.reply_json = std::move(*wf);
+    done(r);
+  };
+}
+
+PublishCallback WorkflowService::replay_duplicates(std::string agent_id, PublishCallback done) const {
+  return [this, agent_id = std::move(agent_id), done = std::move(done)](const PublishResult& result) {
+    if (result.status != PublishResult::Status::duplicate) return done(result);
+    PublishResult r = result;
+    if (auto data = original_event_data(agent_id, result.seq)) r.decision.reply_json = std::move(*data);
+    done(r);
+  };
+}
+
+void WorkflowService::create(NewWorkflow request, std::string idempotency_key, PublishCallback done) {
+  std::string agent_id = request.agent_id;
+  auto decide = [this, request = std::move(request), id = new_workflow_id()](const AgentState* state) {
+    return decide_create(state, id, request, clock_());
+  };
+  PublishCallback reply =
+      idempotency_key.empty() ? std::move(done) : describe_duplicates(agent_id, {}, std::move(done));
+  submit(std::move(agent_id), std::move(decide), std::move(idempotency_key), std::move(reply));
+}
+
+void WorkflowService::workflow_command(
+    std::string workflow_id, std::string idempotency_key, PublishCallback done,
+    std::function<Decision(const AgentState*, const std::string&)> decide) {
+  auto agent_id = index_.agent_of_workflow(workflow_id);
+  if (!agent_id) return done(refused(workflow_not_found(workflow_id)));
+  if (!idempotency_key.empty()) done = describe_duplicates(*agent_id, workflow_id, std::move(done));
+  submit(
+      std::move(*agent_id),
+      [decide = std::move(decide), workflow_id](const AgentState* state) {
+        return decide(state, workflow_id);
+      },
+      std::move(idempotency_key), std::move(done));
+}
+
+void WorkflowService::submit_requirements(std::string workflow_id, NewRequirements request,
+                                          std::string idempotency_key, PublishCallback done) {
+  workflow_command(std::move(workflow_id), std::move(idempotency_key), std::move(done),
+                   [this, request = std::move(request)](const AgentState* state, const std::string& id) {
+                     return decide_requirements(state, id, request, clock_());
+                   });
+}
+
+void WorkflowService::change_phase(std::string workflow_id, Phase to, std::optional<std::string> reason,
+                                   std::string idempotency_key, PublishCallback done) {
+  workflow_command(std::move(workflow_id), std::move(idempotency_key), std::move(done),
+                   [this, to, reason = std::move(reason)](const AgentState* state, const std::string& id) {
+                     return decide_phase(state, id, to, reason, clock_());
+                   });
+}
+
+void WorkflowService::report_progress(std::string workflow_id, double percent,
+                                      std::optional<std::string> message, std::string idempotency_key,
+                                      PublishCallback done) {
+  workflow_command(
+      std::move(workflow_id), std::move(idempotency_key), std::move(done),
+      [this, percent, message = std::move(message)](const AgentState* state, const std::string& id) {
+        return decide_progress(state, id, percent, message, clock_());
+      });
+}
+
+void WorkflowService::cancel(std::string workflow_id, std::optional<std::string> reason,
+                             std::string idempotency_key, PublishCallback done) {
+  change_phase(std::move(workflow_id), Phase::cancelled, std::move(reason), std::move(idempotency_key),
+               std::move(done));
+}
+
+void WorkflowService::remove(std::string workflow_id, std::string idempotency_key, PublishCallback done) {
+  auto agent_id = index_.agent_of_workflow(workflow_id);
+  if (!agent_id) return done(refused(workflow_not_found(workflow_id)));
+  submit(
+      std::move(*agent_id),
+      [workflow_id](const AgentState* state) { return decide_delete(state, workflow_id); },
+      std::move(idempotency_key), std::move(done));
+}
+
+void WorkflowService::stream_command(const std::string& stream_id, std::string idempotency_key,
+                                     PublishCallback done, Decide decide) {
+  auto agent_id = index_.agent_of_stream(stream_id);
+  if (!agent_id) return done(refused(stream_not_found(stream_id)));
+  if (!idempotency_key.empty()) done = replay_duplicates(*agent_id, std::move(done));
+  submit(std::move(*agent_id), std::move(decide), std::move(idempotency_key), std::move(done));
+}
+
+std::string WorkflowService::open_stream(std::string workflow_id, std::string idempotency_key,
+                                         PublishCallback done) {
+  std::string stream_id = new_stream_id();
+  auto agent_id = index_.agent_of_workflow(workflow_id);
+  if (!agent_id) {
+    done(refused(workflow_not_found(workflow_id)));
+    return stream_id;
+  }
+  if (!idempotency_key.empty()) done = replay_duplicates(*agent_id, std::move(done));
+  submit(
+      std::move(*agent_id),
+      [this, workflow_id = std::move(workflow_id), stream_id](const AgentState* state) {
+        return decide_open_stream(state, workflow_id, stream_id, clock_());
+      },
+      std::move(idempotency_key), std::move(done));
+  return stream_id;
+}
+
+void WorkflowService::append(std::string stream_id, std::string delta,
+                             std::optional<std::uint64_t> expected_index, std::string idempotency_key,
+                             PublishCallback done) {
+  stream_command(stream_id, std::move(idempotency_key), std::move(done),
+                 [stream_id, delta = std::move(delta), expected_index](const AgentState* state) {
+                   return decide_append(state, stream_id, delta, expected_index);
+                 });
+}
+
+void WorkflowService::end(std::string stream_id, StreamStatus status, std::optional<std::string> reason,
+                          std::string idempotency_key, PublishCallback done) {
+  stream_command(stream_id, std::move(idempotency_key), std::move(done),
+                 [this, stream_id, status, reason = std::move(reason)](const AgentState* state) {
+                   return decide_end(state, stream_id, status, reason, clock_());
+                 });
+}
+
+std::size_t WorkflowService::expire_idle_streams(std::int64_t now_ms) {
+  const std::int64_t idle_before = now_ms - options_.stream_idle_timeout_ms;
+  auto idle = index_.idle_streams(idle_before);
+  for (auto& [stream_id, agent_id] : idle) {
+    // The decision checks again on the writer thread: an append may have arrived since.
+    submit(
+        agent_id,
+        [this, stream_id, idle_before](const AgentState* state) {
+          return decide_expire(state, stream_id, idle_before, clock_());
+        },
+        {},
+        [stream_id, agent_id](const PublishResult& r) {
+          if (r.status == PublishResult::Status::ok) {
+            log::info("stream_expired", {{"agent_id", agent_id}, {"stream_id", stream_id}});
+          } else if (r.status != PublishResult::Status::refused) {
+            log::warn("stream_expire_failed", {{"stream_id", stream_id}, {"error", r.message}});
+          }
+        });
+  }
+  return idle.size();
+}
+
+std::optional<std::string> WorkflowService::get(std::string_view workflow_id) const {
+  auto agent_id = index_.agent_of_workflow(workflow_id);
+  if (!agent_id) return std::nullopt;
+  std::optional<std::string> out;
+  hub_.with_state(*agent_id, [&](const ChannelState* s) {
+    const AgentState* state = as_agent_state(s);
+    if (!state) return;
+    if (const Workflow* wf = state->find_workflow(workflow_id))
+      out = json::serialize(state->workflow_json(*wf));
+  });
+  return out;
+}
+
+std::optional<std::string> WorkflowService::get_stream(std::string_view stream_id) const {
+  auto agent_id = index_.agent_of_stream(stream_id);
+  if (!agent_id) return std::nullopt;
+  std::optional<std::string> out;
+  hub_.with_state(*agent_id, [&](const ChannelState* s) {
+    const AgentState* state = as_agent_state(s);
+    const Stream* st = state ? state->find_stream(stream_id) : nullptr;
+    if (!st) return;
+    json::object o = stream_summary_json(*st);
+    o["workflow_id"] = st->workflow_id;
+    if (st->status == StreamStatus::streaming) {
+      o["index"] = st->deltas;
+      o["text"] = st->text;
+    }
+    out = json::serialize(o);
+  });
+  return out;
+}
+
+std::string WorkflowService::list(std::string_view agent_id, std::size_t limit,
+                                  std::uint64_t after_number) const {
+  json::array items;
+  json::value next_cursor = nullptr;
+  hub_.with_state(agent_id, [&](const ChannelState* s) {
+    const AgentState* state = as_agent_state(s);
+    if (!state) return;
+    bool more = false;
+    auto page = state->workflows_after(after_number, limit, more);
+    items.reserve(page.size());
+    for (const Workflow* wf : page) items.push_back(state->workflow_json(*wf));
+    if (more && !page.empty()) next_cursor = json::string(std::to_string(page.back()->number));
+  });
+  json::object o{
+      {"agent_id", agent_id}, {"workflows", std::move(items)}, {"next_cursor", std::move(next_cursor)}};
+  return json::serialize(o);
+}
+
+}  // namespace aw::workflow
