@@ -5,21 +5,35 @@ namespace aw::transport {
 namespace {
 // How much one gather-write may carry, so one busy connection cannot hog its thread.
 constexpr std::size_t kMaxWriteBytes = 256 * 1024;
+constexpr std::size_t kMaxIovecs = 64;
+// Past this much corked, a socket writes at once instead of at the end of the pass: bursts do not pile
+// up in memory (or count against the slow-consumer limit) while the kernel could take them.
+constexpr std::size_t kEagerFlushBytes = 64 * 1024;
 }  // namespace
+
+CorkedSocket::CorkedSocket(tcp::socket&& socket) : socket_(std::move(socket)) {
+  boost::system::error_code ignored;
+  socket_.non_blocking(true, ignored);
+}
 
 void CorkedSocket::enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable) {
   if (error_ || bytes.empty()) return;
   queued_bytes_ += bytes.size();
   queue_.push_back({std::move(keep), bytes, droppable});
+  if (queued_bytes_ >= kEagerFlushBytes && !waiting_) return flush();
   schedule_flush();
 }
 
 void CorkedSocket::schedule_flush() {
-  if (writing_ || flush_posted_) return;
+  if (waiting_ || flush_posted_) return;
   auto keep = owner_.lock();
   if (!keep) return;
   // Deferred to the end of this loop pass so that everything queued meanwhile leaves in one write.
   flush_posted_ = true;
+  if (flush_queue_) {
+    flush_queue_->add(std::move(keep), this);
+    return;
+  }
   net::post(socket_.get_executor(), [this, keep = std::move(keep)] {
     flush_posted_ = false;
     flush();
@@ -27,65 +41,65 @@ void CorkedSocket::schedule_flush() {
 }
 
 void CorkedSocket::flush() {
-  if (writing_ || queue_.empty() || error_) return;
-  auto keep = owner_.lock();
-  if (!keep) return;
-  auto done = [this, keep = std::move(keep)](const boost::system::error_code& ec, std::size_t n) {
-    on_written(ec, n);
-  };
-  writing_ = true;
-  if (queue_.size() == 1) {
-    std::string_view b = queue_.front().bytes.substr(sent_of_front_);
-    in_flight_ = 1;
-    socket_.async_write_some(net::const_buffer(b.data(), b.size()), std::move(done));
-    return;
+  if (waiting_ || error_) return;
+  // Only used within this call, so one array per thread serves every connection.
+  thread_local std::array<net::const_buffer, kMaxIovecs> iov;
+  while (!queue_.empty()) {
+    std::size_t count = 0;
+    std::size_t bytes = 0;
+    for (const auto& seg : queue_) {
+      if (count == kMaxIovecs || bytes >= kMaxWriteBytes) break;
+      std::string_view b = seg.bytes;
+      if (count == 0) b.remove_prefix(sent_of_front_);
+      iov[count++] = net::const_buffer(b.data(), b.size());
+      bytes += b.size();
+    }
+    boost::system::error_code ec;
+    std::size_t n = socket_.send(IovecView{iov.data(), iov.data() + count}, 0, ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) break;
+    if (ec) return fail(ec);
+    consume(n);
+    if (n < bytes) break;  // the kernel's buffer is full
   }
-  if (!iov_) iov_ = std::make_unique<std::array<net::const_buffer, kMaxIovecs>>();
-  auto& iov = *iov_;
-  std::size_t count = 0;
-  std::size_t bytes = 0;
-  for (const auto& seg : queue_) {
-    if (count == kMaxIovecs || bytes >= kMaxWriteBytes) break;
-    std::string_view b = seg.bytes;
-    if (count == 0) b.remove_prefix(sent_of_front_);
-    iov[count++] = net::const_buffer(b.data(), b.size());
-    bytes += b.size();
-  }
-  in_flight_ = count;
-  socket_.async_write_some(IovecView{iov.data(), iov.data() + count}, std::move(done));
-}
-
-void CorkedSocket::on_written(const boost::system::error_code& ec, std::size_t n) {
-  writing_ = false;
-  if (ec) {
-    error_ = ec;
-    queue_.clear();
-    queued_bytes_ = 0;
+  if (queue_.empty()) {
     if (teardown_) finish_teardown();
     return;
   }
+  auto keep = owner_.lock();
+  if (!keep) return;
+  waiting_ = true;
+  socket_.async_wait(tcp::socket::wait_write, [this, keep = std::move(keep)](const boost::system::error_code& ec) {
+    waiting_ = false;
+    if (ec) return fail(ec);
+    flush();
+  });
+}
+
+void CorkedSocket::consume(std::size_t n) {
   queued_bytes_ -= n;
   while (n > 0) {
     std::size_t left = queue_.front().bytes.size() - sent_of_front_;
     if (n < left) {
       sent_of_front_ += n;
-      break;
+      return;
     }
     n -= left;
     sent_of_front_ = 0;
     queue_.pop_front();
   }
-  if (!queue_.empty()) {
-    flush();
-  } else if (teardown_) {
-    finish_teardown();
-  }
+}
+
+void CorkedSocket::fail(const boost::system::error_code& ec) {
+  if (!error_) error_ = ec;
+  queue_.clear();
+  queued_bytes_ = 0;
+  sent_of_front_ = 0;
+  if (teardown_) finish_teardown();
 }
 
 void CorkedSocket::drop_pending() {
   // The front segment may be half sent: it must finish, or the frame stream would be corrupt.
-  std::size_t keep_front = (writing_ || sent_of_front_ > 0) && !queue_.empty() ? 1 : 0;
-  if (writing_) keep_front = std::max(keep_front, in_flight_);
+  std::size_t keep_front = sent_of_front_ > 0 && !queue_.empty() ? 1 : 0;
   std::deque<Segment> kept;
   std::size_t bytes = 0;
   for (std::size_t i = 0; i < queue_.size(); ++i) {
@@ -107,7 +121,7 @@ void CorkedSocket::close() noexcept {
 
 void CorkedSocket::async_teardown(TeardownCallback done) {
   teardown_ = std::move(done);
-  if (!writing_ && (queue_.empty() || error_)) {
+  if (!waiting_ && (queue_.empty() || error_)) {
     // Always complete through a post, never inline.
     net::post(socket_.get_executor(), [this, keep = owner_.lock()] {
       if (teardown_) finish_teardown();

@@ -1,6 +1,7 @@
-// A TCP stream that corks writes: everything written while a send is in flight is collected and leaves
-// in the next single gather-write, so a subscriber with many queued frames costs one syscall per loop
-// pass, not one per frame. It sits under Beast's websocket::stream, which keeps the protocol (handshake,
+// A TCP stream that corks writes: frames queued during a loop pass leave together in one non-blocking
+// gather-write at the end of the pass (or at once past 64 KiB), so a subscriber with many queued frames
+// costs one syscall per pass, not one per frame. What the kernel does not take waits here, and that
+// backlog is what the slow-consumer limit measures. It sits under Beast's websocket::stream, which keeps the protocol (handshake,
 // reads, control frames, close); broadcast frames skip Beast and are queued here as shared bytes.
 //
 // Rules that keep the byte stream valid: every write is accepted whole and in call order (Beast's own
@@ -18,6 +19,8 @@
 #include <string>
 #include <string_view>
 
+#include "transport/flush_queue.hpp"
+
 namespace aw::transport {
 
 namespace net = boost::asio;
@@ -28,13 +31,20 @@ class CorkedSocket {
   using next_layer_type = tcp::socket;
   using executor_type = tcp::socket::executor_type;
 
-  explicit CorkedSocket(tcp::socket&& socket) : socket_(std::move(socket)) {}
+  explicit CorkedSocket(tcp::socket&& socket);
 
   executor_type get_executor() noexcept { return socket_.get_executor(); }
   tcp::socket& next_layer() noexcept { return socket_; }
 
   // Keeps the owning session alive while a send or a posted flush is pending.
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
+  // The shard's flush queue; without one each socket posts its own flush.
+  void set_flush_queue(FlushQueue* q) noexcept { flush_queue_ = q; }
+  // Called by the flush queue.
+  void flush_scheduled() {
+    flush_posted_ = false;
+    flush();
+  }
 
   template <class MutableBufferSequence, class ReadToken>
   auto async_read_some(const MutableBufferSequence& buffers, ReadToken&& token) {
@@ -91,28 +101,26 @@ class CorkedSocket {
   };
 
   void schedule_flush();
+  // Sends what the kernel takes now; waits for writability when it takes no more.
   void flush();
-  void on_written(const boost::system::error_code& ec, std::size_t n);
+  void consume(std::size_t n);
+  void fail(const boost::system::error_code& ec);
   void finish_teardown();
 
-  // A view of the first `count` entries of iov_: Asio copies the sequence object, not the buffers.
+  // A view of some entries of an iovec array, as an Asio buffer sequence.
   struct IovecView {
     const net::const_buffer* first;
     const net::const_buffer* last;
     const net::const_buffer* begin() const noexcept { return first; }
     const net::const_buffer* end() const noexcept { return last; }
   };
-  static constexpr std::size_t kMaxIovecs = 64;
-
   tcp::socket socket_;
   std::weak_ptr<void> owner_;
-  // Allocated on the first write of several segments: idle connections never pay for it.
-  std::unique_ptr<std::array<net::const_buffer, kMaxIovecs>> iov_;
+  FlushQueue* flush_queue_ = nullptr;
   std::deque<Segment> queue_;
   std::size_t queued_bytes_ = 0;
   std::size_t sent_of_front_ = 0;  // bytes of queue_.front() already written
-  std::size_t in_flight_ = 0;      // segments (from the front) in the current write
-  bool writing_ = false;
+  bool waiting_ = false;           // the kernel's buffer was full: waiting for writability
   bool flush_posted_ = false;
   boost::system::error_code error_;
   TeardownCallback teardown_;

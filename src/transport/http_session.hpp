@@ -1,12 +1,16 @@
-// One HTTP/1.1 connection: reads requests (keep-alive and pipelined, one at a time in order), hands
-// them to the API router, and turns WebSocket upgrades into WebSocket sessions.
+// One HTTP/1.1 connection: reads requests (keep-alive and pipelined), hands them to the API router, and
+// writes the answers back in request order. Pipelined requests are read and handled while earlier ones
+// are still being answered, so publishes on one connection share the hub's group commits, and answers
+// that are ready together leave in one write. WebSocket upgrades become WebSocket sessions.
 #pragma once
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
+#include <deque>
 #include <memory>
 #include <optional>
+#include <string>
 
 #include "api/http_types.hpp"
 #include "transport/server_context.hpp"
@@ -28,12 +32,23 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   void on_shutdown() override;
 
  private:
+  // One answer, in request order; ready once the handler has replied.
+  struct Slot {
+    bool ready = false;
+    bool close_after = false;
+    std::string bytes;
+  };
+
   void do_read();
   void on_read(beast::error_code ec, std::size_t bytes);
   void handle(http::request<http::string_body>&& req);
   void upgrade(http::request<http::string_body>&& req);
-  void send(api::Response res, bool keep_alive, bool head);
-  void on_write(beast::error_code ec, bool keep_alive);
+  // Takes a slot for the next answer; `complete` fills it.
+  std::uint64_t reserve_slot();
+  void complete(std::uint64_t slot, const api::Response& res, bool keep_alive, bool head);
+  void reply_now(const api::Response& res, bool keep_alive, bool head);
+  void write_ready();
+  void on_write(beast::error_code ec);
   void close();
 
   beast::tcp_stream stream_;
@@ -42,6 +57,15 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   Shard& shard_;
   ServerContext& ctx_;
   unsigned version_ = 11;
+  std::deque<Slot> slots_;         // answers not yet written, oldest first
+  std::uint64_t first_slot_ = 0;   // id of slots_.front()
+  std::uint64_t next_slot_ = 0;
+  std::string out_;                // the write in flight
+  std::optional<http::request<http::string_body>> pending_upgrade_;  // waits for earlier answers
+  bool reading_ = false;
+  bool writing_ = false;
+  bool no_more_reads_ = false;     // end of stream, an error, or Connection: close
+  bool close_after_write_ = false;
   bool closed_ = false;
 };
 

@@ -20,7 +20,14 @@ void ShardPool::destroy() {
   shards_.clear();
 }
 
-void ShardPool::post(unsigned shard, std::function<void()> work) { net::post(shards_[shard]->ioc, std::move(work)); }
+void ShardPool::post(unsigned shard, std::function<void()> work) {
+  Shard& s = *shards_[shard];
+  s.pending_deliveries.fetch_add(1, std::memory_order_relaxed);
+  net::post(s.ioc, [&s, work = std::move(work)] {
+    s.pending_deliveries.fetch_sub(1, std::memory_order_relaxed);
+    work();
+  });
+}
 
 Shard& ShardPool::next() noexcept { return *shards_[next_.fetch_add(1, std::memory_order_relaxed) % shards_.size()]; }
 

@@ -12,6 +12,7 @@
 
 #include "hub/subscriber.hpp"
 #include "metrics/counters.hpp"
+#include "transport/flush_queue.hpp"
 
 namespace aw::transport {
 
@@ -30,7 +31,7 @@ class Connection {
 };
 
 struct Shard {
-  Shard(unsigned i, ShardCounters& c) : index(i), counters(c), sweep_timer(ioc) {}
+  Shard(unsigned i, ShardCounters& c) : index(i), counters(c), sweep_timer(ioc), flush_queue(ioc, pending_deliveries) {}
 
   const unsigned index;
   ShardCounters& counters;
@@ -38,6 +39,8 @@ struct Shard {
   std::unordered_set<Connection*> connections;  // this shard's thread only
   net::io_context ioc{1};
   net::steady_timer sweep_timer;
+  std::atomic<std::uint32_t> pending_deliveries{0};  // posted by the hub, not yet run
+  FlushQueue flush_queue;
 };
 
 class ShardPool final : public ShardDispatcher {

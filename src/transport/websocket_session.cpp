@@ -45,6 +45,7 @@ WebSocketSession::~WebSocketSession() {
 
 void WebSocketSession::run(http::request<http::string_body> req) {
   ws_.next_layer().set_owner(std::weak_ptr<void>(shared_from_this()));
+  ws_.next_layer().set_flush_queue(&shard_.flush_queue);
   started_ms_ = last_activity_ms_ = now_unix_ms();
   close_deadline_ms_ = started_ms_ + std::chrono::milliseconds(kHandshakeTimeout).count();
 

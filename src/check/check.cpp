@@ -1,0 +1,247 @@
+#include "check/check.hpp"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/websocket.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <cstring>
+#include <functional>
+#include <iostream>
+#include <optional>
+#include <stdexcept>
+
+#include "core/random_id.hpp"
+
+namespace aw::check {
+namespace {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
+namespace json = boost::json;
+using tcp = net::ip::tcp;
+
+struct Target {
+  std::string host;
+  std::string port;
+};
+
+Target parse_url(std::string url) {
+  const std::string scheme = "http://";
+  if (url.rfind(scheme, 0) != 0) throw std::invalid_argument("base URL must start with http:// (got " + url + ")");
+  url = url.substr(scheme.size());
+  if (auto slash = url.find('/'); slash != std::string::npos) url = url.substr(0, slash);
+  Target t;
+  auto colon = url.rfind(':');
+  if (colon == std::string::npos) {
+    t.host = url;
+    t.port = "80";
+  } else {
+    t.host = url.substr(0, colon);
+    t.port = url.substr(colon + 1);
+  }
+  if (t.host.empty()) throw std::invalid_argument("base URL has no host");
+  return t;
+}
+
+// One step's failure, with what was expected.
+struct StepFailed : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Checker {
+ public:
+  Checker(const CheckOptions& o, std::ostream& out) : o_(o), out_(out), target_(parse_url(o.base_url)) {
+    timeout_ = std::chrono::milliseconds(static_cast<long>(o.timeout_s * 1000));
+    agent_ = o.agent_id.empty() ? "agentwire-check-" + random_hex_id(6) : o.agent_id;
+  }
+
+  int run() {
+    out_ << "agentwire check " << o_.base_url << "  agent " << agent_ << "\n";
+    step("health", [&] {
+      auto [status, body] = request(http::verb::get, "/healthz", "");
+      if (status != 200) throw StepFailed("GET /healthz answered " + std::to_string(status));
+      return std::string("200 OK");
+    });
+    step("connect", [&] {
+      ws_ = connect_ws("/ws/agents/" + agent_);
+      auto hello = read_json(*ws_);
+      if (hello.at("type") != "connected") throw StepFailed("first frame is not connected");
+      epoch_ = std::string(hello.at("data").at("epoch").as_string());
+      auto version = std::string(hello.at("data").at("server_version").as_string());
+      return "connected, epoch " + epoch_ + ", server " + version;
+    });
+    std::uint64_t seq = 0;
+    step("publish", [&] {
+      seq = publish(R"({"type":"check","data":{"step":"publish"}})");
+      return "202, seq " + std::to_string(seq);
+    });
+    step("receive", [&] {
+      for (;;) {
+        auto ev = read_json(*ws_);
+        if (ev.at("type") == "heartbeat") continue;
+        if (ev.at("type") != "check") throw StepFailed("unexpected frame of type " + json::serialize(ev.at("type")));
+        if (ev.at("seq").to_number<std::uint64_t>() != seq) throw StepFailed("received seq does not match");
+        return "event seq " + std::to_string(seq) + " arrived";
+      }
+    });
+    std::uint64_t missed = 0;
+    step("resume", [&] {
+      ws_->close(websocket::close_code::normal);
+      ws_.reset();
+      missed = publish(R"({"type":"check","data":{"step":"resume"}})");
+      auto ws = connect_ws("/ws/agents/" + agent_ + "?since=" + std::to_string(seq) + "&epoch=" + epoch_);
+      auto hello = read_json(*ws);
+      if (!hello.at("data").at("recovered").as_bool()) throw StepFailed("server did not recover the missed event");
+      auto ev = read_json(*ws);
+      while (ev.at("type") == "heartbeat") ev = read_json(*ws);
+      if (ev.at("seq").to_number<std::uint64_t>() != missed) throw StepFailed("replayed seq does not match");
+      ws->close(websocket::close_code::normal);
+      return "missed seq " + std::to_string(missed) + " replayed";
+    });
+    step("stats", [&] {
+      auto [status, body] = request(http::verb::get, "/api/websocket/stats", "");
+      if (status != 200) throw StepFailed("GET /api/websocket/stats answered " + std::to_string(status));
+      auto v = json::parse(body);
+      return "live connections " + json::serialize(v.at("connections").at("live")) + ", publishes " +
+             json::serialize(v.at("publishes"));
+    });
+    out_ << (failed_ == 0 ? "all checks passed" : std::to_string(failed_) + " check(s) failed") << "\n";
+    return failed_ == 0 ? 0 : 1;
+  }
+
+ private:
+  using Ws = websocket::stream<beast::tcp_stream>;
+
+  void step(const char* name, const std::function<std::string()>& body) {
+    if (stop_) {
+      out_ << "SKIP  " << name << "\n";
+      return;
+    }
+    auto start = std::chrono::steady_clock::now();
+    std::string detail;
+    bool ok = true;
+    try {
+      detail = body();
+    } catch (const boost::system::system_error& e) {
+      ok = false;
+      detail = e.code().message();  // what() would name Boost's source files
+    } catch (const std::exception& e) {
+      ok = false;
+      detail = e.what();
+    }
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    char timing[32];
+    std::snprintf(timing, sizeof timing, "%8.2f ms", ms);
+    out_ << (ok ? "PASS  " : "FAIL  ") << name << std::string(10 - std::min<std::size_t>(9, std::strlen(name)), ' ')
+         << timing << "  " << detail << "\n";
+    if (!ok) {
+      ++failed_;
+      stop_ = true;  // later steps depend on earlier ones
+    }
+  }
+
+  beast::tcp_stream open() {
+    tcp::resolver resolver(ioc_);
+    beast::tcp_stream stream(ioc_);
+    stream.expires_after(timeout_);
+    stream.connect(resolver.resolve(target_.host, target_.port));
+    return stream;
+  }
+
+  std::pair<unsigned, std::string> request(http::verb verb, const std::string& target, const std::string& body) {
+    auto stream = open();
+    http::request<http::string_body> req{verb, target, 11};
+    req.set(http::field::host, target_.host);
+    req.set(http::field::user_agent, "agentwire-check");
+    if (!body.empty()) {
+      req.set(http::field::content_type, "application/json");
+      req.body() = body;
+      req.prepare_payload();
+    }
+    stream.expires_after(timeout_);
+    http::write(stream, req);
+    beast::flat_buffer buffer;
+    http::response<http::string_body> res;
+    http::read(stream, buffer, res);
+    beast::error_code ignored;
+    stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    return {res.result_int(), res.body()};
+  }
+
+  std::uint64_t publish(const std::string& body) {
+    auto [status, answer] = request(http::verb::post, "/api/agents/" + agent_ + "/events", body);
+    if (status != 202) throw StepFailed("publish answered " + std::to_string(status) + ": " + answer);
+    return json::parse(answer).at("seq").to_number<std::uint64_t>();
+  }
+
+  std::unique_ptr<Ws> connect_ws(const std::string& target) {
+    auto ws = std::make_unique<Ws>(open());
+    ws->next_layer().expires_after(timeout_);
+    ws->handshake(target_.host + ":" + target_.port, target);
+    return ws;
+  }
+
+  json::value read_json(Ws& ws) {
+    ws.next_layer().expires_after(timeout_);
+    beast::flat_buffer buffer;
+    ws.read(buffer);
+    return json::parse(beast::buffers_to_string(buffer.data()));
+  }
+
+  const CheckOptions& o_;
+  std::ostream& out_;
+  Target target_;
+  std::chrono::milliseconds timeout_{10000};
+  std::string agent_;
+  std::string epoch_;
+  net::io_context ioc_;
+  std::unique_ptr<Ws> ws_;
+  int failed_ = 0;
+  bool stop_ = false;
+};
+
+}  // namespace
+
+int run_check(const CheckOptions& options, std::ostream& out) {
+  try {
+    return Checker(options, out).run();
+  } catch (const std::exception& e) {
+    out << "FAIL  setup     " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int check_main(int argc, char** argv) {
+  CheckOptions o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if ((a == "--agent" || a == "--timeout") && i + 1 < argc) {
+      std::string v = argv[++i];
+      if (a == "--agent") o.agent_id = v;
+      else o.timeout_s = std::atof(v.c_str());
+    } else if (a == "--help" || a == "-h") {
+      std::cout << "usage: agentwire check [--agent ID] [--timeout SECONDS] http://host:port\n"
+                   "Checks a running agentwire end to end: health, connect, publish, receive, resume, stats.\n";
+      return 0;
+    } else if (o.base_url.empty() && a.rfind("--", 0) != 0) {
+      o.base_url = a;
+    } else {
+      std::cerr << "agentwire check: unexpected argument '" << a << "' (see --help)\n";
+      return 2;
+    }
+  }
+  if (o.base_url.empty() || o.timeout_s <= 0) {
+    std::cerr << "usage: agentwire check [--agent ID] [--timeout SECONDS] http://host:port\n";
+    return 2;
+  }
+  return run_check(o, std::cout);
+}
+
+}  // namespace aw::check

@@ -1,0 +1,21 @@
+// `agentwire check <base-url>`: an end-to-end check of a running deployment for operators after a
+// deploy — health, connect, publish, receive, resume, stats — printing each step with its timing.
+#pragma once
+#include <iosfwd>
+#include <string>
+
+namespace aw::check {
+
+struct CheckOptions {
+  std::string base_url;      // http://host:port
+  std::string agent_id;      // empty: a fresh "agentwire-check-<random>" channel
+  double timeout_s = 10.0;   // per step
+};
+
+// Runs every step, printing to `out`; returns the process exit code (0 when every step passed).
+int run_check(const CheckOptions& options, std::ostream& out);
+
+// `agentwire check [--agent ID] [--timeout S] <base-url>`; argv[0] is "check".
+int check_main(int argc, char** argv);
+
+}  // namespace aw::check
