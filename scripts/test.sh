@@ -19,6 +19,9 @@ ctest --test-dir build --output-on-failure -j "$JOBS"
 echo "== black-box tests"
 AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
 
+echo "== Python client tests"
+AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest clients/python/tests -q -p no:cacheprovider
+
 echo "== load generator smoke run (asserts no loss, no timing)"
 smoke_dir=$(mktemp -d)
 build/agentwire --listen 127.0.0.1:0 --data-dir "$smoke_dir/data" 2>"$smoke_dir/log" &

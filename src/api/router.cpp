@@ -32,11 +32,12 @@ void Router::add(std::string method, std::string_view pattern, Handler handler) 
   routes_.push_back(std::move(r));
 }
 
-bool Router::match(const Route& route, const std::vector<std::string_view>& path, Params& params) {
-  if (route.segments.size() != path.size()) return false;
+bool Router::match(const std::vector<std::string>& segments, const std::vector<std::string_view>& path,
+                   Params& params) {
+  if (segments.size() != path.size()) return false;
   params.values.clear();
   for (std::size_t i = 0; i < path.size(); ++i) {
-    const std::string& seg = route.segments[i];
+    const std::string& seg = segments[i];
     if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
       params.values.emplace_back(seg.substr(1, seg.size() - 2), percent_decode(path[i]));
     } else if (seg != path[i]) {
@@ -51,7 +52,7 @@ void Router::handle(const Request& req, Reply reply) const {
   Params params;
   std::string allow;
   for (const auto& r : routes_) {
-    if (!match(r, path, params)) continue;
+    if (!match(r.segments, path, params)) continue;
     if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
       r.handler(req, params, std::move(reply));
       return;
@@ -66,6 +67,26 @@ void Router::handle(const Request& req, Reply reply) const {
     return;
   }
   reply(error_response(404, "not_found", "no route for " + req.path));
+}
+
+void Router::add_streaming(std::string method, std::string_view pattern, StreamingHandler handler) {
+  StreamingRoute r{method, {}, std::move(handler)};
+  for (auto s : split_path(pattern)) r.segments.emplace_back(s);
+  // Listed with the plain routes too, so that another method on this path gets 405, not 404. The
+  // transport hands matching requests to the streaming handler before the plain router sees them.
+  routes_.push_back({std::move(method), r.segments, [](const Request&, const Params&, Reply reply) {
+                       reply(error_response(500, "internal", "streaming route reached the plain router"));
+                     }});
+  streaming_.push_back(std::move(r));
+}
+
+const StreamingHandler* Router::match_streaming(std::string_view method, std::string_view path,
+                                                Params& params) const {
+  if (streaming_.empty()) return nullptr;
+  auto parts = split_path(path);
+  for (const auto& r : streaming_)
+    if (r.method == method && match(r.segments, parts, params)) return &r.handler;
+  return nullptr;
 }
 
 std::string percent_decode(std::string_view s) {

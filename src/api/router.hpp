@@ -7,6 +7,7 @@
 #include <string_view>
 #include <vector>
 
+#include "api/body_sink.hpp"
 #include "api/http_types.hpp"
 
 namespace aw::api {
@@ -17,6 +18,10 @@ struct Params {
 };
 
 using Handler = std::function<void(const Request&, const Params&, Reply)>;
+// For routes that take their body as it arrives: `req` has no body yet. Returns the sink, or null after
+// answering through `reply` (a request refused from its headers alone).
+using StreamingHandler =
+    std::function<std::shared_ptr<BodySink>(const Request& req, const Params&, SinkContext, Reply reply)>;
 
 class Router {
  public:
@@ -24,14 +29,25 @@ class Router {
   void add(std::string method, std::string_view pattern, Handler handler);
   void handle(const Request& req, Reply reply) const;
 
+  void add_streaming(std::string method, std::string_view pattern, StreamingHandler handler);
+  // The streaming route for this method and path, with its params; null when there is none.
+  const StreamingHandler* match_streaming(std::string_view method, std::string_view path, Params& params) const;
+
  private:
   struct Route {
     std::string method;
     std::vector<std::string> segments;
     Handler handler;
   };
-  static bool match(const Route& route, const std::vector<std::string_view>& path, Params& params);
+  static bool match(const std::vector<std::string>& segments, const std::vector<std::string_view>& path,
+                    Params& params);
   std::vector<Route> routes_;
+  struct StreamingRoute {
+    std::string method;
+    std::vector<std::string> segments;
+    StreamingHandler handler;
+  };
+  std::vector<StreamingRoute> streaming_;
 };
 
 std::vector<std::string_view> split_path(std::string_view path);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "api/events_api.hpp"
+#include "api/pipe_api.hpp"
 #include "check/check.hpp"
 #include "api/static_api.hpp"
 #include "api/stats_api.hpp"
@@ -108,6 +109,7 @@ int main(int argc, char** argv) {
     aw::api::add_stats_routes(router, api_ctx);
     aw::api::add_workflow_routes(router, workflows);
     aw::api::add_stream_routes(router, workflows);
+    aw::api::add_pipe_route(router, workflows);
     aw::api::add_static_routes(router, web_dir(options, argv[0]));
 
     aw::transport::ServerContext server_ctx{options, hub, router, counters};

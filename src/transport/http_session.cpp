@@ -17,6 +17,8 @@ constexpr auto kIdleTimeout = std::chrono::seconds(60);
 constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 // Requests read ahead of their answers; past this, reading pauses until answers go out.
 constexpr std::size_t kMaxPipeline = 128;
+// Streamed bodies are read in pieces of at most this size.
+constexpr std::size_t kChunkBytes = 16 * 1024;
 
 const std::string kServerHeader = std::string("Server: agentwire/") + AGENTWIRE_VERSION + "\r\n";
 
@@ -51,43 +53,172 @@ HttpSession::~HttpSession() { shard_.connections.erase(this); }
 void HttpSession::run() { do_read(); }
 
 void HttpSession::do_read() {
-  if (closed_ || reading_ || no_more_reads_ || pending_upgrade_ || slots_.size() >= kMaxPipeline) return;
+  if (closed_ || reading_ || no_more_reads_ || pending_upgrade_ || sink_ || slots_.size() >= kMaxPipeline) return;
   reading_ = true;
-  parser_.emplace();
-  parser_->body_limit(ctx_.options.max_body_bytes);
-  parser_->header_limit(kHeaderLimit);
+  // The header first: the route decides whether the body is read whole or piped as it arrives.
+  header_parser_.emplace();
+  header_parser_->header_limit(kHeaderLimit);
+  header_parser_->body_limit(boost::none);  // each route applies its own limit
   stream_.expires_after(kIdleTimeout);
+  http::async_read_header(stream_, buffer_, *header_parser_,
+                          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+}
+
+bool HttpSession::read_failed(beast::error_code ec) {
+  if (!ec) return false;
+  no_more_reads_ = true;
+  if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::operation_aborted) {
+    // Answers still owed are written first; then the connection closes.
+    write_ready();
+    return true;
+  }
+  if (ec == beast::error::timeout || ec == net::error::connection_reset) {
+    close();
+    return true;
+  }
+  // The rest of a rejected request cannot be skipped reliably, so these answers end the connection.
+  if (ec == http::error::body_limit) {
+    reply_now(api::error_response(413, "body_too_large",
+                                  "request body exceeds " + std::to_string(ctx_.options.max_body_bytes) + " bytes"),
+              false, false);
+  } else if (ec == http::error::header_limit) {
+    reply_now(api::error_response(431, "headers_too_large", "request headers exceed 16 KiB"), false, false);
+  } else {
+    reply_now(api::error_response(400, "bad_request", "malformed HTTP request: " + ec.message()), false, false);
+  }
+  return true;
+}
+
+void HttpSession::on_header(beast::error_code ec) {
+  if (closed_) return;
+  if (read_failed(ec)) {
+    reading_ = false;
+    return;
+  }
+  const auto& head = header_parser_->get();
+  if (beast::iequals(head[http::field::expect], "100-continue")) {
+    // The client waits for this before sending a large or streamed body.
+    Slot interim;
+    interim.ready = true;
+    interim.bytes = "HTTP/1.1 100 Continue\r\n\r\n";
+    slots_.push_back(std::move(interim));
+    ++next_slot_;
+    write_ready();
+  }
+  std::string_view target = head.target();
+  api::Params params;
+  if (auto* handler = ctx_.router.match_streaming(head.method_string(), target.substr(0, target.find('?')), params)) {
+    reading_ = false;
+    return start_streaming(*handler, params);
+  }
+  // Beast checks Content-Length against the limit while parsing the header, which had none: do it here.
+  if (auto length = header_parser_->content_length(); length && *length > ctx_.options.max_body_bytes) {
+    reading_ = false;
+    header_parser_.reset();
+    return void(read_failed(http::error::body_limit));
+  }
+  parser_.emplace(std::move(*header_parser_));
+  header_parser_.reset();
+  parser_->body_limit(ctx_.options.max_body_bytes);
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
 }
 
 void HttpSession::on_read(beast::error_code ec, std::size_t) {
   reading_ = false;
-  if (closed_) return;
-  if (ec == http::error::end_of_stream || ec == net::error::eof || ec == beast::error::timeout ||
-      ec == net::error::operation_aborted || ec == net::error::connection_reset) {
-    // Answers still owed are written first; then the connection closes.
-    no_more_reads_ = true;
-    if (ec == beast::error::timeout || ec == net::error::connection_reset) return close();
-    return write_ready();
-  }
-  // The rest of a rejected request cannot be skipped reliably, so these answers end the connection.
-  if (ec) {
-    no_more_reads_ = true;
-    if (ec == http::error::body_limit) {
-      return reply_now(api::error_response(413, "body_too_large", "request body exceeds " +
-                                                                      std::to_string(ctx_.options.max_body_bytes) +
-                                                                      " bytes"),
-                       false, false);
-    }
-    if (ec == http::error::header_limit) {
-      return reply_now(api::error_response(431, "headers_too_large", "request headers exceed 16 KiB"), false, false);
-    }
-    return reply_now(api::error_response(400, "bad_request", "malformed HTTP request: " + ec.message()), false,
-                     false);
-  }
+  if (closed_ || read_failed(ec)) return;
   handle(parser_->release());
   do_read();
+}
+
+void HttpSession::start_streaming(const api::StreamingHandler& handler, const api::Params& params) {
+  ctx_.counters.http_requests.fetch_add(1, std::memory_order_relaxed);
+  body_parser_.emplace(std::move(*header_parser_));
+  header_parser_.reset();
+  body_parser_->body_limit(boost::none);  // a stream's own limits apply to what the body becomes
+  const auto& head = body_parser_->get();
+  version_ = head.version();
+  std::string_view target = head.target();
+  api::Request r;
+  r.method = std::string(head.method_string());
+  r.path = std::string(target.substr(0, target.find('?')));
+  r.content_type = std::string(head[http::field::content_type]);
+  if (auto it = head.find("Idempotency-Key"); it != head.end()) {
+    r.has_idempotency_key = true;
+    r.idempotency_key = std::string(it->value());
+  }
+  sink_slot_ = reserve_slot();
+  api::SinkContext sink_ctx;
+  // The sink outlives this connection when it breaks (it still ends the stream), so it holds the
+  // executor, not the session.
+  sink_ctx.run_on_connection = [ex = stream_.get_executor()](std::function<void()> fn) { net::post(ex, std::move(fn)); };
+  sink_ctx.wake = [weak = weak_from_this(), ex = stream_.get_executor()] {
+    net::post(ex, [weak] {
+      auto self = weak.lock();
+      if (self && self->sink_paused_) {
+        self->sink_paused_ = false;
+        self->read_body_piece();
+      }
+    });
+  };
+  // Refused from the headers alone: the body is not read, so the answer closes the connection.
+  auto refuse = [self = shared_from_this(), slot = sink_slot_](api::Response res) {
+    net::post(self->stream_.get_executor(),
+              [self, slot, res = std::move(res)] { self->complete(slot, res, false, false); });
+  };
+  sink_ = handler(r, params, std::move(sink_ctx), refuse);
+  if (!sink_) {
+    no_more_reads_ = true;
+    body_parser_.reset();
+    return;
+  }
+  if (!chunk_) chunk_ = std::make_unique<char[]>(kChunkBytes);
+  read_body_piece();
+}
+
+void HttpSession::read_body_piece() {
+  if (closed_ || !sink_) return;
+  if (!sink_->wants_more()) {
+    sink_paused_ = true;
+    return;
+  }
+  reading_ = true;
+  auto& body = body_parser_->get().body();
+  body.data = chunk_.get();
+  body.size = kChunkBytes;
+  stream_.expires_after(kIdleTimeout);
+  http::async_read_some(stream_, buffer_, *body_parser_,
+                        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body_piece(ec); });
+}
+
+void HttpSession::on_body_piece(beast::error_code ec) {
+  reading_ = false;
+  if (!sink_) return;
+  if (ec == http::error::need_buffer) ec = {};
+  std::size_t got = kChunkBytes - body_parser_->get().body().size;
+  if (got > 0 && !ec) sink_->on_data(std::string_view(chunk_.get(), got));
+  if (ec) {
+    // The publisher went away mid-body: the sink ends what it started; nobody waits for an answer.
+    sink_->on_abort();
+    sink_.reset();
+    body_parser_.reset();
+    no_more_reads_ = true;
+    return close();
+  }
+  if (body_parser_->is_done()) {
+    auto keep_alive = body_parser_->get().keep_alive();
+    auto slot = sink_slot_;
+    auto sink = std::move(sink_);
+    body_parser_.reset();
+    sink->on_end([self = shared_from_this(), slot, keep_alive](api::Response res) {
+      net::post(self->stream_.get_executor(), [self, slot, res = std::move(res), keep_alive] {
+        self->complete(slot, res, keep_alive, false);
+      });
+    });
+    if (!keep_alive) no_more_reads_ = true;
+    return do_read();
+  }
+  read_body_piece();
 }
 
 std::uint64_t HttpSession::reserve_slot() {

@@ -5,6 +5,8 @@
 #pragma once
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <deque>
@@ -12,7 +14,9 @@
 #include <optional>
 #include <string>
 
+#include "api/body_sink.hpp"
 #include "api/http_types.hpp"
+#include "api/router.hpp"
 #include "transport/server_context.hpp"
 #include "transport/shard.hpp"
 
@@ -40,7 +44,14 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   };
 
   void do_read();
+  void on_header(beast::error_code ec);
   void on_read(beast::error_code ec, std::size_t bytes);
+  // Answers a failed read; returns true when there was an error.
+  bool read_failed(beast::error_code ec);
+  // A route that takes its body as it arrives: feed the sink piece by piece.
+  void start_streaming(const api::StreamingHandler& handler, const api::Params& params);
+  void read_body_piece();
+  void on_body_piece(beast::error_code ec);
   void handle(http::request<http::string_body>&& req);
   void upgrade(http::request<http::string_body>&& req);
   // Takes a slot for the next answer; `complete` fills it.
@@ -53,7 +64,13 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
 
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
+  std::optional<http::request_parser<http::buffer_body>> body_parser_;  // streaming routes
+  std::shared_ptr<api::BodySink> sink_;
+  std::unique_ptr<char[]> chunk_;  // streaming reads land here; only sessions that stream have one
+  std::uint64_t sink_slot_ = 0;
+  bool sink_paused_ = false;
   Shard& shard_;
   ServerContext& ctx_;
   unsigned version_ = 11;
