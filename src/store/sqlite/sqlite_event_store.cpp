@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <limits>
 #include <utility>
@@ -166,15 +167,48 @@ SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64
                                                       : "PRAGMA synchronous=NORMAL";
   run(prepare(synchronous).get(), "set synchronous");
   run(prepare(kJournalSizeLimit).get(), "set journal_size_limit");
+  // The checkpointer thread does this (see checkpoint_loop).
+  run(prepare("PRAGMA wal_autocheckpoint=0").get(), "set wal_autocheckpoint");
 
   create_schema();
   if (max_bytes > 0) set_quota(max_bytes);
   prepare_statements();
   prepare_state_statements();
   count_events();
+  checkpointer_ = std::thread([this] { checkpoint_loop(); });
 }
 
-SqliteEventStore::~SqliteEventStore() = default;
+SqliteEventStore::~SqliteEventStore() {
+  {
+    std::lock_guard lock(checkpoint_mutex_);
+    stopping_ = true;
+  }
+  checkpoint_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
+
+void SqliteEventStore::checkpoint_loop() {
+  sqlite3* raw = nullptr;
+  if (sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
+    sqlite3_close_v2(raw);
+    return;  // the writer's own connection still works; the WAL just grows until the next start
+  }
+  std::unique_ptr<sqlite3, DbCloser> db(raw);
+  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
+  std::unique_lock lock(checkpoint_mutex_);
+  for (;;) {
+    // Often enough that the WAL stays small, rarely enough to cost nothing when idle.
+    checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_; });
+    bool stop = stopping_;
+    lock.unlock();
+    int log_frames = 0;
+    int done_frames = 0;
+    sqlite3_wal_checkpoint_v2(db.get(), "main", stop ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
+                              &log_frames, &done_frames);
+    lock.lock();
+    if (stop) return;
+  }
+}
 
 void SqliteEventStore::create_schema() {
   // BEGIN IMMEDIATE so two processes starting on a new file do not both try to create it.

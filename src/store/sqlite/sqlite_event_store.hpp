@@ -7,6 +7,9 @@
 // time: it reads only an atomic counter and the files' sizes, never the connection.
 #pragma once
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -107,6 +110,15 @@ class SqliteEventStore final : public EventStore {
   // prune() finds the channels over the limit without asking the database.
   CountMap counts_;
   std::atomic<std::uint64_t> events_{0};
+
+  // Checkpoints run on their own thread and connection: in WAL mode a checkpoint is where SQLite
+  // fsyncs the database file, and on the writer thread that stall (tens of ms) would hold up every
+  // publish behind it. A passive checkpoint never blocks the writer.
+  void checkpoint_loop();
+  std::mutex checkpoint_mutex_;
+  std::condition_variable checkpoint_cv_;
+  bool stopping_ = false;
+  std::thread checkpointer_;
 };
 
 }  // namespace aw
