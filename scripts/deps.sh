@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # Installs the Debian packages agentwire needs to build and test, skipping those already present.
-# Usage: scripts/deps.sh [build|test]   (test = build + what the test suites need)
+# Usage: scripts/deps.sh [build|web|test]   (web: also checks Node.js; test: everything the suites need)
 set -euo pipefail
 
 want=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev libsqlite3-dev zlib1g-dev)
 if [ "${1:-build}" = "test" ]; then
-  want+=(libgtest-dev python3-websockets python3-pytest)
+  want+=(libgtest-dev python3-websockets python3-pytest chromium)
 fi
 
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}" >&2
+  sudo_cmd=()
+  [ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
 
-echo "installing: ${missing[*]}" >&2
-sudo_cmd=()
-[ "$(id -u)" -ne 0 ] && sudo_cmd=(sudo)
-export DEBIAN_FRONTEND=noninteractive
-"${sudo_cmd[@]}" apt-get update -qq
-"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# The TypeScript client, the dashboard and the browser tests need Node.js 20 or later with npm (Debian 12's
+# own nodejs is 18): say so plainly rather than fail later.
+if [ "${1:-build}" = "test" ] || [ "${1:-build}" = "web" ]; then
+  major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+  if [ "$major" -lt 20 ] || ! command -v npm >/dev/null; then
+    echo "Node.js 20+ with npm is needed for the TypeScript client, dashboard and browser tests (found: $(node --version 2>/dev/null || echo none))" >&2
+    exit 1
+  fi
+fi

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test suite: unit tests (GoogleTest), black-box tests against the real
-# binary (pytest), the same again under AddressSanitizer + UBSan, and a short smoke run of the load
-# generator. Installs missing Debian packages first. Exits non-zero on the first failure.
+# binary (pytest), the Python and TypeScript clients' tests, the dashboard in headless Chromium, a short
+# smoke run of the load generator, and the unit and black-box tests again under AddressSanitizer + UBSan.
+# Installs missing Debian packages (and npm packages, from the lock files) first. Exits non-zero on the
+# first failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
@@ -21,6 +23,16 @@ AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest tests/e2e -q -p no:cachepro
 
 echo "== Python client tests"
 AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest clients/python/tests -q -p no:cacheprovider
+
+echo "== TypeScript client (tests against the real server)"
+(cd clients/ts && npm ci --no-audit --no-fund --loglevel=error && npm test)
+
+echo "== dashboard build"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+
+echo "== browser tests (headless Chromium)"
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error &&
+  DASHBOARD_SCREENSHOT="$PWD/artifacts/dashboard.png" npm test)
 
 echo "== load generator smoke run (asserts no loss, no timing)"
 smoke_dir=$(mktemp -d)

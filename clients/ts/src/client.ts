@@ -1,0 +1,93 @@
+// The entry point: a client holds the server address and connection settings, and opens one
+// Subscription per agent it follows.
+
+import type { BackoffOptions } from "./backoff.js";
+import { checkAgentId } from "./errors.js";
+import { Publisher, type PublisherOptions } from "./publisher.js";
+import { Subscription, type ConnectionSettings, type SubscribeOptions } from "./subscription.js";
+import { resolveWebSocket, type WebSocketConstructor } from "./websocket.js";
+
+export interface ClientOptions {
+  /**
+   * The server: http(s):// or ws(s)://host:port (a path prefix is kept). Default: the page's origin, so a
+   * page served by agentwire itself needs nothing.
+   */
+  url?: string;
+  /** A WebSocket class to use instead of the global one (e.g. `WebSocket` from the `ws` package). */
+  WebSocket?: WebSocketConstructor;
+  /** Reconnect delays: exponential backoff with full jitter. */
+  backoff?: BackoffOptions;
+  /** Abandon a connection attempt that has not said `connected` within this time (ms, default 10000). */
+  connectTimeoutMs?: number;
+  /** A connection with no frame for this many heartbeat intervals is dead (default 2.5). */
+  heartbeatTimeoutFactor?: number;
+  /** Heartbeat interval to assume until the server says (s, default 30). */
+  defaultHeartbeatIntervalS?: number;
+  /** Give up (state `closed`) after this many failed attempts in a row (default: never). */
+  maxReconnectAttempts?: number;
+}
+
+function pageOrigin(): string | undefined {
+  const loc = (globalThis as { location?: { origin?: string } }).location;
+  return loc?.origin && /^https?:/.test(loc.origin) ? loc.origin : undefined;
+}
+
+/** http://h:p/x → ws://h:p/x, https → wss; ws(s) kept; no trailing slash. */
+export function toWebSocketUrl(url: string): string {
+  const trimmed = url.replace(/\/+$/, "");
+  if (/^wss?:\/\//i.test(trimmed)) return trimmed;
+  if (/^https?:\/\//i.test(trimmed)) return trimmed.replace(/^http/i, "ws");
+  throw new Error(`agentwire: url must start with http://, https://, ws:// or wss://, not ${url}`);
+}
+
+export class AgentwireClient {
+  /** The server's base URL as given (or the page's origin). */
+  readonly url: string;
+  private readonly settings: ConnectionSettings;
+  private readonly subscriptions = new Set<Subscription>();
+  private wsCtor: Promise<WebSocketConstructor> | null = null;
+
+  constructor(options: ClientOptions = {}) {
+    const url = options.url ?? pageOrigin();
+    if (!url) throw new Error("agentwire: pass `url` (e.g. http://127.0.0.1:8080): there is no page origin to default to");
+    this.url = url;
+    const injected = options.WebSocket;
+    this.settings = {
+      wsUrl: toWebSocketUrl(url),
+      resolveWebSocket: () => (this.wsCtor ??= resolveWebSocket(injected)),
+      backoff: options.backoff ?? {},
+      connectTimeoutMs: options.connectTimeoutMs ?? 10_000,
+      heartbeatTimeoutFactor: options.heartbeatTimeoutFactor ?? 2.5,
+      defaultHeartbeatIntervalS: options.defaultHeartbeatIntervalS ?? 30,
+      maxReconnectAttempts: options.maxReconnectAttempts ?? Infinity,
+    };
+  }
+
+  /**
+   * Follows an agent's channel until `close()`: handlers and/or `for await (const item of subscription)`.
+   * Throws AgentwireError `bad_agent_id` for an id the server would refuse.
+   */
+  subscribe(agentId: string, options: SubscribeOptions = {}): Subscription {
+    checkAgentId(agentId);
+    const sub = new Subscription(agentId, this.settings, {
+      ...options,
+      onStateChange: (state, change) => {
+        if (state === "closed") this.subscriptions.delete(sub);
+        options.onStateChange?.(state, change);
+      },
+    });
+    if (sub.state !== "closed") this.subscriptions.add(sub);
+    return sub;
+  }
+
+  /** A Publisher for the same server. */
+  publisher(options: Omit<PublisherOptions, "url"> = {}): Publisher {
+    return new Publisher({ ...options, url: this.url });
+  }
+
+  /** Closes every subscription of this client. */
+  close(): void {
+    for (const sub of [...this.subscriptions]) sub.close();
+    this.subscriptions.clear();
+  }
+}

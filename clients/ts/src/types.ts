@@ -1,0 +1,336 @@
+// The agentwire protocol as TypeScript types: the envelopes the server sends over WebSocket, the
+// workflow documents they carry, and the answers of the HTTP API. See docs/protocol.md of the server.
+
+/** A workflow's phase. The pipeline runs requirements → … → completed; failed and cancelled end it early. */
+export type Phase =
+  | "requirements"
+  | "design"
+  | "implementation"
+  | "testing"
+  | "deployment"
+  | "completed"
+  | "failed"
+  | "cancelled";
+
+/** The phases in pipeline order (without the two ways out, failed and cancelled). */
+export const PIPELINE: readonly Phase[] = [
+  "requirements",
+  "design",
+  "implementation",
+  "testing",
+  "deployment",
+  "completed",
+] as const;
+
+/** Phases nothing follows. */
+export const FINAL_PHASES: readonly Phase[] = ["completed", "failed", "cancelled"] as const;
+
+export function isFinalPhase(phase: Phase): boolean {
+  return FINAL_PHASES.includes(phase);
+}
+
+/** The latest requirements submitted for a workflow; each submission replaces the last. */
+export interface Requirements {
+  text: string | null;
+  items: unknown[];
+  revision: number;
+  submitted_at: string | null;
+}
+
+export type StreamStatus = "streaming" | "completed" | "failed";
+
+/** A stream as a workflow lists it: status and counts, no text. */
+export interface StreamSummary {
+  stream_id: string;
+  status: StreamStatus;
+  deltas: number;
+  length: number;
+  bytes: number;
+  reason: string | null;
+  started_at: string | null;
+  ended_at: string | null;
+}
+
+export interface Workflow {
+  id: string;
+  agent_id: string;
+  /** 1, 2, 3 … per agent in creation order. */
+  number: number;
+  name: string;
+  metadata: Record<string, unknown>;
+  phase: Phase;
+  phase_reason: string | null;
+  /** Whole percent, 0..100. */
+  progress: number;
+  progress_message: string | null;
+  requirements: Requirements | null;
+  streams: StreamSummary[];
+  created_at: string | null;
+  updated_at: string | null;
+}
+
+/** An AI output stream still in progress, as a snapshot carries it: the text so far. */
+export interface OpenStream {
+  stream_id: string;
+  workflow_id: string;
+  /** The index the next delta will carry. */
+  index: number;
+  text: string;
+  length: number;
+  bytes: number;
+  started_at: string | null;
+}
+
+/** An agent's current state, as `snapshot` envelopes carry it. */
+export interface AgentState {
+  workflows: Workflow[];
+  streams: OpenStream[];
+}
+
+/** Where a subscriber stands in a channel: the last seq it received, in which epoch (history lifetime). */
+export interface Position {
+  seq: number;
+  epoch: string;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Envelopes
+
+interface Envelope<T extends string, D> {
+  type: T;
+  agent_id: string;
+  /** RFC 3339 time the server stamped. */
+  ts: string;
+  data: D;
+}
+
+/** A channel event: numbered 1, 2, 3 … per agent, no gaps, no reuse. */
+export interface ChannelEnvelope<T extends string, D> extends Envelope<T, D> {
+  seq: number;
+}
+
+export interface RequirementsSubmittedData {
+  workflow_id: string;
+  requirements: Requirements;
+}
+
+export interface PhaseChangedData {
+  workflow_id: string;
+  from: Phase;
+  to: Phase;
+  reason: string | null;
+}
+
+export interface ProgressData {
+  workflow_id: string;
+  percent: number;
+  message: string | null;
+}
+
+/** The first event of a stream. */
+export interface StreamStarted {
+  stream_id: string;
+  workflow_id: string;
+  started: true;
+}
+
+/** A piece of AI output; `index` is 0, 1, 2 … within the stream. */
+export interface StreamDelta {
+  stream_id: string;
+  workflow_id: string;
+  index: number;
+  delta: string;
+}
+
+/** The last event of a stream. */
+export interface StreamEnded {
+  stream_id: string;
+  workflow_id: string;
+  status: "completed" | "failed";
+  reason: string | null;
+  deltas: number;
+  length: number;
+  bytes: number;
+  done: true;
+}
+
+export type StreamData = StreamStarted | StreamDelta | StreamEnded;
+
+export interface WorkflowDeletedData {
+  workflow_id: string;
+  streams: string[];
+}
+
+export type WorkflowCreatedEvent = ChannelEnvelope<"workflow_created", Workflow>;
+export type RequirementsSubmittedEvent = ChannelEnvelope<"requirements_submitted", RequirementsSubmittedData>;
+export type PhaseChangedEvent = ChannelEnvelope<"phase_changed", PhaseChangedData>;
+export type ProgressEvent = ChannelEnvelope<"progress", ProgressData>;
+export type StreamEvent = ChannelEnvelope<"stream", StreamData>;
+export type WorkflowDeletedEvent = ChannelEnvelope<"workflow_deleted", WorkflowDeletedData>;
+
+/** The event types the workflow domain publishes. */
+export type WorkflowEvent =
+  | WorkflowCreatedEvent
+  | RequirementsSubmittedEvent
+  | PhaseChangedEvent
+  | ProgressEvent
+  | StreamEvent
+  | WorkflowDeletedEvent;
+
+export type WorkflowEventType = WorkflowEvent["type"];
+
+export const WORKFLOW_EVENT_TYPES: readonly WorkflowEventType[] = [
+  "workflow_created",
+  "requirements_submitted",
+  "phase_changed",
+  "progress",
+  "stream",
+  "workflow_deleted",
+] as const;
+
+declare const customTypeBrand: unique symbol;
+
+/**
+ * The type of an event outside the workflow domain (one a publisher chose through the generic publish
+ * API). At run time it is the plain string; it is typed apart so that `switch (event.type)` narrows
+ * `event.data` for the workflow types. Test for one with `isCustomEvent(event, "my_type")`, print it with
+ * `String(event.type)`.
+ */
+export interface CustomType {
+  readonly [customTypeBrand]: true;
+  toString(): string;
+}
+
+export interface CustomEvent<D = unknown> {
+  type: CustomType;
+  agent_id: string;
+  seq: number;
+  ts: string;
+  data: D;
+}
+
+/** Every event a channel delivers: a discriminated union over `type`. */
+export type ChannelEvent = WorkflowEvent | CustomEvent;
+
+/** True for a workflow-domain event; narrows to the typed union. */
+export function isWorkflowEvent(event: SubscriptionItem): event is WorkflowEvent {
+  return (WORKFLOW_EVENT_TYPES as readonly string[]).includes(String(event.type));
+}
+
+/** True when `event` has the custom type `type`; `D` is what you know its data to be. */
+export function isCustomEvent<D = unknown>(event: SubscriptionItem, type: string): event is CustomEvent<D> {
+  return String(event.type) === type && !(WORKFLOW_EVENT_TYPES as readonly string[]).includes(type);
+}
+
+export function isStreamDelta(data: StreamData): data is StreamDelta {
+  return typeof (data as StreamDelta).delta === "string";
+}
+
+export function isStreamEnd(data: StreamData): data is StreamEnded {
+  return (data as StreamEnded).done === true;
+}
+
+export function isStreamStart(data: StreamData): data is StreamStarted {
+  return (data as StreamStarted).started === true;
+}
+
+// ---- session messages (no top-level seq) ----
+
+export interface ConnectedInfo {
+  session_id: string;
+  epoch: string;
+  /** The channel's latest seq when this session joined. */
+  seq: number;
+  /** The client asked to resume (sent `since`). */
+  resumed: boolean;
+  /** … and every missed event follows (otherwise a snapshot does). */
+  recovered: boolean;
+  replayed: number;
+  /** Seconds between heartbeats (fractions possible). */
+  heartbeat_interval: number;
+  /** Seconds of client silence before the server closes the connection. */
+  idle_timeout: number;
+  server_version: string;
+}
+
+export interface SnapshotData {
+  seq: number;
+  epoch: string;
+  recovered: boolean;
+  state: AgentState;
+}
+
+export interface ErrorData {
+  code: string;
+  message: string;
+}
+
+export type ConnectedMessage = Envelope<"connected", ConnectedInfo>;
+/** The agent's current state; replaces everything known before. Its position is `data.seq`/`data.epoch`. */
+export type SnapshotEvent = Envelope<"snapshot", SnapshotData>;
+export type HeartbeatMessage = Envelope<"heartbeat", Record<string, never>>;
+export type PongMessage = Envelope<"pong", Record<string, never>>;
+export type ErrorMessage = Envelope<"error", ErrorData>;
+
+export type SessionMessage = ConnectedMessage | SnapshotEvent | HeartbeatMessage | PongMessage | ErrorMessage;
+
+/** What a subscription yields: channel events in seq order, and snapshots that reset the state. */
+export type SubscriptionItem = ChannelEvent | SnapshotEvent;
+
+// ---------------------------------------------------------------------------------------------------
+// HTTP answers
+
+export interface PublishResult {
+  seq: number;
+  /** The Idempotency-Key was seen before: `seq` is the original event's. */
+  duplicate?: boolean;
+}
+
+export interface HistoryPage {
+  agent_id: string;
+  epoch: string;
+  latest: number;
+  oldest: number;
+  /** False when events after `since` were already pruned. */
+  complete: boolean;
+  next_since: number;
+  events: ChannelEvent[];
+}
+
+export interface WorkflowList {
+  agent_id: string;
+  workflows: Workflow[];
+  next_cursor: string | null;
+}
+
+/** The answer to opening a stream. */
+export interface StreamOpened {
+  stream_id: string;
+  workflow_id: string;
+  status: "streaming";
+  seq: number;
+}
+
+export interface StreamAppended {
+  stream_id: string;
+  index: number;
+  seq: number;
+}
+
+export interface StreamEndResult {
+  stream_id: string;
+  workflow_id: string;
+  status: "completed" | "failed";
+  reason: string | null;
+  deltas: number;
+  length: number;
+  bytes: number;
+  seq?: number;
+}
+
+/** GET /api/streams/{id}: its summary, plus workflow_id, index and text while it streams. */
+export interface StreamInfo extends StreamSummary {
+  workflow_id: string;
+  index?: number;
+  text?: string;
+}

@@ -1,0 +1,204 @@
+// An agent's workflows and AI output as a UI wants them, kept up to date from a subscription: a snapshot
+// replaces everything, each event changes one workflow or stream. Pure data, no DOM.
+
+import type {
+  AgentState,
+  ChannelEvent,
+  Phase,
+  Requirements,
+  SnapshotEvent,
+  StreamStatus,
+  StreamSummary,
+  SubscriptionItem,
+  Workflow,
+} from "./types.js";
+import { isStreamDelta, isStreamEnd, isStreamStart } from "./types.js";
+
+export interface StreamView {
+  stream_id: string;
+  workflow_id: string;
+  status: StreamStatus;
+  /** The output so far. Empty for a stream that had ended before this view first saw it. */
+  text: string;
+  /** The index the next delta carries. */
+  index: number;
+  /** False when the text is not known (the stream ended before a snapshot that did not carry it). */
+  complete: boolean;
+  reason: string | null;
+}
+
+export interface WorkflowView {
+  id: string;
+  agent_id: string;
+  number: number;
+  name: string;
+  metadata: Record<string, unknown>;
+  phase: Phase;
+  phase_reason: string | null;
+  progress: number;
+  progress_message: string | null;
+  requirements: Requirements | null;
+  /** Stream ids in start order. */
+  streams: string[];
+  created_at: string | null;
+  updated_at: string | null;
+}
+
+export class AgentView {
+  /** By id, in creation order. */
+  readonly workflows = new Map<string, WorkflowView>();
+  readonly streams = new Map<string, StreamView>();
+  /** The seq of the last event applied (the snapshot's seq after a snapshot). */
+  seq = 0;
+  epoch = "";
+
+  /** Applies a snapshot or an event; returns the id of the workflow it touched ("*" for a snapshot, null for none). */
+  apply(item: SubscriptionItem): string | null {
+    if (item.type === "snapshot") {
+      this.applySnapshot(item);
+      return "*";
+    }
+    this.seq = item.seq;
+    return this.applyEvent(item);
+  }
+
+  /** The workflow's streams, in start order. */
+  streamsOf(workflowId: string): StreamView[] {
+    const wf = this.workflows.get(workflowId);
+    if (!wf) return [];
+    return wf.streams.map((id) => this.streams.get(id)).filter((s): s is StreamView => s !== undefined);
+  }
+
+  private applySnapshot(snapshot: SnapshotEvent): void {
+    this.seq = snapshot.data.seq;
+    this.epoch = snapshot.data.epoch;
+    const state: AgentState = snapshot.data.state ?? { workflows: [], streams: [] };
+    const known = new Map(this.streams);
+    this.workflows.clear();
+    this.streams.clear();
+    const open = new Map((state.streams ?? []).map((s) => [s.stream_id, s]));
+    for (const wf of state.workflows ?? []) {
+      this.workflows.set(wf.id, fromWorkflow(wf));
+      for (const summary of wf.streams ?? []) {
+        const live = open.get(summary.stream_id);
+        const before = known.get(summary.stream_id);
+        if (live) {
+          this.streams.set(summary.stream_id, {
+            stream_id: summary.stream_id,
+            workflow_id: wf.id,
+            status: "streaming",
+            text: live.text,
+            index: live.index,
+            complete: true,
+            reason: null,
+          });
+        } else {
+          // Ended: a snapshot has no text for it; keep what this view saw streaming in.
+          this.streams.set(summary.stream_id, endedFromSummary(wf.id, summary, before));
+        }
+      }
+    }
+  }
+
+  private applyEvent(event: ChannelEvent): string | null {
+    switch (event.type) {
+      case "workflow_created": {
+        this.workflows.set(event.data.id, fromWorkflow(event.data));
+        return event.data.id;
+      }
+      case "requirements_submitted": {
+        const wf = this.touch(event.data.workflow_id, event.ts);
+        if (wf) wf.requirements = event.data.requirements;
+        return event.data.workflow_id;
+      }
+      case "phase_changed": {
+        const wf = this.touch(event.data.workflow_id, event.ts);
+        if (wf) {
+          wf.phase = event.data.to;
+          wf.phase_reason = event.data.reason ?? null;
+        }
+        return event.data.workflow_id;
+      }
+      case "progress": {
+        const wf = this.touch(event.data.workflow_id, event.ts);
+        if (wf) {
+          wf.progress = event.data.percent;
+          wf.progress_message = event.data.message ?? null;
+        }
+        return event.data.workflow_id ?? null;
+      }
+      case "stream": {
+        const d = event.data;
+        const wf = this.workflows.get(d.workflow_id);
+        let st = this.streams.get(d.stream_id);
+        if (!st) {
+          st = { stream_id: d.stream_id, workflow_id: d.workflow_id, status: "streaming", text: "", index: 0, complete: true, reason: null };
+          this.streams.set(d.stream_id, st);
+          if (wf && !wf.streams.includes(d.stream_id)) wf.streams.push(d.stream_id);
+        }
+        if (isStreamStart(d)) {
+          st.status = "streaming";
+        } else if (isStreamDelta(d)) {
+          if (d.index === st.index) {
+            st.text += d.delta;
+            st.index += 1;
+          } else if (d.index > st.index) {
+            st.complete = false;  // pieces this view never got
+            st.text += d.delta;
+            st.index = d.index + 1;
+          }
+        } else if (isStreamEnd(d)) {
+          st.status = d.status;
+          st.reason = d.reason ?? null;
+        }
+        return d.workflow_id;
+      }
+      case "workflow_deleted": {
+        const wf = this.workflows.get(event.data.workflow_id);
+        for (const id of wf?.streams ?? []) this.streams.delete(id);
+        for (const id of event.data.streams ?? []) this.streams.delete(id);
+        this.workflows.delete(event.data.workflow_id);
+        return event.data.workflow_id;
+      }
+      default:
+        return null;
+    }
+  }
+
+  private touch(workflowId: string, ts: string): WorkflowView | undefined {
+    const wf = this.workflows.get(workflowId);
+    if (wf) wf.updated_at = ts;
+    return wf;
+  }
+}
+
+function fromWorkflow(wf: Workflow): WorkflowView {
+  return {
+    id: wf.id,
+    agent_id: wf.agent_id,
+    number: wf.number,
+    name: wf.name,
+    metadata: wf.metadata ?? {},
+    phase: wf.phase,
+    phase_reason: wf.phase_reason ?? null,
+    progress: wf.progress ?? 0,
+    progress_message: wf.progress_message ?? null,
+    requirements: wf.requirements ?? null,
+    streams: (wf.streams ?? []).map((s) => s.stream_id),
+    created_at: wf.created_at ?? null,
+    updated_at: wf.updated_at ?? null,
+  };
+}
+
+function endedFromSummary(workflowId: string, summary: StreamSummary, before: StreamView | undefined): StreamView {
+  const seenWhole = before !== undefined && before.complete && before.index === summary.deltas;
+  return {
+    stream_id: summary.stream_id,
+    workflow_id: workflowId,
+    status: summary.status,
+    text: seenWhole ? before.text : "",
+    index: summary.deltas,
+    complete: seenWhole,
+    reason: summary.reason,
+  };
+}

@@ -1,0 +1,61 @@
+// Compiled (not run) by `npm run typecheck`: the public types narrow the way the README promises.
+import {
+  AgentwireClient,
+  AgentwireError,
+  isCustomEvent,
+  isStreamDelta,
+  type ChannelEvent,
+  type ConnectionState,
+  type SubscriptionItem,
+} from "../src/index.js";
+
+const client = new AgentwireClient({ url: "http://127.0.0.1:8080" });
+
+function handle(event: ChannelEvent): string {
+  switch (event.type) {
+    case "workflow_created":
+      return event.data.name;
+    case "phase_changed":
+      return `${event.data.from} → ${event.data.to}`;
+    case "progress":
+      return `${event.data.percent.toFixed(0)}%`;
+    case "stream":
+      return isStreamDelta(event.data) ? event.data.delta : event.data.stream_id;
+    case "requirements_submitted":
+      return String(event.data.requirements.revision);
+    case "workflow_deleted":
+      return event.data.workflow_id;
+    default:
+      if (isCustomEvent<{ n: number }>(event, "tick")) return String(event.data.n + 1);
+      return String(event.type);
+  }
+}
+
+async function iterate(): Promise<void> {
+  const sub = client.subscribe("agent-7", {
+    start: "snapshot",
+    onStateChange: (state: ConnectionState) => void state,
+  });
+  for await (const item of sub) {
+    const it: SubscriptionItem = item;
+    if (it.type === "snapshot") {
+      const n: number = it.data.state.workflows.length + it.data.seq;
+      void n;
+      continue;
+    }
+    handle(it);
+  }
+}
+
+async function publish(): Promise<void> {
+  const pub = client.publisher({ retries: 2 });
+  try {
+    const wf = await pub.createWorkflow({ agent_id: "agent-7", name: "x" });
+    await pub.changePhase(wf.id, "design", { reason: "ok" });
+  } catch (e) {
+    if (e instanceof AgentwireError && e.code === "illegal_transition") void e.details;
+  }
+}
+
+void iterate;
+void publish;
