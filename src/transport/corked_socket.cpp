@@ -100,7 +100,7 @@ void CorkedSocket::fail(const boost::system::error_code& ec) {
 void CorkedSocket::drop_pending() {
   // The front segment may be half sent: it must finish, or the frame stream would be corrupt.
   std::size_t keep_front = sent_of_front_ > 0 && !queue_.empty() ? 1 : 0;
-  std::deque<Segment> kept;
+  SegmentQueue kept;
   std::size_t bytes = 0;
   for (std::size_t i = 0; i < queue_.size(); ++i) {
     if (i < keep_front || !queue_[i].droppable) {

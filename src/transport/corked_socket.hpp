@@ -13,7 +13,7 @@
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 #include <array>
-#include <deque>
+#include <vector>
 #include <functional>
 #include <memory>
 #include <string>
@@ -25,6 +25,45 @@ namespace aw::transport {
 
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
+
+// Bytes queued on a socket: owned by `keep` (an event, a session message, a copy of Beast's write).
+struct Segment {
+  std::shared_ptr<const void> keep;
+  std::string_view bytes;
+  bool droppable = false;
+};
+
+// A FIFO of segments that allocates nothing while empty — std::deque allocates ~600 B up front, which
+// every idle connection would pay for ever — and pops from the front in O(1) amortized.
+class SegmentQueue {
+ public:
+  bool empty() const noexcept { return head_ == items_.size(); }
+  std::size_t size() const noexcept { return items_.size() - head_; }
+  Segment& front() noexcept { return items_[head_]; }
+  Segment& operator[](std::size_t i) noexcept { return items_[head_ + i]; }
+  auto begin() noexcept { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
+  auto end() noexcept { return items_.end(); }
+  void push_back(Segment s) { items_.push_back(std::move(s)); }
+  void pop_front() {
+    items_[head_] = Segment{};  // release the bytes now
+    if (++head_ == items_.size()) {
+      clear();
+    } else if (head_ >= 64 && head_ * 2 >= items_.size()) {
+      items_.erase(items_.begin(), items_.begin() + static_cast<std::ptrdiff_t>(head_));
+      head_ = 0;
+    }
+  }
+  void clear() {
+    items_.clear();
+    head_ = 0;
+    // A connection that once had a deep backlog gives the memory back when it drains.
+    if (items_.capacity() > 256) items_.shrink_to_fit();
+  }
+
+ private:
+  std::vector<Segment> items_;
+  std::size_t head_ = 0;
+};
 
 class CorkedSocket {
  public:
@@ -94,12 +133,6 @@ class CorkedSocket {
   void async_teardown(TeardownCallback done);
 
  private:
-  struct Segment {
-    std::shared_ptr<const void> keep;
-    std::string_view bytes;
-    bool droppable;
-  };
-
   void schedule_flush();
   // Sends what the kernel takes now; waits for writability when it takes no more.
   void flush();
@@ -117,7 +150,7 @@ class CorkedSocket {
   tcp::socket socket_;
   std::weak_ptr<void> owner_;
   FlushQueue* flush_queue_ = nullptr;
-  std::deque<Segment> queue_;
+  SegmentQueue queue_;
   std::size_t queued_bytes_ = 0;
   std::size_t sent_of_front_ = 0;  // bytes of queue_.front() already written
   bool waiting_ = false;           // the kernel's buffer was full: waiting for writability

@@ -7,7 +7,6 @@
 namespace aw::transport {
 
 void FlushQueue::add(std::shared_ptr<void> keep, CorkedSocket* socket) {
-  if (dirty_.empty()) first_ = std::chrono::steady_clock::now();
   dirty_.emplace_back(std::move(keep), socket);
   if (!scheduled_) {
     scheduled_ = true;
@@ -16,12 +15,20 @@ void FlushQueue::add(std::shared_ptr<void> keep, CorkedSocket* socket) {
 }
 
 void FlushQueue::run() {
-  if (pending_.load(std::memory_order_relaxed) > 0 && std::chrono::steady_clock::now() - first_ < kMaxDelay) {
+  auto now = std::chrono::steady_clock::now();
+  // The budget starts when the pass that dirtied the sockets is over, not when it began: delivering one
+  // event to 10k subscribers takes longer than the budget itself.
+  if (!deferring_) {
+    deferring_ = true;
+    first_ = now;
+  }
+  if (pending_.load(std::memory_order_relaxed) > 0 && now - first_ < kMaxDelay) {
     // More events for this shard are queued behind us: let them join the same writes.
     net::post(ioc_, [this] { run(); });
     return;
   }
   scheduled_ = false;
+  deferring_ = false;
   running_.swap(dirty_);
   for (auto& [keep, socket] : running_) socket->flush_scheduled();
   running_.clear();

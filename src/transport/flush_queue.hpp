@@ -33,7 +33,8 @@ class FlushQueue {
   std::vector<std::pair<std::shared_ptr<void>, CorkedSocket*>> dirty_;
   std::vector<std::pair<std::shared_ptr<void>, CorkedSocket*>> running_;
   bool scheduled_ = false;
-  std::chrono::steady_clock::time_point first_{};
+  bool deferring_ = false;
+  std::chrono::steady_clock::time_point first_{};  // when the first flush attempt of this round ran
 };
 
 }  // namespace aw::transport
