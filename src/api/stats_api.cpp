@@ -6,10 +6,11 @@ namespace aw::api {
 namespace {
 
 constexpr std::size_t kBusiestAgents = 10;
+constexpr std::size_t kLaggingSubscribers = 10;
 
 StatsInput gather(Context& ctx) {
   return {ctx.counters.totals(), ctx.hub.stats(kBusiestAgents), ctx.hub.store_stats(), ctx.hub.durable(),
-          ctx.options.effective_threads()};
+          ctx.options.effective_threads(), ctx.counters.lag.top(kLaggingSubscribers)};
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 namespace aw {
 
 Counters::Counters(unsigned shards)
-    : count_(shards), shards_(new ShardCounters[shards]), started_ms_(now_unix_ms()) {}
+    : lag(shards), count_(shards), shards_(new ShardCounters[shards]), started_ms_(now_unix_ms()) {}
 
 CounterTotals Counters::totals() const {
   CounterTotals t;

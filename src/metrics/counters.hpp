@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "metrics/lag_board.hpp"
+
 namespace aw {
 
 struct alignas(64) ShardCounters {
@@ -50,6 +52,7 @@ class Counters {
   std::atomic<std::uint64_t> connections_dropped_slow{0};
   std::atomic<std::uint64_t> connections_rejected{0};  // upgrade requests answered with an error
   std::atomic<std::uint64_t> http_requests{0};
+  LagBoard lag;  // the subscribers furthest behind, refreshed by each shard's sweep
 
  private:
   unsigned count_;

@@ -15,6 +15,13 @@ std::string stats_json(const StatsInput& in) {
                        {"connections", ch.subscribers},
                        {"last_seq", ch.last_seq},
                        {"history_events", ch.history_events}});
+  boost::json::array lagging;
+  for (const auto& l : in.lagging)
+    lagging.push_back({{"session_id", l.session_id},
+                       {"agent_id", l.agent_id},
+                       {"queued_bytes", l.queued_bytes},
+                       {"queued_events", l.queued_events},
+                       {"seq_behind", l.seq_behind}});
   boost::json::object o{
       {"connections",
        {{"live", c.live_connections},
@@ -23,7 +30,8 @@ std::string stats_json(const StatsInput& in) {
         {"timed_out", c.connections_timed_out},
         {"dropped_slow", c.connections_dropped_slow},
         {"rejected", c.connections_rejected},
-        {"busiest_agents", std::move(busiest)}}},
+        {"busiest_agents", std::move(busiest)},
+        {"lagging", std::move(lagging)}}},
       {"messages", {{"in", c.messages_in}, {"out", c.messages_out}}},
       {"bytes", {{"in", c.bytes_in}, {"out", c.bytes_out}, {"queued", c.queued_bytes}}},
       {"publishes", in.hub.publishes},
@@ -81,6 +89,18 @@ std::string prometheus_text(const StatsInput& in) {
   metric(out, "agentwire_store_events", "gauge", "Events in the event store.", in.store.events);
   metric(out, "agentwire_uptime_seconds", "gauge", "Seconds since start.",
          static_cast<std::uint64_t>(c.uptime_ms / 1000));
+  if (!in.lagging.empty()) {
+    out.append("# HELP agentwire_subscriber_queued_bytes Outbound bytes queued for the subscribers furthest behind.\n");
+    out.append("# TYPE agentwire_subscriber_queued_bytes gauge\n");
+    for (const auto& l : in.lagging)
+      out.append("agentwire_subscriber_queued_bytes{session=\"").append(l.session_id).append("\",agent_id=\"")
+          .append(l.agent_id).append("\"} ").append(std::to_string(l.queued_bytes)).append("\n");
+    out.append("# HELP agentwire_subscriber_seq_behind Events the subscribers furthest behind have yet to receive.\n");
+    out.append("# TYPE agentwire_subscriber_seq_behind gauge\n");
+    for (const auto& l : in.lagging)
+      out.append("agentwire_subscriber_seq_behind{session=\"").append(l.session_id).append("\",agent_id=\"")
+          .append(l.agent_id).append("\"} ").append(std::to_string(l.seq_behind)).append("\n");
+  }
   if (!in.hub.busiest.empty()) {
     out.append("# HELP agentwire_agent_connections Live connections of the busiest agents.\n");
     out.append("# TYPE agentwire_agent_connections gauge\n");

@@ -13,6 +13,7 @@ struct StatsInput {
   StoreStats store;
   bool durable = false;
   unsigned threads = 0;
+  std::vector<SubscriberLag> lagging;  // furthest behind first
 };
 
 std::string stats_json(const StatsInput& in);

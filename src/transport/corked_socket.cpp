@@ -16,10 +16,11 @@ CorkedSocket::CorkedSocket(tcp::socket&& socket) : socket_(std::move(socket)) {
   socket_.non_blocking(true, ignored);
 }
 
-void CorkedSocket::enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable) {
+void CorkedSocket::enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable,
+                           std::uint64_t seq) {
   if (error_ || bytes.empty()) return;
   queued_bytes_ += bytes.size();
-  queue_.push_back({std::move(keep), bytes, droppable});
+  queue_.push_back({std::move(keep), bytes, droppable, seq});
   if (queued_bytes_ >= kEagerFlushBytes && !waiting_) return flush();
   schedule_flush();
 }
@@ -95,6 +96,16 @@ void CorkedSocket::fail(const boost::system::error_code& ec) {
   queued_bytes_ = 0;
   sent_of_front_ = 0;
   if (teardown_) finish_teardown();
+}
+
+std::pair<std::uint64_t, std::uint64_t> CorkedSocket::queued_events() noexcept {
+  std::uint64_t count = 0;
+  std::uint64_t oldest = 0;
+  for (const auto& seg : queue_) {
+    if (seg.seq == 0) continue;
+    if (count++ == 0) oldest = seg.seq;
+  }
+  return {count, oldest};
 }
 
 void CorkedSocket::drop_pending() {

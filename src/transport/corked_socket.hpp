@@ -31,6 +31,7 @@ struct Segment {
   std::shared_ptr<const void> keep;
   std::string_view bytes;
   bool droppable = false;
+  std::uint64_t seq = 0;  // the event's seq, 0 for anything else
 };
 
 // A FIFO of segments that allocates nothing while empty — std::deque allocates ~600 B up front, which
@@ -117,7 +118,10 @@ class CorkedSocket {
 
   // Queues bytes owned by `keep` without copying them. Droppable segments are whole messages that a
   // slow-consumer close may discard before they start to leave.
-  void enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable);
+  void enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable, std::uint64_t seq = 0);
+
+  // Events queued and the seq of the oldest of them (0 when none): how far behind this client is.
+  std::pair<std::uint64_t, std::uint64_t> queued_events() noexcept;
 
   // Discards droppable segments that have not started to leave.
   void drop_pending();

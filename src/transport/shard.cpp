@@ -1,6 +1,7 @@
 #include "transport/shard.hpp"
 
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <future>
 
 #include "core/clock.hpp"
@@ -9,7 +10,7 @@
 namespace aw::transport {
 
 ShardPool::ShardPool(unsigned count, Counters& counters, std::int64_t sweep_interval_ms)
-    : sweep_interval_ms_(sweep_interval_ms) {
+    : sweep_interval_ms_(sweep_interval_ms), counters_(counters) {
   for (unsigned i = 0; i < count; ++i) shards_.push_back(std::make_unique<Shard>(i, counters.shard(i)));
 }
 
@@ -55,10 +56,21 @@ void ShardPool::arm_sweep(Shard& s) {
     // Copy first: a sweep may start closes that end connections later, never inline, but be safe.
     std::vector<Connection*> all(s.connections.begin(), s.connections.end());
     std::uint64_t queued = 0;
+    std::vector<SubscriberLag> worst;
     for (Connection* c : all) {
       c->on_sweep(now);
-      queued += c->queued_bytes();
+      std::size_t q = c->queued_bytes();
+      queued += q;
+      if (q == 0) continue;
+      if (auto l = c->lag()) worst.push_back(std::move(*l));
     }
+    // Each shard reports its few worst; the stats merge them.
+    constexpr std::size_t kWorstPerShard = 5;
+    std::size_t keep = std::min(kWorstPerShard, worst.size());
+    std::partial_sort(worst.begin(), worst.begin() + keep, worst.end(),
+                      [](const auto& a, const auto& b) { return a.queued_bytes > b.queued_bytes; });
+    worst.resize(keep);
+    counters_.lag.publish(s.index, std::move(worst));
     s.counters.queued_bytes.store(queued, std::memory_order_relaxed);
     arm_sweep(s);
   });

@@ -28,6 +28,8 @@ class Connection {
   virtual void on_shutdown() = 0;
   // Outbound bytes waiting (for the queued-bytes gauge).
   virtual std::size_t queued_bytes() const noexcept { return 0; }
+  // How far behind this connection is, when it is a subscriber with something queued.
+  virtual std::optional<SubscriberLag> lag() { return std::nullopt; }
 };
 
 struct Shard {
@@ -68,6 +70,7 @@ class ShardPool final : public ShardDispatcher {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   std::int64_t sweep_interval_ms_;
+  Counters& counters_;
   std::atomic<unsigned> next_{0};
   std::optional<std::vector<net::executor_work_guard<net::io_context::executor_type>>> work_;
 };

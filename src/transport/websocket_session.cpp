@@ -112,7 +112,7 @@ void WebSocketSession::join_channel() {
   send_text(protocol::connected(info));
   // The replay goes out before anything live: live events are delivered by later handlers on this
   // thread, and the hub skips those the replay covered.
-  for (const EventPtr& ev : j.replay) send_frame(ev, frame_of(*ev), false);
+  for (const EventPtr& ev : j.replay) send_frame(ev, frame_of(*ev), false, ev->seq);
   if (target_.since && !j.recovered)
     send_text(protocol::snapshot(target_.agent_id, j.seq, j.epoch, false, j.state_json));
 }
@@ -130,15 +130,28 @@ void WebSocketSession::deliver(const EventPtr& ev) {
     });
     return;
   }
-  send_frame(ev, frame, true);
+  send_frame(ev, frame, true, ev->seq);
+}
+
+std::optional<SubscriberLag> WebSocketSession::lag() {
+  if (target_.kind != api::SubscribeTarget::Kind::agent || state_ != State::open) return std::nullopt;
+  auto [events, oldest] = ws_.next_layer().queued_events();
+  SubscriberLag l;
+  l.session_id = session_id_;
+  l.agent_id = target_.agent_id;
+  l.queued_bytes = queued_bytes();
+  l.queued_events = events;
+  l.seq_behind = oldest == 0 ? 0 : delivered_seq - oldest + 1;
+  return l;
 }
 
 std::string_view WebSocketSession::frame_of(const Event& ev) const {
   return deflate_ ? std::string_view(protocol::deflated_frame(ev)) : std::string_view(ev.frame);
 }
 
-void WebSocketSession::send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable) {
-  ws_.next_layer().enqueue(std::move(keep), frame, droppable);
+void WebSocketSession::send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable,
+                                  std::uint64_t seq) {
+  ws_.next_layer().enqueue(std::move(keep), frame, droppable, seq);
   ShardCounters::bump(shard_.counters.messages_out, 1);
   ShardCounters::bump(shard_.counters.bytes_out, frame.size());
 }

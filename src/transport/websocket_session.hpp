@@ -34,6 +34,7 @@ class WebSocketSession final : public Subscriber,
   void on_sweep(std::int64_t now_ms) override;
   void on_shutdown() override;
   std::size_t queued_bytes() const noexcept override { return ws_.next_layer().queued_bytes(); }
+  std::optional<SubscriberLag> lag() override;
 
  private:
   enum class State { handshaking, open, closing, closed };
@@ -47,7 +48,7 @@ class WebSocketSession final : public Subscriber,
   void send_text(std::string payload);
   // The event's frame as this client takes it: compressed or not.
   std::string_view frame_of(const Event& ev) const;
-  void send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable);
+  void send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable, std::uint64_t seq = 0);
   // Starts a close handshake; the socket is cut if it has not finished by the deadline.
   void close_with(websocket::close_code code, std::string_view reason);
   void finish(beast::error_code ec);

@@ -98,3 +98,28 @@ def test_slow_consumer_is_dropped_fast_one_gets_everything(start_server):
         slow.close()
 
     wait_until(lambda: server.stats()["connections"]["live"] == 0, 15, "all connections to be gone")
+
+
+def test_lagging_subscriber_is_visible_in_stats_and_metrics(start_server):
+    # A queue limit high enough that the reader who stopped is kept, so its lag can be watched.
+    server = start_server("--max-queue-bytes", "256M", "--heartbeat-interval", "1", "--idle-timeout", "600")
+    agent = "laggard"
+    stalled = RawWebSocket(server, f"/ws/agents/{agent}", rcvbuf=4096)
+    pad = "q" * 10000
+    bodies = [json.dumps({"type": "bulk", "data": {"i": i, "pad": pad}}).encode() for i in range(1500)]
+    for start in range(0, len(bodies), 100):
+        pipeline_publish(server, agent, bodies[start:start + 100])
+
+    def lagging():
+        rows = server.stats()["connections"]["lagging"]
+        return [r for r in rows if r["agent_id"] == agent and r["queued_bytes"] > 0 and r["seq_behind"] > 0]
+
+    rows = wait_until(lagging, 30, "the stalled subscriber to show up as lagging")
+    row = rows[0]
+    assert row["queued_events"] >= 1 and isinstance(row["session_id"], str)
+    assert row["seq_behind"] <= 1500
+    status, _, text = server.http("GET", "/metrics")
+    assert status == 200
+    assert f'agentwire_subscriber_queued_bytes{{session="{row["session_id"]}",agent_id="{agent}"}}' in text
+    assert "agentwire_subscriber_seq_behind{" in text
+    stalled.close()
