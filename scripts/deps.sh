@@ -5,7 +5,7 @@ set -euo pipefail
 
 want=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev libsqlite3-dev zlib1g-dev)
 if [ "${1:-build}" = "test" ]; then
-  want+=(libgtest-dev python3-websockets python3-pytest chromium)
+  want+=(libgtest-dev python3-websockets python3-pytest python3-jsonschema chromium)
 fi
 
 missing=()

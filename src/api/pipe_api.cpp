@@ -27,6 +27,7 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
 
   void open(const std::string& workflow_id, const std::string& idempotency_key) {
     stream_id_ = service_.open_stream(workflow_id, idempotency_key, on_connection([this](const PublishResult& r) {
+      open_answered_ = true;
       if (r.status != PublishResult::Status::ok) {
         fail(command_response(r, 201));
       } else {
@@ -125,8 +126,9 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
 
   // Once the body has ended (or broken) and every append is answered: end the stream and answer.
   void finish_if_done() {
-    if (!body_done_ || outstanding_ > 0 || ending_) return;
-    if (!opened_ && !failed_) return;  // still opening
+    // An open still on its way must be answered first: a stream opened after we gave up would stay
+    // open until the idle timeout.
+    if (!body_done_ || outstanding_ > 0 || ending_ || !open_answered_) return;
     ending_ = true;
     if (!opened_) return answer(std::move(failure_));
     auto status = failed_ ? StreamStatus::failed : StreamStatus::completed;
@@ -151,6 +153,7 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
   std::size_t outstanding_ = 0;
   std::size_t deltas_ = 0;
   bool opened_ = false;
+  bool open_answered_ = false;
   bool failed_ = false;
   bool aborted_ = false;
   bool body_done_ = false;

@@ -17,6 +17,10 @@ bool is_valid_event_type(std::string_view t) noexcept {
   return true;
 }
 
+bool is_session_message_type(std::string_view t) noexcept {
+  return t == "connected" || t == "heartbeat" || t == "snapshot" || t == "error" || t == "pong";
+}
+
 PublishParse parse_publish_request(std::string_view body) {
   PublishParse r;
   boost::system::error_code ec;
@@ -50,6 +54,12 @@ PublishParse parse_publish_request(std::string_view body) {
   if (data && !data->is_object()) {
     r.error_code = "bad_data";
     r.error_message = "\"data\" must be a JSON object";
+    return r;
+  }
+  if (is_session_message_type(type->get_string())) {
+    r.error_code = "reserved_type";
+    r.error_message = "\"" + std::string(type->get_string()) +
+                      "\" is a session message of the protocol (connected, heartbeat, snapshot, error, pong), not an event";
     return r;
   }
   r.request.type = std::string(type->get_string());

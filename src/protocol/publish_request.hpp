@@ -15,13 +15,17 @@ struct PublishRequest {
 
 struct PublishParse {
   bool ok = false;
-  std::string error_code;  // "bad_json", "bad_type", "bad_data"
+  std::string error_code;  // "bad_json", "bad_type", "reserved_type", "bad_data"
   std::string error_message;
   PublishRequest request;
 };
 
 // Event types are 1..64 characters of [A-Za-z0-9_.:-].
 bool is_valid_event_type(std::string_view type) noexcept;
+
+// Types the server itself sends on a session; a published event may not take them, or clients would
+// mistake it for the server's own message.
+bool is_session_message_type(std::string_view type) noexcept;
 
 PublishParse parse_publish_request(std::string_view body);
 

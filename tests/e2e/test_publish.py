@@ -223,3 +223,11 @@ def test_pipelined_mixed_requests(server):
         assert answers[0][2]["seq"] == 1 and answers[3][2]["seq"] == 2
     finally:
         conn.close()
+
+
+def test_session_message_types_cannot_be_published(server):
+    for t in ["connected", "heartbeat", "snapshot", "error", "pong"]:
+        status, _, body = server.post_event("reserved", {"type": t, "data": {}})
+        assert_json_error(status, body, 400)
+        assert body["error"]["code"] == "reserved_type", body
+    assert server.publish("reserved") == 1  # nothing was published before

@@ -81,6 +81,9 @@ TEST(PublishRequest, RejectsBadBodies) {
       {R"({"type":""})", "bad_type"},
       {R"({"type":"has space"})", "bad_type"},
       {R"({"type":"x","data":[1]})", "bad_data"},
+      {R"({"type":"connected"})", "reserved_type"},
+      {R"({"type":"snapshot","data":{}})", "reserved_type"},
+      {R"({"type":"pong"})", "reserved_type"},
       {R"({"type":"x","data":"s"})", "bad_data"},
       {R"({"type":"x","data":null})", "bad_data"},
       {"{\"type\":\"x\",\"data\":{\"s\":\"\xff\"}}", "bad_json"},  // invalid UTF-8
