@@ -42,4 +42,10 @@ Response command_response(const PublishResult& r, unsigned ok_status, bool with_
   return publish_response(r);
 }
 
+PublishCallback reply_with(Reply reply, unsigned ok_status, bool with_seq) {
+  return [reply = std::move(reply), ok_status, with_seq](const PublishResult& r) {
+    reply(command_response(r, ok_status, with_seq));
+  };
+}
+
 }  // namespace aw::api

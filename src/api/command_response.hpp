@@ -15,4 +15,7 @@ std::optional<Response> check_idempotency_key(const Request& req);
 // original's description and `Idempotent-Replayed: true`; a refusal or failure → its JSON error.
 Response command_response(const PublishResult& result, unsigned ok_status, bool with_seq = false);
 
+// The hub callback that answers `reply` with command_response.
+PublishCallback reply_with(Reply reply, unsigned ok_status, bool with_seq = false);
+
 }  // namespace aw::api

@@ -8,6 +8,10 @@ Response error_response(unsigned status, std::string_view code, std::string_view
   return error_response(status, code, message, {});
 }
 
+Response bad_agent_id_response() {
+  return error_response(400, "bad_agent_id", "agent_id must be 1-128 characters of [A-Za-z0-9_.:-]");
+}
+
 Response error_response(unsigned status, std::string_view code, std::string_view message,
                         std::string_view details_json) {
   Response r;

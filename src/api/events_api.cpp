@@ -1,7 +1,5 @@
 #include "api/events_api.hpp"
 
-#include <charconv>
-
 #include "api/errors.hpp"
 #include "core/agent_id.hpp"
 #include "protocol/json_span.hpp"
@@ -12,13 +10,7 @@ namespace {
 
 std::optional<Response> check_agent(std::string_view agent_id) {
   if (is_valid_agent_id(agent_id)) return std::nullopt;
-  return error_response(400, "bad_agent_id", "agent_id must be 1-128 characters of [A-Za-z0-9_.:-]");
-}
-
-bool parse_number(const std::optional<std::string>& text, std::uint64_t& out) {
-  if (!text || text->empty()) return false;
-  auto [p, ec] = std::from_chars(text->data(), text->data() + text->size(), out);
-  return ec == std::errc() && p == text->data() + text->size();
+  return bad_agent_id_response();
 }
 
 void publish(Context& ctx, const Request& req, const Params& params, Reply reply) {
@@ -40,10 +32,17 @@ void history(Context& ctx, const Request& req, const Params& params, Reply reply
   if (auto err = check_agent(agent_id)) return reply(std::move(*err));
   std::uint64_t since = 0;
   std::uint64_t limit = kDefaultHistoryLimit;
-  if (auto s = query_param(req.query, "since"); s && !parse_number(s, since))
-    return reply(error_response(400, "bad_since", "since must be a non-negative integer"));
-  if (auto l = query_param(req.query, "limit"); l && (!parse_number(l, limit) || limit < 1 || limit > kMaxHistoryLimit))
-    return reply(error_response(400, "bad_limit", "limit must be an integer from 1 to 1000"));
+  if (auto s = query_param(req.query, "since"); s) {
+    auto n = parse_count(*s);
+    if (!n) return reply(error_response(400, "bad_since", "since must be a non-negative integer"));
+    since = *n;
+  }
+  if (auto l = query_param(req.query, "limit"); l) {
+    auto n = parse_count(*l);
+    if (!n || *n < 1 || *n > kMaxHistoryLimit)
+      return reply(error_response(400, "bad_limit", "limit must be an integer from 1 to 1000"));
+    limit = *n;
+  }
 
   HistoryPage page = ctx.hub.history(agent_id, since, static_cast<std::size_t>(limit));
   Response res;

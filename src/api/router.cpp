@@ -2,6 +2,8 @@
 
 #include "api/errors.hpp"
 
+#include <charconv>
+
 namespace aw::api {
 
 std::string_view Params::get(std::string_view name) const {
@@ -108,6 +110,14 @@ std::string percent_decode(std::string_view s) {
       out.push_back(s[i]);
     }
   }
+  return out;
+}
+
+std::optional<std::uint64_t> parse_count(std::string_view text) {
+  std::uint64_t out = 0;
+  if (text.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  if (ec != std::errc() || p != text.data() + text.size()) return std::nullopt;
   return out;
 }
 

@@ -57,4 +57,7 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
 
 std::string percent_decode(std::string_view s);
 
+// A non-negative decimal integer (query values such as since, limit, cursor); nullopt for anything else.
+std::optional<std::uint64_t> parse_count(std::string_view text);
+
 }  // namespace aw::api

@@ -1,7 +1,5 @@
 #include "api/subscribe_target.hpp"
 
-#include <charconv>
-
 #include "api/errors.hpp"
 #include "api/router.hpp"
 #include "core/agent_id.hpp"
@@ -20,7 +18,7 @@ SubscribeTarget parse_subscribe_target(std::string_view path, std::string_view q
   // "/ws/agents/" and "/ws/agents/a/b" are bad agent ids, not unknown routes.
   if (parts.size() == 3) t.agent_id = percent_decode(parts[2]);
   if (parts.size() != 3 || !is_valid_agent_id(t.agent_id)) {
-    t.error = error_response(400, "bad_agent_id", "agent_id must be 1-128 characters of [A-Za-z0-9_.:-]");
+    t.error = bad_agent_id_response();
     return t;
   }
   auto since = query_param(query, "since");
@@ -30,13 +28,12 @@ SubscribeTarget parse_subscribe_target(std::string_view path, std::string_view q
     return t;
   }
   if (since) {
-    std::uint64_t seq = 0;
-    auto [p, ec] = std::from_chars(since->data(), since->data() + since->size(), seq);
-    if (since->empty() || ec != std::errc() || p != since->data() + since->size()) {
+    auto seq = parse_count(*since);
+    if (!seq) {
       t.error = error_response(400, "bad_since", "since must be a non-negative integer (the last seq seen)");
       return t;
     }
-    t.since = Position{seq, epoch.value_or("")};
+    t.since = Position{*seq, epoch.value_or("")};
   } else if (epoch) {
     t.error = error_response(400, "bad_since", "epoch is only meaningful together with since");
     return t;

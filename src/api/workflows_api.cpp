@@ -1,7 +1,5 @@
 #include "api/workflows_api.hpp"
 
-#include <charconv>
-
 #include "api/command_response.hpp"
 #include "api/errors.hpp"
 #include "api/json_body.hpp"
@@ -13,18 +11,6 @@ namespace {
 using Need = JsonBody::Need;
 using workflow::WorkflowService;
 
-PublishCallback answer(Reply reply, unsigned ok_status) {
-  return [reply = std::move(reply), ok_status](const PublishResult& r) {
-    reply(command_response(r, ok_status));
-  };
-}
-
-bool parse_u64(const std::string& text, std::uint64_t& out) {
-  if (text.empty()) return false;
-  auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
-  return ec == std::errc() && p == text.data() + text.size();
-}
-
 // POST /api/workflows {"agent_id", "name", "metadata"?}
 void create(WorkflowService& service, const Request& req, Reply reply) {
   if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
@@ -34,10 +20,10 @@ void create(WorkflowService& service, const Request& req, Reply reply) {
   auto metadata = body.object("metadata", Need::optional);
   if (!body.ok()) return reply(body.error());
   if (!is_valid_agent_id(*agent_id))
-    return reply(error_response(400, "bad_agent_id", "agent_id must be 1-128 characters of [A-Za-z0-9_.:-]"));
+    return reply(bad_agent_id_response());
   workflow::NewWorkflow request{std::move(*agent_id), std::move(*name),
                                 metadata ? std::move(*metadata) : boost::json::object()};
-  service.create(std::move(request), req.idempotency_key, answer(std::move(reply), 201));
+  service.create(std::move(request), req.idempotency_key, reply_with(std::move(reply), 201));
 }
 
 // GET /api/workflows/{workflow_id}
@@ -54,15 +40,21 @@ void get(WorkflowService& service, const Params& params, Reply reply) {
 void list(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
   std::string_view agent_id = params.get("agent_id");
   if (!is_valid_agent_id(agent_id))
-    return reply(error_response(400, "bad_agent_id", "agent_id must be 1-128 characters of [A-Za-z0-9_.:-]"));
+    return reply(bad_agent_id_response());
   std::uint64_t limit = kDefaultWorkflowPage;
   std::uint64_t after = 0;
-  if (auto l = query_param(req.query, "limit");
-      l && (!parse_u64(*l, limit) || limit < 1 || limit > kMaxWorkflowPage))
-    return reply(error_response(400, "bad_limit",
-                                "limit must be an integer from 1 to " + std::to_string(kMaxWorkflowPage)));
-  if (auto c = query_param(req.query, "cursor"); c && !parse_u64(*c, after))
-    return reply(error_response(400, "bad_cursor", "cursor must be the next_cursor of an earlier page"));
+  if (auto l = query_param(req.query, "limit"); l) {
+    auto n = parse_count(*l);
+    if (!n || *n < 1 || *n > kMaxWorkflowPage)
+      return reply(error_response(400, "bad_limit",
+                                  "limit must be an integer from 1 to " + std::to_string(kMaxWorkflowPage)));
+    limit = *n;
+  }
+  if (auto c = query_param(req.query, "cursor"); c) {
+    auto n = parse_count(*c);
+    if (!n) return reply(error_response(400, "bad_cursor", "cursor must be the next_cursor of an earlier page"));
+    after = *n;
+  }
   Response res;
   res.body = service.list(agent_id, static_cast<std::size_t>(limit), after);
   reply(std::move(res));
@@ -77,7 +69,7 @@ void requirements(WorkflowService& service, const Request& req, const Params& pa
   if (!body.ok()) return reply(body.error());
   workflow::NewRequirements request{std::move(text), items ? std::move(*items) : boost::json::array()};
   service.submit_requirements(std::string(params.get("workflow_id")), std::move(request), req.idempotency_key,
-                              answer(std::move(reply), 200));
+                              reply_with(std::move(reply), 200));
 }
 
 // POST /api/workflows/{workflow_id}/phase {"phase", "reason"?}
@@ -92,7 +84,7 @@ void phase(WorkflowService& service, const Request& req, const Params& params, R
     return reply(error_response(400, "bad_field",
                                 "phase must be one of " + workflow::phase_names() + ", not '" + *name + "'"));
   service.change_phase(std::string(params.get("workflow_id")), *to, std::move(reason), req.idempotency_key,
-                       answer(std::move(reply), 200));
+                       reply_with(std::move(reply), 200));
 }
 
 // POST /api/workflows/{workflow_id}/progress {"percent", "message"?}
@@ -103,7 +95,7 @@ void progress(WorkflowService& service, const Request& req, const Params& params
   auto message = body.string("message", Need::optional);
   if (!body.ok()) return reply(body.error());
   service.report_progress(std::string(params.get("workflow_id")), *percent, std::move(message),
-                          req.idempotency_key, answer(std::move(reply), 200));
+                          req.idempotency_key, reply_with(std::move(reply), 200));
 }
 
 // POST /api/workflows/{workflow_id}/cancel {"reason"?} (the body may be empty)
@@ -113,13 +105,13 @@ void cancel(WorkflowService& service, const Request& req, const Params& params, 
   auto reason = body.string("reason", Need::optional);
   if (!body.ok()) return reply(body.error());
   service.cancel(std::string(params.get("workflow_id")), std::move(reason), req.idempotency_key,
-                 answer(std::move(reply), 200));
+                 reply_with(std::move(reply), 200));
 }
 
 // DELETE /api/workflows/{workflow_id}
 void remove(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
   if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
-  service.remove(std::string(params.get("workflow_id")), req.idempotency_key, answer(std::move(reply), 200));
+  service.remove(std::string(params.get("workflow_id")), req.idempotency_key, reply_with(std::move(reply), 200));
 }
 
 }  // namespace

@@ -104,3 +104,16 @@ TEST(PublishResponse, MapsEveryOutcome) {
 
 }  // namespace
 }  // namespace aw::api
+
+namespace aw::api {
+namespace {
+
+TEST(ParseCount, AcceptsOnlyPlainNonNegativeIntegers) {
+  EXPECT_EQ(parse_count("0"), 0u);
+  EXPECT_EQ(parse_count("18446744073709551615"), UINT64_MAX);
+  for (auto bad : {"", "-1", "+1", "1.5", "1e3", " 1", "1 ", "abc", "18446744073709551616"})
+    EXPECT_FALSE(parse_count(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace aw::api
