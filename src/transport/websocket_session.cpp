@@ -178,12 +178,14 @@ void WebSocketSession::on_read(beast::error_code ec, std::size_t bytes) {
     ws_.async_write(buffer_.data(), [self = shared_from_this()](beast::error_code wec, std::size_t) {
       if (wec) return self->finish(wec);
       self->buffer_.consume(self->buffer_.size());
+      self->buffer_.shrink_to_fit();
       self->do_read();
     });
     return;
   }
   if (state_ == State::open) handle_client_message();
   buffer_.consume(buffer_.size());
+  buffer_.shrink_to_fit();  // idle connections hold no message memory
   do_read();
 }
 

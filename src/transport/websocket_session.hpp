@@ -6,6 +6,7 @@
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
+#include <algorithm>
 #include <memory>
 
 #include "api/subscribe_target.hpp"
@@ -19,6 +20,16 @@ namespace aw::transport {
 namespace beast = boost::beast;
 namespace http = beast::http;
 namespace websocket = beast::websocket;
+
+// The buffer client messages are read into. Beast prepares min(1536, max_size() - size()) bytes before
+// each read, so every idle connection's pending read would hold 1.5 KB; capping max_size() a little
+// above what is held makes it prepare small steps (a large message just takes more of them), and
+// read_message_max still bounds the message.
+class LeanReadBuffer : public beast::flat_buffer {
+ public:
+  static constexpr std::size_t kStep = 128;
+  std::size_t max_size() const noexcept { return std::min(beast::flat_buffer::max_size(), size() + kStep); }
+};
 
 class WebSocketSession final : public Subscriber,
                                public Connection,
@@ -54,7 +65,7 @@ class WebSocketSession final : public Subscriber,
   void finish(beast::error_code ec);
 
   websocket::stream<CorkedSocket> ws_;
-  beast::flat_buffer buffer_;
+  LeanReadBuffer buffer_;
   Shard& shard_;
   ServerContext& ctx_;
   api::SubscribeTarget target_;
