@@ -53,6 +53,9 @@ options:
   --pipeline N              max unanswered requests per HTTP connection (default 32)
   --http-conns N            HTTP publishing connections per thread (fanout/resume 1, channels 4)
   --payload-bytes N         approximate size of the event's data JSON (default 200)
+  --stream                  fanout/channels: publish token deltas into an AI output stream per channel
+                            (POST /api/streams/{id}/append, after creating a workflow and opening a
+                            stream) instead of generic events
   --threads N               event-loop threads (default 1)
   --source-ips N            bind connection i to 127.0.0.(1 + i%N) (default: as many as needed)
   --connect-concurrency N   connections being set up at once, per thread (default 256)
@@ -88,6 +91,7 @@ struct Options {
   uint64_t pre = 3;
   std::string prefix;
   bool json = false;
+  bool stream = false;  // publish AI output stream deltas (/api/streams/{id}/append) instead of events
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -146,6 +150,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--missed") o.missed = uint64_t(num());
     else if (a == "--prefix") o.prefix = val();
     else if (a == "--json") o.json = true;
+    else if (a == "--stream") o.stream = true;
     else if (a == "-h" || a == "--help") {
       fputs(kUsage, stdout);
       exit(0);
@@ -367,6 +372,7 @@ class Runner {
   bool setup();
   void assign_subs(const std::function<uint32_t(uint64_t)>& channel_of);
   bool wait_for(const std::function<bool()>& pred, double timeout_s);
+  bool setup_post(const std::string& path, const std::string& body, const std::string& key, std::string& value);
   template <class M>
   uint64_t sum(M Progress::*m) {
     uint64_t s = 0;
@@ -460,9 +466,26 @@ bool Runner::setup() {
   cfg_.pad.assign(o_.payload > 31 ? size_t(o_.payload - 31) : 0, 'x');
   cfg_.channels.reserve(o_.channels);
   cfg_.pub_heads.reserve(o_.channels);
+  if (o_.stream) {
+    cfg_.body_a = "{\"delta\":\"t=";
+    cfg_.body_b = " ";
+    cfg_.body_c = "\"}";
+  }
   for (uint64_t i = 0; i < o_.channels; ++i) {
     std::string id = o_.prefix + "-" + o_.scenario.substr(0, 1) + std::to_string(i);
-    cfg_.pub_heads.push_back("POST /api/agents/" + id + "/events HTTP/1.1\r\nHost: " + cfg_.host +
+    std::string path = "/api/agents/" + id + "/events";
+    if (o_.stream) {
+      // A workflow and an open stream per channel, before any subscriber connects.
+      std::string wf, st;
+      if (!setup_post("/api/workflows", "{\"agent_id\":\"" + id + "\",\"name\":\"bench\"}", "\"id\":", wf) ||
+          !setup_post("/api/workflows/" + wf + "/streams", "{}", "\"stream_id\":", st)) {
+        fprintf(stderr, "agentwire-bench: --stream setup failed for %s (does the server have workflow routes?)\n",
+                id.c_str());
+        return false;
+      }
+      path = "/api/streams/" + st + "/append";
+    }
+    cfg_.pub_heads.push_back("POST " + path + " HTTP/1.1\r\nHost: " + cfg_.host +
                              "\r\nContent-Type: application/json\r\nContent-Length: ");
     cfg_.channels.push_back(std::move(id));
   }
@@ -483,6 +506,31 @@ void Runner::assign_subs(const std::function<uint32_t(uint64_t)>& channel_of) {
     auto& v = per[t];
     w->call([w, &v] { w->add_subs(v); });
   }
+}
+
+// One blocking HTTP/1.1 POST for setup (not on any measured path); takes the string value after `key`
+// from a 2xx answer.
+bool Runner::setup_post(const std::string& path, const std::string& body, const std::string& key,
+                        std::string& value) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  bool ok = false;
+  if (connect(fd, reinterpret_cast<const sockaddr*>(&cfg_.server), sizeof cfg_.server) == 0) {
+    std::string req = "POST " + path + " HTTP/1.1\r\nHost: " + cfg_.host +
+                      "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
+                      std::to_string(body.size()) + "\r\n\r\n" + body;
+    if (write(fd, req.data(), req.size()) == ssize_t(req.size())) {
+      std::string resp;
+      char buf[4096];
+      ssize_t n;
+      while ((n = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(n));
+      std::string_view v;
+      ok = resp.rfind("HTTP/1.1 2", 0) == 0 && find_str(resp.data(), resp.data() + resp.size(), key, v);
+      if (ok) value = std::string(v);
+    }
+  }
+  close(fd);
+  return ok;
 }
 
 bool Runner::wait_for(const std::function<bool()>& pred, double timeout_s) {
@@ -864,6 +912,7 @@ int Runner::run() {
       .u("pipeline", o_.pipeline)
       .u("http_conns", o_.http_conns)
       .u("payload_bytes", o_.payload)
+      .b("stream", o_.stream)
       .u("threads", uint64_t(o_.threads))
       .u("source_ips", o_.source_ips)
       .u("missed", o_.missed)

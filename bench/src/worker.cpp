@@ -19,9 +19,6 @@ namespace {
 enum : uint8_t { kKindSub = 1, kKindHttp = 2, kKindEvent = 3, kKindTimer = 4 };
 constexpr size_t kScratchInit = 256 * 1024;
 constexpr uint64_t kMaxFrame = 64ull << 20;
-constexpr std::string_view kBodyA = "{\"type\":\"bench\",\"data\":{\"t\":";
-constexpr std::string_view kBodyB = ",\"pad\":\"";
-constexpr std::string_view kBodyC = "\"}}";
 
 bool is_control_type(std::string_view t) {
   return t == "heartbeat" || t == "pong" || t == "connected";
@@ -641,6 +638,7 @@ void Worker::on_message(Sub& s, const char* p, size_t n) {
     }
     if (!tp) tp = find_u64(after, end, "\"t\":", t);
     if (!tp) tp = find_u64(p, end, "\"t\":", t);
+    if (!tp) tp = find_u64(p, end, "\"delta\":\"t=", t);  // --stream: the timestamp leads the delta
     if (tp) {
       int64_t d = now_ - int64_t(t);
       latency.record(d > 0 ? uint64_t(d) : 0);
@@ -824,16 +822,16 @@ void Worker::pump_publish() {
 void Worker::append_request(HttpConn& h, uint32_t ch) {
   char tb[24], lb[24];
   int tl = u64_to_str(uint64_t(mono_ns()), tb);
-  size_t body = kBodyA.size() + size_t(tl) + kBodyB.size() + cfg_.pad.size() + kBodyC.size();
+  size_t body = cfg_.body_a.size() + size_t(tl) + cfg_.body_b.size() + cfg_.pad.size() + cfg_.body_c.size();
   int ll = u64_to_str(body, lb);
   h.out.append(cfg_.pub_heads[ch]);
   h.out.append(lb, size_t(ll));
   h.out.append("\r\n\r\n", 4);
-  h.out.append(kBodyA);
+  h.out.append(cfg_.body_a);
   h.out.append(tb, size_t(tl));
-  h.out.append(kBodyB);
+  h.out.append(cfg_.body_b);
   h.out.append(cfg_.pad);
-  h.out.append(kBodyC);
+  h.out.append(cfg_.body_c);
   h.ring[(h.head + h.count) % cfg_.pipeline] = ch;
   ++h.count;
   ++outstanding_;

@@ -30,6 +30,11 @@ struct Config {
   std::string pad;                    // "xxxx..." filler in published data
   std::vector<std::string> channels;  // agent ids
   std::vector<std::string> pub_heads; // per channel: request line + headers up to "Content-Length: "
+  // The publish body around the send timestamp and the pad: an event by default, a stream delta
+  // ({"delta":"t=<ns> <pad>"}) with --stream.
+  std::string body_a = "{\"type\":\"bench\",\"data\":{\"t\":";
+  std::string body_b = ",\"pad\":\"";
+  std::string body_c = "\"}}";
 };
 
 enum class PubMode : uint8_t { None, Count, Rate, Max };
