@@ -81,7 +81,10 @@ json::value timestamp_json(std::int64_t unix_ms) {
 
 // ---- workflow ----
 
-std::string workflow_record(const Workflow& wf) {
+namespace {
+
+// The members the stored record and the public JSON share; they differ only in how times are written.
+json::object workflow_fields(const Workflow& wf) {
   json::object o;
   o["id"] = wf.id;
   o["agent_id"] = wf.agent_id;
@@ -92,6 +95,21 @@ std::string workflow_record(const Workflow& wf) {
   o["phase_reason"] = optional_string(wf.phase_reason);
   o["progress"] = wf.progress;
   o["progress_message"] = optional_string(wf.progress_message);
+  return o;
+}
+
+json::object requirements_fields(const Requirements& req) {
+  json::object o;
+  o["text"] = optional_string(req.text);
+  o["items"] = req.items;
+  o["revision"] = req.revision;
+  return o;
+}
+
+}  // namespace
+
+std::string workflow_record(const Workflow& wf) {
+  json::object o = workflow_fields(wf);
   o["created_at_ms"] = wf.created_at_ms;
   o["updated_at_ms"] = wf.updated_at_ms;
   return json::serialize(o);
@@ -117,16 +135,7 @@ std::optional<Workflow> parse_workflow_record(std::string_view text) {
 
 json::object workflow_json(const Workflow& wf, const Requirements* req,
                            const std::vector<const Stream*>& streams) {
-  json::object o;
-  o["id"] = wf.id;
-  o["agent_id"] = wf.agent_id;
-  o["number"] = wf.number;
-  o["name"] = wf.name;
-  o["metadata"] = wf.metadata;
-  o["phase"] = phase_name(wf.phase);
-  o["phase_reason"] = optional_string(wf.phase_reason);
-  o["progress"] = wf.progress;
-  o["progress_message"] = optional_string(wf.progress_message);
+  json::object o = workflow_fields(wf);
   o["requirements"] = req ? json::value(requirements_json(*req)) : json::value(nullptr);
   json::array list;
   list.reserve(streams.size());
@@ -140,10 +149,7 @@ json::object workflow_json(const Workflow& wf, const Requirements* req,
 // ---- requirements ----
 
 std::string requirements_record(const Requirements& req) {
-  json::object o;
-  o["text"] = optional_string(req.text);
-  o["items"] = req.items;
-  o["revision"] = req.revision;
+  json::object o = requirements_fields(req);
   o["submitted_at_ms"] = req.submitted_at_ms;
   return json::serialize(o);
 }
@@ -161,10 +167,7 @@ std::optional<Requirements> parse_requirements_record(std::string_view text) {
 }
 
 json::object requirements_json(const Requirements& req) {
-  json::object o;
-  o["text"] = optional_string(req.text);
-  o["items"] = req.items;
-  o["revision"] = req.revision;
+  json::object o = requirements_fields(req);
   o["submitted_at"] = timestamp_json(req.submitted_at_ms);
   return o;
 }
