@@ -52,28 +52,42 @@ void ShardPool::arm_sweep(Shard& s) {
   s.sweep_timer.expires_after(std::chrono::milliseconds(sweep_interval_ms_));
   s.sweep_timer.async_wait([this, &s](const boost::system::error_code& ec) {
     if (ec) return;
-    std::int64_t now = now_unix_ms();
-    // Copy first: a sweep may start closes that end connections later, never inline, but be safe.
-    std::vector<Connection*> all(s.connections.begin(), s.connections.end());
-    std::uint64_t queued = 0;
-    std::vector<SubscriberLag> worst;
-    for (Connection* c : all) {
-      c->on_sweep(now);
-      std::size_t q = c->queued_bytes();
-      queued += q;
-      if (q == 0) continue;
-      if (auto l = c->lag()) worst.push_back(std::move(*l));
-    }
-    // Each shard reports its few worst; the stats merge them.
-    constexpr std::size_t kWorstPerShard = 5;
-    std::size_t keep = std::min(kWorstPerShard, worst.size());
-    std::partial_sort(worst.begin(), worst.begin() + keep, worst.end(),
-                      [](const auto& a, const auto& b) { return a.queued_bytes > b.queued_bytes; });
-    worst.resize(keep);
-    counters_.lag.publish(s.index, std::move(worst));
-    s.counters.queued_bytes.store(queued, std::memory_order_relaxed);
-    arm_sweep(s);
+    auto round = std::make_shared<SweepRound>();
+    round->now_ms = now_unix_ms();
+    round->todo.assign(s.connections.begin(), s.connections.end());
+    sweep_some(s, std::move(round));
   });
+}
+
+void ShardPool::sweep_some(Shard& s, std::shared_ptr<SweepRound> round) {
+  // A few hundred connections per turn, then the loop runs what waits: sweeping 10k connections in one
+  // go would hold every delivery on this shard back by milliseconds once per interval.
+  constexpr std::size_t kPerTurn = 256;
+  std::size_t end = std::min(round->todo.size(), round->next + kPerTurn);
+  for (; round->next < end; ++round->next) {
+    Connection* c = round->todo[round->next];
+    // The list is from the start of the round: skip connections that have ended since.
+    if (!s.connections.contains(c)) continue;
+    c->on_sweep(round->now_ms);
+    std::size_t q = c->queued_bytes();
+    round->queued += q;
+    if (q == 0) continue;
+    if (auto l = c->lag()) round->worst.push_back(std::move(*l));
+  }
+  if (round->next < round->todo.size()) {
+    net::post(s.ioc, [this, &s, round = std::move(round)]() mutable { sweep_some(s, std::move(round)); });
+    return;
+  }
+  // Each shard reports its few worst; the stats merge them.
+  constexpr std::size_t kWorstPerShard = 5;
+  auto& worst = round->worst;
+  std::size_t keep = std::min(kWorstPerShard, worst.size());
+  std::partial_sort(worst.begin(), worst.begin() + keep, worst.end(),
+                    [](const auto& a, const auto& b) { return a.queued_bytes > b.queued_bytes; });
+  worst.resize(keep);
+  counters_.lag.publish(s.index, std::move(worst));
+  s.counters.queued_bytes.store(round->queued, std::memory_order_relaxed);
+  arm_sweep(s);
 }
 
 void ShardPool::shutdown_all() {

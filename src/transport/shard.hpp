@@ -65,7 +65,16 @@ class ShardPool final : public ShardDispatcher {
   void destroy();
 
  private:
+  // One sweep of a shard's connections, worked off in slices.
+  struct SweepRound {
+    std::int64_t now_ms = 0;
+    std::vector<Connection*> todo;
+    std::size_t next = 0;
+    std::uint64_t queued = 0;
+    std::vector<SubscriberLag> worst;
+  };
   void arm_sweep(Shard& s);
+  void sweep_some(Shard& s, std::shared_ptr<SweepRound> round);
 
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;

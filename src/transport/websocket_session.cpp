@@ -2,6 +2,7 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/websocket.hpp>
+#include <random>
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -77,6 +78,16 @@ void WebSocketSession::run(http::request<http::string_body> req) {
   ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
 }
 
+namespace {
+// The first heartbeat comes after a random half to whole interval: clients that connected together
+// (a deploy, a reconnect storm) then do not all get their pings in the same sweep, for ever after.
+std::int64_t first_heartbeat_delay_ms(std::int64_t interval_ms) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const std::int64_t half = interval_ms / 2;
+  return interval_ms - half + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(half + 1));
+}
+}  // namespace
+
 void WebSocketSession::on_accept(beast::error_code ec) {
   if (ec) {
     state_ = State::closed;
@@ -85,7 +96,7 @@ void WebSocketSession::on_accept(beast::error_code ec) {
   }
   state_ = State::open;
   last_activity_ms_ = now_unix_ms();
-  next_heartbeat_ms_ = last_activity_ms_ + ctx_.options.heartbeat_interval_ms;
+  next_heartbeat_ms_ = last_activity_ms_ + first_heartbeat_delay_ms(ctx_.options.heartbeat_interval_ms);
   ctx_.counters.connections_accepted.fetch_add(1, std::memory_order_relaxed);
   ctx_.counters.live_connections.fetch_add(1, std::memory_order_relaxed);
   if (target_.kind == api::SubscribeTarget::Kind::agent) join_channel();
