@@ -19,6 +19,8 @@ struct LazyBytes {
 struct Event {
   std::string agent_id;
   std::uint64_t seq = 0;
+  // Set on an event merged for a lagging subscriber: it stands for first_seq..seq. 0 otherwise.
+  std::uint64_t first_seq = 0;
   std::string type;
   std::int64_t ts_ms = 0;             // wall clock at publish
   std::string data;                   // the published `data` JSON, verbatim

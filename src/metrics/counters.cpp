@@ -19,6 +19,7 @@ CounterTotals Counters::totals() const {
   t.http_requests = get(http_requests);
   for (unsigned i = 0; i < count_; ++i) {
     t.messages_out += get(shards_[i].messages_out);
+    t.messages_merged += get(shards_[i].messages_merged);
     t.bytes_out += get(shards_[i].bytes_out);
     t.messages_in += get(shards_[i].messages_in);
     t.bytes_in += get(shards_[i].bytes_in);

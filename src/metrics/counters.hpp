@@ -15,6 +15,8 @@ struct alignas(64) ShardCounters {
   std::atomic<std::uint64_t> messages_in{0};
   std::atomic<std::uint64_t> bytes_in{0};
   std::atomic<std::uint64_t> queued_bytes{0};  // outbound backlog of this shard's connections now
+  // Events that joined a queued message of a lagging subscriber instead of being queued on their own.
+  std::atomic<std::uint64_t> messages_merged{0};
 
   // Single writer: a relaxed load+store is enough and cheaper than an atomic add.
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n) {
@@ -30,6 +32,7 @@ struct CounterTotals {
   std::uint64_t connections_dropped_slow = 0;
   std::uint64_t connections_rejected = 0;
   std::uint64_t messages_out = 0;
+  std::uint64_t messages_merged = 0;
   std::uint64_t bytes_out = 0;
   std::uint64_t messages_in = 0;
   std::uint64_t bytes_in = 0;

@@ -32,7 +32,7 @@ std::string stats_json(const StatsInput& in) {
         {"rejected", c.connections_rejected},
         {"busiest_agents", std::move(busiest)},
         {"lagging", std::move(lagging)}}},
-      {"messages", {{"in", c.messages_in}, {"out", c.messages_out}}},
+      {"messages", {{"in", c.messages_in}, {"out", c.messages_out}, {"merged", c.messages_merged}}},
       {"bytes", {{"in", c.bytes_in}, {"out", c.bytes_out}, {"queued", c.queued_bytes}}},
       {"publishes", in.hub.publishes},
       {"publish_failures", in.hub.publish_failures},
@@ -74,6 +74,9 @@ std::string prometheus_text(const StatsInput& in) {
          c.connections_rejected);
   metric(out, "agentwire_messages_in_total", "counter", "WebSocket messages received.", c.messages_in);
   metric(out, "agentwire_messages_out_total", "counter", "WebSocket messages sent.", c.messages_out);
+  metric(out, "agentwire_messages_merged_total", "counter",
+         "Events merged into a queued message of a subscriber that fell behind (stream deltas, progress).",
+         c.messages_merged);
   metric(out, "agentwire_bytes_in_total", "counter", "WebSocket payload bytes received.", c.bytes_in);
   metric(out, "agentwire_bytes_out_total", "counter", "WebSocket frame bytes queued for sending.", c.bytes_out);
   metric(out, "agentwire_queued_bytes", "gauge", "Outbound bytes waiting in connection queues.", c.queued_bytes);

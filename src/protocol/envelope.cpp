@@ -35,13 +35,16 @@ std::string seconds(std::int64_t ms) {
 
 }  // namespace
 
-EventPtr make_event(std::string agent_id, std::uint64_t seq, std::string type, std::int64_t ts_ms,
-                    std::string data, std::string idempotency_key) {
+namespace {
+
+EventPtr build_event(std::string agent_id, std::uint64_t first_seq, std::uint64_t seq, std::string type,
+                     std::int64_t ts_ms, std::string data, std::string idempotency_key) {
   auto ev = std::make_shared<Event>();
   std::string body;
-  body.reserve(96 + agent_id.size() + type.size() + data.size());
+  body.reserve(112 + agent_id.size() + type.size() + data.size());
   append_head(body, type, agent_id);
   body.append(",\"seq\":").append(std::to_string(seq));
+  if (first_seq != 0) body.append(",\"first_seq\":").append(std::to_string(first_seq));
   append_ts(body, ts_ms);
   body.append(",\"data\":").append(data).push_back('}');
 
@@ -52,11 +55,25 @@ EventPtr make_event(std::string agent_id, std::uint64_t seq, std::string type, s
 
   ev->agent_id = std::move(agent_id);
   ev->seq = seq;
+  ev->first_seq = first_seq;
   ev->type = std::move(type);
   ev->ts_ms = ts_ms;
   ev->data = std::move(data);
   ev->idempotency_key = std::move(idempotency_key);
   return ev;
+}
+
+}  // namespace
+
+EventPtr make_event(std::string agent_id, std::uint64_t seq, std::string type, std::int64_t ts_ms,
+                    std::string data, std::string idempotency_key) {
+  return build_event(std::move(agent_id), 0, seq, std::move(type), ts_ms, std::move(data),
+                     std::move(idempotency_key));
+}
+
+EventPtr make_merged_event(std::string agent_id, std::uint64_t first_seq, std::uint64_t seq, std::string type,
+                           std::int64_t ts_ms, std::string data) {
+  return build_event(std::move(agent_id), first_seq, seq, std::move(type), ts_ms, std::move(data), {});
 }
 
 std::string session_envelope(std::string_view type, std::string_view agent_id, std::string_view data_json) {

@@ -15,6 +15,11 @@ inline constexpr std::string_view kServerVersion = AGENTWIRE_VERSION;
 EventPtr make_event(std::string agent_id, std::uint64_t seq, std::string type, std::int64_t ts_ms,
                     std::string data, std::string idempotency_key = {});
 
+// An event that stands for the channel's events first_seq..seq (merged for a subscriber that fell behind,
+// see protocol/coalesce): the envelope carries `first_seq` as well. Never stored, never replayed.
+EventPtr make_merged_event(std::string agent_id, std::uint64_t first_seq, std::uint64_t seq, std::string type,
+                           std::int64_t ts_ms, std::string data);
+
 // A session message envelope with `data_json` (a JSON object) verbatim.
 std::string session_envelope(std::string_view type, std::string_view agent_id, std::string_view data_json);
 

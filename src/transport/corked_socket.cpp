@@ -17,12 +17,23 @@ CorkedSocket::CorkedSocket(tcp::socket&& socket) : socket_(std::move(socket)) {
 }
 
 void CorkedSocket::enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable,
-                           std::uint64_t seq) {
+                           std::uint64_t seq, const Event* event) {
   if (error_ || bytes.empty()) return;
   queued_bytes_ += bytes.size();
-  queue_.push_back({std::move(keep), bytes, droppable, seq});
+  queue_.push_back({std::move(keep), bytes, droppable, seq, event});
   if (queued_bytes_ >= kEagerFlushBytes && !waiting_) return flush();
   schedule_flush();
+}
+
+const Segment* CorkedSocket::unsent_back() noexcept {
+  if (queue_.empty() || (queue_.size() == 1 && sent_of_front_ > 0)) return nullptr;
+  return &queue_.back();
+}
+
+void CorkedSocket::replace_back(Segment s) {
+  queued_bytes_ -= queue_.back().bytes.size();
+  queued_bytes_ += s.bytes.size();
+  queue_.back() = std::move(s);
 }
 
 void CorkedSocket::schedule_flush() {

@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/event.hpp"
 #include "transport/flush_queue.hpp"
 
 namespace aw::transport {
@@ -31,7 +32,8 @@ struct Segment {
   std::shared_ptr<const void> keep;
   std::string_view bytes;
   bool droppable = false;
-  std::uint64_t seq = 0;  // the event's seq, 0 for anything else
+  std::uint64_t seq = 0;          // the (first) seq of the event it carries, 0 for anything else
+  const Event* event = nullptr;   // that event (owned by `keep`), for merging while the client lags
 };
 
 // A FIFO of segments that allocates nothing while empty — std::deque allocates ~600 B up front, which
@@ -41,10 +43,15 @@ class SegmentQueue {
   bool empty() const noexcept { return head_ == items_.size(); }
   std::size_t size() const noexcept { return items_.size() - head_; }
   Segment& front() noexcept { return items_[head_]; }
+  Segment& back() noexcept { return items_.back(); }
   Segment& operator[](std::size_t i) noexcept { return items_[head_ + i]; }
   auto begin() noexcept { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
   auto end() noexcept { return items_.end(); }
   void push_back(Segment s) { items_.push_back(std::move(s)); }
+  void pop_back() {
+    items_.pop_back();
+    if (head_ == items_.size()) clear();
+  }
   void pop_front() {
     items_[head_] = Segment{};  // release the bytes now
     if (++head_ == items_.size()) {
@@ -118,7 +125,15 @@ class CorkedSocket {
 
   // Queues bytes owned by `keep` without copying them. Droppable segments are whole messages that a
   // slow-consumer close may discard before they start to leave.
-  void enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable, std::uint64_t seq = 0);
+  void enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable, std::uint64_t seq = 0,
+               const Event* event = nullptr);
+
+  // The kernel's buffer for this socket is full: the client is not keeping up.
+  bool backlogged() const noexcept { return waiting_; }
+  // The last queued segment when none of it has left yet (it may still be replaced), else null.
+  const Segment* unsent_back() noexcept;
+  // Replaces the segment unsent_back() returned.
+  void replace_back(Segment s);
 
   // Events queued and the seq of the oldest of them (0 when none): how far behind this client is.
   std::pair<std::uint64_t, std::uint64_t> queued_events() noexcept;

@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "core/random_id.hpp"
 #include "protocol/client_message.hpp"
+#include "protocol/coalesce.hpp"
 #include "protocol/deflate.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/ws_frame.hpp"
@@ -123,7 +124,7 @@ void WebSocketSession::join_channel() {
   send_text(protocol::connected(info));
   // The replay goes out before anything live: live events are delivered by later handlers on this
   // thread, and the hub skips those the replay covered.
-  for (const EventPtr& ev : j.replay) send_frame(ev, frame_of(*ev), false, ev->seq);
+  for (const EventPtr& ev : j.replay) send_frame(ev, frame_of(*ev), false, ev->seq, ev.get());
   if (target_.since && !j.recovered)
     send_text(protocol::snapshot(target_.agent_id, j.seq, j.epoch, false, j.state_json));
 }
@@ -131,17 +132,37 @@ void WebSocketSession::join_channel() {
 void WebSocketSession::deliver(const EventPtr& ev) {
   if (state_ != State::open || slow_) return;
   CorkedSocket& sock = ws_.next_layer();
+  if (sock.backlogged() && merge_into_queue(ev)) return;
   std::string_view frame = frame_of(*ev);
-  if (sock.queued_bytes() + frame.size() > ctx_.options.max_queue_bytes) {
-    // Never close from inside the fan-out loop over this channel: do it on a later turn.
-    slow_ = true;
-    ctx_.counters.connections_dropped_slow.fetch_add(1, std::memory_order_relaxed);
-    net::post(ws_.get_executor(), [self = shared_from_this()] {
-      self->close_with(websocket::close_code::policy_error, "slow consumer: outbound queue full");
-    });
-    return;
+  if (sock.queued_bytes() + frame.size() > ctx_.options.max_queue_bytes) return drop_slow();
+  send_frame(ev, frame, true, ev->seq, ev.get());
+}
+
+bool WebSocketSession::merge_into_queue(const EventPtr& ev) {
+  CorkedSocket& sock = ws_.next_layer();
+  const Segment* last = sock.unsent_back();
+  if (!last || !last->event) return false;
+  EventPtr merged = protocol::coalesce(*last->event, *ev);
+  if (!merged) return false;
+  std::string_view frame = frame_of(*merged);
+  if (sock.queued_bytes() - last->bytes.size() + frame.size() > ctx_.options.max_queue_bytes) {
+    drop_slow();
+    return true;
   }
-  send_frame(ev, frame, true, ev->seq);
+  const Event* raw = merged.get();
+  const bool droppable = last->droppable;
+  sock.replace_back({std::move(merged), frame, droppable, raw->first_seq, raw});
+  ShardCounters::bump(shard_.counters.messages_merged, 1);
+  return true;
+}
+
+void WebSocketSession::drop_slow() {
+  // Never close from inside the fan-out loop over this channel: do it on a later turn.
+  slow_ = true;
+  ctx_.counters.connections_dropped_slow.fetch_add(1, std::memory_order_relaxed);
+  net::post(ws_.get_executor(), [self = shared_from_this()] {
+    self->close_with(websocket::close_code::policy_error, "slow consumer: outbound queue full");
+  });
 }
 
 std::optional<SubscriberLag> WebSocketSession::lag() {
@@ -161,8 +182,8 @@ std::string_view WebSocketSession::frame_of(const Event& ev) const {
 }
 
 void WebSocketSession::send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable,
-                                  std::uint64_t seq) {
-  ws_.next_layer().enqueue(std::move(keep), frame, droppable, seq);
+                                  std::uint64_t seq, const Event* event) {
+  ws_.next_layer().enqueue(std::move(keep), frame, droppable, seq, event);
   ShardCounters::bump(shard_.counters.messages_out, 1);
   ShardCounters::bump(shard_.counters.bytes_out, frame.size());
 }

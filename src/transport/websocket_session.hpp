@@ -59,7 +59,13 @@ class WebSocketSession final : public Subscriber,
   void send_text(std::string payload);
   // The event's frame as this client takes it: compressed or not.
   std::string_view frame_of(const Event& ev) const;
-  void send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable, std::uint64_t seq = 0);
+  void send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable, std::uint64_t seq = 0,
+                  const Event* event = nullptr);
+  // While the client lags: lets `ev` take the place of the event queued last when the two merge
+  // (protocol/coalesce). True when `ev` needs nothing more.
+  bool merge_into_queue(const EventPtr& ev);
+  // The queue is full: close with 1008 on a later turn; nothing more is queued meanwhile.
+  void drop_slow();
   // Starts a close handshake; the socket is cut if it has not finished by the deadline.
   void close_with(websocket::close_code code, std::string_view reason);
   void finish(beast::error_code ec);
@@ -73,8 +79,8 @@ class WebSocketSession final : public Subscriber,
   std::string remote_;
   Channel* channel_ = nullptr;
   State state_ = State::handshaking;
-  bool slow_ = false;
-  bool deflate_ = false;      // permessage-deflate negotiated: broadcasts go out compressed         // its queue overflowed; a close is on its way
+  bool slow_ = false;         // its queue overflowed; a close is on its way
+  bool deflate_ = false;      // permessage-deflate negotiated: broadcasts go out compressed
   std::string close_reason_;  // why we closed it, when we did
   std::int64_t started_ms_ = 0;
   std::int64_t last_activity_ms_ = 0;

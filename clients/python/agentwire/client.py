@@ -14,7 +14,10 @@ How (see the README for the protocol side):
   out of its history, or the history was lost and the epoch changed).
 - **No duplicates, no disorder.** An event whose seq is not above the position is dropped, whatever the
   reason it arrived (a replay overlapping a live event, a server bug). A snapshot moves the position to its
-  own seq and epoch, so events it already includes are dropped too.
+  own seq and epoch, so events it already includes are dropped too. A merged message (a subscriber that
+  fell behind may get consecutive stream deltas or progress updates as one message standing for seqs
+  ``first_seq``..``seq``) follows on when its ``first_seq`` is the next seq, and moves the position to
+  its ``seq``.
 - **Dead connections.** TCP may not notice that the other side froze or vanished for many minutes. The
   server sends a ``heartbeat`` envelope (and a ping) every ``heartbeat_interval``, whatever else it
   sends, so no frame at all for ``heartbeat_grace`` (2.5) intervals means the connection is dead: it is
@@ -177,16 +180,21 @@ class SequenceTracker:
                 self.position = Position(seq, epoch)
 
     def accept(self, event: Event) -> bool:
-        """True if ``event`` is to be delivered (and the position moves to it); False for a duplicate."""
+        """True if ``event`` is to be delivered (and the position moves to it); False for a duplicate.
+
+        A merged message (seqs ``first_seq``..``seq``) follows on when its ``first_seq`` is the next seq;
+        it counts as a duplicate only when its ``seq`` was already delivered.
+        """
         if isinstance(event, Snapshot):
             return self.apply_snapshot(event)
         if self.position is not None and event.seq <= self.position.seq:
             self.dropped += 1
             return False
-        if self.position is not None and event.seq != self.position.seq + 1:
+        if self.position is not None and event.first_seq > self.position.seq + 1:
             # The server promises no gaps; deliver anyway (holding back would stall for ever) but say so.
+            # (A merged message overlapping the position, first_seq <= position < seq, is not a gap.)
             self.gaps += 1
-            log.warning("agentwire: seq gap on %s: %d after %d", event.agent_id, event.seq, self.position.seq)
+            log.warning("agentwire: seq gap on %s: %d after %d", event.agent_id, event.first_seq, self.position.seq)
         epoch = self.position.epoch if self.position is not None else ""
         self.position = Position(event.seq, epoch)
         return True
@@ -573,7 +581,8 @@ class Subscription:
                     yield event
                     continue
                 if replay_left > 0:
-                    replay_left -= 1
+                    # `replayed` counts events; a merged message stands for several.
+                    replay_left -= min(replay_left, event.seq - event.first_seq + 1)
                     if replay_left == 0 and self._state is ConnectionState.RESUMED:
                         self._set_state(ConnectionState.LIVE, "caught up")
                 elif not self._state.connected:

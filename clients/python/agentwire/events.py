@@ -1,11 +1,12 @@
 """Typed events: one dataclass per kind of envelope the server sends.
 
-Every event the server numbers arrives as ``{"type", "agent_id", "seq", "ts", "data"}``. :class:`Event`
-keeps exactly those five fields, so nothing the server sent is ever lost or reinterpreted (``data`` is the
-publisher's JSON as posted); the subclasses only add read-only properties for the fields the workflow
-domain puts in ``data``, so code can write ``ev.percent`` instead of ``ev.data["percent"]`` and an
-``isinstance`` / ``match`` on the class instead of comparing strings. A type this client does not know is
-still delivered, as a plain :class:`Event` — publishers may send any type through the generic API.
+Every event the server numbers arrives as ``{"type", "agent_id", "seq", "ts", "data"}``, plus
+``first_seq`` when it is a merged message (see :class:`Event`). :class:`Event` keeps exactly those fields,
+so nothing the server sent is ever lost or reinterpreted (``data`` is the publisher's JSON as posted); the
+subclasses only add read-only properties for the fields the workflow domain puts in ``data``, so code
+can write ``ev.percent`` instead of ``ev.data["percent"]`` and an ``isinstance`` / ``match`` on the class
+instead of comparing strings. A type this client does not know is still delivered, as a plain
+:class:`Event` — publishers may send any type through the generic API.
 
 The properties never raise: an event of a known type whose ``data`` lacks a field (a publisher used the
 generic API with its own shape) answers ``None`` for it.
@@ -56,6 +57,13 @@ class Event:
 
     ``seq`` numbers the channel's events 1, 2, 3 … without gaps within an epoch; ``ts`` is the server's
     ISO-8601 UTC timestamp (kept as the string the server sent; :attr:`time` parses it).
+
+    ``first_seq``: the first seq this message stands for. Equal to ``seq`` for an ordinary event. Below it
+    for a *merged* message: when a subscriber falls behind, the server may replace the event waiting last
+    in its queue and the next one by a single message standing for every seq from ``first_seq`` to
+    ``seq`` — consecutive deltas of one stream (:class:`StreamDelta`, texts concatenated, ``count`` of
+    them) or progress of one workflow (:class:`Progress`, the latest value only). Leaving it out (or
+    passing a value outside ``0..seq``) means ``seq``.
     """
 
     type: str
@@ -63,9 +71,19 @@ class Event:
     seq: int
     ts: str
     data: Any
+    first_seq: int = -1
 
     #: A stable name for the class of event (``"event"`` for types this client does not model).
     kind: ClassVar[str] = "event"
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.first_seq <= self.seq):
+            object.__setattr__(self, "first_seq", self.seq)
+
+    @property
+    def merged(self) -> bool:
+        """True for a message that stands for several events (``first_seq`` < ``seq``)."""
+        return self.first_seq < self.seq
 
     @property
     def time(self) -> Optional[datetime]:
@@ -217,6 +235,9 @@ class StreamDelta(StreamEvent):
     """A piece of model output: ``data`` = ``{"stream_id", "workflow_id", "index", "delta"}``.
 
     ``index`` counts a stream's deltas 0, 1, 2 …; concatenating ``delta`` in index order gives the text.
+    A merged delta (:attr:`merged`; seqs ``first_seq``..``seq``) stands for ``count`` consecutive deltas
+    from ``index`` on, ``delta`` being their texts concatenated; the next delta then carries
+    :attr:`next_index` (``index + count``).
     """
 
     kind: ClassVar[str] = "stream_delta"
@@ -228,6 +249,18 @@ class StreamDelta(StreamEvent):
     @property
     def delta(self) -> str:
         return _str(self.data, "delta") or ""
+
+    @property
+    def count(self) -> int:
+        """How many deltas this message stands for: ``data["count"]`` on a merged delta, else 1."""
+        value = _int(self.data, "count")
+        return value if value is not None and value >= 1 else 1
+
+    @property
+    def next_index(self) -> Optional[int]:
+        """The index the stream's next delta carries (``index + count``); ``None`` without an index."""
+        index = self.index
+        return index + self.count if index is not None else None
 
 
 @dataclass(frozen=True)
@@ -338,10 +371,15 @@ def event_from_envelope(envelope: Mapping[str, Any]) -> Event:
         cls = _stream_class(data) if etype == "stream" else _BY_TYPE.get(etype, Event)
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
         raise ValueError(f"{etype!r} envelope without a valid seq: {envelope!r}")
+    # A merged message (seqs first_seq..seq); absent or unusable means the event stands for seq alone.
+    first_seq = envelope.get("first_seq") if etype != "snapshot" else None
+    if not isinstance(first_seq, int) or isinstance(first_seq, bool):
+        first_seq = seq
     return cls(
         type=etype,
         agent_id=agent_id if isinstance(agent_id, str) else "",
         seq=seq,
         ts=ts if isinstance(ts, str) else "",
         data=data,
+        first_seq=first_seq,
     )

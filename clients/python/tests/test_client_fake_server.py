@@ -119,6 +119,53 @@ def test_duplicates_are_dropped_and_the_resume_asks_for_the_last_delivered_seq()
     run(main(), 30)
 
 
+def merged_event(first_seq: int, seq: int, type_: str = "t") -> str:
+    return json.dumps({"type": type_, "agent_id": "a1", "seq": seq, "first_seq": first_seq,
+                       "ts": "2026-11-25T17:00:00Z", "data": {"n": seq}})
+
+
+def test_merged_messages_are_no_gap_and_count_every_replayed_event():
+    async def first(ws, query):
+        await ws.send(connected(0))
+        await ws.send(event(1))
+        await ws.send(merged_event(2, 4, "progress"))  # stands for 2, 3, 4
+        await ws.send(event(5))
+        await ws.close(1001, "server shutting down")
+
+    async def second(ws, query):
+        # 5 events replayed (6..10) as 2 messages, then live ones
+        await ws.send(connected(10, resumed=True, recovered=True, replayed=5))
+        await ws.send(merged_event(6, 8))
+        await ws.send(merged_event(9, 10))
+        await ws.send(merged_event(10, 12))  # overlaps: 11 and 12 are new
+        await ws.send(merged_event(9, 11))   # already delivered
+        await ws.send(event(13))
+        await ws.wait_closed()
+
+    async def main():
+        async with FakeServer([first, second]) as fake:
+            sub = AgentwireClient(fake.url, backoff=FAST).subscribe("a1")
+            got = []
+            state_at = {}
+            async with sub:
+                async for ev in sub:
+                    got.append((ev.first_seq, ev.seq))
+                    state_at[ev.seq] = sub.state
+                    if ev.seq == 13:
+                        break
+            assert got == [(1, 1), (2, 4), (5, 5), (6, 8), (9, 10), (10, 12), (13, 13)]
+            assert sub._tracker.gaps == 0 and sub.dropped_duplicates == 1
+            # the replay is read once the messages standing for its 5 events are
+            assert (state_at[8], state_at[10]) == (ConnectionState.RESUMED, ConnectionState.LIVE)
+            assert fake.queries[1] == {"since": "5", "epoch": "E"}
+            states = [c.state for c in sub.state_history]
+            assert states == [ConnectionState.CONNECTING, ConnectionState.LIVE, ConnectionState.RECONNECTING,
+                              ConnectionState.RESUMED, ConnectionState.LIVE, ConnectionState.CLOSED], states
+            assert sub.position == Position(13, "E")
+
+    run(main(), 30)
+
+
 def test_silence_on_one_connection_is_detected_from_the_heartbeat_interval():
     async def silent(ws, query):
         await ws.send(connected(0, heartbeat_interval=0.4))

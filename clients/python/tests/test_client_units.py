@@ -89,6 +89,42 @@ def test_stale_snapshot_in_the_same_epoch_never_moves_back():
     assert t.accept(event_from_envelope(env(31)))
 
 
+def merged(first_seq: int, seq: int, type_: str = "t", data=None) -> dict:
+    return {**env(seq, type_, data), "first_seq": first_seq}
+
+
+def test_a_merged_message_that_follows_on_is_no_gap_and_moves_to_its_seq():
+    t = SequenceTracker(Position(8, "E"))
+    ev = event_from_envelope(merged(9, 12))
+    assert (ev.first_seq, ev.seq, ev.merged) == (9, 12, True)
+    assert t.accept(ev)
+    assert t.gaps == 0 and t.position == Position(12, "E")
+    # the next one follows on from seq + 1, merged or not
+    assert t.accept(event_from_envelope(env(13)))
+    assert t.accept(event_from_envelope(merged(14, 20)))
+    assert t.accept(event_from_envelope(env(21)))
+    assert t.gaps == 0 and t.dropped == 0 and t.position == Position(21, "E")
+
+
+def test_a_merged_message_already_delivered_is_dropped_by_its_seq():
+    t = SequenceTracker(Position(12, "E"))
+    assert not t.accept(event_from_envelope(merged(9, 12)))
+    assert not t.accept(event_from_envelope(merged(3, 5)))
+    assert t.dropped == 2 and t.gaps == 0 and t.position == Position(12, "E")
+
+
+def test_a_merged_message_overlapping_the_position_is_new_not_a_gap():
+    t = SequenceTracker(Position(10, "E"))
+    assert t.accept(event_from_envelope(merged(9, 12)))
+    assert t.gaps == 0 and t.dropped == 0 and t.position == Position(12, "E")
+
+
+def test_a_merged_message_starting_past_the_next_seq_is_a_gap():
+    t = SequenceTracker(Position(8, "E"))
+    assert t.accept(event_from_envelope(merged(10, 12)))
+    assert t.gaps == 1 and t.position == Position(12, "E")
+
+
 def test_since_zero_without_epoch_asks_for_everything():
     t = SequenceTracker(Position(0, ""))
     assert t.resume_query() == {"since": 0}
@@ -140,6 +176,66 @@ def test_stream_events_are_told_apart_by_their_data():
     assert d.delta == "hi" and d.index == 0 and d.stream_id == "st_1"
     assert e.status == "completed" and e.deltas == 1
     assert all(isinstance(x, StreamEvent) for x in (s, d, e, o))
+
+
+def test_first_seq_defaults_to_seq_and_count_to_one():
+    plain = event_from_envelope(env(7, "progress", {"workflow_id": "wf_1", "percent": 10}))
+    assert plain.first_seq == 7 and not plain.merged
+    assert Event("t", "a", 5, "", {}).first_seq == 5  # built by hand, too
+    d = event_from_envelope(env(2, "stream", {"stream_id": "st_1", "workflow_id": "wf_1", "index": 4, "delta": "x"}))
+    assert isinstance(d, StreamDelta) and d.count == 1 and d.next_index == 5 and not d.merged
+    # unusable first_seq / count values read as absent, never raise
+    for bad in ["3", True, None, 9, -1]:
+        assert event_from_envelope({**env(8), "first_seq": bad}).first_seq == 8
+    for bad in ["3", True, 0, -2, None]:
+        odd = event_from_envelope(env(3, "stream", {"stream_id": "s", "index": 0, "delta": "y", "count": bad}))
+        assert isinstance(odd, StreamDelta) and odd.count == 1
+    nodx = event_from_envelope(env(3, "stream", {"stream_id": "s", "delta": "y"}))
+    assert isinstance(nodx, StreamDelta) and nodx.next_index is None
+
+
+def test_merged_stream_delta_and_progress():
+    d = event_from_envelope({"type": "stream", "agent_id": "agent-7", "seq": 12, "first_seq": 9,
+                             "ts": "2026-11-25T19:38:41.812Z",
+                             "data": {"stream_id": "st_1", "workflow_id": "wf_1", "index": 3, "delta": "abcd",
+                                      "count": 4}})
+    assert isinstance(d, StreamDelta) and d.merged
+    assert (d.first_seq, d.seq, d.index, d.count, d.next_index, d.delta) == (9, 12, 3, 4, 7, "abcd")
+    p = event_from_envelope(merged(17, 20, "progress", {"workflow_id": "wf_1", "percent": 80, "message": "m"}))
+    assert isinstance(p, Progress) and p.merged and (p.first_seq, p.seq, p.percent) == (17, 20, 80)
+    # a snapshot's seq is its data's; a stray first_seq on one means nothing
+    s = event_from_envelope({"type": "snapshot", "agent_id": "a", "ts": "t", "first_seq": 1,
+                             "data": {"seq": 4, "epoch": "E", "recovered": False, "state": {}}})
+    assert s.first_seq == 4 and not s.merged
+
+
+def test_stream_text_assembles_across_plain_and_merged_deltas():
+    def delta(seq, index, text, count=None, first_seq=None):
+        data = {"stream_id": "st_1", "workflow_id": "wf_1", "index": index, "delta": text}
+        if count is not None:
+            data["count"] = count
+        e = env(seq, "stream", data)
+        if first_seq is not None:
+            e["first_seq"] = first_seq
+        return e
+
+    frames = [
+        delta(5, 0, "He"), delta(6, 1, "l"),
+        delta(10, 2, "lo, wo", count=4, first_seq=7),   # indexes 2..5, seqs 7..10
+        delta(11, 6, "rl"),
+        delta(13, 7, "d!", count=2, first_seq=12),      # indexes 7..8
+        delta(14, 9, "\n"),
+    ]
+    t = SequenceTracker(Position(4, "E"))
+    text, expected = "", 0
+    for frame in frames:
+        ev = event_from_envelope(frame)
+        assert isinstance(ev, StreamDelta) and t.accept(ev)
+        assert ev.index == expected
+        text += ev.delta
+        expected = ev.next_index
+    assert text == "Hello, world!\n" and expected == 10
+    assert t.gaps == 0 and t.position == Position(14, "E")
 
 
 def test_unknown_types_and_odd_data_stay_generic_and_never_raise():

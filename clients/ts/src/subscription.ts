@@ -1,6 +1,7 @@
 // One agent's channel followed over WebSocket, for as long as the caller wants it: reconnects with
 // backoff, resumes from the last delivered seq, applies snapshots, and notices a dead connection from
-// missing heartbeats. Events reach the caller in seq order, each once.
+// missing heartbeats. Events reach the caller in seq order, each once (a merged message, standing for
+// seqs first_seq..seq, counts for all of them).
 
 import { Backoff, type BackoffOptions } from "./backoff.js";
 import { AgentwireError } from "./errors.js";
@@ -12,6 +13,7 @@ import type {
   SnapshotEvent,
   SubscriptionItem,
 } from "./types.js";
+import { firstSeqOf } from "./types.js";
 import { OPEN, messageText, type WebSocketConstructor, type WebSocketLike } from "./websocket.js";
 
 /**
@@ -456,9 +458,12 @@ export class Subscription implements AsyncIterable<SubscriptionItem> {
     const pos = this.pos;
     if (pos) {
       if (event.seq <= pos.seq) return;  // already delivered (or covered by the snapshot)
-      if (event.seq !== pos.seq + 1) {
+      // A merged message stands for first_seq..seq: it follows on when first_seq is the next seq (one that
+      // overlaps the position, first_seq <= pos < seq, is new too, not a gap).
+      const first = firstSeqOf(event);
+      if (first > pos.seq + 1) {
         // The server promises no gaps; should one appear anyway, resume from what we have.
-        this.report(new AgentwireError(0, "gap", `expected seq ${pos.seq + 1}, got ${event.seq}: resuming`));
+        this.report(new AgentwireError(0, "gap", `expected seq ${pos.seq + 1}, got ${first}: resuming`));
         this.lost("gap in seq", 0);
         return;
       }

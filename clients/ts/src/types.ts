@@ -107,6 +107,12 @@ interface Envelope<T extends string, D> {
 /** A channel event: numbered 1, 2, 3 … per agent, no gaps, no reuse. */
 export interface ChannelEnvelope<T extends string, D> extends Envelope<T, D> {
   seq: number;
+  /**
+   * Only on a merged message: the server sent one message for the events `first_seq`..`seq` (to a
+   * subscriber that fell behind). Only consecutive `stream` deltas of one stream (texts concatenated,
+   * `data.count` of them) and `progress` of one workflow (the latest value) merge. Absent: just `seq`.
+   */
+  first_seq?: number;
 }
 
 export interface RequirementsSubmittedData {
@@ -140,6 +146,11 @@ export interface StreamDelta {
   workflow_id: string;
   index: number;
   delta: string;
+  /**
+   * Only on a merged delta: it stands for this many consecutive deltas from `index` on (`delta` is their
+   * texts concatenated), so the stream's next delta carries `index + count`. Absent: 1.
+   */
+  count?: number;
 }
 
 /** The last event of a stream. */
@@ -205,6 +216,8 @@ export interface CustomEvent<D = unknown> {
   type: CustomType;
   agent_id: string;
   seq: number;
+  /** Never set on custom events (they do not merge); here so that every channel event has it. */
+  first_seq?: number;
   ts: string;
   data: D;
 }
@@ -224,6 +237,18 @@ export function isCustomEvent<D = unknown>(event: SubscriptionItem, type: string
 
 export function isStreamDelta(data: StreamData): data is StreamDelta {
   return typeof (data as StreamDelta).delta === "string";
+}
+
+/** The first seq an event stands for: its `first_seq` when it is a merged message, else its `seq`. */
+export function firstSeqOf(event: ChannelEvent): number {
+  const first = event.first_seq;
+  return typeof first === "number" && Number.isInteger(first) && first >= 0 && first <= event.seq ? first : event.seq;
+}
+
+/** How many deltas a delta message stands for: its `count` when merged, else 1. */
+export function deltaCount(delta: StreamDelta): number {
+  const count = delta.count;
+  return typeof count === "number" && Number.isInteger(count) && count >= 1 ? count : 1;
 }
 
 export function isStreamEnd(data: StreamData): data is StreamEnded {

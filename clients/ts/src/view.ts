@@ -12,7 +12,7 @@ import type {
   SubscriptionItem,
   Workflow,
 } from "./types.js";
-import { isStreamDelta, isStreamEnd, isStreamStart } from "./types.js";
+import { deltaCount, isStreamDelta, isStreamEnd, isStreamStart } from "./types.js";
 
 export interface StreamView {
   stream_id: string;
@@ -139,13 +139,19 @@ export class AgentView {
         if (isStreamStart(d)) {
           st.status = "streaming";
         } else if (isStreamDelta(d)) {
+          // A merged delta stands for `count` deltas from `index` on, its text theirs concatenated.
+          const next = d.index + deltaCount(d);
           if (d.index === st.index) {
             st.text += d.delta;
-            st.index += 1;
+            st.index = next;
           } else if (d.index > st.index) {
             st.complete = false;  // pieces this view never got
             st.text += d.delta;
-            st.index = d.index + 1;
+            st.index = next;
+          } else if (next > st.index) {
+            // Merged over deltas this view already has: where the new part of the text starts is unknown.
+            st.complete = false;
+            st.index = next;
           }
         } else if (isStreamEnd(d)) {
           st.status = d.status;

@@ -2,6 +2,8 @@
 import {
   AgentwireClient,
   AgentwireError,
+  deltaCount,
+  firstSeqOf,
   isCustomEvent,
   isStreamDelta,
   type ChannelEvent,
@@ -20,14 +22,16 @@ function handle(event: ChannelEvent): string {
     case "progress":
       return `${event.data.percent.toFixed(0)}%`;
     case "stream":
-      return isStreamDelta(event.data) ? event.data.delta : event.data.stream_id;
+      // a merged delta stands for `count` deltas (seqs first_seq..seq); both are optional numbers
+      if (isStreamDelta(event.data)) return `${event.data.delta} ×${deltaCount(event.data)} ${event.data.count ?? 1}`;
+      return event.data.stream_id;
     case "requirements_submitted":
       return String(event.data.requirements.revision);
     case "workflow_deleted":
       return event.data.workflow_id;
     default:
       if (isCustomEvent<{ n: number }>(event, "tick")) return String(event.data.n + 1);
-      return String(event.type);
+      return `${String(event.type)} ${firstSeqOf(event)}..${event.seq} ${event.first_seq ?? event.seq}`;
   }
 }
 
