@@ -158,6 +158,7 @@ SCENARIOS=(
   "idle_10k|idle --connections 10000"
   "fanout_1k|fanout --connections 1000 --rate 0 --duration $DURATION"
   "fanout_10k|fanout --connections 10000 --rate 0 --duration $DURATION"
+  "fanout_slow|fanout --connections 1000 --slow 10 --payload-bytes 1000 --rate 0 --duration $DURATION"
   "channels_10k|channels --channels 10000 --rate 0 --duration $DURATION"
   "latency_10k|channels --channels 10000 --rate 1000 --duration $DURATION"
   "resume_1k|resume --connections 1000 --missed 100"
@@ -177,7 +178,7 @@ for entry in "${SCENARIOS[@]}"; do
     # shellcheck disable=SC2086
     if "${BENCH_CPU[@]}" "$BENCH" $args --url "http://127.0.0.1:$PORT" --server-pid "$SERVER_PID" --json \
         >"$out.json" 2>"$out.log"; then
-      grep -E '^(connect|memory|publish|delivery|latency|resume) ' "$out.log" | sed 's/^/   /' >&2 || true
+      grep -E '^(connect|memory|publish|delivery|latency|resume|slow) ' "$out.log" | sed 's/^/   /' >&2 || true
     else
       FAILED=1
       log "   FAILED (exit $?): $(grep -E '^error' "$out.log" | head -n 3 | tr '\n' ' ')"
@@ -198,6 +199,9 @@ const rows = [
   ['idle 10k: time to connect all (s)', 'idle_10k', (j) => j.connect && j.connect.total_s, 'lower'],
   ['fan-out 1 x 1k subs: delivered msg/s', 'fanout_1k', (j) => j.delivery && j.delivery.per_s, 'higher'],
   ['fan-out 1 x 10k subs: delivered msg/s', 'fanout_10k', (j) => j.delivery && j.delivery.per_s, 'higher'],
+  ['fan-out 1k + 10 that read nothing (1 KB events): delivered msg/s', 'fanout_slow', (j) => j.delivery && j.delivery.per_s, 'higher'],
+  ['fan-out 1k + 10 that read nothing: p99 latency (ms)', 'fanout_slow', (j) => j.latency_ms && j.latency_ms.p99, 'lower'],
+  ['fan-out 1k + 10 that read nothing: server RSS growth (kB)', 'fanout_slow', (j) => j.slow && j.slow.rss_after_kb - j.slow.rss_before_kb, 'lower'],
   ['10k channels x 1 sub: publishes/s (202)', 'channels_10k', (j) => j.publish && j.publish.per_s, 'higher'],
   ['10k channels x 1 sub: delivered msg/s', 'channels_10k', (j) => j.delivery && j.delivery.per_s, 'higher'],
   ['10k channels @1000/s: p50 latency (ms)', 'latency_10k', (j) => j.latency_ms && j.latency_ms.p50, 'lower'],

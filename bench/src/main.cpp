@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "histogram.hpp"
+#include "mute_subs.hpp"
 #include "util.hpp"
 #include "worker.hpp"
 
@@ -53,6 +54,9 @@ options:
   --pipeline N              max unanswered requests per HTTP connection (default 32)
   --http-conns N            HTTP publishing connections per thread (fanout/resume 1, channels 4)
   --payload-bytes N         approximate size of the event's data JSON (default 200)
+  --slow N                  fanout: N more subscribers that never read (a 4 KiB window); they are not
+                            measured, but afterwards reported: closed by the server (1008 or other)
+                            or still open, with the server's RSS before and after publishing
   --stream                  fanout/channels: publish token deltas into an AI output stream per channel
                             (POST /api/streams/{id}/append, after creating a workflow and opening a
                             stream) instead of generic events
@@ -92,6 +96,7 @@ struct Options {
   std::string prefix;
   bool json = false;
   bool stream = false;  // publish AI output stream deltas (/api/streams/{id}/append) instead of events
+  uint64_t slow = 0;     // fanout: subscribers that never read
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -151,6 +156,7 @@ Options parse_args(int argc, char** argv) {
     else if (a == "--prefix") o.prefix = val();
     else if (a == "--json") o.json = true;
     else if (a == "--stream") o.stream = true;
+    else if (a == "--slow") o.slow = uint64_t(num());
     else if (a == "-h" || a == "--help") {
       fputs(kUsage, stdout);
       exit(0);
@@ -170,6 +176,7 @@ Options parse_args(int argc, char** argv) {
   }
   if (!o.http_conns) o.http_conns = s == "channels" ? 4 : 1;
   if (o.connections < 1 || o.channels < 1) usage_error("need at least one connection and channel");
+  if (o.slow && s != "fanout") usage_error("--slow is for the fanout scenario");
   if (o.prefix.empty()) {
     o.prefix = "b" + std::to_string(getpid()) + "-" + std::to_string((mono_ns() / 1000000) % 1000000);
   }
@@ -387,6 +394,7 @@ class Runner {
   void report_connect(const char* what, const ConnectResult& r, J& j);
   void report_delivery(const PublishResult& p, const DeliveryResult& d, J& j, bool with_latency);
   void report_generator(double cpu_s, double wall_s, J& j);
+  void report_slow(MuteSubscribers& mute, int pid, long rss_before, J& j);
   void error(const std::string& e) {
     errors_.push_back(e);
     ok_ = false;
@@ -801,6 +809,17 @@ int Runner::scenario_fanout(J& j, bool fanout) {
   ConnectResult cr = connect_phase(false, o_.connections);
   report_connect("connect", cr, j);
   if (!cr.ok) return 1;
+  MuteSubscribers mute;
+  int pid = o_.server_pid ? o_.server_pid : find_listener_pid(port_);
+  long rss_before = -1;
+  if (o_.slow) {
+    std::string err;
+    if (!mute.open(cfg_.server, cfg_.host, cfg_.channels[0], o_.slow, err)) {
+      error(err);
+      return 1;
+    }
+    rss_before = pid ? read_rss_kb(pid) : -1;
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(int64_t(o_.settle * 1000)));
   for (auto& wp : workers_) {
     Worker* w = wp.get();
@@ -814,7 +833,26 @@ int Runner::scenario_fanout(J& j, bool fanout) {
   double wall = double(mono_ns() - start) / 1e9;
   report_delivery(pr, dr, j, true);
   report_generator(process_cpu_s() - cpu0, wall, j);
+  if (o_.slow) report_slow(mute, pid, rss_before, j);
   return 0;
+}
+
+void Runner::report_slow(MuteSubscribers& mute, int pid, long rss_before, J& j) {
+  long rss_after = pid ? read_rss_kb(pid) : -1;
+  MuteSubscribers::Outcome o = mute.inspect(10);
+  say("slow      %llu subscribers read nothing: closed by the server with 1008 %llu, closed otherwise %llu, "
+      "still open %llu (%llu bytes were waiting for them); server RSS %ld kB before publishing, %ld kB after",
+      (unsigned long long)mute.size(), (unsigned long long)o.closed_policy, (unsigned long long)o.closed_other,
+      (unsigned long long)o.still_open, (unsigned long long)o.bytes_read, rss_before, rss_after);
+  J sj;
+  sj.u("subscribers", mute.size())
+      .u("closed_1008", o.closed_policy)
+      .u("closed_other", o.closed_other)
+      .u("still_open", o.still_open)
+      .u("bytes_read_after", o.bytes_read)
+      .num("rss_before_kb", double(rss_before))
+      .num("rss_after_kb", double(rss_after));
+  j.obj("slow", sj);
 }
 
 int Runner::scenario_resume(J& j) {
