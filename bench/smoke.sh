@@ -42,7 +42,7 @@ pass=0
 fail=0
 for sc in $SCENARIOS; do
   case $sc in
-    fanout) args=(fanout --connections 200 --duration "$DURATION") ;;
+    fanout) args=(fanout --connections 200 --slow 2 --duration "$DURATION") ;;
     channels) args=(channels --channels 1000 --duration "$DURATION") ;;
     latency) args=(channels --channels 1000 --rate 500 --duration "$DURATION") ;;
     resume) args=(resume --connections 200 --missed 50) ;;

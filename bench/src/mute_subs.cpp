@@ -122,10 +122,11 @@ MuteSubscribers::Outcome MuteSubscribers::inspect(double timeout_s) {
         ended = true;
         break;
       }
+      // Nothing more for a second: the server holds nothing more for it (or sends nothing more).
       int64_t left = deadline - now_ms();
       if (left <= 0) break;
       pollfd p{fd, POLLIN, 0};
-      poll(&p, 1, int(left > 200 ? 200 : left));
+      if (poll(&p, 1, int(left > 1000 ? 1000 : left)) == 0) break;
     }
     if (code == 1008) ++out.closed_policy;
     else if (code >= 0 || ended) ++out.closed_other;
