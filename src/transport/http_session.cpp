@@ -52,16 +52,37 @@ HttpSession::~HttpSession() { shard_.connections.erase(this); }
 
 void HttpSession::run() { do_read(); }
 
-void HttpSession::do_read() {
-  if (closed_ || reading_ || no_more_reads_ || pending_upgrade_ || sink_ || slots_.size() >= kMaxPipeline) return;
-  reading_ = true;
+bool HttpSession::can_read() const noexcept {
+  return !closed_ && !reading_ && !no_more_reads_ && !pending_upgrade_ && !sink_ && slots_.size() < kMaxPipeline;
+}
+
+void HttpSession::new_header_parser() {
   // The header first: the route decides whether the body is read whole or piped as it arrives.
   header_parser_.emplace();
   header_parser_->header_limit(kHeaderLimit);
   header_parser_->body_limit(boost::none);  // each route applies its own limit
+}
+
+void HttpSession::do_read() {
+  // Requests already in the buffer (pipelined behind the one just read) are taken here, without a
+  // trip through the event loop each: a burst that arrived in one read reaches the hub in one go, so
+  // it shares one commit and every subscriber gets it in one write.
+  while (can_read() && buffer_.size() > 0) {
+    if (!header_parser_) new_header_parser();
+    beast::error_code ec;
+    std::size_t n = header_parser_->put(buffer_.data(), ec);
+    buffer_.consume(n);
+    if (ec == http::error::need_more) break;  // the rest of the header is still on its way
+    reading_ = true;
+    if (!on_header(ec)) return;  // the body is on its way, or reading stopped
+  }
+  if (!can_read()) return;
+  reading_ = true;
+  if (!header_parser_) new_header_parser();
   stream_.expires_after(kIdleTimeout);
-  http::async_read_header(stream_, buffer_, *header_parser_,
-                          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });
+  http::async_read_header(stream_, buffer_, *header_parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
+    if (self->on_header(ec)) self->do_read();
+  });
 }
 
 bool HttpSession::read_failed(beast::error_code ec) {
@@ -89,11 +110,12 @@ bool HttpSession::read_failed(beast::error_code ec) {
   return true;
 }
 
-void HttpSession::on_header(beast::error_code ec) {
-  if (closed_) return;
+bool HttpSession::on_header(beast::error_code ec) {
+  if (closed_) return false;
   if (read_failed(ec)) {
     reading_ = false;
-    return;
+    header_parser_.reset();
+    return false;
   }
   const auto& head = header_parser_->get();
   if (beast::iequals(head[http::field::expect], "100-continue")) {
@@ -109,19 +131,39 @@ void HttpSession::on_header(beast::error_code ec) {
   api::Params params;
   if (auto* handler = ctx_.router.match_streaming(head.method_string(), target.substr(0, target.find('?')), params)) {
     reading_ = false;
-    return start_streaming(*handler, params);
+    start_streaming(*handler, params);
+    return false;
   }
   // Beast checks Content-Length against the limit while parsing the header, which had none: do it here.
   if (auto length = header_parser_->content_length(); length && *length > ctx_.options.max_body_bytes) {
     reading_ = false;
     header_parser_.reset();
-    return void(read_failed(http::error::body_limit));
+    read_failed(http::error::body_limit);
+    return false;
   }
   parser_.emplace(std::move(*header_parser_));
   header_parser_.reset();
   parser_->body_limit(ctx_.options.max_body_bytes);
+  parser_->eager(true);
+  if (!parser_->is_done() && buffer_.size() > 0) {
+    // The body (or its start) arrived with the header.
+    beast::error_code body_ec;
+    std::size_t n = parser_->put(buffer_.data(), body_ec);
+    buffer_.consume(n);
+    if (body_ec && body_ec != http::error::need_more) {
+      reading_ = false;
+      read_failed(body_ec);
+      return false;
+    }
+  }
+  if (parser_->is_done()) {
+    reading_ = false;
+    handle(parser_->release());
+    return true;
+  }
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+  return false;
 }
 
 void HttpSession::on_read(beast::error_code ec, std::size_t) {
@@ -331,8 +373,12 @@ void HttpSession::upgrade(http::request<http::string_body>&& req) {
                                        qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1));
   stream_.expires_never();
   closed_ = true;  // the socket now belongs to the WebSocket session
-  auto ws = std::make_shared<WebSocketSession>(stream_.release_socket(), shard_, ctx_, std::move(t));
-  ws->run(std::move(req));
+  // Bytes read past the request are the client's first WebSocket frames.
+  auto early = buffer_.cdata();
+  auto ws = std::make_shared<WebSocketSession>(stream_.release_socket(), shard_, ctx_);
+  ws->run(req, std::move(t), std::string_view(static_cast<const char*>(early.data()), early.size()));
+  buffer_.clear();
+  buffer_.shrink_to_fit();
 }
 
 void HttpSession::close() {

@@ -43,8 +43,13 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
     std::string bytes;
   };
 
+  bool can_read() const noexcept;
+  void new_header_parser();
+  // Reads requests: those already buffered at once, then waits for more.
   void do_read();
-  void on_header(beast::error_code ec);
+  // A request's header is in: routes it, and reads or takes its body. True when the whole request has
+  // been handled here (the caller goes on reading), false when an asynchronous step took over.
+  bool on_header(beast::error_code ec);
   void on_read(beast::error_code ec, std::size_t bytes);
   // Answers a failed read; returns true when there was an error.
   bool read_failed(beast::error_code ec);
