@@ -1,5 +1,8 @@
 #include "transport/corked_socket.hpp"
 
+#include <boost/asio/post.hpp>
+#include <array>
+
 namespace aw::transport {
 
 namespace {
@@ -11,14 +14,21 @@ constexpr std::size_t kMaxIovecs = 64;
 constexpr std::size_t kEagerFlushBytes = 64 * 1024;
 }  // namespace
 
-CorkedSocket::CorkedSocket(tcp::socket&& socket) : socket_(std::move(socket)) {
-  boost::system::error_code ignored;
-  socket_.non_blocking(true, ignored);
+CorkedSocket::CorkedSocket(tcp::socket&& socket, net::io_context& ioc) : socket_(ioc) {
+  boost::system::error_code ec;
+  auto protocol = socket.local_endpoint(ec).protocol();
+  // The descriptor changes hands; should that fail, this socket stays closed and the first read ends
+  // the session.
+  if (!ec) {
+    auto fd = socket.release(ec);
+    if (!ec) socket_.assign(protocol, fd, ec);
+  }
+  socket_.non_blocking(true, ec);
 }
 
 void CorkedSocket::enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable,
                            std::uint64_t seq, const Event* event) {
-  if (error_ || bytes.empty()) return;
+  if (failed_ || shutdown_pending_ || bytes.empty()) return;
   queued_bytes_ += bytes.size();
   queue_.push_back({std::move(keep), bytes, droppable, seq, event});
   if (queued_bytes_ >= kEagerFlushBytes && !waiting_) return flush();
@@ -53,7 +63,7 @@ void CorkedSocket::schedule_flush() {
 }
 
 void CorkedSocket::flush() {
-  if (waiting_ || error_) return;
+  if (waiting_ || failed_) return;
   // Only used within this call, so one array per thread serves every connection.
   thread_local std::array<net::const_buffer, kMaxIovecs> iov;
   while (!queue_.empty()) {
@@ -69,20 +79,17 @@ void CorkedSocket::flush() {
     boost::system::error_code ec;
     std::size_t n = socket_.send(IovecView{iov.data(), iov.data() + count}, 0, ec);
     if (ec == net::error::would_block || ec == net::error::try_again) break;
-    if (ec) return fail(ec);
+    if (ec) return fail();
     consume(n);
     if (n < bytes) break;  // the kernel's buffer is full
   }
-  if (queue_.empty()) {
-    if (teardown_) finish_teardown();
-    return;
-  }
+  if (queue_.empty()) return drained();
   auto keep = owner_.lock();
   if (!keep) return;
   waiting_ = true;
   socket_.async_wait(tcp::socket::wait_write, [this, keep = std::move(keep)](const boost::system::error_code& ec) {
     waiting_ = false;
-    if (ec) return fail(ec);
+    if (ec) return fail();
     flush();
   });
 }
@@ -101,12 +108,18 @@ void CorkedSocket::consume(std::size_t n) {
   }
 }
 
-void CorkedSocket::fail(const boost::system::error_code& ec) {
-  if (!error_) error_ = ec;
+void CorkedSocket::fail() {
+  failed_ = true;
   queue_.clear();
   queued_bytes_ = 0;
   sent_of_front_ = 0;
-  if (teardown_) finish_teardown();
+}
+
+void CorkedSocket::drained() {
+  if (!shutdown_pending_) return;
+  shutdown_pending_ = false;
+  boost::system::error_code ignored;
+  socket_.shutdown(tcp::socket::shutdown_send, ignored);
 }
 
 std::pair<std::uint64_t, std::uint64_t> CorkedSocket::queued_events() noexcept {
@@ -134,35 +147,17 @@ void CorkedSocket::drop_pending() {
   queued_bytes_ = bytes;
 }
 
+void CorkedSocket::shutdown_when_drained() {
+  shutdown_pending_ = true;
+  if (queue_.empty() && !failed_) drained();
+}
+
 void CorkedSocket::close() noexcept {
   boost::system::error_code ignored;
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
-  if (!error_) error_ = net::error::operation_aborted;
-}
-
-void CorkedSocket::async_teardown(TeardownCallback done) {
-  teardown_ = std::move(done);
-  if (!waiting_ && (queue_.empty() || error_)) {
-    // Always complete through a post, never inline.
-    net::post(socket_.get_executor(), [this, keep = owner_.lock()] {
-      if (teardown_) finish_teardown();
-    });
-  }
-}
-
-void CorkedSocket::finish_teardown() {
-  auto handler = std::move(teardown_);
-  teardown_ = nullptr;
-  boost::system::error_code ec = error_ == net::error::operation_aborted ? boost::system::error_code{} : error_;
-  if (!error_) {
-    // The close handshake is over and everything queued has left: the server closes TCP first.
-    boost::system::error_code ignored;
-    socket_.shutdown(tcp::socket::shutdown_both, ignored);
-    socket_.close(ignored);
-    error_ = net::error::operation_aborted;
-  }
-  net::post(socket_.get_executor(), [h = std::move(handler), ec] { h(ec); });
+  shutdown_pending_ = false;
+  fail();
 }
 
 }  // namespace aw::transport

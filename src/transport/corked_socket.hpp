@@ -1,23 +1,15 @@
-// A TCP stream that corks writes: frames queued during a loop pass leave together in one non-blocking
+// A TCP socket that corks writes: frames queued during a loop pass leave together in one non-blocking
 // gather-write at the end of the pass (or at once past 64 KiB), so a subscriber with many queued frames
 // costs one syscall per pass, not one per frame. What the kernel does not take waits here, and that
-// backlog is what the slow-consumer limit measures. It sits under Beast's websocket::stream, which keeps the protocol (handshake,
-// reads, control frames, close); broadcast frames skip Beast and are queued here as shared bytes.
-//
-// Rules that keep the byte stream valid: every write is accepted whole and in call order (Beast's own
-// pong and close frames stay intact between ours), and teardown waits until the queue has left.
+// backlog is what the slow-consumer limit measures. Everything the WebSocket session sends goes through
+// it: the handshake answer, broadcast frames (shared bytes, never copied), session messages and control
+// frames, each queued whole and in order. Reads go straight to socket().
 #pragma once
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/beast/core/bind_handler.hpp>
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/websocket/teardown.hpp>
-#include <array>
-#include <vector>
-#include <functional>
 #include <memory>
-#include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/event.hpp"
 #include "transport/flush_queue.hpp"
@@ -27,7 +19,7 @@ namespace aw::transport {
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-// Bytes queued on a socket: owned by `keep` (an event, a session message, a copy of Beast's write).
+// Bytes queued on a socket: owned by `keep` (an event, a session message; null for static bytes).
 struct Segment {
   std::shared_ptr<const void> keep;
   std::string_view bytes;
@@ -67,6 +59,12 @@ class SegmentQueue {
     // A connection that once had a deep backlog gives the memory back when it drains.
     if (items_.capacity() > 256) items_.shrink_to_fit();
   }
+  // Gives back all memory when empty: idle connections hold none (busy ones keep theirs between passes).
+  void release() {
+    if (!empty()) return;
+    std::vector<Segment>().swap(items_);
+    head_ = 0;
+  }
 
  private:
   std::vector<Segment> items_;
@@ -75,13 +73,16 @@ class SegmentQueue {
 
 class CorkedSocket {
  public:
-  using next_layer_type = tcp::socket;
-  using executor_type = tcp::socket::executor_type;
+  // Bound to the shard's io_context rather than a type-erased executor: each pending operation and the
+  // socket itself are smaller by the size of one, which every idle connection pays.
+  using executor_type = net::io_context::executor_type;
+  using socket_type = net::basic_stream_socket<tcp, executor_type>;
 
-  explicit CorkedSocket(tcp::socket&& socket);
+  // Takes over the connection `socket` holds, on `ioc` (the shard's), non-blocking.
+  CorkedSocket(tcp::socket&& socket, net::io_context& ioc);
 
   executor_type get_executor() noexcept { return socket_.get_executor(); }
-  tcp::socket& next_layer() noexcept { return socket_; }
+  socket_type& socket() noexcept { return socket_; }
 
   // Keeps the owning session alive while a send or a posted flush is pending.
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
@@ -91,36 +92,6 @@ class CorkedSocket {
   void flush_scheduled() {
     flush_posted_ = false;
     flush();
-  }
-
-  template <class MutableBufferSequence, class ReadToken>
-  auto async_read_some(const MutableBufferSequence& buffers, ReadToken&& token) {
-    return socket_.async_read_some(buffers, std::forward<ReadToken>(token));
-  }
-
-  // Beast's writes: copied (they are small and rare: handshake, control frames, echo), accepted whole,
-  // completed through a post as Asio requires.
-  template <class ConstBufferSequence, class WriteToken>
-  auto async_write_some(const ConstBufferSequence& buffers, WriteToken&& token) {
-    return net::async_initiate<WriteToken, void(boost::system::error_code, std::size_t)>(
-        [this](auto handler, const ConstBufferSequence& bufs) {
-          boost::system::error_code ec = error_;
-          std::size_t n = 0;
-          if (!ec) {
-            auto copy = std::make_shared<std::string>();
-            copy->reserve(net::buffer_size(bufs));
-            for (auto it = net::buffer_sequence_begin(bufs); it != net::buffer_sequence_end(bufs); ++it) {
-              net::const_buffer b = *it;
-              copy->append(static_cast<const char*>(b.data()), b.size());
-            }
-            n = copy->size();
-            std::string_view view(*copy);
-            enqueue(std::move(copy), view, /*droppable=*/false);
-          }
-          auto ex = net::get_associated_executor(handler, socket_.get_executor());
-          net::post(ex, boost::beast::bind_front_handler(std::move(handler), ec, n));
-        },
-        token, buffers);
   }
 
   // Queues bytes owned by `keep` without copying them. Droppable segments are whole messages that a
@@ -142,22 +113,26 @@ class CorkedSocket {
   void drop_pending();
 
   std::size_t queued_bytes() const noexcept { return queued_bytes_; }
-  bool failed() const noexcept { return static_cast<bool>(error_); }
+  // Nothing is queued: frees the queue's memory (called now and then, so that it is not freed and
+  // allocated again on every pass of a busy connection).
+  void trim() { queue_.release(); }
+  // A send failed or the socket was closed: nothing more will be sent.
+  bool failed() const noexcept { return failed_; }
+
+  // Nothing more will be queued: once everything queued has left, send FIN (the server closes the TCP
+  // connection first after a WebSocket close, RFC 6455 §7.1.1). Reading still works until close().
+  void shutdown_when_drained();
 
   // Closes the socket now; pending operations complete with operation_aborted.
   void close() noexcept;
-
-  // For Beast's close handshake: shut down once everything queued has been sent.
-  using TeardownCallback = std::function<void(boost::system::error_code)>;
-  void async_teardown(TeardownCallback done);
 
  private:
   void schedule_flush();
   // Sends what the kernel takes now; waits for writability when it takes no more.
   void flush();
   void consume(std::size_t n);
-  void fail(const boost::system::error_code& ec);
-  void finish_teardown();
+  void fail();
+  void drained();
 
   // A view of some entries of an iovec array, as an Asio buffer sequence.
   struct IovecView {
@@ -166,7 +141,7 @@ class CorkedSocket {
     const net::const_buffer* begin() const noexcept { return first; }
     const net::const_buffer* end() const noexcept { return last; }
   };
-  tcp::socket socket_;
+  socket_type socket_;
   std::weak_ptr<void> owner_;
   FlushQueue* flush_queue_ = nullptr;
   SegmentQueue queue_;
@@ -174,20 +149,8 @@ class CorkedSocket {
   std::size_t sent_of_front_ = 0;  // bytes of queue_.front() already written
   bool waiting_ = false;           // the kernel's buffer was full: waiting for writability
   bool flush_posted_ = false;
-  boost::system::error_code error_;
-  TeardownCallback teardown_;
+  bool failed_ = false;
+  bool shutdown_pending_ = false;  // send FIN once the queue is empty
 };
-
-// Beast finds these by argument-dependent lookup when it closes a websocket::stream<CorkedSocket>.
-template <class TeardownHandler>
-void async_teardown(boost::beast::role_type, CorkedSocket& s, TeardownHandler&& handler) {
-  // std::function needs a copyable target; Beast's handlers are move-only, so share one.
-  auto shared = std::make_shared<std::decay_t<TeardownHandler>>(std::forward<TeardownHandler>(handler));
-  s.async_teardown([shared](boost::system::error_code ec) { std::move (*shared)(ec); });
-}
-
-inline void teardown(boost::beast::role_type role, CorkedSocket& s, boost::system::error_code& ec) {
-  boost::beast::websocket::teardown(role, s.next_layer(), ec);
-}
 
 }  // namespace aw::transport

@@ -373,8 +373,12 @@ void HttpSession::upgrade(http::request<http::string_body>&& req) {
                                        qpos == std::string_view::npos ? std::string_view() : target.substr(qpos + 1));
   stream_.expires_never();
   closed_ = true;  // the socket now belongs to the WebSocket session
-  auto ws = std::make_shared<WebSocketSession>(stream_.release_socket(), shard_, ctx_, std::move(t));
-  ws->run(std::move(req));
+  // Bytes read past the request are the client's first WebSocket frames.
+  auto early = buffer_.cdata();
+  auto ws = std::make_shared<WebSocketSession>(stream_.release_socket(), shard_, ctx_);
+  ws->run(req, std::move(t), std::string_view(static_cast<const char*>(early.data()), early.size()));
+  buffer_.clear();
+  buffer_.shrink_to_fit();
 }
 
 void HttpSession::close() {

@@ -1,42 +1,76 @@
 #include "transport/websocket_session.hpp"
 
+#include <algorithm>
 #include <boost/asio/post.hpp>
-#include <boost/beast/websocket.hpp>
+#include <cstring>
 #include <random>
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
-#include "core/random_id.hpp"
 #include "protocol/client_message.hpp"
 #include "protocol/coalesce.hpp"
 #include "protocol/deflate.hpp"
 #include "protocol/envelope.hpp"
+#include "protocol/ws_control.hpp"
 #include "protocol/ws_frame.hpp"
+#include "protocol/ws_handshake.hpp"
 
 namespace aw::transport {
 namespace {
 
 // A peer that does not finish a close handshake in this time is cut off.
 constexpr std::int64_t kCloseGraceMs = 5000;
-constexpr auto kHandshakeTimeout = std::chrono::seconds(10);
+// Client bytes land in a buffer of this size, one per shard thread.
+constexpr std::size_t kScratchBytes = 64 * 1024;
+// Reads per wake-up before other connections get their turn (the wait fires again at once).
+constexpr int kReadsPerWake = 4;
 
-std::string describe_close(const beast::error_code& ec, const websocket::close_reason& theirs) {
-  if (ec == websocket::error::closed) return "client_closed code=" + std::to_string(theirs.code);
-  if (ec == websocket::error::message_too_big) return "message_too_big";
-  if (ec == websocket::error::bad_frame_payload) return "invalid_utf8";
+// The shard thread's read buffer: whatever a read brings is handled before the next read, and only
+// an incomplete frame is copied out of it (into the connection's reader).
+char* scratch() {
+  thread_local std::unique_ptr<char[]> buffer(new char[kScratchBytes]);
+  return buffer.get();
+}
+
+std::uint64_t new_session_id() {
+  // Ids must be unique, not secret: one engine per thread, seeded from the OS.
+  thread_local std::mt19937_64 engine = [] {
+    std::random_device rd;
+    std::seed_seq seed{rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seed);
+  }();
+  return engine();
+}
+
+// The first heartbeat comes after a random half to whole interval: clients that connected together
+// (a deploy, a reconnect storm) then do not all get their pings in the same sweep, for ever after.
+std::int64_t first_heartbeat_delay_ms(std::int64_t interval_ms) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const std::int64_t half = interval_ms / 2;
+  return interval_ms - half + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(half + 1));
+}
+
+std::string describe_read_error(const boost::system::error_code& ec) {
   if (ec == net::error::operation_aborted) return "aborted";
   if (ec == net::error::eof || ec == net::error::connection_reset) return "connection_lost";
   return "error " + ec.message();
 }
 
+// The ws_disconnect reason for a frame the reader refused.
+std::string describe_failure(const ws::Reader::Result& r) {
+  if (r.code == ws::close_code::too_big) return "message_too_big";
+  if (r.code == ws::close_code::invalid_payload && std::strstr(r.error, "UTF-8")) return "invalid_utf8";
+  return std::string("error ") + r.error;
+}
+
 }  // namespace
 
-WebSocketSession::WebSocketSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx,
-                                   api::SubscribeTarget target)
-    : ws_(std::move(socket)), shard_(shard), ctx_(ctx), target_(std::move(target)), session_id_(random_hex_id(8)) {
-  boost::system::error_code ec;
-  auto ep = ws_.next_layer().next_layer().remote_endpoint(ec);
-  if (!ec) remote_ = ep.address().to_string() + ":" + std::to_string(ep.port());
+WebSocketSession::WebSocketSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx)
+    : sock_(std::move(socket), shard.ioc),
+      reader_(ctx.options.max_message_bytes),
+      shard_(shard),
+      ctx_(ctx),
+      session_id_(new_session_id()) {
   shard_.connections.insert(this);
 }
 
@@ -45,78 +79,89 @@ WebSocketSession::~WebSocketSession() {
   shard_.connections.erase(this);
 }
 
-void WebSocketSession::run(http::request<http::string_body> req) {
-  ws_.next_layer().set_owner(std::weak_ptr<void>(shared_from_this()));
-  ws_.next_layer().set_flush_queue(&shard_.flush_queue);
+std::string WebSocketSession::session_id() const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 0; i < 16; ++i) out[static_cast<std::size_t>(i)] = kHex[(session_id_ >> (60 - 4 * i)) & 0xf];
+  return out;
+}
+
+std::string_view WebSocketSession::agent_id() const noexcept {
+  return channel_ ? std::string_view(channel_->agent_id) : std::string_view("(echo)");
+}
+
+void WebSocketSession::run(const http::request<http::string_body>& req, api::SubscribeTarget target,
+                           std::string_view early) {
+  sock_.set_owner(std::weak_ptr<void>(shared_from_this()));
+  sock_.set_flush_queue(&shard_.flush_queue);
   started_ms_ = last_activity_ms_ = now_unix_ms();
-  close_deadline_ms_ = started_ms_ + std::chrono::milliseconds(kHandshakeTimeout).count();
+  echo_ = target.kind == api::SubscribeTarget::Kind::echo;
 
-  const Options& o = ctx_.options;
-  ws_.read_message_max(o.max_message_bytes);
-  ws_.auto_fragment(false);
-  websocket::stream_base::timeout t{};
-  t.handshake_timeout = kHandshakeTimeout;
-  t.idle_timeout = websocket::stream_base::none();  // our sweep handles idleness and heartbeats
-  t.keep_alive_pings = false;
-  ws_.set_option(t);
-  if (o.compression) {
-    websocket::permessage_deflate pmd;
-    pmd.server_enable = true;
-    pmd.client_enable = false;
-    // Each message compressed on its own: then one compressed frame per event serves every subscriber.
-    pmd.server_no_context_takeover = true;
-    ws_.set_option(pmd);
+  ws::UpgradeRequest up;
+  up.version = req.version();
+  up.get = req.method() == http::verb::get;
+  up.has_host = req.find(http::field::host) != req.end();
+  auto field = [&req](http::field f) -> std::optional<std::string_view> {
+    auto it = req.find(f);
+    if (it == req.end()) return std::nullopt;
+    return std::string_view(it->value());
+  };
+  up.connection = field(http::field::connection);
+  up.upgrade = field(http::field::upgrade);
+  up.key = field(http::field::sec_websocket_key);
+  up.ws_version = field(http::field::sec_websocket_version);
+  std::string extensions;
+  for (auto [it, end] = req.equal_range(http::field::sec_websocket_extensions); it != end; ++it) {
+    if (!extensions.empty()) extensions.append(", ");
+    extensions.append(it->value());
   }
-  ws_.set_option(websocket::stream_base::decorator([this](websocket::response_type& res) {
-    res.set(http::field::server, std::string("agentwire/") + AGENTWIRE_VERSION);
-    // Runs after Beast negotiated the extensions: learn whether this client takes compressed frames.
-    // A client that asked for a smaller server window gets uncompressed frames (always allowed).
-    std::string_view ext = res[http::field::sec_websocket_extensions];
-    deflate_ = ext.substr(0, 18) == "permessage-deflate" && ext.find("server_max_window_bits") == std::string_view::npos;
-  }));
-  // Pongs (and pings) from the client count as signs of life.
-  ws_.control_callback([this](websocket::frame_type, beast::string_view) { last_activity_ms_ = now_unix_ms(); });
-  ws_.async_accept(req, [self = shared_from_this()](beast::error_code ec) { self->on_accept(ec); });
-}
+  up.extensions = extensions;
+  ws::HandshakeAnswer answer = ws::answer_upgrade(up, ctx_.options.compression);
+  send_own(std::move(answer.response));
 
-namespace {
-// The first heartbeat comes after a random half to whole interval: clients that connected together
-// (a deploy, a reconnect storm) then do not all get their pings in the same sweep, for ever after.
-std::int64_t first_heartbeat_delay_ms(std::int64_t interval_ms) {
-  thread_local std::minstd_rand rng{std::random_device{}()};
-  const std::int64_t half = interval_ms / 2;
-  return interval_ms - half + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(half + 1));
-}
-}  // namespace
-
-void WebSocketSession::on_accept(beast::error_code ec) {
-  if (ec) {
-    state_ = State::closed;
-    log::info("ws_handshake_failed", {{"remote", remote_}, {"error", ec.message()}});
-    return;
+  boost::system::error_code ec;
+  auto ep = sock_.socket().remote_endpoint(ec);
+  std::string remote = ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
+  if (!answer.accepted) {
+    // The refusal leaves, then the connection closes (state_ starts as draining).
+    log::info("ws_handshake_failed", {{"remote", remote}, {"error", answer.error}});
+    deadline_ms_ = started_ms_ + kCloseGraceMs;
+    sock_.shutdown_when_drained();
+    return wait_readable();
   }
+
   state_ = State::open;
-  last_activity_ms_ = now_unix_ms();
-  next_heartbeat_ms_ = last_activity_ms_ + first_heartbeat_delay_ms(ctx_.options.heartbeat_interval_ms);
+  deflate_ = answer.deflate;
+  reader_.set_deflate(deflate_);
+  deadline_ms_ = last_activity_ms_ + first_heartbeat_delay_ms(ctx_.options.heartbeat_interval_ms);
+  counted_ = true;
   ctx_.counters.connections_accepted.fetch_add(1, std::memory_order_relaxed);
   ctx_.counters.live_connections.fetch_add(1, std::memory_order_relaxed);
-  if (target_.kind == api::SubscribeTarget::Kind::agent) join_channel();
-  log::info("ws_connect", {{"session", session_id_},
-                           {"agent", target_.kind == api::SubscribeTarget::Kind::echo ? "(echo)" : target_.agent_id},
-                           {"remote", remote_},
+  if (!echo_) join_channel(target);
+  log::info("ws_connect", {{"session", session_id()},
+                           {"agent", std::string(agent_id())},
+                           {"remote", remote},
                            {"shard", std::to_string(shard_.index)}});
-  do_read();
+  // Frames the client sent right behind its upgrade request, read ahead by the HTTP session.
+  while (!early.empty() && state_ != State::closed) {
+    std::size_t n = std::min(early.size(), kScratchBytes);
+    std::memcpy(scratch(), early.data(), n);
+    early.remove_prefix(n);
+    if (state_ != State::draining) consume(scratch(), n);
+  }
+  if (state_ != State::closed) wait_readable();
 }
 
-void WebSocketSession::join_channel() {
-  JoinResult j = ctx_.hub.join(target_.agent_id, shard_.index, this, target_.since);
+void WebSocketSession::join_channel(const api::SubscribeTarget& target) {
+  JoinResult j = ctx_.hub.join(target.agent_id, shard_.index, this, target.since);
   channel_ = j.channel;
+  const std::string id = session_id();
   protocol::ConnectedInfo info;
-  info.session_id = session_id_;
-  info.agent_id = target_.agent_id;
+  info.session_id = id;
+  info.agent_id = target.agent_id;
   info.epoch = j.epoch;
   info.seq = j.seq;
-  info.resumed = target_.since.has_value();
+  info.resumed = target.since.has_value();
   info.recovered = j.recovered;
   info.replayed = j.replay.size();
   info.heartbeat_interval_ms = ctx_.options.heartbeat_interval_ms;
@@ -125,33 +170,31 @@ void WebSocketSession::join_channel() {
   // The replay goes out before anything live: live events are delivered by later handlers on this
   // thread, and the hub skips those the replay covered.
   for (const EventPtr& ev : j.replay) send_frame(ev, frame_of(*ev), false, ev->seq, ev.get());
-  if (target_.since && !j.recovered)
-    send_text(protocol::snapshot(target_.agent_id, j.seq, j.epoch, false, j.state_json));
+  if (target.since && !j.recovered)
+    send_text(protocol::snapshot(target.agent_id, j.seq, j.epoch, false, j.state_json));
 }
 
 void WebSocketSession::deliver(const EventPtr& ev) {
   if (state_ != State::open || slow_) return;
-  CorkedSocket& sock = ws_.next_layer();
-  if (sock.backlogged() && merge_into_queue(ev)) return;
+  if (sock_.backlogged() && merge_into_queue(ev)) return;
   std::string_view frame = frame_of(*ev);
-  if (sock.queued_bytes() + frame.size() > ctx_.options.max_queue_bytes) return drop_slow();
+  if (sock_.queued_bytes() + frame.size() > ctx_.options.max_queue_bytes) return drop_slow();
   send_frame(ev, frame, true, ev->seq, ev.get());
 }
 
 bool WebSocketSession::merge_into_queue(const EventPtr& ev) {
-  CorkedSocket& sock = ws_.next_layer();
-  const Segment* last = sock.unsent_back();
+  const Segment* last = sock_.unsent_back();
   if (!last || !last->event) return false;
   EventPtr merged = protocol::coalesce(*last->event, *ev);
   if (!merged) return false;
   std::string_view frame = frame_of(*merged);
-  if (sock.queued_bytes() - last->bytes.size() + frame.size() > ctx_.options.max_queue_bytes) {
+  if (sock_.queued_bytes() - last->bytes.size() + frame.size() > ctx_.options.max_queue_bytes) {
     drop_slow();
     return true;
   }
   const Event* raw = merged.get();
   const bool droppable = last->droppable;
-  sock.replace_back({std::move(merged), frame, droppable, raw->first_seq, raw});
+  sock_.replace_back({std::move(merged), frame, droppable, raw->first_seq, raw});
   ShardCounters::bump(shard_.counters.messages_merged, 1);
   return true;
 }
@@ -160,17 +203,17 @@ void WebSocketSession::drop_slow() {
   // Never close from inside the fan-out loop over this channel: do it on a later turn.
   slow_ = true;
   ctx_.counters.connections_dropped_slow.fetch_add(1, std::memory_order_relaxed);
-  net::post(ws_.get_executor(), [self = shared_from_this()] {
-    self->close_with(websocket::close_code::policy_error, "slow consumer: outbound queue full");
+  net::post(sock_.get_executor(), [self = shared_from_this()] {
+    self->close_with(ws::close_code::policy, "slow consumer: outbound queue full");
   });
 }
 
 std::optional<SubscriberLag> WebSocketSession::lag() {
-  if (target_.kind != api::SubscribeTarget::Kind::agent || state_ != State::open) return std::nullopt;
-  auto [events, oldest] = ws_.next_layer().queued_events();
+  if (echo_ || state_ != State::open || !channel_) return std::nullopt;
+  auto [events, oldest] = sock_.queued_events();
   SubscriberLag l;
-  l.session_id = session_id_;
-  l.agent_id = target_.agent_id;
+  l.session_id = session_id();
+  l.agent_id = channel_->agent_id;
   l.queued_bytes = queued_bytes();
   l.queued_events = events;
   l.seq_behind = oldest == 0 ? 0 : delivered_seq - oldest + 1;
@@ -183,7 +226,7 @@ std::string_view WebSocketSession::frame_of(const Event& ev) const {
 
 void WebSocketSession::send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable,
                                   std::uint64_t seq, const Event* event) {
-  ws_.next_layer().enqueue(std::move(keep), frame, droppable, seq, event);
+  sock_.enqueue(std::move(keep), frame, droppable, seq, event);
   ShardCounters::bump(shard_.counters.messages_out, 1);
   ShardCounters::bump(shard_.counters.bytes_out, frame.size());
 }
@@ -194,112 +237,198 @@ void WebSocketSession::send_text(std::string payload) {
   send_frame(std::move(frame), bytes, false);
 }
 
-void WebSocketSession::do_read() {
-  ws_.async_read(buffer_, [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_read(ec, n); });
+void WebSocketSession::send_own(std::string frame) {
+  auto owned = std::make_shared<const std::string>(std::move(frame));
+  std::string_view bytes(*owned);
+  sock_.enqueue(std::move(owned), bytes, false);
 }
 
-void WebSocketSession::on_read(beast::error_code ec, std::size_t bytes) {
-  if (ec) return finish(ec);
-  last_activity_ms_ = now_unix_ms();
+void WebSocketSession::wait_readable() {
+  if (echo_ && state_ == State::open && sock_.backlogged()) {
+    // The client does not read its echoes: read nothing more from it until they have left.
+    sock_.socket().async_wait(tcp::socket::wait_write,
+                              [self = shared_from_this()](boost::system::error_code ec) {
+                                if (ec) return self->on_readable(ec);
+                                self->wait_readable();
+                              });
+    return;
+  }
+  sock_.socket().async_wait(
+      tcp::socket::wait_read,
+      [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
+}
+
+void WebSocketSession::on_readable(boost::system::error_code ec) {
+  if (state_ == State::closed) return;
+  char* buffer = scratch();
+  for (int i = 0; !ec && i < kReadsPerWake; ++i) {
+    // The socket is non-blocking (CorkedSocket): this takes what the kernel holds, or would_block.
+    std::size_t n = sock_.socket().read_some(net::buffer(buffer, kScratchBytes), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      ec = {};
+      break;
+    }
+    if (ec) break;
+    // While draining, what the client sends is discarded: reading it to the end lets the connection
+    // close with FIN (unread bytes would make it a reset, which can destroy our close frame).
+    if (state_ != State::draining) consume(buffer, n);
+    if (state_ == State::closed) return;
+    if (n < kScratchBytes) break;
+  }
+  if (ec) {
+    if (state_ == State::open || state_ == State::closing)
+      end(ec == net::error::operation_aborted && close_reason_ ? std::string(close_reason_)
+                                                               : describe_read_error(ec));
+    return close_socket();
+  }
+  wait_readable();
+}
+
+void WebSocketSession::consume(char* data, std::size_t size) {
+  bool alive = false;
+  while (state_ == State::open || state_ == State::closing) {
+    ws::Reader::Result r = reader_.next(data, size);
+    switch (r.kind) {
+      case ws::Reader::Kind::need_more:
+        if (alive) last_activity_ms_ = now_unix_ms();
+        return;
+      case ws::Reader::Kind::text:
+      case ws::Reader::Kind::binary:
+        alive = true;
+        // After our close frame, messages are no longer taken.
+        if (state_ == State::open) handle_message(r.kind, r.payload);
+        break;
+      case ws::Reader::Kind::ping:
+        alive = true;
+        if (state_ == State::open) send_own(ws::make_frame(ws::opcode::pong, r.payload));
+        break;
+      case ws::Reader::Kind::pong:
+        alive = true;  // an answer to our heartbeat ping
+        break;
+      case ws::Reader::Kind::close:
+        if (state_ == State::open) {
+          // The client starts the close: answer with its code, then the server closes TCP.
+          send_own(ws::make_close_frame(r.code));
+          end("client_closed code=" + std::to_string(r.code));
+        } else {
+          end(close_reason_ ? close_reason_ : "closed");
+        }
+        sock_.shutdown_when_drained();
+        return;
+      case ws::Reader::Kind::fail:
+        if (state_ == State::open) {
+          send_own(ws::make_close_frame(r.code, r.error));
+          end(describe_failure(r));
+        } else {
+          end(close_reason_ ? close_reason_ : "closed");
+        }
+        sock_.shutdown_when_drained();
+        return;
+    }
+  }
+}
+
+void WebSocketSession::handle_message(ws::Reader::Kind kind, std::string_view payload) {
   ShardCounters::bump(shard_.counters.messages_in, 1);
-  ShardCounters::bump(shard_.counters.bytes_in, bytes);
-
-  if (target_.kind == api::SubscribeTarget::Kind::echo) {
-    // Echo is sequential: one message back before the next is read.
-    ws_.text(ws_.got_text());
-    ws_.async_write(buffer_.data(), [self = shared_from_this()](beast::error_code wec, std::size_t) {
-      if (wec) return self->finish(wec);
-      self->buffer_.consume(self->buffer_.size());
-      self->buffer_.shrink_to_fit();
-      self->do_read();
-    });
-    return;
+  ShardCounters::bump(shard_.counters.bytes_in, payload.size());
+  if (echo_) {
+    auto frame = std::make_shared<const std::string>(
+        ws::make_frame(kind == ws::Reader::Kind::text ? ws::opcode::text : ws::opcode::binary, payload));
+    std::string_view bytes(*frame);
+    return send_frame(std::move(frame), bytes, false);
   }
-  if (state_ == State::open) handle_client_message();
-  buffer_.consume(buffer_.size());
-  buffer_.shrink_to_fit();  // idle connections hold no message memory
-  do_read();
+  handle_client_message(kind, payload);
+  // A client that sends requests and does not read the answers is a slow consumer too.
+  if (!slow_ && sock_.queued_bytes() > ctx_.options.max_queue_bytes) drop_slow();
 }
 
-void WebSocketSession::handle_client_message() {
-  if (!ws_.got_text()) {
-    send_text(protocol::error(target_.agent_id, "bad_message", "binary messages are not supported; send JSON text"));
+void WebSocketSession::handle_client_message(ws::Reader::Kind kind, std::string_view text) {
+  if (kind != ws::Reader::Kind::text) {
+    send_text(
+        protocol::error(agent_id(), "bad_message", "binary messages are not supported; send JSON text"));
     return;
   }
-  auto data = buffer_.cdata();
-  std::string_view text(static_cast<const char*>(data.data()), data.size());
   auto msg = protocol::parse_client_message(text);
   switch (msg.kind) {
-    case protocol::ClientMessage::Kind::ping: send_text(protocol::pong(target_.agent_id)); break;
+    case protocol::ClientMessage::Kind::ping:
+      send_text(protocol::pong(agent_id()));
+      break;
     case protocol::ClientMessage::Kind::snapshot: {
       auto snap = ctx_.hub.snapshot(channel_);
-      send_text(protocol::snapshot(target_.agent_id, snap.seq, snap.epoch, false, snap.state_json));
+      send_text(protocol::snapshot(agent_id(), snap.seq, snap.epoch, false, snap.state_json));
       break;
     }
     case protocol::ClientMessage::Kind::invalid:
-      send_text(protocol::error(target_.agent_id, msg.error_code, msg.error_message));
+      send_text(protocol::error(agent_id(), msg.error_code, msg.error_message));
       break;
   }
 }
 
-void WebSocketSession::close_with(websocket::close_code code, std::string_view reason) {
+void WebSocketSession::close_with(std::uint16_t code, const char* reason) {
   if (state_ != State::open) return;
   state_ = State::closing;
-  close_reason_ = std::string(reason);
-  close_deadline_ms_ = now_unix_ms() + kCloseGraceMs;
+  close_reason_ = reason;
+  deadline_ms_ = now_unix_ms() + kCloseGraceMs;
   // What has not started to leave is dropped, so the close frame is not stuck behind a backlog.
-  if (code == websocket::close_code::policy_error) ws_.next_layer().drop_pending();
-  ws_.async_close(websocket::close_reason(code, reason), [self = shared_from_this()](beast::error_code) {
-    // The read loop sees the end of the connection and finishes it.
-  });
+  if (code == ws::close_code::policy) sock_.drop_pending();
+  send_own(ws::make_close_frame(code, reason));
 }
 
-void WebSocketSession::finish(beast::error_code ec) {
-  bool was_open = state_ == State::open || state_ == State::closing;
-  state_ = State::closed;
+void WebSocketSession::end(std::string_view reason) {
+  if (state_ != State::open && state_ != State::closing) return;
+  state_ = State::draining;
+  deadline_ms_ = now_unix_ms() + kCloseGraceMs;
+  if (counted_) {
+    ctx_.counters.connections_closed.fetch_add(1, std::memory_order_relaxed);
+    ctx_.counters.live_connections.fetch_sub(1, std::memory_order_relaxed);
+    log::info("ws_disconnect", {{"session", session_id()},
+                                {"agent", std::string(agent_id())},
+                                {"reason", std::string(reason)},
+                                {"seconds", std::to_string((now_unix_ms() - started_ms_) / 1000)}});
+  }
   if (channel_) {
     ctx_.hub.leave(channel_, shard_.index, this);
     channel_ = nullptr;
   }
-  ws_.next_layer().close();
-  if (!was_open) return;
-  ctx_.counters.connections_closed.fetch_add(1, std::memory_order_relaxed);
-  ctx_.counters.live_connections.fetch_sub(1, std::memory_order_relaxed);
-  std::string reason = close_reason_.empty() ? describe_close(ec, ws_.reason()) : close_reason_;
-  log::info("ws_disconnect", {{"session", session_id_},
-                              {"agent", target_.agent_id},
-                              {"reason", reason},
-                              {"seconds", std::to_string((now_unix_ms() - started_ms_) / 1000)}});
+}
+
+void WebSocketSession::close_socket() {
+  state_ = State::closed;
+  sock_.close();
 }
 
 void WebSocketSession::on_sweep(std::int64_t now) {
+  sock_.trim();
   switch (state_) {
-    case State::handshaking:
     case State::closing:
-      if (now > close_deadline_ms_) ws_.next_layer().close();  // the read loop then finishes
+      if (now > deadline_ms_) {
+        end(close_reason_ ? close_reason_ : "closed");
+        close_socket();  // the pending wait completes with operation_aborted; nothing is destroyed here
+      }
       return;
-    case State::closed: return;
-    case State::open: break;
+    case State::draining:
+      if (now > deadline_ms_) close_socket();
+      return;
+    case State::closed:
+      return;
+    case State::open:
+      break;
   }
   if (now - last_activity_ms_ > ctx_.options.idle_timeout_ms) {
     ctx_.counters.connections_timed_out.fetch_add(1, std::memory_order_relaxed);
-    close_with(websocket::close_code::going_away, "idle timeout");
+    close_with(ws::close_code::going_away, "idle timeout");
     return;
   }
-  if (now >= next_heartbeat_ms_) {
-    next_heartbeat_ms_ = now + ctx_.options.heartbeat_interval_ms;
+  if (now >= deadline_ms_) {
+    deadline_ms_ = now + ctx_.options.heartbeat_interval_ms;
     // Browsers cannot see ping frames, so the heartbeat envelope goes along (not on the echo route).
-    ws_.async_ping({}, [self = shared_from_this()](beast::error_code) {});
-    if (target_.kind == api::SubscribeTarget::Kind::agent) send_text(protocol::heartbeat(target_.agent_id));
+    sock_.enqueue(nullptr, ws::kEmptyPingFrame, false);
+    if (!echo_) send_text(protocol::heartbeat(agent_id()));
   }
 }
 
 void WebSocketSession::on_shutdown() {
-  if (state_ == State::open) {
-    close_with(websocket::close_code::going_away, "server shutting down");
-  } else if (state_ == State::handshaking) {
-    ws_.next_layer().close();
-  }
+  if (state_ == State::open) close_with(ws::close_code::going_away, "server shutting down");
 }
 
 }  // namespace aw::transport

@@ -1,91 +1,104 @@
 // One WebSocket connection: an agent channel subscriber (`/ws/agents/{id}`) or, when enabled, an echo
-// endpoint (`/ws/echo`) for conformance suites. Broadcast frames arrive through deliver() and go
-// straight into the corked socket's bounded queue; Beast does the handshake, reading and control frames.
+// endpoint (`/ws/echo`) for conformance suites. The protocol is our own (protocol/ws_handshake,
+// protocol/ws_reader): broadcast frames arrive through deliver() and go straight into the corked
+// socket's bounded queue, as do session messages and control frames; client frames are read straight
+// from the socket when it is readable.
+//
+// Memory is what an idle connection costs, so: no read is pending while idle but a wait for
+// readability (bytes land in a per-thread scratch buffer and only an incomplete frame is kept), no
+// timer (the shard's sweep drives heartbeats and deadlines), and no strings held for the connection's
+// life (the agent id is the channel's, the session id a number).
 #pragma once
-#include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/websocket/stream.hpp>
-#include <algorithm>
 #include <memory>
+#include <string_view>
 
 #include "api/subscribe_target.hpp"
 #include "hub/subscriber.hpp"
+#include "protocol/ws_reader.hpp"
 #include "transport/corked_socket.hpp"
 #include "transport/server_context.hpp"
 #include "transport/shard.hpp"
 
 namespace aw::transport {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-namespace websocket = beast::websocket;
-
-// The buffer client messages are read into. Beast prepares min(1536, max_size() - size()) bytes before
-// each read, so every idle connection's pending read would hold 1.5 KB; capping max_size() a little
-// above what is held makes it prepare small steps (a large message just takes more of them), and
-// read_message_max still bounds the message.
-class LeanReadBuffer : public beast::flat_buffer {
- public:
-  static constexpr std::size_t kStep = 128;
-  std::size_t max_size() const noexcept { return std::min(beast::flat_buffer::max_size(), size() + kStep); }
-};
+namespace http = boost::beast::http;
 
 class WebSocketSession final : public Subscriber,
                                public Connection,
                                public std::enable_shared_from_this<WebSocketSession> {
  public:
-  WebSocketSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx, api::SubscribeTarget target);
+  WebSocketSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx);
   ~WebSocketSession() override;
 
-  // Accepts the upgrade request already read by the HTTP session.
-  void run(http::request<http::string_body> req);
+  // Answers the upgrade request the HTTP session read; `early` holds bytes the client sent after it
+  // (read ahead by the HTTP session), which are taken as the first WebSocket bytes.
+  void run(const http::request<http::string_body>& req, api::SubscribeTarget target, std::string_view early);
 
   void deliver(const EventPtr& ev) override;
   void on_sweep(std::int64_t now_ms) override;
   void on_shutdown() override;
-  std::size_t queued_bytes() const noexcept override { return ws_.next_layer().queued_bytes(); }
+  std::size_t queued_bytes() const noexcept override { return sock_.queued_bytes(); }
   std::optional<SubscriberLag> lag() override;
 
  private:
-  enum class State { handshaking, open, closing, closed };
+  enum class State : std::uint8_t {
+    open,      // subscribed; reading client frames
+    closing,   // we sent a close frame: waiting (until the deadline) for the client's
+    draining,  // ended: what is queued leaves, then FIN; reads are discarded until EOF or the deadline
+    closed,    // the socket is closed
+  };
 
-  void on_accept(beast::error_code ec);
-  void join_channel();
-  void do_read();
-  void on_read(beast::error_code ec, std::size_t bytes);
-  void handle_client_message();
+  void join_channel(const api::SubscribeTarget& target);
+  // Waits for the socket to become readable (or, on the echo route while the client does not read
+  // what it is sent, writable first).
+  void wait_readable();
+  void on_readable(boost::system::error_code ec);
+  // Runs the bytes through the frame reader and acts on what it yields.
+  void consume(char* data, std::size_t size);
+  void handle_message(ws::Reader::Kind kind, std::string_view payload);
+  void handle_client_message(ws::Reader::Kind kind, std::string_view payload);
   // Queues a session message (connected, pong, error, ...): framed here, sent unshared.
   void send_text(std::string payload);
+  // Queues a frame built for this connection alone (control frames, echoes).
+  void send_own(std::string frame);
   // The event's frame as this client takes it: compressed or not.
   std::string_view frame_of(const Event& ev) const;
-  void send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable, std::uint64_t seq = 0,
-                  const Event* event = nullptr);
+  void send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable,
+                  std::uint64_t seq = 0, const Event* event = nullptr);
   // While the client lags: lets `ev` take the place of the event queued last when the two merge
   // (protocol/coalesce). True when `ev` needs nothing more.
   bool merge_into_queue(const EventPtr& ev);
   // The queue is full: close with 1008 on a later turn; nothing more is queued meanwhile.
   void drop_slow();
   // Starts a close handshake; the socket is cut if it has not finished by the deadline.
-  void close_with(websocket::close_code code, std::string_view reason);
-  void finish(beast::error_code ec);
+  void close_with(std::uint16_t code, const char* reason);
+  // The connection is over for the hub and the stats: leaves the channel, counts, logs. What is
+  // queued (a close frame) still leaves, then FIN; the socket closes on EOF or at the deadline.
+  void end(std::string_view reason);
+  // Closes the socket now.
+  void close_socket();
+  std::string session_id() const;
+  std::string_view agent_id() const noexcept;
 
-  websocket::stream<CorkedSocket> ws_;
-  LeanReadBuffer buffer_;
+  CorkedSocket sock_;
+  ws::Reader reader_;
   Shard& shard_;
   ServerContext& ctx_;
-  api::SubscribeTarget target_;
-  std::string session_id_;
-  std::string remote_;
   Channel* channel_ = nullptr;
-  State state_ = State::handshaking;
-  bool slow_ = false;         // its queue overflowed; a close is on its way
-  bool deflate_ = false;      // permessage-deflate negotiated: broadcasts go out compressed
-  std::string close_reason_;  // why we closed it, when we did
+  std::uint64_t session_id_;
+  const char* close_reason_ = nullptr;  // why we closed it, when we did
   std::int64_t started_ms_ = 0;
   std::int64_t last_activity_ms_ = 0;
-  std::int64_t next_heartbeat_ms_ = 0;
-  std::int64_t close_deadline_ms_ = 0;
+  // open: when the next heartbeat is due; closing, draining: when the socket is cut.
+  std::int64_t deadline_ms_ = 0;
+  State state_ =
+      State::draining;  // until the handshake is accepted: a refusal leaves, then the socket closes
+  bool echo_ = false;
+  bool slow_ = false;     // its queue overflowed; a close is on its way
+  bool deflate_ = false;  // permessage-deflate negotiated: broadcasts go out compressed
+  bool counted_ = false;  // it was accepted: its end is counted and logged
 };
 
 }  // namespace aw::transport

@@ -1,0 +1,35 @@
+#include "protocol/ws_control.hpp"
+
+#include "protocol/ws_frame.hpp"
+#include "protocol/ws_reader.hpp"
+
+namespace aw::ws {
+
+std::string make_frame(std::uint8_t op, std::string_view payload) {
+  std::string out;
+  out.reserve(frame_header_size(payload.size()) + payload.size());
+  append_text_frame_header(out, payload.size());
+  out[0] = static_cast<char>(0x80 | op);  // FIN + opcode; the length bytes are the same for any opcode
+  out.append(payload);
+  return out;
+}
+
+std::string make_close_frame(std::uint16_t code, std::string_view reason) {
+  if (code == close_code::no_status) return make_frame(opcode::close, {});
+  constexpr std::size_t kMaxReason = 125 - 2;
+  if (reason.size() > kMaxReason) {
+    reason = reason.substr(0, kMaxReason);
+    // Do not cut a character in two: drop continuation bytes at the cut, then their lead byte.
+    while (!reason.empty() && (static_cast<unsigned char>(reason.back()) & 0xC0) == 0x80)
+      reason.remove_suffix(1);
+    if (!reason.empty() && static_cast<unsigned char>(reason.back()) >= 0xC0) reason.remove_suffix(1);
+  }
+  std::string payload;
+  payload.reserve(2 + reason.size());
+  payload.push_back(static_cast<char>(code >> 8));
+  payload.push_back(static_cast<char>(code & 0xff));
+  payload.append(reason);
+  return make_frame(opcode::close, payload);
+}
+
+}  // namespace aw::ws

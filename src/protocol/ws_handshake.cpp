@@ -1,0 +1,227 @@
+#include "protocol/ws_handshake.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+namespace aw::ws {
+namespace {
+
+constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+const std::string kServerHeader = std::string("Server: agentwire/") + AGENTWIRE_VERSION + "\r\n";
+
+char lower(char c) noexcept {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+
+bool iequals(std::string_view a, std::string_view b) noexcept {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+std::string_view trim(std::string_view s) noexcept {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+// Splits on `sep` outside double quotes.
+std::vector<std::string_view> split(std::string_view s, char sep) {
+  std::vector<std::string_view> out;
+  bool quoted = false;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '"') quoted = !quoted;
+    if (s[i] == sep && !quoted) {
+      out.push_back(trim(s.substr(start, i - start)));
+      start = i + 1;
+    }
+  }
+  out.push_back(trim(s.substr(start)));
+  return out;
+}
+
+// A comma-separated token list (Connection, Upgrade) containing `token`, case-insensitively.
+bool has_token(std::string_view list, std::string_view token) {
+  for (std::string_view t : split(list, ','))
+    if (iequals(t, token)) return true;
+  return false;
+}
+
+// A window-bits value: 8..15, optionally quoted.
+std::optional<int> window_bits(std::string_view v) {
+  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+  if (v.empty() || v.size() > 2 || v[0] == '0') return std::nullopt;
+  int n = 0;
+  for (char c : v) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + (c - '0');
+  }
+  if (n < 8 || n > 15) return std::nullopt;
+  return n;
+}
+
+std::string refusal(unsigned version, int status, std::string_view reason, const char* body,
+                    bool want_version) {
+  std::string out = version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+  out.append(std::to_string(status)).append(" ").append(reason).append("\r\n");
+  out.append(kServerHeader);
+  if (want_version) out.append("Sec-WebSocket-Version: 13\r\n");
+  out.append("Content-Type: text/plain\r\n");
+  out.append("Content-Length: ").append(std::to_string(std::strlen(body))).append("\r\n");
+  out.append("Connection: close\r\n\r\n");
+  out.append(body);
+  return out;
+}
+
+std::uint32_t rotl(std::uint32_t x, int n) noexcept {
+  return (x << n) | (x >> (32 - n));
+}
+
+}  // namespace
+
+std::string sha1(std::string_view data) {
+  std::uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
+  // The message, a 1 bit, zeros, and its length in bits: a whole number of 64-byte blocks.
+  std::string m(data);
+  const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
+  m.push_back(static_cast<char>(0x80));
+  while (m.size() % 64 != 56) m.push_back('\0');
+  for (int shift = 56; shift >= 0; shift -= 8) m.push_back(static_cast<char>((bits >> shift) & 0xff));
+  for (std::size_t block = 0; block < m.size(); block += 64) {
+    std::uint32_t w[80];
+    for (int i = 0; i < 16; ++i) {
+      const auto* p = reinterpret_cast<const unsigned char*>(m.data() + block + 4 * i);
+      w[i] = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
+    }
+    for (int i = 16; i < 80; ++i) w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; ++i) {
+      std::uint32_t f, k;
+      if (i < 20) {
+        f = (b & c) | (~b & d), k = 0x5A827999;
+      } else if (i < 40) {
+        f = b ^ c ^ d, k = 0x6ED9EBA1;
+      } else if (i < 60) {
+        f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
+      } else {
+        f = b ^ c ^ d, k = 0xCA62C1D6;
+      }
+      std::uint32_t t = rotl(a, 5) + f + e + k + w[i];
+      e = d;
+      d = c;
+      c = rotl(b, 30);
+      b = a;
+      a = t;
+    }
+    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
+  }
+  std::string out(20, '\0');
+  for (int i = 0; i < 5; ++i)
+    for (int j = 0; j < 4; ++j) out[4 * i + j] = static_cast<char>((h[i] >> (24 - 8 * j)) & 0xff);
+  return out;
+}
+
+std::string base64(std::string_view data) {
+  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((data.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(data[k])); };
+  for (; i + 3 <= data.size(); i += 3) {
+    std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
+    for (int shift = 18; shift >= 0; shift -= 6) out.push_back(kAlphabet[(v >> shift) & 0x3f]);
+  }
+  if (std::size_t left = data.size() - i; left > 0) {
+    std::uint32_t v = byte(i) << 16 | (left == 2 ? byte(i + 1) << 8 : 0);
+    out.push_back(kAlphabet[(v >> 18) & 0x3f]);
+    out.push_back(kAlphabet[(v >> 12) & 0x3f]);
+    out.push_back(left == 2 ? kAlphabet[(v >> 6) & 0x3f] : '=');
+    out.push_back('=');
+  }
+  return out;
+}
+
+std::string sec_websocket_accept(std::string_view key) {
+  std::string input(key);
+  input.append(kGuid);
+  return base64(sha1(input));
+}
+
+std::string negotiate_deflate(std::string_view offers) {
+  if (trim(offers).empty()) return {};
+  for (std::string_view offer : split(offers, ',')) {
+    std::vector<std::string_view> parts = split(offer, ';');
+    if (!iequals(parts[0], "permessage-deflate")) continue;
+    bool ok = true;
+    bool server_nct = false, client_nct = false, server_bits = false, client_bits = false;
+    for (std::size_t i = 1; i < parts.size() && ok; ++i) {
+      std::string_view p = parts[i];
+      std::size_t eq = p.find('=');
+      std::string_view name = trim(p.substr(0, eq));
+      std::optional<std::string_view> value;
+      if (eq != std::string_view::npos) value = trim(p.substr(eq + 1));
+      // Each parameter at most once, with a valid value, or the offer is declined (RFC 7692 §7.1).
+      if (iequals(name, "server_no_context_takeover")) {
+        ok = !value && !std::exchange(server_nct, true);
+      } else if (iequals(name, "client_no_context_takeover")) {
+        ok = !value && !std::exchange(client_nct, true);
+      } else if (iequals(name, "server_max_window_bits")) {
+        // Our one compressed frame per event is deflated with the full 32 KiB window.
+        ok = value && window_bits(*value) == 15 && !std::exchange(server_bits, true);
+      } else if (iequals(name, "client_max_window_bits")) {
+        // We inflate with the full window, which reads anything smaller: no need to answer it.
+        ok = (!value || window_bits(*value)) && !std::exchange(client_bits, true);
+      } else {
+        ok = false;
+      }
+    }
+    if (!ok) continue;
+    std::string answer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+    // An offer that names the server's window is accepted by naming it back (RFC 7692 §7.1.2.1).
+    if (server_bits) answer.append("; server_max_window_bits=15");
+    return answer;
+  }
+  return {};
+}
+
+HandshakeAnswer answer_upgrade(const UpgradeRequest& req, bool compression) {
+  HandshakeAnswer a;
+  auto refuse = [&](const char* why, int status = 400) {
+    a.error = why;
+    a.response =
+        refusal(req.version, status, status == 400 ? "Bad Request" : "Upgrade Required", why, status == 426);
+    return a;
+  };
+  // The same checks, in the same order and with the same words, as Beast's websocket accept.
+  if (req.version != 11) return refuse("The WebSocket handshake was not HTTP/1.1");
+  if (!req.get) return refuse("The WebSocket handshake method was not GET");
+  if (!req.has_host) return refuse("The WebSocket handshake Host field is missing");
+  if (!req.connection) return refuse("The WebSocket handshake Connection field is missing");
+  if (!has_token(*req.connection, "upgrade"))
+    return refuse("The WebSocket handshake Connection field is missing the upgrade token");
+  if (!req.upgrade) return refuse("The WebSocket handshake Upgrade field is missing");
+  if (!has_token(*req.upgrade, "websocket"))
+    return refuse("The WebSocket handshake Upgrade field is missing the websocket token");
+  if (!req.key) return refuse("The WebSocket handshake Sec-WebSocket-Key field is missing");
+  // A key is 16 random bytes in base64: 24 characters (RFC 6455 §4.1).
+  if (req.key->size() > 24) return refuse("The WebSocket handshake Sec-WebSocket-Key field is invalid");
+  if (!req.ws_version) return refuse("The WebSocket handshake Sec-WebSocket-Version field is missing");
+  if (*req.ws_version != "13")
+    return refuse("The WebSocket handshake Sec-WebSocket-Version field is invalid", 426);
+
+  std::string extension = compression ? negotiate_deflate(req.extensions) : std::string();
+  a.accepted = true;
+  a.deflate = !extension.empty();
+  a.response.reserve(256);
+  a.response.append("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
+  a.response.append("Sec-WebSocket-Accept: ").append(sec_websocket_accept(*req.key)).append("\r\n");
+  if (a.deflate) a.response.append("Sec-WebSocket-Extensions: ").append(extension).append("\r\n");
+  a.response.append(kServerHeader).append("\r\n");
+  return a;
+}
+
+}  // namespace aw::ws

@@ -1,0 +1,49 @@
+// The server's half of the WebSocket opening handshake (RFC 6455 §4.2) and of permessage-deflate
+// negotiation (RFC 7692 §7.1): from the fields of an upgrade request, the HTTP answer to send. Refusals
+// are the ones Boost.Beast gave before this replaced it (400, or 426 for a version other than 13, with
+// the reason as a plain-text body), so clients see the same answers.
+#pragma once
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace aw::ws {
+
+// The request fields the handshake looks at; an absent header is nullopt.
+struct UpgradeRequest {
+  unsigned version = 11;  // HTTP/1.x: 10 or 11
+  bool get = true;
+  bool has_host = true;
+  std::optional<std::string_view> connection;
+  std::optional<std::string_view> upgrade;
+  std::optional<std::string_view> key;         // Sec-WebSocket-Key
+  std::optional<std::string_view> ws_version;  // Sec-WebSocket-Version
+  std::string_view extensions;                 // every Sec-WebSocket-Extensions value, comma-joined
+};
+
+struct HandshakeAnswer {
+  bool accepted = false;
+  bool deflate = false;         // permessage-deflate was agreed
+  std::string response;         // the whole HTTP response
+  const char* error = nullptr;  // why it was refused
+};
+
+// `compression`: offer permessage-deflate to clients that ask for it (--compression).
+HandshakeAnswer answer_upgrade(const UpgradeRequest& req, bool compression);
+
+// Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + the RFC's GUID)).
+std::string sec_websocket_accept(std::string_view key);
+
+// The Sec-WebSocket-Extensions answer to the client's offers: the first permessage-deflate offer this
+// server can honour, accepted with server_no_context_takeover (one compressed frame per event serves
+// every subscriber) and client_no_context_takeover (each client message inflates on its own, so an idle
+// connection keeps no zlib state; RFC 7692 §7.1.1.2 lets the server add it). Offers that ask for a
+// server window under 15 bits are declined: broadcasts are compressed once with the full window.
+// Empty when no offer is acceptable.
+std::string negotiate_deflate(std::string_view offers);
+
+// The raw 20-byte SHA-1 digest (FIPS 180-4) and standard base64 (RFC 4648 §4, padded).
+std::string sha1(std::string_view data);
+std::string base64(std::string_view data);
+
+}  // namespace aw::ws

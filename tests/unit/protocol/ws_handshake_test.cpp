@@ -1,0 +1,163 @@
+// The opening handshake: the accept key (RFC 6455's own example), SHA-1 and base64 against their
+// standards' vectors, the refusals Beast used to give, and permessage-deflate negotiation.
+#include "protocol/ws_handshake.hpp"
+
+#include <gtest/gtest.h>
+
+#include "protocol/ws_control.hpp"
+
+namespace aw::ws {
+namespace {
+
+std::string hex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xf]);
+  }
+  return out;
+}
+
+UpgradeRequest valid_request() {
+  UpgradeRequest r;
+  r.connection = "keep-alive, Upgrade";
+  r.upgrade = "websocket";
+  r.key = "dGhlIHNhbXBsZSBub25jZQ==";
+  r.ws_version = "13";
+  return r;
+}
+
+TEST(WsHandshake, Sha1AndBase64Vectors) {
+  EXPECT_EQ(hex(sha1("")), "da39a3ee5e6b4b0d3255bfef95601890afd80709");
+  EXPECT_EQ(hex(sha1("abc")), "a9993e364706816aba3e25717850c26c9cd0d89d");
+  EXPECT_EQ(hex(sha1("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq")),
+            "84983e441c3bd26ebaae4aa1f95129e5e54670f1");
+  EXPECT_EQ(hex(sha1(std::string(1000000, 'a'))), "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+  EXPECT_EQ(base64(""), "");
+  EXPECT_EQ(base64("f"), "Zg==");
+  EXPECT_EQ(base64("fo"), "Zm8=");
+  EXPECT_EQ(base64("foo"), "Zm9v");
+  EXPECT_EQ(base64("foob"), "Zm9vYg==");
+  EXPECT_EQ(base64("fooba"), "Zm9vYmE=");
+  EXPECT_EQ(base64("foobar"), "Zm9vYmFy");
+}
+
+TEST(WsHandshake, AcceptKeyOfTheRfcExample) {
+  EXPECT_EQ(sec_websocket_accept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+}
+
+TEST(WsHandshake, Accepts) {
+  HandshakeAnswer a = answer_upgrade(valid_request(), false);
+  ASSERT_TRUE(a.accepted);
+  EXPECT_FALSE(a.deflate);
+  EXPECT_EQ(a.response.rfind("HTTP/1.1 101 Switching Protocols\r\n", 0), 0u);
+  EXPECT_NE(a.response.find("\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"), std::string::npos);
+  EXPECT_NE(a.response.find("\r\nUpgrade: websocket\r\n"), std::string::npos);
+  EXPECT_NE(a.response.find(std::string("\r\nServer: agentwire/") + AGENTWIRE_VERSION + "\r\n"),
+            std::string::npos);
+  EXPECT_EQ(a.response.find("Sec-WebSocket-Extensions"), std::string::npos);
+  EXPECT_EQ(a.response.substr(a.response.size() - 4), "\r\n\r\n");
+  // Tokens are case-insensitive and may come in lists.
+  UpgradeRequest r = valid_request();
+  r.connection = "UPGRADE";
+  r.upgrade = "foo, WebSocket";
+  EXPECT_TRUE(answer_upgrade(r, false).accepted);
+}
+
+TEST(WsHandshake, RefusalsAreBeastsAnswers) {
+  auto refused = [](UpgradeRequest r, int status, std::string_view body) {
+    HandshakeAnswer a = answer_upgrade(r, true);
+    EXPECT_FALSE(a.accepted);
+    EXPECT_EQ(a.response.rfind("HTTP/1.1 " + std::to_string(status) + " ", 0), 0u) << a.response;
+    EXPECT_EQ(a.response.substr(a.response.size() - body.size()), body);
+    EXPECT_NE(a.response.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
+    EXPECT_STREQ(a.error, std::string(body).c_str());
+    return a.response;
+  };
+  UpgradeRequest r = valid_request();
+  r.key.reset();
+  refused(r, 400, "The WebSocket handshake Sec-WebSocket-Key field is missing");
+  r = valid_request();
+  r.key = "dGhlIHNhbXBsZSBub25jZQ==x";
+  refused(r, 400, "The WebSocket handshake Sec-WebSocket-Key field is invalid");
+  r = valid_request();
+  r.ws_version.reset();
+  refused(r, 400, "The WebSocket handshake Sec-WebSocket-Version field is missing");
+  r = valid_request();
+  r.ws_version = "8";
+  std::string res = refused(r, 426, "The WebSocket handshake Sec-WebSocket-Version field is invalid");
+  EXPECT_NE(res.find("\r\nSec-WebSocket-Version: 13\r\n"), std::string::npos);
+  r = valid_request();
+  r.connection = "keep-alive";
+  refused(r, 400, "The WebSocket handshake Connection field is missing the upgrade token");
+  r = valid_request();
+  r.upgrade = "h2c";
+  refused(r, 400, "The WebSocket handshake Upgrade field is missing the websocket token");
+  r = valid_request();
+  r.has_host = false;
+  refused(r, 400, "The WebSocket handshake Host field is missing");
+  r = valid_request();
+  r.get = false;
+  refused(r, 400, "The WebSocket handshake method was not GET");
+  r = valid_request();
+  r.version = 10;
+  EXPECT_EQ(answer_upgrade(r, false).response.rfind("HTTP/1.0 400 ", 0), 0u);
+}
+
+TEST(WsHandshake, DeflateNegotiation) {
+  const std::string kAnswer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+  // What browsers, Python websockets and Node ws offer.
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_max_window_bits"), kAnswer);
+  EXPECT_EQ(negotiate_deflate("permessage-deflate"), kAnswer);
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_max_window_bits=10; server_no_context_takeover"),
+            kAnswer);
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_no_context_takeover"), kAnswer);
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits=15"),
+            kAnswer + "; server_max_window_bits=15");
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits=\"15\""),
+            kAnswer + "; server_max_window_bits=15");
+  // A smaller server window cannot be honoured: that offer is declined, the next one taken.
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits=10"), "");
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits=10, permessage-deflate"), kAnswer);
+  // Malformed offers are declined.
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits"), "");
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_max_window_bits=7"), "");
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_max_window_bits=16"), "");
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_no_context_takeover; server_no_context_takeover"),
+            "");
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_no_context_takeover=1"), "");
+  EXPECT_EQ(negotiate_deflate("permessage-deflate; unknown_param"), "");
+  EXPECT_EQ(negotiate_deflate("x-webkit-deflate-frame"), "");
+  EXPECT_EQ(negotiate_deflate(""), "");
+  EXPECT_EQ(negotiate_deflate("foo, permessage-deflate"), kAnswer);
+
+  UpgradeRequest r = valid_request();
+  r.extensions = "permessage-deflate; client_max_window_bits";
+  HandshakeAnswer on = answer_upgrade(r, true);
+  EXPECT_TRUE(on.deflate);
+  EXPECT_NE(on.response.find("\r\nSec-WebSocket-Extensions: " + kAnswer + "\r\n"), std::string::npos);
+  HandshakeAnswer off = answer_upgrade(r, false);
+  EXPECT_FALSE(off.deflate);
+  EXPECT_EQ(off.response.find("Sec-WebSocket-Extensions"), std::string::npos);
+}
+
+TEST(WsControl, Frames) {
+  EXPECT_EQ(make_frame(opcode::pong, "hi"), std::string("\x8a\x02hi", 4));
+  EXPECT_EQ(make_frame(opcode::binary, std::string(200, 'b')).substr(0, 4),
+            std::string("\x82\x7e\x00\xc8", 4));
+  EXPECT_EQ(make_close_frame(1009), std::string("\x88\x02\x03\xf1", 4));
+  EXPECT_EQ(make_close_frame(1005), std::string("\x88\x00", 2));
+  EXPECT_EQ(make_close_frame(1001, "bye"), std::string("\x88\x05\x03\xe9"
+                                                       "bye",
+                                                       7));
+  // A long reason is cut to fit a control frame, not in the middle of a character.
+  std::string reason(122, 'r');
+  reason += "\xc3\xa9";
+  std::string f = make_close_frame(1000, reason);
+  EXPECT_EQ(static_cast<unsigned char>(f[1]), 2 + 122);
+  EXPECT_EQ(kEmptyPingFrame, std::string("\x89\x00", 2));
+}
+
+}  // namespace
+}  // namespace aw::ws
