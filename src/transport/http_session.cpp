@@ -204,9 +204,10 @@ void HttpSession::start_streaming(const api::StreamingHandler& handler, const ap
     });
   };
   // Refused from the headers alone: the body is not read, so the answer closes the connection.
-  auto refuse = [self = shared_from_this(), slot = sink_slot_](api::Response res) {
-    net::post(self->stream_.get_executor(),
-              [self, slot, res = std::move(res)] { self->complete(slot, res, false, false); });
+  auto refuse = [self = shared_from_this(), slot = sink_slot_](api::Response res) mutable {
+    if (!self) return;  // answered once already
+    auto ex = self->stream_.get_executor();
+    net::post(ex, [self = std::move(self), slot, res = std::move(res)] { self->complete(slot, res, false, false); });
   };
   sink_ = handler(r, params, std::move(sink_ctx), refuse);
   if (!sink_) {
@@ -252,8 +253,10 @@ void HttpSession::on_body_piece(beast::error_code ec) {
     auto slot = sink_slot_;
     auto sink = std::move(sink_);
     body_parser_.reset();
-    sink->on_end([self = shared_from_this(), slot, keep_alive](api::Response res) {
-      net::post(self->stream_.get_executor(), [self, slot, res = std::move(res), keep_alive] {
+    sink->on_end([self = shared_from_this(), slot, keep_alive](api::Response res) mutable {
+      if (!self) return;  // answered once already
+    auto ex = self->stream_.get_executor();
+      net::post(ex, [self = std::move(self), slot, res = std::move(res), keep_alive] {
         self->complete(slot, res, keep_alive, false);
       });
     });
@@ -320,8 +323,13 @@ void HttpSession::handle(http::request<http::string_body>&& req) {
   r.body = std::move(req.body());
   std::uint64_t slot = reserve_slot();
   // Handlers may answer from another thread (a publish answers from the hub's writer): come back here.
-  ctx_.router.handle(r, [self = shared_from_this(), slot, keep_alive, head](api::Response res) {
-    net::post(self->stream_.get_executor(), [self, slot, res = std::move(res), keep_alive, head] {
+  // The reference to the session moves into the posted handler, so the last one is always dropped on
+  // this shard's thread: a session destroyed on the writer thread would leave its shard's connection
+  // set from there, racing the shard's sweep (found by ThreadSanitizer).
+  ctx_.router.handle(r, [self = shared_from_this(), slot, keep_alive, head](api::Response res) mutable {
+    if (!self) return;  // answered once already
+    auto ex = self->stream_.get_executor();
+    net::post(ex, [self = std::move(self), slot, res = std::move(res), keep_alive, head] {
       self->complete(slot, res, keep_alive, head);
     });
   });
