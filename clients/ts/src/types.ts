@@ -342,14 +342,7 @@ export interface StreamAppended {
   seq: number;
 }
 
-export interface StreamEndResult {
-  stream_id: string;
-  workflow_id: string;
-  status: "completed" | "failed";
-  reason: string | null;
-  deltas: number;
-  length: number;
-  bytes: number;
+export interface StreamEndResult extends Omit<StreamEnded, "done"> {
   seq?: number;
 }
 

@@ -4,8 +4,6 @@
 import type {
   AgentState,
   ChannelEvent,
-  Phase,
-  Requirements,
   SnapshotEvent,
   StreamStatus,
   StreamSummary,
@@ -27,21 +25,10 @@ export interface StreamView {
   reason: string | null;
 }
 
-export interface WorkflowView {
-  id: string;
-  agent_id: string;
-  number: number;
-  name: string;
-  metadata: Record<string, unknown>;
-  phase: Phase;
-  phase_reason: string | null;
-  progress: number;
-  progress_message: string | null;
-  requirements: Requirements | null;
+/** A workflow as the view holds it: the server's document, with its streams as ids. */
+export interface WorkflowView extends Omit<Workflow, "streams"> {
   /** Stream ids in start order. */
   streams: string[];
-  created_at: string | null;
-  updated_at: string | null;
 }
 
 export class AgentView {
