@@ -10,6 +10,17 @@
 #include "protocol/envelope.hpp"
 
 namespace aw {
+namespace {
+
+// The calling thread's choice made with Hub::defer_wakes_on_this_thread.
+struct DeferredWakes {
+  const Hub* hub = nullptr;
+  Hub::WakeDeferrer defer;
+  bool scheduled = false;  // a wake is handed to `defer` and has not run yet
+};
+thread_local DeferredWakes t_deferred_wakes;
+
+}  // namespace
 
 Hub::Hub(HubOptions options, EventStore& store, ShardDispatcher& shards, ChannelStateFactory state)
     : options_(options), store_(store), shards_(shards), state_factory_(std::move(state)) {}
@@ -75,7 +86,23 @@ void Hub::submit(std::string agent_id, Command command, std::string idempotency_
   queue_.push_back({std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done)});
   bool was_empty = queue_.size() == 1;
   lock.unlock();
-  if (was_empty) queue_cv_.notify_one();
+  // A queue that was not empty has its wake coming already (or the writer is busy and will look again).
+  if (!was_empty) return;
+  DeferredWakes& deferred = t_deferred_wakes;
+  if (deferred.hub != this || !deferred.defer) {
+    queue_cv_.notify_one();
+    return;
+  }
+  if (deferred.scheduled) return;
+  deferred.scheduled = true;
+  deferred.defer([this] {
+    t_deferred_wakes.scheduled = false;
+    queue_cv_.notify_one();
+  });
+}
+
+void Hub::defer_wakes_on_this_thread(WakeDeferrer defer) {
+  t_deferred_wakes = DeferredWakes{this, std::move(defer), false};
 }
 
 Channel& Hub::channel_for(std::string_view agent_id) {

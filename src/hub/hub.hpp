@@ -93,6 +93,15 @@ class Hub {
   // Queues a command for the writer thread; `done` as for publish, or `refused` with its reasons.
   void submit(std::string agent_id, Command command, std::string idempotency_key, PublishCallback done);
 
+  // For event-loop threads. From this call on, publishes submitted on the calling thread do not wake the
+  // writer one at a time: the first of a burst hands `wake` to `defer`, which runs it once the loop has
+  // handled what is already ready (an event loop posts it behind those handlers). So all the requests
+  // that arrived in one read, on every connection of the loop, share one commit instead of the writer
+  // waking for the first and committing it alone, which on a shared core it does at once. An empty
+  // `defer` restores waking at once.
+  using WakeDeferrer = std::function<void(std::function<void()> wake)>;
+  void defer_wakes_on_this_thread(WakeDeferrer defer);
+
   // Subscribes `sub` on `shard`; must be called on that shard's thread. With `since`, the events after
   // it are returned for replay when they are all still held and the epoch matches.
   JoinResult join(std::string_view agent_id, unsigned shard, Subscriber* sub,

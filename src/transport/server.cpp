@@ -21,6 +21,13 @@ void Server::start(const std::string& host, std::uint16_t port) {
   if (ec) throw std::system_error(ec, "cannot listen on " + host + ":" + std::to_string(port));
   acceptor_->listen(net::socket_base::max_listen_connections);
   port_ = acceptor_->local_endpoint().port();
+  // Before any connection's handler: each loop wakes the hub's writer once per burst of publishes.
+  for (unsigned i = 0; i < pool_.shard_count(); ++i) {
+    net::io_context& ioc = pool_.shard(i).ioc;
+    net::post(ioc, [&ioc, &hub = ctx_.hub] {
+      hub.defer_wakes_on_this_thread([&ioc](std::function<void()> wake) { net::post(ioc, std::move(wake)); });
+    });
+  }
   net::post(acceptor_->get_executor(), [this] { do_accept(); });
 }
 

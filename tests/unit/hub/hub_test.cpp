@@ -98,6 +98,32 @@ TEST_F(HubTest, SeqStartsAtOnePerAgentAndGrowsByOne) {
   EXPECT_EQ(store_.appended, 4u);
 }
 
+TEST_F(HubTest, DeferredWakeCommitsABurstTogether) {
+  std::vector<std::function<void()>> wakes;
+  hub_->defer_wakes_on_this_thread([&wakes](std::function<void()> wake) { wakes.push_back(std::move(wake)); });
+  std::mutex m;
+  std::condition_variable cv;
+  int done = 0;
+  for (int i = 0; i < 3; ++i) {
+    hub_->publish("a", "t", "{}", "", [&](const PublishResult& r) {
+      EXPECT_EQ(r.status, PublishResult::Status::ok);
+      std::lock_guard lock(m);
+      ++done;
+      cv.notify_all();
+    });
+  }
+  ASSERT_EQ(wakes.size(), 1u);  // one wake for the burst, not one per publish
+  EXPECT_EQ(store_.commits, 0u);
+  wakes.front()();
+  {
+    std::unique_lock lock(m);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return done == 3; }));
+  }
+  EXPECT_EQ(store_.commits, 1u);
+  hub_->defer_wakes_on_this_thread({});  // this thread outlives the hub
+  EXPECT_EQ(publish_sync(*hub_, "a").seq, 4u);
+}
+
 TEST_F(HubTest, LiveEventsReachSubscribersInOrder) {
   RecordingSubscriber sub;
   JoinResult j = hub_->join("a", 0, &sub, std::nullopt);
