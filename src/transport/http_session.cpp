@@ -19,6 +19,8 @@ constexpr std::uint32_t kHeaderLimit = 16 * 1024;
 constexpr std::size_t kMaxPipeline = 128;
 // Streamed bodies are read in pieces of at most this size.
 constexpr std::size_t kChunkBytes = 16 * 1024;
+// Room for a burst of pipelined requests in one read (see do_read).
+constexpr std::size_t kReadBurstBytes = 16 * 1024;
 
 const std::string kServerHeader = std::string("Server: agentwire/") + AGENTWIRE_VERSION + "\r\n";
 
@@ -79,6 +81,11 @@ void HttpSession::do_read() {
   if (!can_read()) return;
   reading_ = true;
   if (!header_parser_) new_header_parser();
+  // Beast reads into the buffer's spare room (at least 512 bytes), and a buffer sized by the first
+  // request would take a pipelining publisher's requests one per read, each through the event loop
+  // and its own commit. A connection that keeps making requests gets room for a burst; the first
+  // request (often a WebSocket upgrade) gets none, so subscribers do not pay for it.
+  if (next_slot_ > 0 && buffer_.capacity() < kReadBurstBytes) buffer_.reserve(kReadBurstBytes);
   stream_.expires_after(kIdleTimeout);
   http::async_read_header(stream_, buffer_, *header_parser_, [self = shared_from_this()](beast::error_code ec, std::size_t) {
     if (self->on_header(ec)) self->do_read();
