@@ -3,7 +3,7 @@
 # Usage: scripts/deps.sh [build|web|test]   (web: also checks Node.js; test: everything the suites need)
 set -euo pipefail
 
-want=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev libsqlite3-dev zlib1g-dev)
+want=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev libsqlite3-dev zlib1g-dev libjemalloc-dev)
 if [ "${1:-build}" = "test" ]; then
   want+=(libgtest-dev python3-websockets python3-pytest python3-jsonschema chromium)
 fi
