@@ -37,12 +37,20 @@ void Hub::start() {
       ch->state = state_factory_(sc.agent_id);
       ch->state->apply(store_.load_state(sc.agent_id));
     }
-    for (auto& se : store_.load_recent(sc.agent_id, options_.history_size, min_ts)) {
-      ch->history.push(protocol::make_event(std::move(se.agent_id), se.seq, std::move(se.type), se.ts_ms,
-                                            std::move(se.data), std::move(se.idempotency_key)));
-    }
     channels_.emplace(sc.agent_id, std::move(ch));
   }
+  // One pass over the stored events, in commit order (each channel's in seq order); a channel's history
+  // ring keeps its newest history_size. A run of one channel's events is looked up once.
+  Channel* ch = nullptr;
+  store_.load_events(min_ts, [&](StoredEvent&& se) {
+    if (ch == nullptr || ch->agent_id != se.agent_id) {
+      auto it = channels_.find(se.agent_id);
+      ch = it != channels_.end() ? it->second.get() : nullptr;
+      if (ch == nullptr) return;  // an event without its channel row: cannot happen, and unusable anyway
+    }
+    ch->history.push(protocol::make_event(std::move(se.agent_id), se.seq, std::move(se.type), se.ts_ms,
+                                          std::move(se.data), std::move(se.idempotency_key)));
+  });
   log::info("hub_started", {{"channels", std::to_string(channels_.size())},
                             {"store", store_.durable() ? "sqlite" : "memory"}});
   writer_ = std::thread([this] { writer_loop(); });

@@ -2,6 +2,7 @@
 // the publish is acknowledged; at start-up it reads channels and recent history back.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -59,17 +60,18 @@ class EventStore {
   // Every channel ever written.
   virtual std::vector<StoredChannel> load_channels() = 0;
 
-  // The newest `limit` events of one channel with ts_ms >= min_ts_ms, oldest first.
-  virtual std::vector<StoredEvent> load_recent(std::string_view agent_id, std::size_t limit,
-                                               std::int64_t min_ts_ms) = 0;
+  // Calls `visit` for every stored event with ts_ms >= min_ts_ms, in commit order, so each channel's
+  // events come in seq order. One pass over the whole log rather than a query per channel: the caller
+  // keeps what it wants of each channel (the hub's history ring keeps the newest).
+  virtual void load_events(std::int64_t min_ts_ms, const std::function<void(StoredEvent&&)>& visit) = 0;
 
   // Every state record of one channel.
   virtual std::vector<StateRecord> load_state(std::string_view agent_id) = 0;
 
   // One group commit, all or nothing: registers `new_channels` (epoch, last_seq 0), stores `events`
-  // (raising each channel's last_seq) and upserts (or, with empty json, erases) `records`. Returns only
-  // when the commit is as durable as the store's fsync mode promises. Throws StoreError when nothing
-  // was stored.
+  // (each channel's last_seq becomes its highest seq) and upserts (or, with empty json, erases)
+  // `records`. Returns only when the commit is as durable as the store's fsync mode promises. Throws
+  // StoreError when nothing was stored.
   virtual void append(const std::vector<StoredChannel>& new_channels, const std::vector<const Event*>& events,
                       const std::vector<const StateRecord*>& records) = 0;
 

@@ -8,7 +8,7 @@ namespace aw {
 class MemoryEventStore final : public EventStore {
  public:
   std::vector<StoredChannel> load_channels() override { return {}; }
-  std::vector<StoredEvent> load_recent(std::string_view, std::size_t, std::int64_t) override { return {}; }
+  void load_events(std::int64_t, const std::function<void(StoredEvent&&)>&) override {}
   std::vector<StateRecord> load_state(std::string_view) override { return {}; }
   void append(const std::vector<StoredChannel>&, const std::vector<const Event*>&,
               const std::vector<const StateRecord*>&) override {}

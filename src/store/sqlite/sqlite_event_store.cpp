@@ -1,13 +1,17 @@
 // The SQLite event log: schema, cached statements, group-commit appends and retention.
 #include "store/sqlite/sqlite_event_store.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <utility>
@@ -15,17 +19,23 @@
 namespace aw {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr int kBusyTimeoutMs = 5000;
 // Nice value of the checkpoint thread (see checkpoint_loop).
 constexpr int kCheckpointNice = 10;
 // Without a limit the -wal file keeps its largest size ever; this truncates it after checkpoints.
 constexpr const char* kJournalSizeLimit = "PRAGMA journal_size_limit=67108864";
 
-// Events live in a rowid table, appended in commit order, with (agent_id, seq) as a unique index rather
-// than a WITHOUT ROWID primary key: a group commit spans many channels, and clustering ~250-byte rows by
-// channel made each commit rewrite one table page per channel. Measured at 10-2000 channels: appends
-// about twice as fast, append + prune together about 1.6x.
+// Events live in a rowid table, appended in commit order. A group commit spans many channels, so whatever
+// the database keeps per channel costs a random page write per channel per commit; with thousands of
+// channels that is about one 4 KiB WAL frame per event. Hence: no WITHOUT ROWID primary key clustering
+// rows by channel (measured at 10-2000 channels, appends twice as fast without), no index on
+// (agent_id, seq) (a random leaf per channel), and no per-commit update of channels.last_seq (a random
+// page of the channels table). A channel's last seq is max(channels.last_seq, its highest stored seq);
+// prune() raises channels.last_seq before it deletes, so the highest seq outlives its events. Which
+// events a channel has and its last seq the writer keeps in memory (ChannelLog), built by one scan at
+// open: append() checks seqs against it, prune() deletes by rowid from it. The ts_ms index stays: events
+// arrive in about ts order, so it grows at its right edge.
 constexpr const char* kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS meta(
   key TEXT PRIMARY KEY,
@@ -45,7 +55,6 @@ CREATE TABLE IF NOT EXISTS events(
   data TEXT NOT NULL,
   idempotency_key TEXT
 );
-CREATE UNIQUE INDEX IF NOT EXISTS events_by_channel ON events(agent_id, seq);
 CREATE INDEX IF NOT EXISTS events_by_ts ON events(ts_ms);
 CREATE TABLE IF NOT EXISTS state(
   agent_id TEXT NOT NULL,
@@ -54,6 +63,13 @@ CREATE TABLE IF NOT EXISTS state(
   json TEXT NOT NULL,
   PRIMARY KEY(agent_id, kind, id)
 ) WITHOUT ROWID;
+)sql";
+
+// Version 1 had the unique index events_by_channel and raised channels.last_seq in every commit: its rows
+// are valid version-2 rows as they are (an exact last_seq is also a lower bound).
+constexpr const char* kMigrateFrom1 = R"sql(
+DROP INDEX IF EXISTS events_by_channel;
+UPDATE meta SET value = '2' WHERE key = 'schema_version';
 )sql";
 
 bool is_full(int rc) noexcept {
@@ -86,10 +102,15 @@ int bind_text(sqlite3_stmt* stmt, int index, std::string_view text) noexcept {
   return sqlite3_bind_text64(stmt, index, data, text.size(), SQLITE_STATIC, SQLITE_UTF8);
 }
 
-std::string column_text(sqlite3_stmt* stmt, int index) {
+// Valid until the statement steps again or is reset.
+std::string_view column_view(sqlite3_stmt* stmt, int index) {
   const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, index));
   if (text == nullptr) return {};
-  return std::string(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, index)));
+  return std::string_view(text, static_cast<std::size_t>(sqlite3_column_bytes(stmt, index)));
+}
+
+std::string column_text(sqlite3_stmt* stmt, int index) {
+  return std::string(column_view(stmt, index));
 }
 
 std::uint64_t file_size_or_zero(const std::string& path) noexcept {
@@ -140,6 +161,38 @@ void SqliteEventStore::StmtFinalizer::operator()(sqlite3_stmt* stmt) const noexc
   sqlite3_finalize(stmt);
 }
 
+SqliteEventStore::FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+void SqliteEventStore::FileLock::acquire(const std::string& lock_path, const std::string& db_path) {
+  // flock, not SQLite's locking_mode=EXCLUSIVE: that would also shut out our own checkpoint connection.
+  // The lock goes with the open file, so even kill -9 releases it; the file itself stays (removing it
+  // would let two processes lock two different files of the same name).
+  fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    const int err = errno;
+    throw StoreError("sqlite store " + db_path + ": cannot open lock file " + lock_path + ": " +
+                         std::strerror(err),
+                     err == ENOSPC || err == EDQUOT);
+  }
+  int rc;
+  while ((rc = ::flock(fd_, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
+  }
+  if (rc != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    if (err == EWOULDBLOCK) {
+      throw StoreError("sqlite store " + db_path + ": the database is in use by another agentwire process (" +
+                           lock_path + " is locked)",
+                       false);
+    }
+    throw StoreError("sqlite store " + db_path + ": cannot lock " + lock_path + ": " + std::strerror(err),
+                     false);
+  }
+}
+
 SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64_t max_bytes)
     : path_(std::move(path)) {
   sqlite3* raw = nullptr;
@@ -166,6 +219,8 @@ SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64
     throw StoreError("sqlite store " + path_ + ": cannot switch the database to WAL mode", false);
   }
   journal.reset();
+  // Before anything is read into memory or written: a second process stops here.
+  lock_.acquire(path_ + "-lock", path_);
 
   const char* synchronous = mode == FsyncMode::always ? "PRAGMA synchronous=FULL"
                             : mode == FsyncMode::off  ? "PRAGMA synchronous=OFF"
@@ -179,7 +234,7 @@ SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64
   if (max_bytes > 0) set_quota(max_bytes);
   prepare_statements();
   prepare_state_statements();
-  count_events();
+  load_index();
   checkpointer_ = std::thread([this] { checkpoint_loop(); });
 }
 
@@ -223,36 +278,39 @@ void SqliteEventStore::checkpoint_loop() {
 void SqliteEventStore::create_schema() {
   // BEGIN IMMEDIATE so two processes starting on a new file do not both try to create it.
   run(prepare("BEGIN IMMEDIATE").get(), "create schema");
-  char* message = nullptr;
-  const int rc = sqlite3_exec(db_.get(), kSchema, nullptr, nullptr, &message);
-  if (rc != SQLITE_OK) {
+  const auto exec = [this](const char* sql) {
+    char* message = nullptr;
+    const int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, &message);
+    if (rc == SQLITE_OK) return;
     const std::string detail = message != nullptr ? message : sqlite3_errstr(rc);
     sqlite3_free(message);
     sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     throw StoreError("sqlite store " + path_ + ": create schema: " + detail, is_full(rc));
-  }
+  };
+  exec(kSchema);
 
-  auto select = prepare("SELECT value FROM meta WHERE key = 'schema_version'");
-  const int step = sqlite3_step(select.get());
-  if (step == SQLITE_ROW) {
-    const std::string version = column_text(select.get(), 0);
-    if (version != std::to_string(kSchemaVersion)) {
+  std::string version;
+  {
+    auto select = prepare("SELECT value FROM meta WHERE key = 'schema_version'");
+    const int step = sqlite3_step(select.get());
+    if (step == SQLITE_ROW) {
+      version = column_text(select.get(), 0);
+    } else if (step != SQLITE_DONE) {
       sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-      throw StoreError("sqlite store " + path_ + ": schema version " + version +
-                           " is not supported (this build knows version " + std::to_string(kSchemaVersion) +
-                           ")",
-                       false);
+      fail(step, "create schema");
     }
-  } else if (step == SQLITE_DONE) {
-    auto insert = prepare("INSERT INTO meta(key, value) VALUES('schema_version', ?1)");
-    const std::string version = std::to_string(kSchemaVersion);
-    bind_text(insert.get(), 1, version);
-    run(insert.get(), "create schema");
-  } else {
+  }  // finalized here: DROP INDEX fails while a statement is reading
+  const std::string current = std::to_string(kSchemaVersion);
+  if (version.empty()) {
+    exec(("INSERT INTO meta(key, value) VALUES('schema_version', '" + current + "')").c_str());
+  } else if (version == "1") {
+    exec(kMigrateFrom1);
+  } else if (version != current) {
     sqlite3_exec(db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-    fail(step, "create schema");
+    throw StoreError("sqlite store " + path_ + ": schema version " + version +
+                         " is not supported (this build knows versions up to " + current + ")",
+                     false);
   }
-  select.reset();
   run(prepare("COMMIT").get(), "create schema");
 }
 
@@ -275,20 +333,16 @@ void SqliteEventStore::prepare_statements() {
   insert_channel_ = prepare(
       "INSERT INTO channels(agent_id, epoch, last_seq) VALUES(?1, ?2, 0) ON CONFLICT(agent_id) DO NOTHING");
   channel_epoch_ = prepare("SELECT epoch FROM channels WHERE agent_id = ?1");
-  // ?3 is the batch's lowest seq of the channel: refusing seqs at or below last_seq keeps numbering from
-  // ever going back, even when the events that used them were pruned.
-  raise_last_seq_ = prepare("UPDATE channels SET last_seq = ?2 WHERE agent_id = ?1 AND last_seq < ?3");
+  raise_last_seq_ = prepare("UPDATE channels SET last_seq = max(last_seq, ?2) WHERE agent_id = ?1");
   insert_event_ = prepare(
       "INSERT INTO events(agent_id, seq, type, ts_ms, data, idempotency_key) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
   select_channels_ = prepare("SELECT agent_id, epoch, last_seq FROM channels ORDER BY agent_id");
-  select_recent_ = prepare(
-      "SELECT seq, type, ts_ms, data, idempotency_key FROM events"
-      " WHERE agent_id = ?1 AND ts_ms >= ?2 ORDER BY seq DESC LIMIT ?3");
-  delete_older_ = prepare("DELETE FROM events WHERE ts_ms < ?1 RETURNING agent_id");
-  // Walks only the ?2 + 1 oldest rows of the channel: the cost follows what is deleted, not what is kept.
-  delete_oldest_ = prepare(
-      "DELETE FROM events WHERE agent_id = ?1 AND seq <= "
-      "(SELECT seq FROM events WHERE agent_id = ?1 ORDER BY seq LIMIT 1 OFFSET ?2)");
+  // `+ts_ms` keeps the ts_ms index out: one walk of the table in rowid order, no sort.
+  select_events_ = prepare(
+      "SELECT agent_id, seq, type, ts_ms, data, idempotency_key FROM events WHERE +ts_ms >= ?1 ORDER BY id");
+  delete_older_ = prepare("DELETE FROM events WHERE ts_ms < ?1 RETURNING id, agent_id");
+  // A run of consecutive rowids of one channel: no other channel's row lies in between.
+  delete_ids_ = prepare("DELETE FROM events WHERE id BETWEEN ?1 AND ?2");
 }
 
 void SqliteEventStore::prepare_state_statements() {
@@ -313,16 +367,40 @@ std::vector<StateRecord> SqliteEventStore::load_state(std::string_view agent_id)
   return records;
 }
 
-void SqliteEventStore::count_events() {
-  auto count = prepare("SELECT agent_id, count(*) FROM events GROUP BY agent_id");
+void SqliteEventStore::load_index() {
+  {
+    auto select = prepare("SELECT agent_id, last_seq FROM channels");
+    int rc;
+    while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+      ChannelLog& log = channels_[column_text(select.get(), 0)];
+      log.registered = true;
+      log.last_seq = log.stored_last_seq = static_cast<std::uint64_t>(sqlite3_column_int64(select.get(), 1));
+    }
+    if (rc != SQLITE_DONE) fail(rc, "load channels");
+  }
+
+  // In rowid order, so each channel's rowids come out ascending. Reads no event data: agent_id and seq
+  // come before it in the row.
+  auto select = prepare("SELECT id, agent_id, seq FROM events ORDER BY id");
+  ChannelLog* log = nullptr;
+  std::string_view log_id;  // the map's key of `log`
   std::uint64_t total = 0;
   int rc;
-  while ((rc = sqlite3_step(count.get())) == SQLITE_ROW) {
-    const auto n = static_cast<std::uint64_t>(sqlite3_column_int64(count.get(), 1));
-    counts_.emplace(column_text(count.get(), 0), n);
-    total += n;
+  while ((rc = sqlite3_step(select.get())) == SQLITE_ROW) {
+    const std::string_view agent_id = column_view(select.get(), 1);
+    if (log == nullptr || agent_id != log_id) {
+      auto it = channels_.find(agent_id);
+      // Events without a channels row cannot be loaded (no epoch), but prune() must still see them.
+      if (it == channels_.end()) it = channels_.emplace(std::string(agent_id), ChannelLog{}).first;
+      log = &it->second;
+      log_id = it->first;
+    }
+    log->ids.push_back(sqlite3_column_int64(select.get(), 0));
+    const auto seq = static_cast<std::uint64_t>(sqlite3_column_int64(select.get(), 2));
+    log->last_seq = std::max(log->last_seq, seq);
+    ++total;
   }
-  if (rc != SQLITE_DONE) fail(rc, "count events");
+  if (rc != SQLITE_DONE) fail(rc, "load event index");
   events_.store(total, std::memory_order_relaxed);
 }
 
@@ -353,36 +431,41 @@ std::vector<StoredChannel> SqliteEventStore::load_channels() {
   Use use(stmt);
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    channels.push_back(StoredChannel{column_text(stmt, 0), column_text(stmt, 1),
-                                     static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 2))});
+    StoredChannel channel{column_text(stmt, 0), column_text(stmt, 1),
+                          static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 2))};
+    // The row's last_seq is only a lower bound; the map knows the stored events too.
+    if (auto it = channels_.find(channel.agent_id); it != channels_.end()) {
+      channel.last_seq = std::max(channel.last_seq, it->second.last_seq);
+    }
+    channels.push_back(std::move(channel));
   }
   if (rc != SQLITE_DONE) fail(rc, "load channels");
   return channels;
 }
 
-std::vector<StoredEvent> SqliteEventStore::load_recent(std::string_view agent_id, std::size_t limit,
-                                                       std::int64_t min_ts_ms) {
-  std::vector<StoredEvent> events;
-  if (limit == 0) return events;
-  sqlite3_stmt* stmt = select_recent_.get();
+void SqliteEventStore::load_events(std::int64_t min_ts_ms, const std::function<void(StoredEvent&&)>& visit) {
+  sqlite3_stmt* stmt = select_events_.get();
   Use use(stmt);
-  bind_text(stmt, 1, agent_id);
-  sqlite3_bind_int64(stmt, 2, min_ts_ms);
-  sqlite3_bind_int64(stmt, 3, to_sql_int(limit));
+  sqlite3_bind_int64(stmt, 1, min_ts_ms);
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
     StoredEvent event;
-    event.agent_id = std::string(agent_id);
-    event.seq = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
-    event.type = column_text(stmt, 1);
-    event.ts_ms = sqlite3_column_int64(stmt, 2);
-    event.data = column_text(stmt, 3);
-    event.idempotency_key = column_text(stmt, 4);
-    events.push_back(std::move(event));
+    event.agent_id = column_text(stmt, 0);
+    event.seq = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1));
+    event.type = column_text(stmt, 2);
+    event.ts_ms = sqlite3_column_int64(stmt, 3);
+    event.data = column_text(stmt, 4);
+    event.idempotency_key = column_text(stmt, 5);
+    visit(std::move(event));
   }
-  if (rc != SQLITE_DONE) fail(rc, "load recent events");
-  std::reverse(events.begin(), events.end());  // read newest first to apply the limit; returned oldest first
-  return events;
+  if (rc != SQLITE_DONE) fail(rc, "load events");
+}
+
+void SqliteEventStore::touch(ChannelLog& log) noexcept {
+  if (log.batch_mark == batch_) return;
+  log.batch_mark = batch_;
+  log.batch_last_seq = log.last_seq;
+  log.batch_registers = false;
 }
 
 void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
@@ -390,98 +473,142 @@ void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
                               const std::vector<const StateRecord*>& records) {
   if (new_channels.empty() && events.empty() && records.empty()) return;
 
-  struct Range {
-    std::uint64_t min_seq = std::numeric_limits<std::uint64_t>::max();
-    std::uint64_t max_seq = 0;
-    std::uint64_t count = 0;
-  };
-  std::unordered_map<std::string_view, Range> ranges;
-  for (const Event* event : events) {
-    Range& range = ranges[event->agent_id];
-    range.min_seq = std::min(range.min_seq, event->seq);
-    range.max_seq = std::max(range.max_seq, event->seq);
-    ++range.count;
-  }
-
-  Transaction tx(*this);
-  for (const StoredChannel& channel : new_channels) {
-    sqlite3_stmt* insert = insert_channel_.get();
-    Use use(insert);
-    bind_text(insert, 1, channel.agent_id);
-    bind_text(insert, 2, channel.epoch);
-    const int rc = sqlite3_step(insert);
-    if (rc != SQLITE_DONE) fail(rc, "register channel " + channel.agent_id);
-    if (sqlite3_changes(db_.get()) == 0) {
-      sqlite3_stmt* select = channel_epoch_.get();
-      Use use_select(select);
-      bind_text(select, 1, channel.agent_id);
-      const int step = sqlite3_step(select);
-      if (step != SQLITE_ROW) fail(step, "register channel " + channel.agent_id);
-      if (column_text(select, 0) != channel.epoch) {
-        throw StoreError("sqlite store " + path_ + ": register channel " + channel.agent_id +
-                             ": already stored with another epoch",
+  ++batch_;
+  // Channels new to the map get an entry now (unregistered until the commit); dropped if the batch fails.
+  std::vector<std::string_view> created;
+  try {
+    for (const StoredChannel& channel : new_channels) {
+      auto it = channels_.find(channel.agent_id);
+      if (it == channels_.end()) {
+        it = channels_.emplace(channel.agent_id, ChannelLog{}).first;
+        created.push_back(it->first);
+      }
+      touch(it->second);
+      it->second.batch_registers = true;
+    }
+    // What the database no longer checks (see kSchema): every event's channel is registered, and each
+    // channel's seqs rise above its last seq, so numbering never goes back, even past pruned events.
+    batch_logs_.clear();
+    for (const Event* event : events) {
+      auto it = channels_.find(event->agent_id);
+      ChannelLog* log = it != channels_.end() ? &it->second : nullptr;
+      if (log != nullptr) touch(*log);
+      if (log == nullptr || !(log->registered || log->batch_registers)) {
+        throw StoreError("sqlite store " + path_ + ": store event " + event->agent_id + "#" +
+                             std::to_string(event->seq) + ": channel not registered",
                          false);
       }
+      if (event->seq <= log->batch_last_seq) {
+        throw StoreError("sqlite store " + path_ + ": store event " + event->agent_id + "#" +
+                             std::to_string(event->seq) + ": seq not above the channel's last seq " +
+                             std::to_string(log->batch_last_seq),
+                         false);
+      }
+      log->batch_last_seq = event->seq;
+      batch_logs_.push_back(log);
     }
+
+    Transaction tx(*this);
+    for (const StoredChannel& channel : new_channels) {
+      sqlite3_stmt* insert = insert_channel_.get();
+      Use use(insert);
+      bind_text(insert, 1, channel.agent_id);
+      bind_text(insert, 2, channel.epoch);
+      const int rc = sqlite3_step(insert);
+      if (rc != SQLITE_DONE) fail(rc, "register channel " + channel.agent_id);
+      if (sqlite3_changes(db_.get()) == 0) {
+        sqlite3_stmt* select = channel_epoch_.get();
+        Use use_select(select);
+        bind_text(select, 1, channel.agent_id);
+        const int step = sqlite3_step(select);
+        if (step != SQLITE_ROW) fail(step, "register channel " + channel.agent_id);
+        if (column_view(select, 0) != channel.epoch) {
+          throw StoreError("sqlite store " + path_ + ": register channel " + channel.agent_id +
+                               ": already stored with another epoch",
+                           false);
+        }
+      }
+    }
+
+    batch_rowids_.clear();
+    for (const Event* event : events) {
+      sqlite3_stmt* insert = insert_event_.get();
+      Use use(insert);
+      bind_text(insert, 1, event->agent_id);
+      sqlite3_bind_int64(insert, 2, to_sql_int(event->seq));
+      bind_text(insert, 3, event->type);
+      sqlite3_bind_int64(insert, 4, event->ts_ms);
+      bind_text(insert, 5, event->data);
+      if (!event->idempotency_key.empty()) bind_text(insert, 6, event->idempotency_key);
+      const int rc = sqlite3_step(insert);
+      if (rc != SQLITE_DONE) {
+        fail(rc, "store event " + event->agent_id + "#" + std::to_string(event->seq));
+      }
+      batch_rowids_.push_back(sqlite3_last_insert_rowid(db_.get()));
+    }
+
+    for (const StateRecord* record : records) {
+      sqlite3_stmt* stmt = record->json.empty() ? delete_state_.get() : upsert_state_.get();
+      Use use(stmt);
+      bind_text(stmt, 1, record->agent_id);
+      bind_text(stmt, 2, record->kind);
+      bind_text(stmt, 3, record->id);
+      if (!record->json.empty()) bind_text(stmt, 4, record->json);
+      const int rc = sqlite3_step(stmt);
+      if (rc != SQLITE_DONE) fail(rc, "store state " + record->kind + "/" + record->id);
+    }
+    tx.commit();
+  } catch (...) {
+    for (std::string_view agent_id : created) channels_.erase(channels_.find(agent_id));
+    throw;
   }
 
-  for (const Event* event : events) {
-    sqlite3_stmt* insert = insert_event_.get();
-    Use use(insert);
-    bind_text(insert, 1, event->agent_id);
-    sqlite3_bind_int64(insert, 2, to_sql_int(event->seq));
-    bind_text(insert, 3, event->type);
-    sqlite3_bind_int64(insert, 4, event->ts_ms);
-    bind_text(insert, 5, event->data);
-    if (!event->idempotency_key.empty()) bind_text(insert, 6, event->idempotency_key);
-    const int rc = sqlite3_step(insert);
-    if (rc != SQLITE_DONE) {
-      fail(rc, "store event " + event->agent_id + "#" + std::to_string(event->seq));
-    }
+  // Only after the commit: a failed batch must not change what append() and prune() believe is stored.
+  for (const StoredChannel& channel : new_channels) {
+    channels_.find(channel.agent_id)->second.registered = true;
   }
-
-  for (const auto& [agent_id, range] : ranges) {
-    sqlite3_stmt* update = raise_last_seq_.get();
-    Use use(update);
-    bind_text(update, 1, agent_id);
-    sqlite3_bind_int64(update, 2, to_sql_int(range.max_seq));
-    sqlite3_bind_int64(update, 3, to_sql_int(range.min_seq));
-    const int rc = sqlite3_step(update);
-    if (rc != SQLITE_DONE) fail(rc, "raise last_seq of " + std::string(agent_id));
-    if (sqlite3_changes(db_.get()) == 0) {
-      throw StoreError("sqlite store " + path_ + ": store events of " + std::string(agent_id) +
-                           ": channel not registered, or seq " + std::to_string(range.min_seq) +
-                           " not above its last_seq",
-                       false);
-    }
-  }
-  for (const StateRecord* record : records) {
-    sqlite3_stmt* stmt = record->json.empty() ? delete_state_.get() : upsert_state_.get();
-    Use use(stmt);
-    bind_text(stmt, 1, record->agent_id);
-    bind_text(stmt, 2, record->kind);
-    bind_text(stmt, 3, record->id);
-    if (!record->json.empty()) bind_text(stmt, 4, record->json);
-    const int rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE) fail(rc, "store state " + record->kind + "/" + record->id);
-  }
-  tx.commit();
-
-  // Only after the commit: a failed batch must not change what prune() believes is stored.
-  for (const auto& [agent_id, range] : ranges) {
-    if (auto it = counts_.find(agent_id); it != counts_.end()) {
-      it->second += range.count;
-    } else {
-      counts_.emplace(std::string(agent_id), range.count);
-    }
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    ChannelLog& log = *batch_logs_[i];
+    log.ids.push_back(batch_rowids_[i]);
+    log.last_seq = events[i]->seq;  // rising, checked above
   }
   events_.fetch_add(events.size(), std::memory_order_relaxed);
 }
 
+std::size_t SqliteEventStore::drop_ids(ChannelLog& log, const std::vector<std::int64_t>& gone) {
+  const std::size_t before = log.stored();
+  const std::size_t k = gone.size();
+  if (k == 0 || before == 0) return 0;
+  if (k <= before && log.ids[log.head] == gone.front() && log.ids[log.head + k - 1] == gone.back()) {
+    log.head += k;  // the usual case: the oldest (both lists ascending and without duplicates)
+  } else {
+    // Age need not take the oldest rowids (ts_ms comes from a clock that may step back): filter in place.
+    std::size_t kept = log.head;
+    std::size_t g = 0;
+    for (std::size_t i = log.head; i < log.ids.size(); ++i) {
+      const std::int64_t id = log.ids[i];
+      while (g < k && gone[g] < id) ++g;
+      if (g < k && gone[g] == id) continue;
+      log.ids[kept++] = id;
+    }
+    log.ids.resize(kept);
+  }
+  if (log.head == log.ids.size()) {
+    std::vector<std::int64_t>().swap(log.ids);  // a channel without events holds no memory
+    log.head = 0;
+  } else if (log.head * 2 >= log.ids.size()) {
+    // Erasing only once the dead front is half of the vector keeps it amortized O(1) per rowid.
+    log.ids.erase(log.ids.begin(), log.ids.begin() + static_cast<std::ptrdiff_t>(log.head));
+    log.head = 0;
+    if (log.ids.capacity() > 4 * log.ids.size() + 64) log.ids.shrink_to_fit();  // after a burst
+  }
+  return before - log.stored();
+}
+
 void SqliteEventStore::prune(std::size_t keep_per_channel, std::int64_t min_ts_ms) {
-  if (counts_.empty()) return;
-  const std::uint64_t keep = keep_per_channel;
-  CountMap removed;
+  if (events_.load(std::memory_order_relaxed) == 0) return;
+  // The rowids this prune deletes, per channel (ascending once sorted).
+  std::unordered_map<ChannelEntry*, std::vector<std::int64_t>> doomed;
 
   Transaction tx(*this);
   {
@@ -491,46 +618,85 @@ void SqliteEventStore::prune(std::size_t keep_per_channel, std::int64_t min_ts_m
     sqlite3_bind_int64(del, 1, min_ts_ms);
     int rc;
     while ((rc = sqlite3_step(del)) == SQLITE_ROW) {
-      const auto* id = reinterpret_cast<const char*>(sqlite3_column_text(del, 0));
-      const std::string_view agent_id(id != nullptr ? id : "",
-                                      static_cast<std::size_t>(sqlite3_column_bytes(del, 0)));
-      if (auto it = removed.find(agent_id); it != removed.end()) {
-        ++it->second;
-      } else {
-        removed.emplace(std::string(agent_id), 1);
+      if (auto it = channels_.find(column_view(del, 1)); it != channels_.end()) {
+        doomed[&*it].push_back(sqlite3_column_int64(del, 0));
       }
     }
     if (rc != SQLITE_DONE) fail(rc, "prune by age");
   }
+  for (auto& [entry, ids] : doomed) std::sort(ids.begin(), ids.end());  // they came in ts_ms order
 
-  const bool any_aged = !removed.empty();
-  for (const auto& [agent_id, count] : counts_) {
-    std::uint64_t left = count;
-    if (any_aged) {
-      if (auto it = removed.find(agent_id); it != removed.end()) left -= std::min(left, it->second);
+  // By count: the oldest rowids of each channel over the limit, skipping those age took already. A
+  // channel's rowids in a row are consecutive when it published several events in one commit: one
+  // range delete each.
+  std::vector<std::int64_t> oldest;
+  for (ChannelEntry& entry : channels_) {
+    ChannelLog& log = entry.second;
+    std::size_t left = log.stored();
+    if (left <= keep_per_channel) continue;
+    const std::vector<std::int64_t>* aged = nullptr;
+    if (!doomed.empty()) {
+      if (auto it = doomed.find(&entry); it != doomed.end()) {
+        aged = &it->second;
+        left -= std::min(left, aged->size());
+        if (left <= keep_per_channel) continue;
+      }
     }
-    if (left <= keep) continue;
-    sqlite3_stmt* del = delete_oldest_.get();
-    Use use(del);
-    bind_text(del, 1, agent_id);
-    sqlite3_bind_int64(del, 2, to_sql_int(left - keep - 1));
-    const int rc = sqlite3_step(del);
-    if (rc != SQLITE_DONE) fail(rc, "prune " + agent_id);
-    removed[agent_id] += static_cast<std::uint64_t>(sqlite3_changes64(db_.get()));
+    const std::size_t excess = left - keep_per_channel;
+    oldest.clear();
+    std::size_t a = 0;
+    for (std::size_t i = log.head; i < log.ids.size() && oldest.size() < excess; ++i) {
+      const std::int64_t id = log.ids[i];
+      if (aged != nullptr) {
+        while (a < aged->size() && (*aged)[a] < id) ++a;
+        if (a < aged->size() && (*aged)[a] == id) continue;
+      }
+      oldest.push_back(id);
+    }
+    for (std::size_t i = 0; i < oldest.size();) {
+      std::size_t end = i + 1;
+      while (end < oldest.size() && oldest[end] == oldest[end - 1] + 1) ++end;
+      sqlite3_stmt* del = delete_ids_.get();
+      Use use(del);
+      sqlite3_bind_int64(del, 1, oldest[i]);
+      sqlite3_bind_int64(del, 2, oldest[end - 1]);
+      const int rc = sqlite3_step(del);
+      if (rc != SQLITE_DONE) fail(rc, "prune " + entry.first);
+      i = end;
+    }
+    std::vector<std::int64_t>& gone = doomed[&entry];  // `aged` stays valid: map nodes do not move
+    if (gone.empty()) {
+      gone = oldest;
+    } else {
+      std::vector<std::int64_t> merged(gone.size() + oldest.size());
+      std::merge(gone.begin(), gone.end(), oldest.begin(), oldest.end(), merged.begin());
+      gone.swap(merged);
+    }
   }
-  if (removed.empty()) return;  // the transaction rolls back: nothing was written
+  if (doomed.empty()) return;  // the transaction rolls back: nothing was written
+
+  // Appends do not write channels.last_seq (see kSchema): it must hold the last seq before the events
+  // that carry it are gone, in the same transaction.
+  for (auto& [entry, gone] : doomed) {
+    const ChannelLog& log = entry->second;
+    if (log.stored_last_seq >= log.last_seq) continue;
+    sqlite3_stmt* update = raise_last_seq_.get();
+    Use use(update);
+    bind_text(update, 1, entry->first);
+    sqlite3_bind_int64(update, 2, to_sql_int(log.last_seq));
+    const int rc = sqlite3_step(update);
+    if (rc != SQLITE_DONE) fail(rc, "raise last_seq of " + entry->first);
+  }
   tx.commit();
 
-  std::uint64_t total_removed = 0;
-  for (const auto& [agent_id, n] : removed) {
-    auto it = counts_.find(agent_id);
-    if (it == counts_.end()) continue;
-    const std::uint64_t gone = std::min(n, it->second);
-    total_removed += gone;
-    it->second -= gone;
-    if (it->second == 0) counts_.erase(it);  // keeps the per-prune walk to channels that hold events
+  std::uint64_t removed = 0;
+  for (auto& [entry, gone] : doomed) {
+    ChannelLog& log = entry->second;
+    log.stored_last_seq = std::max(log.stored_last_seq, log.last_seq);
+    removed += drop_ids(log, gone);
   }
-  events_.fetch_sub(total_removed, std::memory_order_relaxed);
+  events_.fetch_sub(std::min<std::uint64_t>(removed, events_.load(std::memory_order_relaxed)),
+                    std::memory_order_relaxed);
 }
 
 StoreStats SqliteEventStore::stats() {

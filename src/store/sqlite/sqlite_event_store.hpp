@@ -1,10 +1,17 @@
 // The durable event log (`--store sqlite`): one SQLite database in WAL mode holding every channel's
-// epoch and last seq, and the retained events of each channel.
+// epoch, a lower bound of its last seq, and the retained events of each channel. What a per-channel
+// index would answer (which events a channel has, its last seq) the writer keeps in memory instead,
+// built by one scan of the log at open: the database is written almost only in commit order.
 //
-// Threading: load_channels() and load_recent() are called at start-up, before the hub's writer thread
-// starts; from then on append(), prune() and stats() are called from that one writer thread only, so the
-// connection needs no locking of its own. stats() alone may also be called from any other thread at any
-// time: it reads only an atomic counter and the files' sizes, never the connection.
+// One process at a time: that in-memory knowledge is only right while nobody else writes the file, so
+// the store holds an exclusive lock on `<path>-lock` for its lifetime and refuses to open while another
+// process holds it.
+//
+// Threading: load_channels(), load_events() and load_state() are called at start-up, before the hub's
+// writer thread starts; from then on append(), prune() and stats() are called from that one writer
+// thread only, so the connection and the in-memory channel map need no locking of their own. stats()
+// alone may also be called from any other thread at any time: it reads only an atomic counter and the
+// files' sizes, never the connection.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -34,9 +41,10 @@ enum class FsyncMode {
 
 class SqliteEventStore final : public EventStore {
  public:
-  // Opens `path`, creating the file and schema if missing. `max_bytes` > 0 caps the database size (a
-  // quota: appends past it throw StoreError with full() true). Throws StoreError when the file cannot be
-  // opened for writing, is not a database of ours, or has a newer schema.
+  // Opens `path`, creating the file and schema if missing (and upgrading a version-1 schema). `max_bytes`
+  // > 0 caps the database size (a quota: appends past it throw StoreError with full() true). Throws
+  // StoreError when the file cannot be opened for writing, is not a database of ours, has a newer schema,
+  // or is in use by another process (another store object in this process counts too).
   SqliteEventStore(std::string path, FsyncMode mode, std::uint64_t max_bytes = 0);
   ~SqliteEventStore() override;
 
@@ -44,18 +52,19 @@ class SqliteEventStore final : public EventStore {
   SqliteEventStore& operator=(const SqliteEventStore&) = delete;
 
   std::vector<StoredChannel> load_channels() override;
-  std::vector<StoredEvent> load_recent(std::string_view agent_id, std::size_t limit,
-                                       std::int64_t min_ts_ms) override;
+  void load_events(std::int64_t min_ts_ms, const std::function<void(StoredEvent&&)>& visit) override;
 
   // Besides the interface's contract: a channel in `new_channels` that is already stored with the same
   // epoch is left as it is (a retried batch); with another epoch the batch fails. Every event's channel
-  // must be registered, and each channel's seqs must be above its stored last_seq, or the batch fails.
+  // must be registered (earlier or in this batch), and each channel's seqs must rise through the batch,
+  // starting above its last_seq, or the batch fails.
   void append(const std::vector<StoredChannel>& new_channels, const std::vector<const Event*>& events,
               const std::vector<const StateRecord*>& records) override;
   std::vector<StateRecord> load_state(std::string_view agent_id) override;
 
   // Deletes events with ts_ms < min_ts_ms, then all but the newest `keep_per_channel` (0 keeps none) of
-  // each channel; channels.last_seq is never lowered. Only channels over the limit are touched.
+  // each channel; in the same transaction it raises channels.last_seq of every channel that lost events,
+  // so a channel's last seq survives its events. Only aged channels and those over the limit are touched.
   void prune(std::size_t keep_per_channel, std::int64_t min_ts_ms) override;
 
   StoreStats stats() override;
@@ -70,12 +79,43 @@ class SqliteEventStore final : public EventStore {
   };
   using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 
-  // Lets the per-channel counts be looked up by string_view without building a std::string.
+  // Lets the channel map be looked up by string_view without building a std::string.
   struct StringHash {
     using is_transparent = void;
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
-  using CountMap = std::unordered_map<std::string, std::uint64_t, StringHash, std::equal_to<>>;
+
+  // What the writer knows of one channel, exact as long as it is the only writer of the file.
+  struct ChannelLog {
+    std::uint64_t last_seq = 0;         // the highest seq ever stored
+    std::uint64_t stored_last_seq = 0;  // channels.last_seq on disk: a lower bound of last_seq
+    // ids[head..] are the rowids of the channel's stored events, ascending (= commit order = seq order).
+    // Pruning the oldest only moves head; the dead front is erased once it is the larger part.
+    std::size_t head = 0;
+    std::vector<std::int64_t> ids;
+    bool registered = false;  // has its channels row (the epoch is stored)
+    // Scratch for append(): valid while batch_mark equals the store's current batch number.
+    bool batch_registers = false;  // named in the batch's new_channels
+    std::uint64_t batch_mark = 0;
+    std::uint64_t batch_last_seq = 0;  // the seq the batch's next event of this channel must exceed
+
+    std::size_t stored() const noexcept { return ids.size() - head; }
+  };
+  using ChannelMap = std::unordered_map<std::string, ChannelLog, StringHash, std::equal_to<>>;
+  using ChannelEntry = ChannelMap::value_type;
+
+  // An open file with an exclusive flock; closing it (or the process ending) releases the lock.
+  class FileLock {
+   public:
+    FileLock() = default;
+    ~FileLock();
+    FileLock(const FileLock&) = delete;
+    FileLock& operator=(const FileLock&) = delete;
+    void acquire(const std::string& lock_path, const std::string& db_path);
+
+   private:
+    int fd_ = -1;
+  };
 
   class Transaction;
 
@@ -83,12 +123,15 @@ class SqliteEventStore final : public EventStore {
   void set_quota(std::uint64_t max_bytes);
   void prepare_statements();
   void prepare_state_statements();
-  void count_events();
+  void load_index();
+  void touch(ChannelLog& log) noexcept;
+  static std::size_t drop_ids(ChannelLog& log, const std::vector<std::int64_t>& gone);
   Stmt prepare(std::string_view sql);
   void run(sqlite3_stmt* stmt, std::string_view what);
   [[noreturn]] void fail(int rc, std::string_view what) const;
 
   std::string path_;
+  FileLock lock_;                          // declared before the connection: released after it is closed
   std::unique_ptr<sqlite3, DbCloser> db_;  // declared before the statements: finalized first, closed last
 
   Stmt begin_;
@@ -99,16 +142,19 @@ class SqliteEventStore final : public EventStore {
   Stmt raise_last_seq_;
   Stmt insert_event_;
   Stmt select_channels_;
-  Stmt select_recent_;
+  Stmt select_events_;
   Stmt delete_older_;
-  Stmt delete_oldest_;
+  Stmt delete_ids_;
   Stmt upsert_state_;
   Stmt delete_state_;
   Stmt select_state_;
 
-  // Events stored per channel (channels with none are absent), kept exact by the writer thread so that
-  // prune() finds the channels over the limit without asking the database.
-  CountMap counts_;
+  // Every channel with a channels row or stored events. What it says changes only after a commit: a
+  // failed batch or prune leaves it as it was (append() drops again the entries it added for the batch).
+  ChannelMap channels_;
+  std::uint64_t batch_ = 0;                 // numbers append() calls, for ChannelLog's scratch fields
+  std::vector<ChannelLog*> batch_logs_;     // append(): each event's channel
+  std::vector<std::int64_t> batch_rowids_;  // append(): each event's rowid
   std::atomic<std::uint64_t> events_{0};
 
   // Checkpoints run on their own thread and connection: in WAL mode a checkpoint is where SQLite

@@ -9,11 +9,13 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace aw {
@@ -49,6 +51,19 @@ std::vector<std::uint64_t> seqs(const std::vector<StoredEvent>& events) {
   return out;
 }
 
+// What the per-channel load_recent() of schema version 1 answered, over load_events(): the newest
+// `limit` events of one channel with ts_ms >= min_ts_ms, oldest first.
+std::vector<StoredEvent> load_recent(EventStore& store, std::string_view agent_id, std::size_t limit,
+                                     std::int64_t min_ts_ms) {
+  std::deque<StoredEvent> recent;
+  store.load_events(min_ts_ms, [&](StoredEvent&& event) {
+    if (event.agent_id != agent_id || limit == 0) return;
+    recent.push_back(std::move(event));
+    if (recent.size() > limit) recent.pop_front();
+  });
+  return {std::make_move_iterator(recent.begin()), std::make_move_iterator(recent.end())};
+}
+
 class SqliteEventStoreTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -77,6 +92,26 @@ class SqliteEventStoreTest : public ::testing::Test {
     store.append(channels, pointers(events), {});
   }
 
+  // The first column of the first row of `sql`, read on a connection of its own ("" when no row).
+  std::string query(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    std::string value;
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+      const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+      if (text != nullptr) value = text;
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+  }
+
+  std::string stored_last_seq(const std::string& agent_id) const {
+    return query("SELECT last_seq FROM channels WHERE agent_id = '" + agent_id + "'");
+  }
+
   std::filesystem::path dir_;
   std::string path_;
 };
@@ -103,7 +138,7 @@ TEST_F(SqliteEventStoreTest, RoundTripThroughReopen) {
   EXPECT_EQ(channels[1].epoch, "e-beta");
   EXPECT_EQ(channels[1].last_seq, 1u);
 
-  const auto all = store->load_recent("alpha", 100, kNoAgeLimit);
+  const auto all = load_recent(*store, "alpha", 100, kNoAgeLimit);
   EXPECT_EQ(seqs(all), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
   EXPECT_EQ(all[2].agent_id, "alpha");
   EXPECT_EQ(all[2].type, "update");
@@ -111,12 +146,12 @@ TEST_F(SqliteEventStoreTest, RoundTripThroughReopen) {
   EXPECT_EQ(all[2].data, "{}");
 
   // The newest `limit`, oldest first.
-  EXPECT_EQ(seqs(store->load_recent("alpha", 2, kNoAgeLimit)), (std::vector<std::uint64_t>{4, 5}));
+  EXPECT_EQ(seqs(load_recent(*store, "alpha", 2, kNoAgeLimit)), (std::vector<std::uint64_t>{4, 5}));
   // min_ts_ms is inclusive.
-  EXPECT_EQ(seqs(store->load_recent("alpha", 100, 300)), (std::vector<std::uint64_t>{3, 4, 5}));
-  EXPECT_EQ(seqs(store->load_recent("alpha", 1, 300)), (std::vector<std::uint64_t>{5}));
-  EXPECT_TRUE(store->load_recent("alpha", 0, kNoAgeLimit).empty());
-  EXPECT_TRUE(store->load_recent("nobody", 10, kNoAgeLimit).empty());
+  EXPECT_EQ(seqs(load_recent(*store, "alpha", 100, 300)), (std::vector<std::uint64_t>{3, 4, 5}));
+  EXPECT_EQ(seqs(load_recent(*store, "alpha", 1, 300)), (std::vector<std::uint64_t>{5}));
+  EXPECT_TRUE(load_recent(*store, "alpha", 0, kNoAgeLimit).empty());
+  EXPECT_TRUE(load_recent(*store, "nobody", 10, kNoAgeLimit).empty());
   EXPECT_EQ(store->stats().events, 6u);
   EXPECT_GT(store->stats().bytes, 0u);
 }
@@ -133,7 +168,7 @@ TEST_F(SqliteEventStoreTest, Utf8AndLargeDataAreKeptByteForByte) {
     store->append({{"ch", "ép", 0}}, pointers(events), {});
   }
   auto store = open();
-  const auto loaded = store->load_recent("ch", 10, kNoAgeLimit);
+  const auto loaded = load_recent(*store, "ch", 10, kNoAgeLimit);
   ASSERT_EQ(loaded.size(), 2u);
   EXPECT_EQ(loaded[0].data, utf8);
   EXPECT_EQ(loaded[0].type, "tipo.ñ");
@@ -149,7 +184,7 @@ TEST_F(SqliteEventStoreTest, IdempotencyKeyRoundTrip) {
     store->append({{"ch", "e", 0}}, pointers(events), {});
   }
   auto store = open();
-  const auto loaded = store->load_recent("ch", 10, kNoAgeLimit);
+  const auto loaded = load_recent(*store, "ch", 10, kNoAgeLimit);
   ASSERT_EQ(loaded.size(), 2u);
   EXPECT_EQ(loaded[0].idempotency_key, "key-1");
   EXPECT_EQ(loaded[1].idempotency_key, "");
@@ -162,20 +197,20 @@ TEST_F(SqliteEventStoreTest, PruneByCountKeepsNewestPerChannel) {
   append_run(*store, "big", 11, 5);
 
   store->prune(4, kNoAgeLimit);
-  EXPECT_EQ(seqs(store->load_recent("big", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{12, 13, 14, 15}));
-  EXPECT_EQ(seqs(store->load_recent("small", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(seqs(load_recent(*store, "big", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{12, 13, 14, 15}));
+  EXPECT_EQ(seqs(load_recent(*store, "small", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2}));
   EXPECT_EQ(store->stats().events, 6u);
 
   // Counting continues correctly across prunes and reopens.
   append_run(*store, "big", 16, 3);
   store->prune(4, kNoAgeLimit);
-  EXPECT_EQ(seqs(store->load_recent("big", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{15, 16, 17, 18}));
+  EXPECT_EQ(seqs(load_recent(*store, "big", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{15, 16, 17, 18}));
   store.reset();
   store = open();
   EXPECT_EQ(store->stats().events, 6u);
   store->prune(1, kNoAgeLimit);
-  EXPECT_EQ(seqs(store->load_recent("big", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{18}));
-  EXPECT_EQ(seqs(store->load_recent("small", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(seqs(load_recent(*store, "big", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{18}));
+  EXPECT_EQ(seqs(load_recent(*store, "small", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{2}));
   EXPECT_EQ(store->stats().events, 2u);
 }
 
@@ -187,13 +222,13 @@ TEST_F(SqliteEventStoreTest, PruneByAge) {
   store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(events), {});
 
   store->prune(kNoCountLimit, 500);
-  EXPECT_EQ(seqs(store->load_recent("a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10}));
-  EXPECT_TRUE(store->load_recent("b", 100, kNoAgeLimit).empty());
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10}));
+  EXPECT_TRUE(load_recent(*store, "b", 100, kNoAgeLimit).empty());
   EXPECT_EQ(store->stats().events, 6u);
 
   // Age and count together: age removes 5..7, then the count keeps the newest 2 of what is left.
   store->prune(2, 800);
-  EXPECT_EQ(seqs(store->load_recent("a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{9, 10}));
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{9, 10}));
   EXPECT_EQ(store->stats().events, 2u);
 }
 
@@ -202,7 +237,7 @@ TEST_F(SqliteEventStoreTest, PruneNeverLowersLastSeq) {
     auto store = open();
     append_run(*store, "ch", 1, 10);
     store->prune(0, kNoAgeLimit);
-    EXPECT_TRUE(store->load_recent("ch", 100, kNoAgeLimit).empty());
+    EXPECT_TRUE(load_recent(*store, "ch", 100, kNoAgeLimit).empty());
     EXPECT_EQ(store->stats().events, 0u);
   }
   auto store = open();
@@ -239,8 +274,8 @@ TEST_F(SqliteEventStoreTest, FailedBatchStoresNothingAndStoreStaysUsable) {
     ASSERT_EQ(channels.size(), 1u);
     EXPECT_EQ(channels[0].agent_id, "old");
     EXPECT_EQ(channels[0].last_seq, 3u);
-    EXPECT_EQ(seqs(s.load_recent("old", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2, 3}));
-    EXPECT_TRUE(s.load_recent("new", 100, kNoAgeLimit).empty());
+    EXPECT_EQ(seqs(load_recent(s, "old", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2, 3}));
+    EXPECT_TRUE(load_recent(s, "new", 100, kNoAgeLimit).empty());
     EXPECT_EQ(s.stats().events, 3u);
   };
   check_nothing_visible(*store);
@@ -248,8 +283,8 @@ TEST_F(SqliteEventStoreTest, FailedBatchStoresNothingAndStoreStaysUsable) {
   // The same batch without the duplicate goes through on the same connection.
   bad.pop_back();
   store->append({{"new", "e-new", 0}}, pointers(bad), {});
-  EXPECT_EQ(seqs(store->load_recent("new", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2}));
-  EXPECT_EQ(seqs(store->load_recent("old", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2, 3, 4}));
+  EXPECT_EQ(seqs(load_recent(*store, "new", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2}));
+  EXPECT_EQ(seqs(load_recent(*store, "old", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2, 3, 4}));
   EXPECT_EQ(store->stats().events, 6u);
 
   store.reset();
@@ -277,6 +312,258 @@ TEST_F(SqliteEventStoreTest, ReRegisteringAChannel) {
   EXPECT_EQ(store->load_channels().at(0).epoch, "epoch-ch");
 }
 
+TEST_F(SqliteEventStoreTest, LastSeqSurvivesAgePruneOfAllItsEventsAcrossReopen) {
+  {
+    auto store = open();
+    std::vector<Event> events;
+    for (std::uint64_t seq = 1; seq <= 10; ++seq) events.push_back(make_event("a", seq, 100));
+    for (std::uint64_t seq = 1; seq <= 3; ++seq) events.push_back(make_event("b", seq, 1000));
+    store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(events), {});
+    store->prune(kNoCountLimit, 500);
+    EXPECT_TRUE(load_recent(*store, "a", 100, kNoAgeLimit).empty());
+    EXPECT_EQ(store->stats().events, 3u);
+    // Raised by the prune that deleted a's events; b lost nothing, so its row was never written.
+    EXPECT_EQ(stored_last_seq("a"), "10");
+    EXPECT_EQ(stored_last_seq("b"), "0");
+  }
+  auto store = open();
+  const auto channels = store->load_channels();
+  ASSERT_EQ(channels.size(), 2u);
+  EXPECT_EQ(channels[0].last_seq, 10u);
+  EXPECT_EQ(channels[1].last_seq, 3u);
+  EXPECT_THROW(append_run(*store, "a", 10, 1), StoreError);
+  append_run(*store, "a", 11, 1);
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{11}));
+}
+
+TEST_F(SqliteEventStoreTest, LastSeqComesFromTheStoredEventsAfterReopen) {
+  {
+    auto store = open();
+    append_run(*store, "ch", 1, 3);
+    append_run(*store, "ch", 4, 2);
+    append_run(*store, "other", 1, 1);
+    append_run(*store, "ch", 6, 1);
+    EXPECT_EQ(store->load_channels().at(0).last_seq, 6u);
+  }
+  // Appends never write channels.last_seq: that would be a random page write per channel per commit.
+  EXPECT_EQ(stored_last_seq("ch"), "0");
+  EXPECT_EQ(stored_last_seq("other"), "0");
+
+  auto store = open();
+  const auto channels = store->load_channels();
+  ASSERT_EQ(channels.size(), 2u);
+  EXPECT_EQ(channels[0].agent_id, "ch");
+  EXPECT_EQ(channels[0].last_seq, 6u);
+  EXPECT_EQ(channels[1].last_seq, 1u);
+  EXPECT_THROW(append_run(*store, "ch", 6, 1), StoreError);
+  append_run(*store, "ch", 7, 1);
+  EXPECT_EQ(store->load_channels().at(0).last_seq, 7u);
+
+  // Pruning by count keeps the newest, yet raises the row too.
+  store->prune(2, kNoAgeLimit);
+  EXPECT_EQ(stored_last_seq("ch"), "7");
+  EXPECT_EQ(seqs(load_recent(*store, "ch", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{6, 7}));
+}
+
+TEST_F(SqliteEventStoreTest, RefusedAppendChangesNothing) {
+  auto store = open();
+  append_run(*store, "ch", 1, 3);
+  const auto check_unchanged = [&] {
+    const auto channels = store->load_channels();
+    ASSERT_EQ(channels.size(), 1u);
+    EXPECT_EQ(channels[0].last_seq, 3u);
+    EXPECT_EQ(seqs(load_recent(*store, "ch", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2, 3}));
+    EXPECT_EQ(store->stats().events, 3u);
+    EXPECT_EQ(query("SELECT count(*) FROM events"), "3");
+  };
+
+  // A seq not above the last one.
+  std::vector<Event> stale{make_event("ch", 3, 1)};
+  EXPECT_THROW(store->append({}, pointers(stale), {}), StoreError);
+  check_unchanged();
+  // Seqs that do not rise within the batch.
+  std::vector<Event> twice{make_event("ch", 4, 1), make_event("ch", 4, 1)};
+  EXPECT_THROW(store->append({}, pointers(twice), {}), StoreError);
+  std::vector<Event> backwards{make_event("ch", 5, 1), make_event("ch", 4, 1)};
+  EXPECT_THROW(store->append({}, pointers(backwards), {}), StoreError);
+  check_unchanged();
+  // An unregistered channel next to good events.
+  std::vector<Event> ghost{make_event("ch", 4, 1), make_event("ghost", 1, 1)};
+  EXPECT_THROW(store->append({}, pointers(ghost), {}), StoreError);
+  check_unchanged();
+  // A channel registered by a batch that failed is not registered.
+  std::vector<Event> failing{make_event("new", 1, 1), make_event("ch", 3, 1)};
+  EXPECT_THROW(store->append({{"new", "e-new", 0}}, pointers(failing), {}), StoreError);
+  check_unchanged();
+  std::vector<Event> unregistered{make_event("new", 1, 1)};
+  EXPECT_THROW(store->append({}, pointers(unregistered), {}), StoreError);
+  check_unchanged();
+
+  // The next valid batch goes through, with seqs right after the stored ones.
+  std::vector<Event> good{make_event("ch", 4, 1), make_event("new", 1, 1), make_event("ch", 5, 1)};
+  store->append({{"new", "e-new", 0}}, pointers(good), {});
+  EXPECT_EQ(seqs(load_recent(*store, "ch", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2, 3, 4, 5}));
+  EXPECT_EQ(seqs(load_recent(*store, "new", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(store->stats().events, 6u);
+  store.reset();
+  store = open();
+  const auto channels = store->load_channels();
+  ASSERT_EQ(channels.size(), 2u);
+  EXPECT_EQ(channels[0].last_seq, 5u);
+  EXPECT_EQ(channels[1].last_seq, 1u);
+  EXPECT_EQ(channels[1].epoch, "e-new");
+}
+
+TEST_F(SqliteEventStoreTest, Version1DatabaseIsUpgraded) {
+  // The schema as version 1 created it, with what it stored: last_seq raised by every append, some
+  // events pruned.
+  constexpr const char* kVersion1 = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE channels(agent_id TEXT PRIMARY KEY, epoch TEXT NOT NULL,
+                      last_seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE events(id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
+                    ts_ms INTEGER NOT NULL, data TEXT NOT NULL, idempotency_key TEXT);
+CREATE UNIQUE INDEX events_by_channel ON events(agent_id, seq);
+CREATE INDEX events_by_ts ON events(ts_ms);
+CREATE TABLE state(agent_id TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL,
+                   PRIMARY KEY(agent_id, kind, id)) WITHOUT ROWID;
+INSERT INTO meta VALUES('schema_version', '1');
+INSERT INTO channels VALUES('a', 'ea', 5), ('b', 'eb', 2), ('gone', 'eg', 9);
+INSERT INTO events(agent_id, seq, type, ts_ms, data, idempotency_key) VALUES
+  ('a', 3, 't', 100, '{"n":3}', NULL), ('b', 1, 't', 110, '{}', 'k1'), ('a', 4, 't', 120, '{"n":4}', NULL),
+  ('b', 2, 't', 130, '{}', NULL), ('a', 5, 't', 140, '{"n":5}', NULL);
+INSERT INTO state VALUES('a', 'workflow', 'w1', '{"x":1}');
+)sql";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, kVersion1, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
+  sqlite3_close(db);
+
+  {
+    auto store = open();
+    const auto channels = store->load_channels();
+    ASSERT_EQ(channels.size(), 3u);
+    EXPECT_EQ(channels[0].agent_id, "a");
+    EXPECT_EQ(channels[0].epoch, "ea");
+    EXPECT_EQ(channels[0].last_seq, 5u);
+    EXPECT_EQ(channels[1].last_seq, 2u);
+    EXPECT_EQ(channels[2].agent_id, "gone");
+    EXPECT_EQ(channels[2].last_seq, 9u);
+    const auto a = load_recent(*store, "a", 100, kNoAgeLimit);
+    EXPECT_EQ(seqs(a), (std::vector<std::uint64_t>{3, 4, 5}));
+    EXPECT_EQ(a[1].data, "{\"n\":4}");
+    EXPECT_EQ(load_recent(*store, "b", 100, kNoAgeLimit).at(0).idempotency_key, "k1");
+    EXPECT_EQ(store->load_state("a").size(), 1u);
+    EXPECT_EQ(store->stats().events, 5u);
+
+    EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_channel'"), "0");
+    EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_ts'"), "1");
+    EXPECT_EQ(query("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+
+    EXPECT_THROW(append_run(*store, "a", 5, 1), StoreError);
+    EXPECT_THROW(append_run(*store, "gone", 9, 1), StoreError);
+    append_run(*store, "a", 6, 1);
+    append_run(*store, "gone", 10, 1);
+    store->prune(2, kNoAgeLimit);
+    EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{5, 6}));
+  }
+  auto store = open();
+  const auto channels = store->load_channels();
+  EXPECT_EQ(channels[0].last_seq, 6u);
+  EXPECT_EQ(channels[1].last_seq, 2u);
+  EXPECT_EQ(channels[2].last_seq, 10u);
+  EXPECT_EQ(store->stats().events, 5u);
+}
+
+TEST_F(SqliteEventStoreTest, SecondStoreOnTheSameFileIsRefused) {
+  auto store = open();
+  append_run(*store, "ch", 1, 2);
+  try {
+    open();
+    FAIL() << "a second store opened a database in use";
+  } catch (const StoreError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("in use by another agentwire process"), std::string::npos) << what;
+    EXPECT_NE(what.find(path_), std::string::npos) << what;
+    EXPECT_FALSE(e.full());
+  }
+  // The first one is unharmed, and once it is closed the file opens again.
+  append_run(*store, "ch", 3, 1);
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->load_channels().at(0).last_seq, 3u);
+}
+
+TEST_F(SqliteEventStoreTest, AgePruneOfEventsWhoseRowidsAreNotInTsOrder) {
+  auto store = open();
+  // ts_ms comes from a wall clock that may step back: age does not always take a channel's oldest rowids.
+  std::vector<Event> events{make_event("a", 1, 900), make_event("b", 1, 100), make_event("a", 2, 100),
+                            make_event("a", 3, 800), make_event("b", 2, 900), make_event("a", 4, 200),
+                            make_event("a", 5, 1000), make_event("b", 3, 300)};
+  store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(events), {});
+
+  store->prune(kNoCountLimit, 500);
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 3, 5}));
+  // b's newest event aged out while an older one stays: its last seq must still survive.
+  EXPECT_EQ(seqs(load_recent(*store, "b", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(store->stats().events, 4u);
+
+  // Count pruning afterwards takes the oldest of what is left.
+  store->prune(2, kNoAgeLimit);
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{3, 5}));
+  // Both together: age takes 3 (ts 800), then the count keeps the newest 1 of what is left.
+  std::vector<Event> more{make_event("a", 6, 400), make_event("a", 7, 2000)};
+  store->append({}, pointers(more), {});
+  store->prune(1, 850);
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{7}));
+  EXPECT_EQ(seqs(load_recent(*store, "b", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(store->stats().events, 2u);
+
+  store.reset();
+  store = open();
+  const auto channels = store->load_channels();
+  EXPECT_EQ(channels[0].last_seq, 7u);
+  EXPECT_EQ(channels[1].last_seq, 3u);
+  EXPECT_EQ(store->stats().events, 2u);
+  EXPECT_THROW(append_run(*store, "b", 3, 1), StoreError);
+  append_run(*store, "b", 4, 1);
+}
+
+TEST_F(SqliteEventStoreTest, PruneByCountWithInterleavedChannels) {
+  auto store = open();
+  // Round robin over three channels, with a burst of one channel in the middle (consecutive rowids).
+  std::vector<Event> events;
+  for (std::uint64_t seq = 1; seq <= 6; ++seq) {
+    for (const char* agent : {"x", "y", "z"}) events.push_back(make_event(agent, seq, 1000));
+  }
+  for (std::uint64_t seq = 7; seq <= 12; ++seq) events.push_back(make_event("y", seq, 1000));
+  for (const char* agent : {"x", "z"}) events.push_back(make_event(agent, 7, 1000));
+  store->append({{"x", "e", 0}, {"y", "e", 0}, {"z", "e", 0}}, pointers(events), {});
+
+  store->prune(3, kNoAgeLimit);
+  EXPECT_EQ(seqs(load_recent(*store, "x", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{5, 6, 7}));
+  EXPECT_EQ(seqs(load_recent(*store, "y", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{10, 11, 12}));
+  EXPECT_EQ(seqs(load_recent(*store, "z", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{5, 6, 7}));
+  EXPECT_EQ(store->stats().events, 9u);
+  EXPECT_EQ(query("SELECT count(*) FROM events"), "9");
+
+  // Over many prunes the in-memory rowid lists stay right (compaction of their dead front).
+  std::uint64_t next = 13;
+  for (int round = 0; round < 50; ++round) {
+    append_run(*store, "y", next, 7);
+    next += 7;
+    store->prune(3, kNoAgeLimit);
+    ASSERT_EQ(seqs(load_recent(*store, "y", 100, kNoAgeLimit)),
+              (std::vector<std::uint64_t>{next - 3, next - 2, next - 1}));
+  }
+  EXPECT_EQ(store->stats().events, 9u);
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->stats().events, 9u);
+  EXPECT_EQ(store->load_channels().at(1).last_seq, next - 1);
+}
+
 TEST_F(SqliteEventStoreTest, QuotaGivesFullErrorAndPruneRecovers) {
   auto store = open(512 * 1024);
   const std::string data(4000, 'x');
@@ -297,7 +584,7 @@ TEST_F(SqliteEventStoreTest, QuotaGivesFullErrorAndPruneRecovers) {
   // Nothing of the failed batch is there.
   EXPECT_EQ(store->load_channels().at(0).last_seq, next - 1);
   EXPECT_EQ(store->stats().events, next - 1);
-  EXPECT_EQ(store->load_recent("ch", 100000, kNoAgeLimit).size(), next - 1);
+  EXPECT_EQ(load_recent(*store, "ch", 100000, kNoAgeLimit).size(), next - 1);
 
   store->prune(10, kNoAgeLimit);
   EXPECT_EQ(store->stats().events, 10u);
@@ -316,7 +603,7 @@ TEST_F(SqliteEventStoreTest, EveryFsyncModeRoundTrips) {
       append_run(*store, "ch", 1, 3);
     }
     auto store = open(0, mode);
-    EXPECT_EQ(store->load_recent("ch", 10, kNoAgeLimit).size(), 3u);
+    EXPECT_EQ(load_recent(*store, "ch", 10, kNoAgeLimit).size(), 3u);
   }
 }
 
