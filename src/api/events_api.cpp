@@ -74,7 +74,7 @@ Response publish_response(const PublishResult& r) {
     case S::ok: {
       Response res;
       res.status = 202;
-      res.body = "{\"seq\":" + std::to_string(r.seq) + "}";
+      res.body.append("{\"seq\":").append(std::to_string(r.seq)).push_back('}');
       return res;
     }
     case S::duplicate: {

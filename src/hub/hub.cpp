@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <tuple>
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -115,7 +114,7 @@ void Hub::defer_wakes_on_this_thread(WakeDeferrer defer) {
 
 Channel& Hub::channel_for(std::string_view agent_id) {
   std::lock_guard lock(channels_mutex_);
-  auto it = channels_.find(std::string(agent_id));
+  auto it = channels_.find(agent_id);
   if (it != channels_.end()) return *it->second;
   auto ch = std::make_unique<Channel>(std::string(agent_id), random_hex_id(8), 0, options_.history_size,
                                       options_.history_ttl_ms, shards_.shard_count());
@@ -127,7 +126,7 @@ Channel& Hub::channel_for(std::string_view agent_id) {
 
 Channel* Hub::find_channel(std::string_view agent_id) {
   std::lock_guard lock(channels_mutex_);
-  auto it = channels_.find(std::string(agent_id));
+  auto it = channels_.find(agent_id);
   return it == channels_.end() ? nullptr : it->second.get();
 }
 
@@ -253,17 +252,12 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
     publish_failures_.fetch_add(staged.size(), std::memory_order_relaxed);
   } else {
     for (auto& [ch, seq] : seq_before) ch->stored = true;
-    // Per channel, in seq order: one history update and one post per shard for the whole batch.
-    std::unordered_map<Channel*, std::size_t> group_of;
-    std::vector<std::tuple<Channel*, std::vector<EventPtr>, std::vector<std::vector<StateRecord>>>> groups;
-    for (auto& s : staged) {
-      auto [it, fresh] = group_of.try_emplace(s.channel, groups.size());
-      if (fresh) groups.emplace_back(s.channel, std::vector<EventPtr>{}, std::vector<std::vector<StateRecord>>{});
-      auto& g = groups[it->second];
-      std::get<1>(g).push_back(s.event);
-      std::get<2>(g).push_back(std::move(s.records));
-    }
-    for (auto& [ch, evs, recs] : groups) broadcast(*ch, std::move(evs), std::move(recs));
+    // In seq order: each event into its channel's history and state, then one post per shard for the
+    // whole batch, so each subscriber takes all of it before its socket flushes (a burst leaves in one
+    // write) and a batch spread over many channels costs one hand-over per shard, not one per channel.
+    ShardDeliveries deliveries(shards_.shard_count());
+    for (auto& s : staged) record(*s.channel, s.event, s.records, deliveries);
+    post_deliveries(deliveries);
     publishes_.fetch_add(staged.size(), std::memory_order_relaxed);
   }
 
@@ -297,37 +291,27 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
   return end;
 }
 
-void Hub::broadcast(Channel& ch, std::vector<EventPtr> events, std::vector<std::vector<StateRecord>> records) {
-  unsigned shard_list[64];
-  std::vector<unsigned> many;
-  unsigned n = 0;
-  {
-    std::lock_guard lock(ch.mutex);
-    for (std::size_t i = 0; i < events.size(); ++i) {
-      ch.history.push(events[i]);
-      ch.last_seq = events[i]->seq;
-      if (ch.state && !records[i].empty()) ch.state->apply(records[i]);
-    }
-    for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
-      if (ch.shard_subscribers[s] == 0) continue;
-      if (n < 64) shard_list[n++] = s;
-      else many.push_back(s);
-    }
+void Hub::record(Channel& ch, const EventPtr& event, const std::vector<StateRecord>& records,
+                 ShardDeliveries& deliveries) {
+  std::lock_guard lock(ch.mutex);
+  ch.history.push(event);
+  ch.last_seq = event->seq;
+  if (ch.state && !records.empty()) ch.state->apply(records);
+  for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
+    if (ch.shard_subscribers[s] != 0) deliveries[s].push_back({&ch, event});
   }
-  if (n == 0) return;
-  // One task per shard for the whole batch: each subscriber takes all of it before its socket
-  // flushes, so a burst leaves in one write. Posting outside the lock is safe: only this thread posts,
-  // in seq order, each shard runs its queue in order, and a subscriber that joined meanwhile skips
-  // what its join already covered.
-  auto shared = std::make_shared<const std::vector<EventPtr>>(std::move(events));
-  Channel* chp = &ch;
-  auto post = [&](unsigned s) {
-    shards_.post(s, [chp, s, shared] {
-      for (const EventPtr& ev : *shared) chp->local[s].deliver(ev);
+}
+
+void Hub::post_deliveries(ShardDeliveries& deliveries) {
+  // Posting outside the channel locks is safe: only this thread posts, in seq order, each shard runs
+  // its queue in order, and a subscriber that joined meanwhile skips what its join already covered.
+  for (unsigned s = 0; s < deliveries.size(); ++s) {
+    if (deliveries[s].empty()) continue;
+    auto batch = std::make_shared<std::vector<Delivery>>(std::move(deliveries[s]));
+    shards_.post(s, [s, batch = std::move(batch)] {
+      for (const Delivery& d : *batch) d.channel->local[s].deliver(d.event);
     });
-  };
-  for (unsigned i = 0; i < n; ++i) post(shard_list[i]);
-  for (unsigned s : many) post(s);
+  }
 }
 
 JoinResult Hub::join(std::string_view agent_id, unsigned shard, Subscriber* sub,

@@ -139,8 +139,18 @@ class Hub {
   void writer_loop();
   // Commits a prefix of `batch` starting at `from`; returns where the next commit starts.
   std::size_t commit_batch(std::vector<Pending>& batch, std::size_t from);
-  // Appends a channel's committed events to its history and state, then hands them to its shards.
-  void broadcast(Channel& ch, std::vector<EventPtr> events, std::vector<std::vector<StateRecord>> records);
+  // A committed event on its way to the subscribers of one shard.
+  struct Delivery {
+    Channel* channel;
+    EventPtr event;
+  };
+  using ShardDeliveries = std::vector<std::vector<Delivery>>;  // index = shard
+  // Appends a committed event to its channel's history and state, and lists it for every shard where
+  // the channel has subscribers.
+  void record(Channel& ch, const EventPtr& event, const std::vector<StateRecord>& records,
+              ShardDeliveries& deliveries);
+  // One task per shard hands it everything listed for it.
+  void post_deliveries(ShardDeliveries& deliveries);
   void prune(std::int64_t now_ms);
   std::string state_of(Channel& ch) const;  // under ch.mutex
 
@@ -150,7 +160,13 @@ class Hub {
   ChannelStateFactory state_factory_;
 
   std::mutex channels_mutex_;
-  std::unordered_map<std::string, std::unique_ptr<Channel>> channels_;
+  // Looked up by string_view without building a std::string (agent ids are often past the short-string
+  // buffer, so that would allocate on every publish).
+  struct AgentIdHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
+  };
+  std::unordered_map<std::string, std::unique_ptr<Channel>, AgentIdHash, std::equal_to<>> channels_;
 
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
