@@ -10,5 +10,7 @@ std::int64_t now_unix_ms() noexcept;
 
 // "2026-11-25T17:00:00.123Z"
 std::string format_timestamp(std::int64_t unix_ms);
+// The same, appended to `out` (no string of its own).
+void append_timestamp(std::string& out, std::int64_t unix_ms);
 
 }  // namespace aw

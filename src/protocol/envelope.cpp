@@ -17,7 +17,9 @@ void append_head(std::string& out, std::string_view type, std::string_view agent
 }
 
 void append_ts(std::string& out, std::int64_t ts_ms) {
-  out.append(",\"ts\":\"").append(format_timestamp(ts_ms)).push_back('"');
+  out.append(",\"ts\":\"");
+  append_timestamp(out, ts_ms);
+  out.push_back('"');
 }
 
 // Milliseconds as a JSON number of seconds: 30000 -> 30, 500 -> 0.5, 1250 -> 1.25.
