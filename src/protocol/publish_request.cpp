@@ -1,5 +1,6 @@
 #include "protocol/publish_request.hpp"
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -26,8 +27,12 @@ PublishParse parse_publish_request(std::string_view body) {
   boost::system::error_code ec;
   boost::json::parse_options opts;
   opts.max_depth = 64;
-  // Parsing validates the whole body (syntax and UTF-8) before anything is sliced out of it.
-  boost::json::value v = boost::json::parse(body, ec, {}, opts);
+  // Parsing validates the whole body (syntax and UTF-8) before anything is sliced out of it. The parsed
+  // value lives only in this call: its nodes come from a buffer on the stack (and the heap only past
+  // it), not from one allocation each.
+  unsigned char scratch[4096];
+  boost::json::monotonic_resource arena(scratch, sizeof scratch);
+  boost::json::value v = boost::json::parse(body, ec, &arena, opts);
   if (ec) {
     r.error_code = "bad_json";
     r.error_message = "body is not valid JSON: " + ec.message();
