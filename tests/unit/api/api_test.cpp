@@ -1,9 +1,14 @@
-// Routing, query parsing, subscribe targets and the mapping of publish results to HTTP.
+// Routing, query parsing, subscribe targets, static files and the mapping of publish results to HTTP.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include "api/errors.hpp"
 #include "api/events_api.hpp"
 #include "api/router.hpp"
+#include "api/static_api.hpp"
 #include "api/subscribe_target.hpp"
 #include "core/agent_id.hpp"
 
@@ -113,6 +118,32 @@ TEST(ParseCount, AcceptsOnlyPlainNonNegativeIntegers) {
   EXPECT_EQ(parse_count("18446744073709551615"), UINT64_MAX);
   for (auto bad : {"", "-1", "+1", "1.5", "1e3", " 1", "1 ", "abc", "18446744073709551616"})
     EXPECT_FALSE(parse_count(bad)) << bad;
+}
+
+}  // namespace
+}  // namespace aw::api
+
+namespace aw::api {
+namespace {
+
+TEST(StaticFiles, ServeWithTheirContentType) {
+  // The content type is a view: it must point at a literal that outlives the answer, not at a
+  // temporary of the handler (the browser saw garbage headers when it did).
+  const auto dir = std::filesystem::temp_directory_path() / ("aw-static-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "icon.svg") << "<svg/>";
+  std::ofstream(dir / "index.html") << "<html></html>";
+  Router router;
+  add_static_routes(router, dir.string());
+  auto fetch = [&](const std::string& path) { return route(router, "GET", path); };
+  Response svg = fetch("/ui/icon.svg");
+  Response html = fetch("/");
+  EXPECT_EQ(svg.status, 200u);
+  EXPECT_EQ(svg.content_type, "image/svg+xml");
+  EXPECT_EQ(svg.body, "<svg/>");
+  EXPECT_EQ(html.content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(fetch("/ui/missing.js").status, 404u);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
