@@ -3,7 +3,6 @@
 #pragma once
 #include <functional>
 #include <string>
-#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -21,9 +20,7 @@ struct Request {
 
 struct Response {
   unsigned status = 200;
-  // Always a string literal: a std::string here cost an allocation per answer ("application/json" is
-  // one character past the short-string buffer).
-  std::string_view content_type = "application/json";
+  std::string content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
 };

@@ -127,8 +127,7 @@ namespace aw::api {
 namespace {
 
 TEST(StaticFiles, ServeWithTheirContentType) {
-  // The content type is a view: it must point at a literal that outlives the answer, not at a
-  // temporary of the handler (the browser saw garbage headers when it did).
+  // Each file with its own type (a view of a temporary here once sent garbage headers to the browser).
   const auto dir = std::filesystem::temp_directory_path() / ("aw-static-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   std::ofstream(dir / "icon.svg") << "<svg/>";
