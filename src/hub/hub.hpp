@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/string_hash.hpp"
 #include "hub/channel.hpp"
 #include "hub/channel_state.hpp"
 #include "hub/command.hpp"
@@ -160,13 +161,7 @@ class Hub {
   ChannelStateFactory state_factory_;
 
   std::mutex channels_mutex_;
-  // Looked up by string_view without building a std::string (agent ids are often past the short-string
-  // buffer, so that would allocate on every publish).
-  struct AgentIdHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view id) const noexcept { return std::hash<std::string_view>{}(id); }
-  };
-  std::unordered_map<std::string, std::unique_ptr<Channel>, AgentIdHash, std::equal_to<>> channels_;
+  StringMap<std::unique_ptr<Channel>> channels_;  // looked up by string_view on every publish
 
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;

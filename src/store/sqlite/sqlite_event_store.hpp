@@ -25,6 +25,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/string_hash.hpp"
 #include "store/event_store.hpp"
 
 struct sqlite3;
@@ -79,12 +80,6 @@ class SqliteEventStore final : public EventStore {
   };
   using Stmt = std::unique_ptr<sqlite3_stmt, StmtFinalizer>;
 
-  // Lets the channel map be looked up by string_view without building a std::string.
-  struct StringHash {
-    using is_transparent = void;
-    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
-
   // What the writer knows of one channel, exact as long as it is the only writer of the file.
   struct ChannelLog {
     std::uint64_t last_seq = 0;         // the highest seq ever stored
@@ -101,7 +96,7 @@ class SqliteEventStore final : public EventStore {
 
     std::size_t stored() const noexcept { return ids.size() - head; }
   };
-  using ChannelMap = std::unordered_map<std::string, ChannelLog, StringHash, std::equal_to<>>;
+  using ChannelMap = StringMap<ChannelLog>;
   using ChannelEntry = ChannelMap::value_type;
 
   // An open file with an exclusive flock; closing it (or the process ending) releases the lock.
