@@ -247,15 +247,16 @@ void WebSocketSession::wait_readable() {
   if (echo_ && state_ == State::open && sock_.backlogged()) {
     // The client does not read its echoes: read nothing more from it until they have left.
     sock_.socket().async_wait(tcp::socket::wait_write,
-                              [self = shared_from_this()](boost::system::error_code ec) {
+                              in(wait_memory_, [self = shared_from_this()](boost::system::error_code ec) {
                                 if (ec) return self->on_readable(ec);
                                 self->wait_readable();
-                              });
+                              }));
     return;
   }
-  sock_.socket().async_wait(
-      tcp::socket::wait_read,
-      [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); });
+  sock_.socket().async_wait(tcp::socket::wait_read, in(wait_memory_, [self = shared_from_this()](
+                                                                    boost::system::error_code ec) {
+                              self->on_readable(ec);
+                            }));
 }
 
 void WebSocketSession::on_readable(boost::system::error_code ec) {

@@ -18,6 +18,7 @@
 #include "hub/subscriber.hpp"
 #include "protocol/ws_reader.hpp"
 #include "transport/corked_socket.hpp"
+#include "transport/op_memory.hpp"
 #include "transport/server_context.hpp"
 #include "transport/shard.hpp"
 
@@ -83,6 +84,7 @@ class WebSocketSession final : public Subscriber,
   std::string_view agent_id() const noexcept;
 
   CorkedSocket sock_;
+  OpMemory wait_memory_;  // the one wait wait_readable() has pending
   ws::Reader reader_;
   Shard& shard_;
   ServerContext& ctx_;
