@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "core/string_hash.hpp"
+#include "store/sqlite/commit_times.hpp"
 #include "store/event_store.hpp"
 
 struct sqlite3;
@@ -139,6 +140,7 @@ class SqliteEventStore final : public EventStore {
   Stmt select_channels_;
   Stmt select_events_;
   Stmt delete_older_;
+  Stmt min_id_;
   Stmt delete_ids_;
   Stmt upsert_state_;
   Stmt delete_state_;
@@ -150,6 +152,7 @@ class SqliteEventStore final : public EventStore {
   std::uint64_t batch_ = 0;                 // numbers append() calls, for ChannelLog's scratch fields
   std::vector<ChannelLog*> batch_logs_;     // append(): each event's channel
   std::vector<std::int64_t> batch_rowids_;  // append(): each event's rowid
+  CommitTimes commit_times_;                // which rowids hold events of which commit times
   std::atomic<std::uint64_t> events_{0};
 
   // Checkpoints run on their own thread and connection: in WAL mode a checkpoint is where SQLite

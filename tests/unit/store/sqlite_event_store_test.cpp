@@ -458,8 +458,8 @@ INSERT INTO state VALUES('a', 'workflow', 'w1', '{"x":1}');
     EXPECT_EQ(store->stats().events, 5u);
 
     EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_channel'"), "0");
-    EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_ts'"), "1");
-    EXPECT_EQ(query("SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+    EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_ts'"), "0");
+    EXPECT_EQ(query("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
 
     EXPECT_THROW(append_run(*store, "a", 5, 1), StoreError);
     EXPECT_THROW(append_run(*store, "gone", 9, 1), StoreError);
@@ -474,6 +474,71 @@ INSERT INTO state VALUES('a', 'workflow', 'w1', '{"x":1}');
   EXPECT_EQ(channels[1].last_seq, 2u);
   EXPECT_EQ(channels[2].last_seq, 10u);
   EXPECT_EQ(store->stats().events, 5u);
+}
+
+TEST_F(SqliteEventStoreTest, Version2DatabaseIsUpgradedAndPrunedByAge) {
+  // Version 2: version 3's tables plus the index on ts_ms.
+  constexpr const char* kVersion2 = R"sql(
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE channels(agent_id TEXT PRIMARY KEY, epoch TEXT NOT NULL,
+                      last_seq INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE events(id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
+                    ts_ms INTEGER NOT NULL, data TEXT NOT NULL, idempotency_key TEXT);
+CREATE INDEX events_by_ts ON events(ts_ms);
+CREATE TABLE state(agent_id TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL,
+                   PRIMARY KEY(agent_id, kind, id)) WITHOUT ROWID;
+INSERT INTO meta VALUES('schema_version', '2');
+INSERT INTO channels VALUES('a', 'ea', 0), ('b', 'eb', 0);
+INSERT INTO events(agent_id, seq, type, ts_ms, data, idempotency_key) VALUES
+  ('a', 1, 't', 1000, '{}', NULL), ('b', 1, 't', 5000, '{}', NULL), ('a', 2, 't', 2000, '{}', NULL),
+  ('a', 3, 't', 9000, '{}', NULL), ('b', 2, 't', 9500, '{}', NULL);
+)sql";
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  char* error = nullptr;
+  ASSERT_EQ(sqlite3_exec(db, kVersion2, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
+  sqlite3_close(db);
+
+  auto store = open();
+  EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_ts'"), "0");
+  EXPECT_EQ(query("SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+  // The commit times of rows stored before the upgrade are known from the scan at open: age pruning
+  // finds them, the one whose time is out of rowid order (b#1) among them.
+  store->prune(kNoCountLimit, 5001);
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{3}));
+  EXPECT_EQ(seqs(load_recent(*store, "b", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(store->stats().events, 2u);
+  const auto channels = store->load_channels();
+  EXPECT_EQ(channels[0].last_seq, 3u);
+  EXPECT_EQ(channels[1].last_seq, 2u);
+}
+
+TEST_F(SqliteEventStoreTest, AgePruneFindsEventsStoredBeforeAReopen) {
+  {
+    auto store = open();
+    std::vector<Event> old_events{make_event("a", 1, 1000), make_event("a", 2, 1500), make_event("b", 1, 2500)};
+    store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(old_events), {});
+  }
+  auto store = open();
+  std::vector<Event> newer{make_event("a", 3, 7000), make_event("b", 2, 8000)};
+  store->append({}, pointers(newer), {});
+  store->prune(kNoCountLimit, 2000);  // a#1 and a#2 are older; b#1 is not
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{3}));
+  EXPECT_EQ(seqs(load_recent(*store, "b", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{1, 2}));
+  store->prune(kNoCountLimit, 7500);
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{}));
+  EXPECT_EQ(seqs(load_recent(*store, "b", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{2}));
+  EXPECT_EQ(store->stats().events, 1u);
+  // Everything goes, then new events come and age out in their turn.
+  store->prune(kNoCountLimit, 100000);
+  EXPECT_EQ(store->stats().events, 0u);
+  std::vector<Event> later{make_event("a", 4, 200000), make_event("b", 3, 300000)};
+  store->append({}, pointers(later), {});
+  store->prune(kNoCountLimit, 250000);
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{}));
+  EXPECT_EQ(seqs(load_recent(*store, "b", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{3}));
+  const auto channels = store->load_channels();
+  EXPECT_EQ(channels[0].last_seq, 4u);
 }
 
 TEST_F(SqliteEventStoreTest, SecondStoreOnTheSameFileIsRefused) {
