@@ -2,22 +2,39 @@
 
 namespace aw {
 
+namespace {
+// How many subscribers ahead deliver() prefetches: enough to cover a memory access while it hands the
+// event to the ones in between.
+constexpr std::size_t kPrefetchAhead = 8;
+}  // namespace
+
 void LocalSubscribers::add(Subscriber* s) {
   s->slot = list.size();
-  list.push_back(s);
+  list.push_back({s, s->delivery_state()});
 }
 
 void LocalSubscribers::remove(Subscriber* s) {
   std::size_t i = s->slot;
-  if (i >= list.size() || list[i] != s) return;
+  if (i >= list.size() || list[i].subscriber != s) return;
   list[i] = list.back();
-  list[i]->slot = i;
+  list[i].subscriber->slot = i;
   list.pop_back();
 }
 
 void LocalSubscribers::deliver(const EventPtr& ev) {
   // Subscribers never leave the list from inside deliver(): a session that must close does so later.
-  for (Subscriber* s : list) {
+  // Thousands of subscribers do not stay in cache, and handing an event to each one is otherwise a
+  // chain of cache misses: the memory of those a few places ahead is fetched while these are served.
+  const std::size_t n = list.size();
+  for (std::size_t i = 0; i < n; ++i) {
+    if (i + kPrefetchAhead < n) {
+      const Entry& ahead = list[i + kPrefetchAhead];
+      const char* state = static_cast<const char*>(ahead.state);
+      __builtin_prefetch(ahead.subscriber);
+      __builtin_prefetch(state);
+      __builtin_prefetch(state + 64);
+    }
+    Subscriber* s = list[i].subscriber;
     if (ev->seq <= s->delivered_seq) continue;  // already sent in its replay
     s->delivered_seq = ev->seq;
     s->deliver(ev);

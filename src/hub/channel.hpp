@@ -15,7 +15,11 @@ namespace aw {
 
 // Subscribers of one channel on one shard. Padded so shards do not share cache lines.
 struct alignas(64) LocalSubscribers {
-  std::vector<Subscriber*> list;
+  struct Entry {
+    Subscriber* subscriber;
+    const void* state;  // its delivery_state()
+  };
+  std::vector<Entry> list;
 
   void add(Subscriber* s);
   void remove(Subscriber* s);

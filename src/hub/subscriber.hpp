@@ -13,6 +13,9 @@ class Subscriber {
 
   // Called on the subscriber's shard thread, in seq order, never twice for one seq.
   virtual void deliver(const EventPtr& ev) = 0;
+  // Where the state deliver() reads on every event begins, when it is not at the start of this
+  // object (128 bytes from there are prefetched; see LocalSubscribers::deliver). Asked once, on join.
+  virtual const void* delivery_state() const noexcept { return this; }
 
   // Highest seq handed to deliver() or replayed at join; the hub uses it to drop a live event that a
   // replay already covered.

@@ -113,6 +113,9 @@ class CorkedSocket {
   void drop_pending();
 
   std::size_t queued_bytes() const noexcept { return queued_bytes_; }
+  // Where the state enqueue() reads begins (the queue, its size, the flags), for prefetching; what its
+  // owner reads on the same path may follow this object.
+  const void* enqueue_state() const noexcept { return &queue_; }
   // Nothing is queued: frees the queue's memory (called now and then, so that it is not freed and
   // allocated again on every pass of a busy connection).
   void trim() { queue_.release(); }

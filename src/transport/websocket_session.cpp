@@ -67,9 +67,9 @@ std::string describe_failure(const ws::Reader::Result& r) {
 
 WebSocketSession::WebSocketSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx)
     : sock_(std::move(socket), shard.ioc),
-      reader_(ctx.options.max_message_bytes),
       shard_(shard),
       ctx_(ctx),
+      reader_(ctx.options.max_message_bytes),
       session_id_(new_session_id()) {
   shard_.connections.insert(this);
 }

@@ -38,6 +38,7 @@ class WebSocketSession final : public Subscriber,
   void run(const http::request<http::string_body>& req, api::SubscribeTarget target, std::string_view early);
 
   void deliver(const EventPtr& ev) override;
+  const void* delivery_state() const noexcept override { return sock_.enqueue_state(); }
   void on_sweep(std::int64_t now_ms) override;
   void on_shutdown() override;
   std::size_t queued_bytes() const noexcept override { return sock_.queued_bytes(); }
@@ -84,10 +85,18 @@ class WebSocketSession final : public Subscriber,
   std::string_view agent_id() const noexcept;
 
   CorkedSocket sock_;
-  OpMemory wait_memory_;  // the one wait wait_readable() has pending
-  ws::Reader reader_;
+  // What deliver() reads besides the socket's queue follows it, so that delivery_state() and the 128
+  // bytes after it hold all of it.
+  State state_ =
+      State::draining;  // until the handshake is accepted: a refusal leaves, then the socket closes
+  bool echo_ = false;
+  bool slow_ = false;     // its queue overflowed; a close is on its way
+  bool deflate_ = false;  // permessage-deflate negotiated: broadcasts go out compressed
+  bool counted_ = false;  // it was accepted: its end is counted and logged
   Shard& shard_;
   ServerContext& ctx_;
+  OpMemory wait_memory_;  // the one wait wait_readable() has pending
+  ws::Reader reader_;
   Channel* channel_ = nullptr;
   std::uint64_t session_id_;
   const char* close_reason_ = nullptr;  // why we closed it, when we did
@@ -95,12 +104,6 @@ class WebSocketSession final : public Subscriber,
   std::int64_t last_activity_ms_ = 0;
   // open: when the next heartbeat is due; closing, draining: when the socket is cut.
   std::int64_t deadline_ms_ = 0;
-  State state_ =
-      State::draining;  // until the handshake is accepted: a refusal leaves, then the socket closes
-  bool echo_ = false;
-  bool slow_ = false;     // its queue overflowed; a close is on its way
-  bool deflate_ = false;  // permessage-deflate negotiated: broadcasts go out compressed
-  bool counted_ = false;  // it was accepted: its end is counted and logged
 };
 
 }  // namespace aw::transport
