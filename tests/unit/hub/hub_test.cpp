@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <future>
@@ -62,8 +63,9 @@ class FlakyStore final : public EventStore {
 
   int fail_next = 0;
   bool full = false;
-  std::size_t appended = 0;
-  std::size_t commits = 0;
+  // Written by the hub's writer thread, read by the test.
+  std::atomic<std::size_t> appended{0};
+  std::atomic<std::size_t> commits{0};
 };
 
 PublishResult publish_sync(Hub& hub, const std::string& agent, const std::string& type = "t",
