@@ -641,7 +641,8 @@ void SqliteEventStore::prune(std::size_t keep_per_channel, std::int64_t min_ts_m
     }
     if (rc != SQLITE_DONE) fail(rc, "prune by age");
   }
-  for (auto& [entry, ids] : doomed) std::sort(ids.begin(), ids.end());  // ascending already, unless ranges were merged
+  // Ascending already (ranges come in rowid order, each deletes in rowid order); drop_ids() relies on it.
+  for (auto& [entry, ids] : doomed) std::sort(ids.begin(), ids.end());
 
   // By count: the oldest rowids of each channel over the limit, skipping those age took already. A
   // channel's rowids in a row are consecutive when it published several events in one commit: one
