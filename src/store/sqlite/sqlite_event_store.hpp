@@ -43,9 +43,9 @@ enum class FsyncMode {
 
 class SqliteEventStore final : public EventStore {
  public:
-  // Opens `path`, creating the file and schema if missing (and upgrading a version-1 schema). `max_bytes`
-  // > 0 caps the database size (a quota: appends past it throw StoreError with full() true). Throws
-  // StoreError when the file cannot be opened for writing, is not a database of ours, has a newer schema,
+  // Opens `path`, creating the file and schema if missing (and upgrading a version-1 or -2 schema).
+  // `max_bytes` > 0 caps the database size (a quota: appends past it throw StoreError with full() true).
+  // Throws StoreError when the file cannot be opened for writing, is not a database of ours, has a newer schema,
   // or is in use by another process (another store object in this process counts too).
   SqliteEventStore(std::string path, FsyncMode mode, std::uint64_t max_bytes = 0);
   ~SqliteEventStore() override;

@@ -93,6 +93,18 @@ class SqliteEventStoreTest : public ::testing::Test {
   }
 
   // The first column of the first row of `sql`, read on a connection of its own ("" when no row).
+  // Runs SQL on the database file directly, as an older server or another tool would have.
+  void write_sql(const std::string& sql) const {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error);
+    const std::string message = error != nullptr ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    ASSERT_EQ(rc, SQLITE_OK) << message;
+  }
+
   std::string query(const std::string& sql) const {
     sqlite3* db = nullptr;
     EXPECT_EQ(sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
@@ -414,19 +426,23 @@ TEST_F(SqliteEventStoreTest, RefusedAppendChangesNothing) {
   EXPECT_EQ(channels[1].epoch, "e-new");
 }
 
-TEST_F(SqliteEventStoreTest, Version1DatabaseIsUpgraded) {
-  // The schema as version 1 created it, with what it stored: last_seq raised by every append, some
-  // events pruned.
-  constexpr const char* kVersion1 = R"sql(
+// The tables of schema versions 1 and 2 (the same as version 3's); their indexes differ.
+constexpr const char* kOldTables = R"sql(
 CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE channels(agent_id TEXT PRIMARY KEY, epoch TEXT NOT NULL,
                       last_seq INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE events(id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
                     ts_ms INTEGER NOT NULL, data TEXT NOT NULL, idempotency_key TEXT);
-CREATE UNIQUE INDEX events_by_channel ON events(agent_id, seq);
-CREATE INDEX events_by_ts ON events(ts_ms);
 CREATE TABLE state(agent_id TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL,
                    PRIMARY KEY(agent_id, kind, id)) WITHOUT ROWID;
+)sql";
+
+TEST_F(SqliteEventStoreTest, Version1DatabaseIsUpgraded) {
+  // The schema as version 1 created it, with what it stored: last_seq raised by every append, some
+  // events pruned.
+  constexpr const char* kVersion1 = R"sql(
+CREATE UNIQUE INDEX events_by_channel ON events(agent_id, seq);
+CREATE INDEX events_by_ts ON events(ts_ms);
 INSERT INTO meta VALUES('schema_version', '1');
 INSERT INTO channels VALUES('a', 'ea', 5), ('b', 'eb', 2), ('gone', 'eg', 9);
 INSERT INTO events(agent_id, seq, type, ts_ms, data, idempotency_key) VALUES
@@ -434,11 +450,7 @@ INSERT INTO events(agent_id, seq, type, ts_ms, data, idempotency_key) VALUES
   ('b', 2, 't', 130, '{}', NULL), ('a', 5, 't', 140, '{"n":5}', NULL);
 INSERT INTO state VALUES('a', 'workflow', 'w1', '{"x":1}');
 )sql";
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  ASSERT_EQ(sqlite3_exec(db, kVersion1, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
-  sqlite3_close(db);
+  write_sql(std::string(kOldTables) + kVersion1);
 
   {
     auto store = open();
@@ -479,25 +491,14 @@ INSERT INTO state VALUES('a', 'workflow', 'w1', '{"x":1}');
 TEST_F(SqliteEventStoreTest, Version2DatabaseIsUpgradedAndPrunedByAge) {
   // Version 2: version 3's tables plus the index on ts_ms.
   constexpr const char* kVersion2 = R"sql(
-CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE channels(agent_id TEXT PRIMARY KEY, epoch TEXT NOT NULL,
-                      last_seq INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE events(id INTEGER PRIMARY KEY, agent_id TEXT NOT NULL, seq INTEGER NOT NULL, type TEXT NOT NULL,
-                    ts_ms INTEGER NOT NULL, data TEXT NOT NULL, idempotency_key TEXT);
 CREATE INDEX events_by_ts ON events(ts_ms);
-CREATE TABLE state(agent_id TEXT NOT NULL, kind TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL,
-                   PRIMARY KEY(agent_id, kind, id)) WITHOUT ROWID;
 INSERT INTO meta VALUES('schema_version', '2');
 INSERT INTO channels VALUES('a', 'ea', 0), ('b', 'eb', 0);
 INSERT INTO events(agent_id, seq, type, ts_ms, data, idempotency_key) VALUES
   ('a', 1, 't', 1000, '{}', NULL), ('b', 1, 't', 5000, '{}', NULL), ('a', 2, 't', 2000, '{}', NULL),
   ('a', 3, 't', 9000, '{}', NULL), ('b', 2, 't', 9500, '{}', NULL);
 )sql";
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  char* error = nullptr;
-  ASSERT_EQ(sqlite3_exec(db, kVersion2, nullptr, nullptr, &error), SQLITE_OK) << (error ? error : "");
-  sqlite3_close(db);
+  write_sql(std::string(kOldTables) + kVersion2);
 
   auto store = open();
   EXPECT_EQ(query("SELECT count(*) FROM sqlite_master WHERE name = 'events_by_ts'"), "0");
@@ -703,12 +704,7 @@ TEST_F(SqliteEventStoreTest, CorruptFileThrowsWithAClearMessage) {
 
 TEST_F(SqliteEventStoreTest, NewerSchemaVersionIsRefused) {
   { auto store = open(); }
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "UPDATE meta SET value = '99' WHERE key = 'schema_version'", nullptr, nullptr,
-                         nullptr),
-            SQLITE_OK);
-  sqlite3_close(db);
+  write_sql("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
   try {
     open();
     FAIL() << "opened a database with a newer schema";
