@@ -161,7 +161,7 @@ class Hub {
   ChannelStateFactory state_factory_;
 
   std::mutex channels_mutex_;
-  StringMap<std::unique_ptr<Channel>> channels_;  // looked up by string_view on every publish
+  FlatStringMap<std::unique_ptr<Channel>> channels_;  // looked up by string_view on every publish
 
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
