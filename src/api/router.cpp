@@ -12,8 +12,8 @@ std::string_view Params::get(std::string_view name) const {
   return {};
 }
 
-std::vector<std::string_view> split_path(std::string_view path) {
-  std::vector<std::string_view> out;
+PathSegments split_path(std::string_view path) {
+  PathSegments out;
   std::size_t i = 0;
   while (i < path.size()) {
     if (path[i] == '/') {
@@ -34,28 +34,33 @@ void Router::add(std::string method, std::string_view pattern, Handler handler) 
   routes_.push_back(std::move(r));
 }
 
-bool Router::match(const std::vector<std::string>& segments, const std::vector<std::string_view>& path,
-                   Params& params) {
+namespace {
+bool is_param(const std::string& seg) noexcept { return seg.size() > 2 && seg.front() == '{' && seg.back() == '}'; }
+}  // namespace
+
+bool Router::fits(const std::vector<std::string>& segments, const PathSegments& path) {
   if (segments.size() != path.size()) return false;
-  params.values.clear();
-  for (std::size_t i = 0; i < path.size(); ++i) {
-    const std::string& seg = segments[i];
-    if (seg.size() > 2 && seg.front() == '{' && seg.back() == '}') {
-      params.values.emplace_back(seg.substr(1, seg.size() - 2), percent_decode(path[i]));
-    } else if (seg != path[i]) {
-      return false;
-    }
-  }
+  for (std::size_t i = 0; i < path.size(); ++i)
+    if (!is_param(segments[i]) && segments[i] != path[i]) return false;
   return true;
 }
 
+void Router::capture(const std::vector<std::string>& segments, const PathSegments& path, Params& params) {
+  params.values.clear();
+  for (std::size_t i = 0; i < path.size(); ++i) {
+    const std::string& seg = segments[i];
+    if (is_param(seg)) params.values.emplace_back(seg.substr(1, seg.size() - 2), percent_decode(path[i]));
+  }
+}
+
 void Router::handle(const Request& req, Reply reply) const {
-  auto path = split_path(req.path);
-  Params params;
+  const auto path = split_path(req.path);
   std::string allow;
   for (const auto& r : routes_) {
-    if (!match(r.segments, path, params)) continue;
+    if (!fits(r.segments, path)) continue;
     if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
+      Params params;
+      capture(r.segments, path, params);
       r.handler(req, params, std::move(reply));
       return;
     }
@@ -85,9 +90,13 @@ void Router::add_streaming(std::string method, std::string_view pattern, Streami
 const StreamingHandler* Router::match_streaming(std::string_view method, std::string_view path,
                                                 Params& params) const {
   if (streaming_.empty()) return nullptr;
-  auto parts = split_path(path);
-  for (const auto& r : streaming_)
-    if (r.method == method && match(r.segments, parts, params)) return &r.handler;
+  const auto parts = split_path(path);
+  for (const auto& r : streaming_) {
+    if (r.method == method && fits(r.segments, parts)) {
+      capture(r.segments, parts, params);
+      return &r.handler;
+    }
+  }
   return nullptr;
 }
 

@@ -7,13 +7,18 @@
 #include <string_view>
 #include <vector>
 
+#include <boost/container/small_vector.hpp>
+
 #include "api/body_sink.hpp"
 #include "api/http_types.hpp"
 
 namespace aw::api {
 
+// Held inline: every request is routed, and our routes have at most a few segments and params.
+using PathSegments = boost::container::small_vector<std::string_view, 8>;
+
 struct Params {
-  std::vector<std::pair<std::string, std::string>> values;
+  boost::container::small_vector<std::pair<std::string, std::string>, 2> values;
   std::string_view get(std::string_view name) const;
 };
 
@@ -39,8 +44,10 @@ class Router {
     std::vector<std::string> segments;
     Handler handler;
   };
-  static bool match(const std::vector<std::string>& segments, const std::vector<std::string_view>& path,
-                    Params& params);
+  // Whether `path` fits the pattern: its literal segments only, so no param is decoded for a route
+  // that is not taken.
+  static bool fits(const std::vector<std::string>& segments, const PathSegments& path);
+  static void capture(const std::vector<std::string>& segments, const PathSegments& path, Params& params);
   std::vector<Route> routes_;
   struct StreamingRoute {
     std::string method;
@@ -50,7 +57,7 @@ class Router {
   std::vector<StreamingRoute> streaming_;
 };
 
-std::vector<std::string_view> split_path(std::string_view path);
+PathSegments split_path(std::string_view path);
 
 // Query parameter by name, percent-decoded; nullopt when absent.
 std::optional<std::string> query_param(std::string_view query, std::string_view name);

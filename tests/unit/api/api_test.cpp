@@ -41,6 +41,33 @@ TEST(Router, MatchesParamsAndSeparates404From405) {
   EXPECT_NE(route(r, "GET", "/nope").body.find("\"code\":\"not_found\""), std::string::npos);
 }
 
+TEST(Router, TakesTheFirstFittingRouteWithItsOwnParamsAndAnyPathLength) {
+  Router r;
+  std::vector<std::pair<std::string, std::string>> seen;
+  auto record = [&](const Request&, const Params& p, Reply reply) {
+    seen.assign(p.values.begin(), p.values.end());
+    reply(Response{200, "application/json", "{}", {}});
+  };
+  // Same shape, one literal apart: the params are those of the route taken, not of one tried before.
+  r.add("GET", "/api/{kind}/{id}/events", record);
+  r.add("GET", "/api/workflows/{workflow_id}/documents", record);
+  EXPECT_EQ(route(r, "GET", "/api/workflows/w%201/documents").status, 200u);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].first, "workflow_id");
+  EXPECT_EQ(seen[0].second, "w 1");
+  EXPECT_EQ(route(r, "GET", "/api/agents/a1/events").status, 200u);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0], (std::pair<std::string, std::string>("kind", "agents")));
+  EXPECT_EQ(seen[1], (std::pair<std::string, std::string>("id", "a1")));
+  // More segments than the router keeps inline.
+  std::string deep = "/api";
+  for (int i = 0; i < 20; ++i) deep += "/s" + std::to_string(i);
+  EXPECT_EQ(split_path(deep).size(), 21u);
+  EXPECT_EQ(split_path(deep)[20], "s19");
+  EXPECT_EQ(route(r, "GET", deep).status, 404u);
+  EXPECT_EQ(split_path("//a///b/").size(), 2u);
+}
+
 TEST(Query, FindsAndDecodesParameters) {
   EXPECT_EQ(query_param("since=5&epoch=ab%20c", "epoch"), "ab c");
   EXPECT_EQ(query_param("since=5&epoch=x", "since"), "5");
