@@ -4,6 +4,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 
 namespace aw {
 
@@ -16,26 +17,42 @@ struct LazyBytes {
   mutable std::string bytes;
 };
 
+// Where a piece of text lies in an event's bytes.
+struct TextSpan {
+  std::uint32_t offset = 0;
+  std::uint32_t size = 0;
+};
+
+// Channels keep up to a thousand of these each, so an event is one shared object and one block of
+// bytes: the WebSocket frame, whose envelope already holds the agent id, the type and the data
+// verbatim. Only protocol::make_event builds one (it knows the envelope's layout).
 struct Event {
-  std::string agent_id;
   std::uint64_t seq = 0;
   // Set on an event merged for a lagging subscriber: it stands for first_seq..seq. 0 otherwise.
   std::uint64_t first_seq = 0;
-  std::string type;
-  std::int64_t ts_ms = 0;             // wall clock at publish
-  std::string data;                   // the published `data` JSON, verbatim
-  std::string idempotency_key;        // empty when the publisher sent none
-  // The WebSocket text frame (unmasked header + envelope JSON), built once and sent as-is to every
-  // subscriber; `payload_offset` is where the envelope JSON starts inside it.
-  std::string frame;
-  std::size_t payload_offset = 0;
+  std::int64_t ts_ms = 0;       // wall clock at publish
+  std::string idempotency_key;  // empty when the publisher sent none
+
+  // The WebSocket text frame (unmasked header + envelope JSON), sent as-is to every subscriber; after it
+  // in `bytes`, rarely, an agent id or type that the envelope had to escape, in its own spelling.
+  std::string bytes;
+  std::uint32_t frame_size = 0;
+  std::uint32_t payload_offset = 0;  // where the envelope JSON starts
+  TextSpan agent_id_at;
+  TextSpan type_at;
+  TextSpan data_at;  // the published `data` JSON, verbatim
 
   // The same frame compressed for permessage-deflate subscribers; built on first use (protocol/deflate).
   LazyBytes deflated;
 
-  std::string_view envelope() const noexcept {
-    return std::string_view(frame).substr(payload_offset);
-  }
+  std::string_view frame() const noexcept { return std::string_view(bytes.data(), frame_size); }
+  std::string_view envelope() const noexcept { return frame().substr(payload_offset); }
+  std::string_view agent_id() const noexcept { return text(agent_id_at); }
+  std::string_view type() const noexcept { return text(type_at); }
+  std::string_view data() const noexcept { return text(data_at); }
+
+ private:
+  std::string_view text(TextSpan at) const noexcept { return std::string_view(bytes.data() + at.offset, at.size); }
 };
 
 using EventPtr = std::shared_ptr<const Event>;

@@ -8,7 +8,7 @@ void HistoryRing::push(EventPtr ev) {
     // A hole would make seq arithmetic lie; start over from this event.
     while (!events_.empty()) pop_front();
   }
-  bytes_ += ev->frame.size();
+  bytes_ += ev->frame().size();
   if (!ev->idempotency_key.empty()) keys_[ev->idempotency_key] = ev->seq;
   events_.push_back(std::move(ev));
   while (events_.size() > capacity_) pop_front();
@@ -39,7 +39,7 @@ std::optional<std::uint64_t> HistoryRing::seq_for_key(const std::string& key) co
 
 void HistoryRing::pop_front() {
   const auto& ev = events_.front();
-  bytes_ -= ev->frame.size();
+  bytes_ -= ev->frame().size();
   if (!ev->idempotency_key.empty()) {
     auto it = keys_.find(ev->idempotency_key);
     if (it != keys_.end() && it->second == ev->seq) keys_.erase(it);

@@ -51,8 +51,8 @@ std::optional<Delta> as_delta(std::string_view text, bool may_be_merged) {
 }
 
 EventPtr merge_deltas(const Event& queued, const Event& next, std::size_t max_delta_bytes) {
-  auto a = as_delta(queued.data, true);
-  auto b = as_delta(next.data, false);
+  auto a = as_delta(queued.data(), true);
+  auto b = as_delta(next.data(), false);
   if (!a || !b) return nullptr;
   if (a->data.at("stream_id") != b->data.at("stream_id")) return nullptr;
   const js::value* wa = a->data.if_contains("workflow_id");
@@ -71,27 +71,27 @@ EventPtr merge_deltas(const Event& queued, const Event& next, std::size_t max_de
   text.append(tb);
   merged["delta"] = std::move(text);
   merged["count"] = a->count + 1;
-  return make_merged_event(next.agent_id, queued.first_seq != 0 ? queued.first_seq : queued.seq, next.seq,
-                           next.type, next.ts_ms, js::serialize(merged));
+  return make_merged_event(next.agent_id(), queued.first_seq != 0 ? queued.first_seq : queued.seq, next.seq,
+                           next.type(), next.ts_ms, js::serialize(merged));
 }
 
 EventPtr merge_progress(const Event& queued, const Event& next) {
-  auto a = parse_object(queued.data);
-  auto b = parse_object(next.data);
+  auto a = parse_object(queued.data());
+  auto b = parse_object(next.data());
   if (!a || !b) return nullptr;
   const js::value* wa = a->if_contains("workflow_id");
   const js::value* wb = b->if_contains("workflow_id");
   if (!wa || !wb || !wa->is_string() || *wa != *wb) return nullptr;
-  return make_merged_event(next.agent_id, queued.first_seq != 0 ? queued.first_seq : queued.seq, next.seq,
-                           next.type, next.ts_ms, next.data);
+  return make_merged_event(next.agent_id(), queued.first_seq != 0 ? queued.first_seq : queued.seq, next.seq,
+                           next.type(), next.ts_ms, next.data());
 }
 
 }  // namespace
 
 EventPtr coalesce(const Event& queued, const Event& next, std::size_t max_delta_bytes) {
-  if (next.seq != queued.seq + 1 || next.type != queued.type || next.agent_id != queued.agent_id) return nullptr;
-  if (next.type == "stream") return merge_deltas(queued, next, max_delta_bytes);
-  if (next.type == "progress") return merge_progress(queued, next);
+  if (next.seq != queued.seq + 1 || next.type() != queued.type() || next.agent_id() != queued.agent_id()) return nullptr;
+  if (next.type() == "stream") return merge_deltas(queued, next, max_delta_bytes);
+  if (next.type() == "progress") return merge_progress(queued, next);
   return nullptr;
 }
 

@@ -39,43 +39,69 @@ std::string seconds(std::int64_t ms) {
 
 namespace {
 
-EventPtr build_event(std::string agent_id, std::uint64_t first_seq, std::uint64_t seq, std::string type,
-                     std::int64_t ts_ms, std::string data, std::string idempotency_key) {
-  auto ev = std::make_shared<Event>();
-  std::string body;
-  body.reserve(112 + agent_id.size() + type.size() + data.size());
-  append_head(body, type, agent_id);
+// Appends `name` quoted and returns where its own spelling lies in `out`: inside the quotes, unless
+// escaping changed it (the caller then keeps the spelling elsewhere; size 0 here says so).
+TextSpan append_name(std::string& out, std::string_view name) {
+  const std::size_t at = out.size() + 1;
+  json::append_quoted(out, name);
+  if (out.size() - at - 1 != name.size()) return TextSpan{0, 0};
+  return TextSpan{static_cast<std::uint32_t>(at), static_cast<std::uint32_t>(name.size())};
+}
+
+EventPtr build_event(std::string_view agent_id, std::uint64_t first_seq, std::uint64_t seq,
+                     std::string_view type, std::int64_t ts_ms, std::string_view data,
+                     std::string idempotency_key) {
+  // The envelope is put together in a scratch buffer first, as the frame header's size depends on its
+  // length; the event then takes one exact allocation for all its bytes.
+  thread_local std::string body;
+  body.clear();
+  body.append("{\"type\":");
+  TextSpan type_at = append_name(body, type);
+  body.append(",\"agent_id\":");
+  TextSpan agent_id_at = append_name(body, agent_id);
   body.append(",\"seq\":").append(std::to_string(seq));
   if (first_seq != 0) body.append(",\"first_seq\":").append(std::to_string(first_seq));
   append_ts(body, ts_ms);
-  body.append(",\"data\":").append(data).push_back('}');
+  body.append(",\"data\":");
+  TextSpan data_at{static_cast<std::uint32_t>(body.size()), static_cast<std::uint32_t>(data.size())};
+  body.append(data).push_back('}');
 
-  ev->frame.reserve(ws::frame_header_size(body.size()) + body.size());
-  ws::append_text_frame_header(ev->frame, body.size());
-  ev->payload_offset = ev->frame.size();
-  ev->frame.append(body);
-
-  ev->agent_id = std::move(agent_id);
+  auto ev = std::make_shared<Event>();
+  const std::size_t header = ws::frame_header_size(body.size());
+  const bool type_escaped = type_at.size != type.size();
+  const bool agent_id_escaped = agent_id_at.size != agent_id.size();
+  ev->bytes.reserve(header + body.size() + (type_escaped ? type.size() : 0) +
+                    (agent_id_escaped ? agent_id.size() : 0));
+  ws::append_text_frame_header(ev->bytes, body.size());
+  ev->bytes.append(body);
+  ev->frame_size = static_cast<std::uint32_t>(ev->bytes.size());
+  ev->payload_offset = static_cast<std::uint32_t>(header);
+  auto place = [&](TextSpan at, bool escaped, std::string_view text) {
+    if (!escaped) return TextSpan{static_cast<std::uint32_t>(at.offset + header), at.size};
+    TextSpan own{static_cast<std::uint32_t>(ev->bytes.size()), static_cast<std::uint32_t>(text.size())};
+    ev->bytes.append(text);
+    return own;
+  };
+  ev->type_at = place(type_at, type_escaped, type);
+  ev->agent_id_at = place(agent_id_at, agent_id_escaped, agent_id);
+  ev->data_at = TextSpan{static_cast<std::uint32_t>(data_at.offset + header), data_at.size};
   ev->seq = seq;
   ev->first_seq = first_seq;
-  ev->type = std::move(type);
   ev->ts_ms = ts_ms;
-  ev->data = std::move(data);
   ev->idempotency_key = std::move(idempotency_key);
   return ev;
 }
 
 }  // namespace
 
-EventPtr make_event(std::string agent_id, std::uint64_t seq, std::string type, std::int64_t ts_ms,
-                    std::string data, std::string idempotency_key) {
-  return build_event(std::move(agent_id), 0, seq, std::move(type), ts_ms, std::move(data),
-                     std::move(idempotency_key));
+EventPtr make_event(std::string_view agent_id, std::uint64_t seq, std::string_view type, std::int64_t ts_ms,
+                    std::string_view data, std::string idempotency_key) {
+  return build_event(agent_id, 0, seq, type, ts_ms, data, std::move(idempotency_key));
 }
 
-EventPtr make_merged_event(std::string agent_id, std::uint64_t first_seq, std::uint64_t seq, std::string type,
-                           std::int64_t ts_ms, std::string data) {
-  return build_event(std::move(agent_id), first_seq, seq, std::move(type), ts_ms, std::move(data), {});
+EventPtr make_merged_event(std::string_view agent_id, std::uint64_t first_seq, std::uint64_t seq,
+                           std::string_view type, std::int64_t ts_ms, std::string_view data) {
+  return build_event(agent_id, first_seq, seq, type, ts_ms, data, {});
 }
 
 std::string session_envelope(std::string_view type, std::string_view agent_id, std::string_view data_json) {

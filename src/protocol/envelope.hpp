@@ -12,13 +12,13 @@ namespace aw::protocol {
 inline constexpr std::string_view kServerVersion = AGENTWIRE_VERSION;
 
 // Builds an event with its envelope and WebSocket frame encoded once. `data` is raw JSON, used verbatim.
-EventPtr make_event(std::string agent_id, std::uint64_t seq, std::string type, std::int64_t ts_ms,
-                    std::string data, std::string idempotency_key = {});
+EventPtr make_event(std::string_view agent_id, std::uint64_t seq, std::string_view type, std::int64_t ts_ms,
+                    std::string_view data, std::string idempotency_key = {});
 
 // An event that stands for the channel's events first_seq..seq (merged for a subscriber that fell behind,
 // see protocol/coalesce): the envelope carries `first_seq` as well. Never stored, never replayed.
-EventPtr make_merged_event(std::string agent_id, std::uint64_t first_seq, std::uint64_t seq, std::string type,
-                           std::int64_t ts_ms, std::string data);
+EventPtr make_merged_event(std::string_view agent_id, std::uint64_t first_seq, std::uint64_t seq,
+                           std::string_view type, std::int64_t ts_ms, std::string_view data);
 
 // A session message envelope with `data_json` (a JSON object) verbatim.
 std::string session_envelope(std::string_view type, std::string_view agent_id, std::string_view data_json);

@@ -221,7 +221,7 @@ std::optional<SubscriberLag> WebSocketSession::lag() {
 }
 
 std::string_view WebSocketSession::frame_of(const Event& ev) const {
-  return deflate_ ? std::string_view(protocol::deflated_frame(ev)) : std::string_view(ev.frame);
+  return deflate_ ? std::string_view(protocol::deflated_frame(ev)) : ev.frame();
 }
 
 void WebSocketSession::send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable,

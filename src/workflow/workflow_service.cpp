@@ -44,7 +44,7 @@ std::optional<std::string> WorkflowService::original_event_data(std::string_view
   if (seq == 0) return std::nullopt;
   HistoryPage page = hub_.history(agent_id, seq - 1, 1);
   if (page.events.empty() || page.events.front()->seq != seq) return std::nullopt;
-  return page.events.front()->data;
+  return std::string(page.events.front()->data());
 }
 
 PublishCallback WorkflowService::describe_duplicates(std::string agent_id, std::string workflow_id,

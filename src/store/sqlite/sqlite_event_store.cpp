@@ -503,16 +503,16 @@ void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
     // channel's seqs rise above its last seq, so numbering never goes back, even past pruned events.
     batch_logs_.clear();
     for (const Event* event : events) {
-      auto it = channels_.find(event->agent_id);
+      auto it = channels_.find(event->agent_id());
       ChannelLog* log = it != channels_.end() ? &it->second : nullptr;
       if (log != nullptr) touch(*log);
       if (log == nullptr || !(log->registered || log->batch_registers)) {
-        throw StoreError("sqlite store " + path_ + ": store event " + event->agent_id + "#" +
+        throw StoreError("sqlite store " + path_ + ": store event " + std::string(event->agent_id()) + "#" +
                              std::to_string(event->seq) + ": channel not registered",
                          false);
       }
       if (event->seq <= log->batch_last_seq) {
-        throw StoreError("sqlite store " + path_ + ": store event " + event->agent_id + "#" +
+        throw StoreError("sqlite store " + path_ + ": store event " + std::string(event->agent_id()) + "#" +
                              std::to_string(event->seq) + ": seq not above the channel's last seq " +
                              std::to_string(log->batch_last_seq),
                          false);
@@ -547,15 +547,15 @@ void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
     for (const Event* event : events) {
       sqlite3_stmt* insert = insert_event_.get();
       Use use(insert);
-      bind_text(insert, 1, event->agent_id);
+      bind_text(insert, 1, event->agent_id());
       sqlite3_bind_int64(insert, 2, to_sql_int(event->seq));
-      bind_text(insert, 3, event->type);
+      bind_text(insert, 3, event->type());
       sqlite3_bind_int64(insert, 4, event->ts_ms);
-      bind_text(insert, 5, event->data);
+      bind_text(insert, 5, event->data());
       if (!event->idempotency_key.empty()) bind_text(insert, 6, event->idempotency_key);
       const int rc = sqlite3_step(insert);
       if (rc != SQLITE_DONE) {
-        fail(rc, "store event " + event->agent_id + "#" + std::to_string(event->seq));
+        fail(rc, "store event " + std::string(event->agent_id()) + "#" + std::to_string(event->seq));
       }
       batch_rowids_.push_back(sqlite3_last_insert_rowid(db_.get()));
     }

@@ -47,7 +47,7 @@ TEST(Coalesce, ConsecutiveDeltasOfOneStreamMergeIntoOneMessage) {
   EXPECT_EQ(data.at("count"), 3);
   EXPECT_EQ(data.at("delta"), "Hello, world \xE2\x9C\x93");
   // The frame is a complete text frame around the envelope.
-  EXPECT_EQ(static_cast<unsigned char>(abc->frame[0]), 0x81);
+  EXPECT_EQ(static_cast<unsigned char>(abc->frame()[0]), 0x81);
 }
 
 TEST(Coalesce, EventsThatStandAloneAreMarkedAsSuch) {

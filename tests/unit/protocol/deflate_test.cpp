@@ -38,7 +38,7 @@ TEST(Deflate, FrameInflatesToTheEnvelope) {
     header = 4;
   }
   ASSERT_EQ(header + len, frame.size());
-  EXPECT_LT(frame.size(), ev->frame.size() / 10);
+  EXPECT_LT(frame.size(), ev->frame().size() / 10);
   EXPECT_EQ(inflate_message(std::string_view(frame).substr(header)), ev->envelope());
   EXPECT_EQ(&protocol::deflated_frame(*ev), &frame);  // built once
 }

@@ -1,6 +1,8 @@
 // Envelopes, frames, raw JSON slices and the parsing of publisher and client messages.
 #include <gtest/gtest.h>
 
+#include <boost/json.hpp>
+
 #include "protocol/client_message.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/json_span.hpp"
@@ -41,7 +43,37 @@ TEST(Envelope, EventIsFramedOnceWithDataVerbatim) {
   auto ev = protocol::make_event("agent-7", 42, "progress", 0, R"({"b": 1.50})");
   EXPECT_EQ(ev->envelope(),
             R"({"type":"progress","agent_id":"agent-7","seq":42,"ts":"1970-01-01T00:00:00.000Z","data":{"b": 1.50}})");
-  EXPECT_EQ(ev->frame.substr(0, ev->payload_offset), ws::make_text_frame(ev->envelope()).substr(0, ev->payload_offset));
+  EXPECT_EQ(ev->frame(), ws::make_text_frame(ev->envelope()));
+  EXPECT_EQ(ev->agent_id(), "agent-7");
+  EXPECT_EQ(ev->type(), "progress");
+  EXPECT_EQ(ev->data(), R"({"b": 1.50})");
+  EXPECT_EQ(ev->bytes.size(), ev->frame().size());  // one block: the names are read from the envelope
+}
+
+TEST(Envelope, EventKeepsNamesTheEnvelopeHadToEscapeInTheirOwnSpelling) {
+  // Published names are plain; the store hands back whatever it holds.
+  const std::string type = "say \"hi\"";
+  const std::string agent = "a\\b\n";
+  auto ev = protocol::make_event(agent, 3, type, 0, "[1]", "key-1");
+  EXPECT_EQ(ev->type(), type);
+  EXPECT_EQ(ev->agent_id(), agent);
+  EXPECT_EQ(ev->data(), "[1]");
+  EXPECT_EQ(ev->idempotency_key, "key-1");
+  EXPECT_EQ(ev->frame(), ws::make_text_frame(ev->envelope()));
+  auto env = boost::json::parse(ev->envelope()).as_object();
+  EXPECT_EQ(env.at("type").as_string(), type);
+  EXPECT_EQ(env.at("agent_id").as_string(), agent);
+  // A copy reads its own bytes.
+  Event copy = *ev;
+  ev.reset();
+  EXPECT_EQ(copy.agent_id(), agent);
+  EXPECT_EQ(copy.data(), "[1]");
+  // Only one of the two escaped; a merged event's first_seq moves everything after it.
+  auto merged = protocol::make_merged_event("plain", 1, 9, type, 0, "{}");
+  EXPECT_EQ(merged->agent_id(), "plain");
+  EXPECT_EQ(merged->type(), type);
+  EXPECT_EQ(merged->data(), "{}");
+  EXPECT_EQ(merged->first_seq, 1u);
 }
 
 TEST(Envelope, ConnectedCarriesTheSessionFacts) {

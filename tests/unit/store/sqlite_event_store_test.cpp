@@ -18,6 +18,8 @@
 #include <string_view>
 #include <vector>
 
+#include "protocol/envelope.hpp"
+
 namespace aw {
 namespace {
 
@@ -26,17 +28,8 @@ constexpr std::size_t kNoCountLimit = std::numeric_limits<std::size_t>::max();
 
 Event make_event(std::string agent_id, std::uint64_t seq, std::int64_t ts_ms, std::string data = "{}",
                  std::string idempotency_key = "") {
-  Event event;
-  event.agent_id = std::move(agent_id);
-  event.seq = seq;
-  event.type = "update";
-  event.ts_ms = ts_ms;
-  event.data = std::move(data);
-  event.idempotency_key = std::move(idempotency_key);
-  // Never persisted; set so a test would notice if it were.
-  event.frame = "frame-bytes";
-  event.payload_offset = 2;
-  return event;
+  // The store keeps the fields, never the frame.
+  return *protocol::make_event(agent_id, seq, "update", ts_ms, data, std::move(idempotency_key));
 }
 
 std::vector<const Event*> pointers(const std::vector<Event>& events) {
@@ -175,8 +168,7 @@ TEST_F(SqliteEventStoreTest, Utf8AndLargeDataAreKeptByteForByte) {
   large += "\"}";
   {
     auto store = open();
-    std::vector<Event> events{make_event("ch", 1, 1, utf8), make_event("ch", 2, 2, large)};
-    events[0].type = "tipo.ñ";
+    std::vector<Event> events{*protocol::make_event("ch", 1, "tipo.ñ", 1, utf8), make_event("ch", 2, 2, large)};
     store->append({{"ch", "ép", 0}}, pointers(events), {});
   }
   auto store = open();
