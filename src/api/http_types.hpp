@@ -3,6 +3,7 @@
 #pragma once
 #include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -20,7 +21,9 @@ struct Request {
 
 struct Response {
   unsigned status = 200;
-  std::string content_type = "application/json";
+  // Always one of a few fixed strings, never built per response (a std::string of this one would
+  // allocate for every answer).
+  std::string_view content_type = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
 };

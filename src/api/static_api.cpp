@@ -25,7 +25,7 @@ Response serve_file(const std::string& web_dir, const std::string& relative) {
   std::ostringstream body;
   body << in.rdbuf();
   Response r;
-  r.content_type = std::string(content_type_for(relative));
+  r.content_type = content_type_for(relative);
   r.body = body.str();
   r.headers.emplace_back("Cache-Control", "no-cache");
   return r;

@@ -9,7 +9,7 @@ namespace aw::api {
 
 void add_static_routes(Router& router, std::string web_dir);
 
-// The content type for a file name, by extension.
+// The content type for a file name, by extension: a string with static storage.
 std::string_view content_type_for(std::string_view name);
 
 }  // namespace aw::api

@@ -1,8 +1,7 @@
 #include "protocol/publish_request.hpp"
 
-#include <boost/json/monotonic_resource.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/value.hpp>
+#include <algorithm>
+#include <boost/json/basic_parser_impl.hpp>
 
 #include "protocol/json_span.hpp"
 
@@ -22,53 +21,141 @@ bool is_session_message_type(std::string_view t) noexcept {
   return t == "connected" || t == "heartbeat" || t == "snapshot" || t == "error" || t == "pong";
 }
 
+namespace {
+
+// What validation needs from a publish body, gathered while Boost.JSON's parser checks all of it
+// (syntax, UTF-8, depth) without building a document: every publish goes through here. As with a parsed
+// object, the last of duplicate keys counts.
+class BodyScan {
+ public:
+  static constexpr std::size_t max_object_size = std::size_t(-1);
+  static constexpr std::size_t max_array_size = std::size_t(-1);
+  static constexpr std::size_t max_key_size = std::size_t(-1);
+  static constexpr std::size_t max_string_size = std::size_t(-1);
+
+  enum class Kind { absent, string, object, other };
+
+  bool top_is_object = false;
+  Kind type_kind = Kind::absent;
+  Kind data_kind = Kind::absent;
+  std::string type;       // when type_kind is string (its first kMaxEventTypeLength + 1 bytes)
+
+  using ec_t = boost::json::error_code;
+  using sv = boost::json::string_view;
+  bool on_document_begin(ec_t&) { return true; }
+  bool on_document_end(ec_t&) { return true; }
+  bool on_object_begin(ec_t&) {
+    if (depth_ == 0) top_is_object = true;
+    else if (depth_ == 1) member_value(Kind::object);
+    ++depth_;
+    return true;
+  }
+  bool on_object_end(std::size_t, ec_t&) { return --depth_, true; }
+  bool on_array_begin(ec_t&) {
+    if (depth_ == 1) member_value(Kind::other);
+    ++depth_;
+    return true;
+  }
+  bool on_array_end(std::size_t, ec_t&) { return --depth_, true; }
+  bool on_key_part(sv part, std::size_t, ec_t&) {
+    if (depth_ == 1) append_capped(key_, part);
+    return true;
+  }
+  bool on_key(sv part, std::size_t, ec_t&) {
+    if (depth_ != 1) return true;
+    if (depth_ == 1) append_capped(key_, part);
+    next_ = key_ == "type" ? Member::type : key_ == "data" ? Member::data : Member::other;
+    key_.clear();
+    if (next_ == Member::type) type.clear();
+    return true;
+  }
+  bool on_string_part(sv part, std::size_t, ec_t&) {
+    if (depth_ == 1 && next_ == Member::type) append_capped(type, part);
+    return true;
+  }
+  bool on_string(sv part, std::size_t, ec_t&) {
+    if (depth_ == 1 && next_ == Member::type) append_capped(type, part);
+    if (depth_ == 1) member_value(Kind::string);
+    return true;
+  }
+  bool on_number_part(sv, ec_t&) { return true; }
+  bool on_int64(std::int64_t, sv, ec_t&) { return scalar(); }
+  bool on_uint64(std::uint64_t, sv, ec_t&) { return scalar(); }
+  bool on_double(double, sv, ec_t&) { return scalar(); }
+  bool on_bool(bool, ec_t&) { return scalar(); }
+  bool on_null(ec_t&) { return scalar(); }
+  bool on_comment_part(sv, ec_t&) { return true; }
+  bool on_comment(sv, ec_t&) { return true; }
+
+ private:
+  enum class Member { other, type, data };
+
+  // A value of the top-level object's member whose key came last.
+  void member_value(Kind kind) {
+    if (next_ == Member::type) type_kind = kind;
+    if (next_ == Member::data) data_kind = kind;
+    next_ = Member::other;
+  }
+  bool scalar() {
+    if (depth_ == 1) member_value(Kind::other);
+    return true;
+  }
+  // Only a short prefix matters (the keys we look for, a type's valid length), so a huge key or type
+  // costs no memory.
+  static void append_capped(std::string& out, sv part) {
+    const std::size_t room = kMaxEventTypeLength + 1 - std::min(out.size(), kMaxEventTypeLength + 1);
+    out.append(part.data(), std::min(part.size(), room));
+  }
+
+  int depth_ = 0;
+  Member next_ = Member::other;
+  std::string key_;
+};
+
+}  // namespace
+
 PublishParse parse_publish_request(std::string_view body) {
   PublishParse r;
-  boost::system::error_code ec;
   boost::json::parse_options opts;
   opts.max_depth = 64;
-  // Parsing validates the whole body (syntax and UTF-8) before anything is sliced out of it. The parsed
-  // value lives only in this call: its nodes come from a buffer on the stack (and the heap only past
-  // it), not from one allocation each.
-  unsigned char scratch[4096];
-  boost::json::monotonic_resource arena(scratch, sizeof scratch);
-  boost::json::value v = boost::json::parse(body, ec, &arena, opts);
+  boost::json::basic_parser<BodyScan> parser(opts);
+  boost::system::error_code ec;
+  const std::size_t used = parser.write_some(false, body.data(), body.size(), ec);
+  if (!ec && used < body.size()) ec = boost::json::error::extra_data;
   if (ec) {
     r.error_code = "bad_json";
     r.error_message = "body is not valid JSON: " + ec.message();
     return r;
   }
-  const auto* obj = v.if_object();
-  if (!obj) {
+  const BodyScan& scan = parser.handler();
+  if (!scan.top_is_object) {
     r.error_code = "bad_json";
     r.error_message = "body must be a JSON object";
     return r;
   }
-  const auto* type = obj->if_contains("type");
-  if (!type || !type->is_string()) {
+  if (scan.type_kind != BodyScan::Kind::string) {
     r.error_code = "bad_type";
     r.error_message = "\"type\" is required and must be a string";
     return r;
   }
-  if (!is_valid_event_type(type->get_string())) {
+  if (!is_valid_event_type(scan.type)) {
     r.error_code = "bad_type";
     r.error_message = "\"type\" must be 1-64 characters of [A-Za-z0-9_.:-]";
     return r;
   }
-  const auto* data = obj->if_contains("data");
-  if (data && !data->is_object()) {
+  if (scan.data_kind != BodyScan::Kind::absent && scan.data_kind != BodyScan::Kind::object) {
     r.error_code = "bad_data";
     r.error_message = "\"data\" must be a JSON object";
     return r;
   }
-  if (is_session_message_type(type->get_string())) {
+  if (is_session_message_type(scan.type)) {
     r.error_code = "reserved_type";
-    r.error_message = "\"" + std::string(type->get_string()) +
+    r.error_message = "\"" + scan.type +
                       "\" is a session message of the protocol (connected, heartbeat, snapshot, error, pong), not an event";
     return r;
   }
-  r.request.type = std::string(type->get_string());
-  if (data) {
+  r.request.type = scan.type;
+  if (scan.data_kind == BodyScan::Kind::object) {
     auto span = json::member_span(body, "data");
     if (!span) {
       r.error_code = "bad_data";

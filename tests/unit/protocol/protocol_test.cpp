@@ -98,6 +98,17 @@ TEST(PublishRequest, AcceptsValidBodies) {
   auto no_data = protocol::parse_publish_request(R"({"type":"x"})");
   ASSERT_TRUE(no_data.ok);
   EXPECT_EQ(no_data.request.data, "{}");
+  // Only the top-level members count, wherever they stand; the last of duplicates wins; escapes in
+  // keys and the type are decoded; whitespace around the object is fine.
+  auto nested = protocol::parse_publish_request(
+      " {\"meta\":{\"type\":5,\"data\":[]},\"data\":{\"type\":[1]},\"type\":\"a\",\"\\u0074ype\":\"b\\u002Ec\"}\n");
+  ASSERT_TRUE(nested.ok) << nested.error_message;
+  EXPECT_EQ(nested.request.type, "b.c");
+  EXPECT_EQ(nested.request.data, R"({"type":[1]})");
+  // Types are bounded by length, exactly.
+  EXPECT_TRUE(protocol::parse_publish_request(R"({"type":")" + std::string(64, 't') + "\"}").ok);
+  auto long_type = protocol::parse_publish_request(R"({"type":")" + std::string(100000, 't') + "\"}");
+  EXPECT_EQ(long_type.error_code, "bad_type");
 }
 
 TEST(PublishRequest, RejectsBadBodies) {
@@ -119,6 +130,15 @@ TEST(PublishRequest, RejectsBadBodies) {
       {R"({"type":"x","data":"s"})", "bad_data"},
       {R"({"type":"x","data":null})", "bad_data"},
       {"{\"type\":\"x\",\"data\":{\"s\":\"\xff\"}}", "bad_json"},  // invalid UTF-8
+      {R"({"type":"x"} {})", "bad_json"},                 // something after the object
+      {R"({"type":"x","data":{}}])", "bad_json"},
+      {R"("type")", "bad_json"},
+      {R"({"data":{"type":"x"}})", "bad_type"},           // a nested "type" is not the event's
+      {R"({"type":{"type":"x"}})", "bad_type"},
+      {R"({"type":["x"]})", "bad_type"},
+      {R"({"type":"x","type":7})", "bad_type"},           // the last of duplicate keys counts
+      {R"({"type":"x","data":{},"data":1})", "bad_data"},
+      {R"({"type":"x","data":{"a":[{"b":[[]]}]}, "data":[]})", "bad_data"},
   };
   for (const auto& c : cases) {
     auto r = protocol::parse_publish_request(c.body);
