@@ -152,15 +152,15 @@ void Reader::release() noexcept {
     case Handed::nothing:
       return;
     case Handed::message:
-      held_.clear();
+      held_.reset();
       break;
     case Handed::control:
-      held_.resize(control_at_);
+      held_->resize(control_at_);
       break;
   }
   handed_ = Handed::nothing;
   // An idle connection holds no buffer.
-  if (held_.empty()) std::string().swap(held_);
+  if (held_ && held_->empty()) held_.reset();
 }
 
 Reader::Result Reader::check_start() {
@@ -230,7 +230,7 @@ void Reader::start_frame() {
   hdr_need_ = 2;
   in_payload_ = true;
   if (opcode_ >= kClose) {
-    control_at_ = held_.size();
+    control_at_ = held_size();
     return;
   }
   if (opcode_ != kContinuation) {
@@ -278,9 +278,9 @@ Reader::Result Reader::finish_message(std::string_view payload) {
         return fail(close_code::invalid_payload, "bad compressed data");
     }
     if (text && !is_valid_utf8(out)) return fail(close_code::invalid_payload, "invalid UTF-8");
-    held_ = std::move(out);
+    held_ = std::make_unique<std::string>(std::move(out));
     handed_ = Handed::message;
-    payload = held_;
+    payload = *held_;
   } else if (text && !utf8_.complete()) {
     return fail(close_code::invalid_payload, "invalid UTF-8");
   }
@@ -314,26 +314,26 @@ Reader::Result Reader::next(char*& data, std::size_t& size) {
     remaining_ -= take;
 
     if (opcode_ >= kClose) {
-      const bool whole_here = remaining_ == 0 && held_.size() == control_at_;
-      if (!whole_here) held_.append(chunk);
+      const bool whole_here = remaining_ == 0 && held_size() == control_at_;
+      if (!whole_here) hold().append(chunk);
       if (remaining_ > 0) return {};
       in_payload_ = false;
       if (whole_here) return finish_control(chunk);
       handed_ = Handed::control;
-      return finish_control(std::string_view(held_).substr(control_at_));
+      return finish_control(std::string_view(*held_).substr(control_at_));
     }
 
     if (msg_opcode_ == kText && !compressed_ && !utf8_.feed(chunk))
       return fail(close_code::invalid_payload, "invalid UTF-8");
     // A whole unfragmented message in this read is handed out where it lies, without a copy.
-    const bool whole_here = remaining_ == 0 && fin_ && held_.empty() && take == msg_size_;
-    if (!whole_here) held_.append(chunk);
+    const bool whole_here = remaining_ == 0 && fin_ && held_size() == 0 && take == msg_size_;
+    if (!whole_here) hold().append(chunk);
     if (remaining_ > 0) return {};
     in_payload_ = false;
     if (!fin_) continue;
     if (whole_here) return finish_message(chunk);
     handed_ = Handed::message;
-    return finish_message(held_);
+    return finish_message(*held_);
   }
 }
 

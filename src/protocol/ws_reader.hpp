@@ -10,6 +10,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -77,7 +78,7 @@ class Reader {
   Result next(char*& data, std::size_t& size);
 
   // Bytes held for a frame or message not yet complete (0 while idle).
-  std::size_t buffered_bytes() const noexcept { return held_.size(); }
+  std::size_t buffered_bytes() const noexcept { return held_size(); }
 
  private:
   Result fail(std::uint16_t code, const char* why) noexcept;
@@ -88,13 +89,19 @@ class Reader {
   Result finish_control(std::string_view payload);
   Result finish_message(std::string_view payload);
   void release() noexcept;
+  std::size_t held_size() const noexcept { return held_ ? held_->size() : 0; }
+  std::string& hold() {
+    if (!held_) held_ = std::make_unique<std::string>();
+    return *held_;
+  }
 
   std::uint64_t max_;
   std::uint64_t remaining_ = 0;  // payload bytes of the current frame not yet read
   std::uint64_t msg_size_ = 0;   // payload bytes of the current message so far (compressed, if it is)
   // Payload pieces that arrived in earlier calls: of the current message, then of a control frame
   // that interrupted it (which starts at control_at_).
-  std::string held_;
+  // Behind a pointer: every connection has a reader, few ever have anything held.
+  std::unique_ptr<std::string> held_;
   std::size_t control_at_ = 0;
   std::uint8_t hdr_[14] = {};
   std::uint8_t hdr_len_ = 0;
