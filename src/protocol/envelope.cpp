@@ -48,6 +48,8 @@ TextSpan append_name(std::string& out, std::string_view name) {
   return TextSpan{static_cast<std::uint32_t>(at), static_cast<std::uint32_t>(name.size())};
 }
 
+constexpr std::size_t kScratchKeepBytes = 64 * 1024;
+
 EventPtr build_event(std::string_view agent_id, std::uint64_t first_seq, std::uint64_t seq,
                      std::string_view type, std::int64_t ts_ms, std::string_view data,
                      std::string idempotency_key) {
@@ -89,6 +91,8 @@ EventPtr build_event(std::string_view agent_id, std::uint64_t first_seq, std::ui
   ev->first_seq = first_seq;
   ev->ts_ms = ts_ms;
   ev->idempotency_key = std::move(idempotency_key);
+  // One large event must not pin its size in the thread's scratch for good.
+  if (body.capacity() > kScratchKeepBytes) std::string().swap(body);
   return ev;
 }
 
