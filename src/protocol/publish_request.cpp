@@ -38,7 +38,7 @@ class BodyScan {
   bool top_is_object = false;
   Kind type_kind = Kind::absent;
   Kind data_kind = Kind::absent;
-  std::string type;       // when type_kind is string (its first kMaxEventTypeLength + 1 bytes)
+  std::string type;  // when type_kind is string (its first kMaxEventTypeLength + 1 bytes)
 
   using ec_t = boost::json::error_code;
   using sv = boost::json::string_view;
@@ -63,7 +63,7 @@ class BodyScan {
   }
   bool on_key(sv part, std::size_t, ec_t&) {
     if (depth_ != 1) return true;
-    if (depth_ == 1) append_capped(key_, part);
+    append_capped(key_, part);
     next_ = key_ == "type" ? Member::type : key_ == "data" ? Member::data : Member::other;
     key_.clear();
     if (next_ == Member::type) type.clear();

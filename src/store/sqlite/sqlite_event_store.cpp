@@ -641,7 +641,8 @@ void SqliteEventStore::prune(std::size_t keep_per_channel, std::int64_t min_ts_m
     }
     if (rc != SQLITE_DONE) fail(rc, "prune by age");
   }
-  // Ascending already (ranges come in rowid order, each deletes in rowid order); drop_ids() relies on it.
+  // drop_ids() needs each channel's ids ascending. They come so (ranges in rowid order, each deleting in
+  // rowid order); the sort, cheap on sorted input, keeps that true whatever order SQLite returns them in.
   for (auto& [entry, ids] : doomed) std::sort(ids.begin(), ids.end());
 
   // By count: the oldest rowids of each channel over the limit, skipping those age took already. A

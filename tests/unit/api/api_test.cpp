@@ -134,24 +134,12 @@ TEST(PublishResponse, MapsEveryOutcome) {
   EXPECT_EQ(r.body, R"({"error":{"code":"illegal_transition","message":"no","allowed":["design"]}})");
 }
 
-}  // namespace
-}  // namespace aw::api
-
-namespace aw::api {
-namespace {
-
 TEST(ParseCount, AcceptsOnlyPlainNonNegativeIntegers) {
   EXPECT_EQ(parse_count("0"), 0u);
   EXPECT_EQ(parse_count("18446744073709551615"), UINT64_MAX);
   for (auto bad : {"", "-1", "+1", "1.5", "1e3", " 1", "1 ", "abc", "18446744073709551616"})
     EXPECT_FALSE(parse_count(bad)) << bad;
 }
-
-}  // namespace
-}  // namespace aw::api
-
-namespace aw::api {
-namespace {
 
 TEST(StaticFiles, ServeWithTheirContentType) {
   // Each file with its own type (a view of a temporary here once sent garbage headers to the browser).
