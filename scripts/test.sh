@@ -60,6 +60,6 @@ if [ "${AGENTWIRE_SKIP_SANITIZERS:-0}" != "1" ]; then
   echo "== unit tests (sanitized)"
   ctest --test-dir build-asan --output-on-failure -j "$JOBS"
   echo "== black-box tests (sanitized server)"
-  AGENTWIRE_BIN="$PWD/build-asan/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
+  AGENTWIRE_SANITIZED=1 AGENTWIRE_BIN="$PWD/build-asan/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
 fi
 echo "== all tests passed"

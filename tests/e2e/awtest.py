@@ -35,6 +35,10 @@ IO_TIMEOUT = 15.0  # a single HTTP exchange or WebSocket message on a busy machi
 # checks that window; everywhere else signals wait until /proc shows both handlers installed, so unrelated
 # tests do not fail at random on that one problem.
 HANDLERS_TIMEOUT = 5.0
+# scripts/test.sh sets AGENTWIRE_SANITIZED=1 when the binary under test is an AddressSanitizer build: its
+# memory figures are several times a release build's, so bounds measured in RSS scale with RSS_SCALE.
+SANITIZED = os.environ.get("AGENTWIRE_SANITIZED") == "1"
+RSS_SCALE = 4 if SANITIZED else 1
 
 LISTENING_RE = re.compile(r"\bevent=listening\b.*\bport=(\d+)")
 TS_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
@@ -210,6 +214,18 @@ class Server:
                 if line.startswith("VmRSS:"):
                     return int(line.split()[1])
         raise AssertionError("no VmRSS in /proc/<pid>/status")
+
+
+def dir_bytes(path: Path) -> int:
+    """Bytes on disk (allocated blocks) of every file under `path`: what a quota on a data dir must bound."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(root, name)).st_blocks * 512
+            except FileNotFoundError:
+                pass  # a file SQLite removed while we walked
+    return total
 
 
 # --------------------------------------------------------------------------------------------------------
