@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <type_traits>
 
 #include "api/errors.hpp"
 #include "api/events_api.hpp"
@@ -158,6 +160,19 @@ TEST(StaticFiles, ServeWithTheirContentType) {
   EXPECT_EQ(html.content_type, "text/html; charset=utf-8");
   EXPECT_EQ(fetch("/ui/missing.js").status, 404u);
   std::filesystem::remove_all(dir);
+}
+
+TEST(Response, OwnsItsContentType) {
+  // A view here was one temporary away from garbage headers: keep the type owning.
+  static_assert(std::is_same_v<decltype(Response::content_type), std::string>,
+                "Response::content_type must own its bytes");
+  Response res;
+  {
+    std::string built = std::string("text/plain; ") + "charset=utf-8";
+    res.content_type = built;
+    built.assign(built.size(), 'x');
+  }
+  EXPECT_EQ(res.content_type, "text/plain; charset=utf-8");
 }
 
 }  // namespace
