@@ -1,9 +1,10 @@
 // A connection's pending wait lives in the connection's OpMemory: the wait a WebSocket session keeps
 // pending for as long as it is idle fits there (no heap block of whatever size Asio's cache had), the
-// memory is free again before the handler runs, and a second operation at once goes to the heap. And
-// the session, with that memory inside, stays in the allocator's 448-byte class.
+// memory is free again before the handler runs, and a second operation at once goes to the heap. These
+// hold on any platform whose wait fits OpMemory's room; the bytes an idle connection costs depend on
+// the arch, libstdc++, Boost and the allocator, so they are a benchmark figure (`agentwire-bench idle`,
+// docs/performance.md), not an assertion here.
 #include "transport/op_memory.hpp"
-#include "transport/websocket_session.hpp"
 
 #include <gtest/gtest.h>
 
@@ -46,7 +47,8 @@ TEST(OpMemory, AnIdleConnectionsReadWaitLivesInIt) {
                         session->ran = true;
                         session->free_when_run = !session->memory.in_use();
                       }));
-  EXPECT_TRUE(session->memory.in_use()) << "the wait operation no longer fits OpMemory's storage";
+  EXPECT_TRUE(session->memory.in_use())
+      << "the idle wait went to the heap: OpMemory's room is smaller than this platform's wait operation";
   c.ioc.poll();
   EXPECT_FALSE(session->ran);  // nothing to read yet: still pending, still in place
 
@@ -84,13 +86,6 @@ TEST(OpMemory, PendingWaitsDestroyedWithTheLoopGiveTheStorageBack) {
     EXPECT_TRUE(memory.in_use());
   }  // the io_context destroys the operation without running it
   EXPECT_FALSE(memory.in_use());
-}
-
-// Every idle subscriber holds one session in one make_shared block: the session plus the 16 bytes of
-// its shared_ptr's counts. jemalloc's size classes go 384, 448, 512: a few bytes more than this and
-// every connection pays 64 more. (The numbers hold for x86-64, libstdc++ and Boost 1.81.)
-TEST(OpMemory, AnIdleSessionFitsA448ByteBlock) {
-  EXPECT_LE(sizeof(WebSocketSession) + 16, 448u) << "sizeof(WebSocketSession) = " << sizeof(WebSocketSession);
 }
 
 }  // namespace
