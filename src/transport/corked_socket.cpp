@@ -9,8 +9,9 @@ namespace {
 // How much one gather-write may carry, so one busy connection cannot hog its thread.
 constexpr std::size_t kMaxWriteBytes = 256 * 1024;
 constexpr std::size_t kMaxIovecs = 64;
-// Past this much corked, a socket writes at once instead of at the end of the pass: bursts do not pile
-// up in memory (or count against the slow-consumer limit) while the kernel could take them.
+// Past this much corked, a socket writes at once instead of waiting for its turn in the flush line:
+// bursts do not pile up in memory (or count against the slow-consumer limit) while the kernel could
+// take them.
 constexpr std::size_t kEagerFlushBytes = 64 * 1024;
 }  // namespace
 
@@ -50,7 +51,8 @@ void CorkedSocket::schedule_flush() {
   if (waiting_ || flush_posted_) return;
   auto keep = owner_.lock();
   if (!keep) return;
-  // Deferred to the end of this loop pass so that everything queued meanwhile leaves in one write.
+  // Deferred to this socket's turn in the shard's flush line, so that everything queued meanwhile
+  // leaves in one write.
   flush_posted_ = true;
   if (flush_queue_) {
     flush_queue_->add(std::move(keep), this);

@@ -1,7 +1,10 @@
-// A TCP socket that corks writes: frames queued during a loop pass leave together in one non-blocking
-// gather-write at the end of the pass (or at once past 64 KiB), so a subscriber with many queued frames
-// costs one syscall per pass, not one per frame. What the kernel does not take waits here, and that
-// backlog is what the slow-consumer limit measures. Everything the WebSocket session sends goes through
+// A TCP socket that corks writes: a socket with frames queued joins its shard's flush line (FlushQueue),
+// and when its turn comes everything queued by then leaves in one non-blocking gather-write (at most 64
+// segments or 256 KiB per syscall). The line is worked off 64 sockets per loop turn, with deliveries and
+// reads running between turns, and its first turn waits up to 1 ms for deliveries already posted to the
+// shard; a socket with 64 KiB queued writes at once instead of waiting for its turn. So a subscriber
+// with many queued frames costs one syscall per turn, not one per frame. What the kernel does not take
+// waits here, and that backlog is what the slow-consumer limit measures. Everything the WebSocket session sends goes through
 // it: the handshake answer, broadcast frames (shared bytes, never copied), session messages and control
 // frames, each queued whole and in order. Reads go straight to socket().
 #pragma once
