@@ -1,6 +1,5 @@
 #include "api/command_response.hpp"
 
-#include "api/errors.hpp"
 #include "api/events_api.hpp"
 
 namespace aw::api {
@@ -15,13 +14,6 @@ std::string with_seq_member(const std::string& object_json, std::uint64_t seq) {
 }
 
 }  // namespace
-
-std::optional<Response> check_idempotency_key(const Request& req) {
-  if (req.has_idempotency_key &&
-      (req.idempotency_key.empty() || req.idempotency_key.size() > kMaxIdempotencyKeyLength))
-    return error_response(400, "bad_idempotency_key", "Idempotency-Key must be 1-256 characters");
-  return std::nullopt;
-}
 
 Response command_response(const PublishResult& r, unsigned ok_status, bool with_seq) {
   using S = PublishResult::Status;

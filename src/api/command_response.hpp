@@ -1,15 +1,9 @@
-// The HTTP side of a workflow command: the Idempotency-Key check before it is submitted and the answer
-// once the hub has decided it.
+// The HTTP side of a workflow command: the answer once the hub has decided it.
 #pragma once
-#include <optional>
-
 #include "api/http_types.hpp"
 #include "hub/hub.hpp"
 
 namespace aw::api {
-
-// 400 `bad_idempotency_key` when the header is present but empty or longer than 256 characters.
-std::optional<Response> check_idempotency_key(const Request& req);
 
 // ok → `ok_status` with the command's reply (plus `"seq"` when `with_seq`); a duplicate → 200 with the
 // original's description and `Idempotent-Replayed: true`; a refusal or failure → its JSON error.

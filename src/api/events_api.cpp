@@ -1,6 +1,7 @@
 #include "api/events_api.hpp"
 
 #include "api/errors.hpp"
+#include "api/idempotency_key.hpp"
 #include "core/agent_id.hpp"
 #include "protocol/json_span.hpp"
 #include "protocol/publish_request.hpp"
@@ -16,10 +17,7 @@ std::optional<Response> check_agent(std::string_view agent_id) {
 void publish(Context& ctx, const Request& req, const Params& params, Reply reply) {
   std::string agent_id(params.get("agent_id"));
   if (auto err = check_agent(agent_id)) return reply(std::move(*err));
-  if (req.has_idempotency_key &&
-      (req.idempotency_key.empty() || req.idempotency_key.size() > kMaxIdempotencyKeyLength)) {
-    return reply(error_response(400, "bad_idempotency_key", "Idempotency-Key must be 1-256 characters"));
-  }
+  if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
   auto parsed = protocol::parse_publish_request(req.body);
   if (!parsed.ok) return reply(error_response(400, parsed.error_code, parsed.error_message));
   ctx.hub.publish(std::move(agent_id), std::move(parsed.request.type), std::move(parsed.request.data),

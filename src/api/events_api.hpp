@@ -5,7 +5,6 @@
 
 namespace aw::api {
 
-inline constexpr std::size_t kMaxIdempotencyKeyLength = 256;
 inline constexpr std::size_t kDefaultHistoryLimit = 100;
 inline constexpr std::size_t kMaxHistoryLimit = 1000;
 

@@ -6,7 +6,8 @@
 
 #include "api/command_response.hpp"
 #include "api/errors.hpp"
-#include "workflow/utf8.hpp"
+#include "api/idempotency_key.hpp"
+#include "core/utf8.hpp"
 
 namespace aw::api {
 namespace {
@@ -46,7 +47,7 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
     if (ndjson_) return take_lines(piece);
     // A piece may end inside a character: the tail waits for the next piece.
     pending_.append(piece);
-    std::size_t cut = workflow::complete_utf8_prefix(pending_);
+    std::size_t cut = complete_utf8_prefix(pending_);
     if (cut == 0) return;
     std::string delta = pending_.substr(0, cut);
     pending_.erase(0, cut);

@@ -2,6 +2,7 @@
 
 #include "api/command_response.hpp"
 #include "api/errors.hpp"
+#include "api/idempotency_key.hpp"
 #include "api/json_body.hpp"
 
 namespace aw::api {

@@ -91,57 +91,6 @@ bool is_valid_close_code(std::uint16_t c) noexcept {
   return (c >= 1000 && c <= 1003) || (c >= 1007 && c <= 1011) || (c >= 3000 && c <= 4999);
 }
 
-bool Utf8Validator::feed(std::string_view bytes) noexcept {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  const auto* end = p + bytes.size();
-  while (p < end) {
-    if (need_ == 0) {
-      // ASCII runs, 8 bytes at a time.
-      while (end - p >= 8) {
-        std::uint64_t w;
-        std::memcpy(&w, p, 8);
-        if (w & 0x8080808080808080ull) break;
-        p += 8;
-      }
-      if (p == end) break;
-      unsigned char b = *p++;
-      if (b < 0x80) continue;
-      // RFC 3629 §4 (Unicode Table 3-7): the lead byte decides the range of the first continuation.
-      lo_ = 0x80;
-      hi_ = 0xBF;
-      if (b >= 0xC2 && b <= 0xDF) {
-        need_ = 1;
-      } else if (b == 0xE0) {
-        need_ = 2, lo_ = 0xA0;  // no overlongs
-      } else if (b == 0xED) {
-        need_ = 2, hi_ = 0x9F;  // no surrogates
-      } else if (b >= 0xE1 && b <= 0xEF) {
-        need_ = 2;
-      } else if (b == 0xF0) {
-        need_ = 3, lo_ = 0x90;  // no overlongs
-      } else if (b >= 0xF1 && b <= 0xF3) {
-        need_ = 3;
-      } else if (b == 0xF4) {
-        need_ = 3, hi_ = 0x8F;  // nothing above U+10FFFF
-      } else {
-        return false;
-      }
-    } else {
-      unsigned char b = *p++;
-      if (b < lo_ || b > hi_) return false;
-      --need_;
-      lo_ = 0x80;
-      hi_ = 0xBF;
-    }
-  }
-  return true;
-}
-
-bool is_valid_utf8(std::string_view text) noexcept {
-  Utf8Validator v;
-  return v.feed(text) && v.complete();
-}
-
 Reader::Result Reader::fail(std::uint16_t code, const char* why) noexcept {
   failed_ = code;
   return {Kind::fail, {}, code, why};

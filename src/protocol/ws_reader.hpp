@@ -14,6 +14,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/utf8.hpp"
+
 namespace aw::ws {
 
 // Close codes (RFC 6455 §7.4.1) the server sends or interprets.
@@ -29,25 +31,6 @@ inline constexpr std::uint16_t too_big = 1009;
 
 // A code a peer may put in a close frame: 1000-1003, 1007-1011, 3000-4999.
 bool is_valid_close_code(std::uint16_t code) noexcept;
-
-// Incremental UTF-8 validation (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF). Fails as
-// soon as a byte cannot continue any well-formed sequence, so a bad message is refused before it ends.
-class Utf8Validator {
- public:
-  // False once the bytes so far cannot be the start of valid UTF-8.
-  bool feed(std::string_view bytes) noexcept;
-  // Nothing is left half done: the bytes so far are valid UTF-8 as they stand.
-  bool complete() const noexcept { return need_ == 0; }
-  void reset() noexcept { need_ = 0; }
-
- private:
-  std::uint8_t need_ = 0;   // continuation bytes still expected
-  std::uint8_t lo_ = 0x80;  // the range the next continuation byte must fall in
-  std::uint8_t hi_ = 0xBF;
-};
-
-// Whole-string form of Utf8Validator.
-bool is_valid_utf8(std::string_view text) noexcept;
 
 class Reader {
  public:

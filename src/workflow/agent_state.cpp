@@ -6,7 +6,7 @@
 #include <tuple>
 
 #include "core/log.hpp"
-#include "workflow/utf8.hpp"
+#include "core/utf8.hpp"
 
 namespace aw::workflow {
 namespace json = boost::json;

@@ -3,8 +3,8 @@
 #include <cmath>
 
 #include "core/agent_id.hpp"
+#include "core/utf8.hpp"
 #include "workflow/limits.hpp"
-#include "workflow/utf8.hpp"
 
 namespace aw::workflow {
 namespace json = boost::json;

@@ -333,21 +333,6 @@ TEST(WsReader, Utf8IsCheckedAcrossFragmentsAndFailsFast) {
   EXPECT_EQ(feed_whole(text("abc\xe2\x82", false) + cont("")), std::vector<Got>{failure(1007)});
 }
 
-TEST(WsReader, Utf8Validator) {
-  EXPECT_TRUE(is_valid_utf8(""));
-  EXPECT_TRUE(is_valid_utf8("plain ascii, long enough for the eight-byte path"));
-  EXPECT_TRUE(is_valid_utf8("\xed\x9f\xbf"));       // U+D7FF
-  EXPECT_FALSE(is_valid_utf8("\xed\xbf\xbf"));      // a surrogate
-  EXPECT_FALSE(is_valid_utf8("\xe0\x9f\xbf"));      // overlong
-  EXPECT_FALSE(is_valid_utf8("\xf0\x8f\xbf\xbf"));  // overlong
-  EXPECT_FALSE(is_valid_utf8("\xc1\xbf"));          // overlong
-  Utf8Validator v;
-  EXPECT_TRUE(v.feed("\xf0\x9f"));
-  EXPECT_FALSE(v.complete());
-  EXPECT_TRUE(v.feed("\x98\x80"));
-  EXPECT_TRUE(v.complete());
-}
-
 // ---- close frames -----------------------------------------------------------------------------------------
 
 TEST(WsReader, CloseFramePayloads) {

@@ -1,11 +1,11 @@
-// UTF-8 validation of stream deltas: what browsers would reject must be refused here.
-#include "workflow/utf8.hpp"
+// The one UTF-8 validator: what browsers would reject must be refused, whole or fed in pieces.
+#include "core/utf8.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
-namespace aw::workflow {
+namespace aw {
 namespace {
 
 TEST(Utf8, AcceptsWellFormedText) {
@@ -49,6 +49,21 @@ TEST(Utf8, CompletePrefixStopsBeforeACutCharacter) {
   }
 }
 
+TEST(Utf8, ValidatorFedInPieces) {
+  EXPECT_TRUE(is_valid_utf8("plain ascii, long enough for the eight-byte path"));
+  EXPECT_TRUE(is_valid_utf8("\xed\x9f\xbf"));       // U+D7FF
+  EXPECT_FALSE(is_valid_utf8("\xed\xbf\xbf"));      // a surrogate
+  EXPECT_FALSE(is_valid_utf8("\xe0\x9f\xbf"));      // overlong
+  EXPECT_FALSE(is_valid_utf8("\xf0\x8f\xbf\xbf"));  // overlong
+  EXPECT_FALSE(is_valid_utf8("\xc1\xbf"));          // overlong
+  Utf8Validator v;
+  EXPECT_TRUE(v.feed("\xf0\x9f"));
+  EXPECT_FALSE(v.complete());
+  EXPECT_TRUE(v.feed("\x98\x80"));
+  EXPECT_TRUE(v.complete());
+  EXPECT_FALSE(v.feed("\xe2\x28"));  // a lead byte, then no continuation
+}
+
 TEST(Utf8, CountsCodePoints) {
   EXPECT_EQ(count_code_points(""), 0u);
   EXPECT_EQ(count_code_points("abc"), 3u);
@@ -57,4 +72,4 @@ TEST(Utf8, CountsCodePoints) {
 }
 
 }  // namespace
-}  // namespace aw::workflow
+}  // namespace aw
