@@ -424,6 +424,7 @@ class RawWebSocket:
         if rcvbuf is not None:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)  # before connect: limits the window
         s.settimeout(timeout)
+        self.started_at = time.monotonic()  # before the connect: no server clock for it starts earlier
         s.connect((server.host, server.port))
         self.sock = s
         self.buf = b""

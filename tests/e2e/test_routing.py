@@ -82,6 +82,9 @@ def test_rejected_upgrades_are_not_counted_as_connections(server):
     assert_json_error(status, body, 400)
     conns = server.stats()["connections"]
     assert conns["live"] == 0 and conns["accepted"] == 0, conns
+    assert conns["rejected"] == 1, f"the refused upgrade is counted as rejected: {conns}"
+    status, _, text = server.http("GET", "/metrics")
+    assert status == 200 and "\nagentwire_connections_rejected_total 1\n" in text, text
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,24 @@ def test_slow_consumer_is_dropped_fast_one_gets_everything(start_server):
 
     slow = RawWebSocket(server, f"/ws/agents/{agent}", rcvbuf=4096)  # handshake done, then never read
 
+    # The slow client reads as soon as it has been dropped, well within the server's 5 s close grace,
+    # so the close frame queued behind its backlog must reach it.
+    slow_result = []
+
+    def read_slow_once_dropped():
+        try:
+            deadline = time.monotonic() + 120
+            while server.stats()["connections"]["dropped_slow"] < 1:
+                if time.monotonic() > deadline:
+                    raise AssertionError("the slow client was never dropped")
+                time.sleep(0.02)
+            slow_result.append(slow.read_until_close(timeout=30))
+        except BaseException as e:  # reported by the test thread
+            slow_result.append(e)
+
+    slow_reader = threading.Thread(target=read_slow_once_dropped, daemon=True)
+    slow_reader.start()
+
     received = []
     progress = threading.Condition()
     acked = []
@@ -85,15 +103,19 @@ def test_slow_consumer_is_dropped_fast_one_gets_everything(start_server):
         rss_mb = server.rss_kb() / 1024
         assert rss_mb < 200, f"server RSS {rss_mb:.0f} MB after a slow consumer"
 
-        # The slow client, when it finally reads: a clean in-order prefix of the events, then close 1008.
-        code, texts, _ = slow.read_until_close(timeout=30)
+        # The slow client, once it reads: a clean in-order prefix of the events, then close 1008.
+        slow_reader.join(60)
+        assert slow_result, "the slow client's reader did not finish"
+        if isinstance(slow_result[0], BaseException):
+            raise slow_result[0]
+        code, texts, _ = slow_result[0]
         got = [json.loads(t) for t in texts]
         assert got and got[0]["type"] == "connected"
         events = [e for e in got[1:] if e["type"] != "heartbeat"]
         slow_seqs = [e["seq"] for e in events]
         assert slow_seqs == list(range(1, len(slow_seqs) + 1)), "slow client's frames are not a clean prefix"
         assert len(slow_seqs) < EVENTS, "the slow client was not dropped at all"
-        assert code in (1008, None), f"slow consumer closed with {code}, expected 1008 (policy)"
+        assert code == 1008, f"slow consumer closed with {code}, expected 1008 (policy) after its prefix"
     finally:
         slow.close()
 

@@ -442,17 +442,29 @@ def test_an_idle_stream_is_ended_as_failed(start_server):
 
 
 def test_a_stream_fed_in_time_stays_open(start_server):
+    """A stream that gets a delta well within its idle timeout outlives the timeout. The proof that the
+    server's idle check ran late enough is a marker, not a sleep: a second stream, opened after the fed
+    one and never fed, is expired by that check; the fed one must come out of it still streaming."""
     server = start_server("--stream-idle-timeout", "2")
-    wf = create_workflow(server, "agent-busy")
-    status, _, st = call(server, "POST", f"/api/workflows/{wf['id']}/streams")
+    fed_wf = create_workflow(server, "agent-busy")
+    idle_wf = create_workflow(server, "agent-busy")
+    status, _, st = call(server, "POST", f"/api/workflows/{fed_wf['id']}/streams")
+    assert status == 201, st
     sid = st["stream_id"]
-    # appends every 0.5 s for 3 s: longer than the timeout in total, never idle for it
-    deadline = time.monotonic() + 3
+    status, _, st = call(server, "POST", f"/api/workflows/{idle_wf['id']}/streams")
+    assert status == 201, st
+    marker = st["stream_id"]
+    opened = time.monotonic()
     n = 0
-    while time.monotonic() < deadline:
+    while True:
         status, _, body = call(server, "POST", f"/api/streams/{sid}/append", {"delta": "."})
-        assert status == 202, body
+        assert status == 202, f"append #{n + 1}, {time.monotonic() - opened:.1f}s after the open: {body!r}"
         n += 1
-        time.sleep(0.5)
+        _, _, mark = call(server, "GET", f"/api/streams/{marker}")
+        if mark["status"] != "streaming":
+            break
+        assert time.monotonic() - opened < 30, "the never-fed stream was not expired within 30 s"
+        time.sleep(0.1)  # pacing only: the gap between deltas stays a small part of the 2 s timeout
+    assert mark["status"] == "failed" and mark["reason"] == "idle_timeout", mark
     status, _, body = call(server, "GET", f"/api/streams/{sid}")
-    assert body["status"] == "streaming" and body["text"] == "." * n
+    assert body["status"] == "streaming" and body["text"] == "." * n, body
