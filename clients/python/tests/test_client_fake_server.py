@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import http
 import json
+import time
 from typing import Awaitable, Callable, List
 from urllib.parse import parse_qs, urlsplit
 
@@ -172,12 +173,15 @@ def test_silence_on_one_connection_is_detected_from_the_heartbeat_interval():
         await ws.send(event(1))
         await ws.wait_closed()  # frozen: no heartbeat, no close, until the client gives up
 
+    beats_sent = [0]
+
     async def healthy(ws, query):
         await ws.send(connected(2, resumed=True, recovered=True, replayed=1, heartbeat_interval=0.4))
         await ws.send(event(2))
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(0.1)  # pacing only
             await ws.send('{"type":"heartbeat","agent_id":"a1","ts":"x","data":{}}')
+            beats_sent[0] += 1
 
     async def main():
         async with FakeServer([silent, healthy]) as fake:
@@ -195,8 +199,11 @@ def test_silence_on_one_connection_is_detected_from_the_heartbeat_interval():
                 assert 0.95 <= change.at - live_at <= 6.0, change.at - live_at
                 ev = await asyncio.wait_for(nxt, 10)
                 assert ev.seq == 2 and fake.queries[1] == {"since": "1", "epoch": "E"}
-                # heartbeats every 0.1 s keep the healthy connection up for several timeouts
-                await asyncio.sleep(3.0)
+                # Heartbeats keep the healthy connection up for several timeouts: waited for as a count
+                # of heartbeats sent spanning three timeouts, not as a sleep.
+                started = time.monotonic()
+                await until(lambda: beats_sent[0] >= 30 and time.monotonic() - started > 3 * sub.heartbeat_timeout,
+                            30, "30 heartbeats over three heartbeat timeouts")
                 assert sub.connections == 2 and sub.state is ConnectionState.LIVE
 
     run(main(), 30)

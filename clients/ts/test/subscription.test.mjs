@@ -170,11 +170,13 @@ describe("resume", () => {
     assert.equal(srv.port, new URL(sub["settings"].wsUrl).port * 1);
     await publishing;
     assert.equal(acked, total);
-    await waitFor(() => rec.events.length >= total, { what: `${total} events`, timeoutMs: 20_000 });
-    await sleep(200);  // anything extra would show up now
+    // A marker published last: once it has arrived, anything extra before it would have too.
+    await publishUntilAcked(pub, agent, "marker", { i: total }, "r1-marker");
+    await waitFor(() => rec.events.length >= total + 1, { what: `${total} events and the marker`, timeoutMs: 20_000 });
 
-    assertContiguous(rec.seqs(), 1, total);
-    assert.deepEqual(rec.events.map((e) => e.data.i), [...Array(total).keys()]);
+    assertContiguous(rec.seqs(), 1, total + 1);
+    assert.equal(rec.events.at(-1).type, "marker");
+    assert.deepEqual(rec.events.map((e) => e.data.i), [...Array(total + 1).keys()]);
     assert.equal(rec.snapshots.length, 0, "the history survived: no snapshot needed");
     const states = rec.states.map((s) => s.state);
     assert.deepEqual(states.slice(0, 3), ["live", "reconnecting", "resumed"], `states: ${states}`);
@@ -292,8 +294,17 @@ describe("dead connections", () => {
     const pub = new Publisher({ url: srv.url });
     await pub.publish(agent, "progress", { percent: 1 });
     await waitFor(() => rec.events.length === 1, { what: "the first event" });
-    await sleep(1200);  // heartbeats keep a quiet connection alive
+    // Heartbeats keep a quiet connection alive: counted as they arrive until they span well past the
+    // client's 1.25 s dead-connection timeout, instead of a sleep standing for "long enough".
+    let beats = 0;
+    const onFrame = sub["onFrame"].bind(sub);
+    sub["onFrame"] = (data) => {
+      if (String(data).includes('"type":"heartbeat"')) beats++;
+      return onFrame(data);
+    };
+    await waitFor(() => beats >= 4, { what: "four heartbeats (2 s at a 0.5 s interval)" });
     assert.equal(sub.state, "live");
+    assert.ok(!rec.states.some((s) => s.state === "reconnecting"), "the quiet connection was kept");
 
     const stoppedAt = Date.now();
     srv.signal("SIGSTOP");
@@ -324,7 +335,8 @@ describe("dead connections", () => {
     await srv.stop();
     const rec = recorder();
     const sub = client(srv, { backoff: { initialDelayMs: 50, maxDelayMs: 200 } }).subscribe("agent-h2", rec.handlers);
-    await sleep(400);
+    // Retried with backoff: a count of failed attempts, not a time that should be enough for some.
+    await waitFor(() => sub["backoff"].attempts >= 3, { what: "three failed attempts" });
     assert.equal(sub.state, "connecting");
     await srv.start();
     assert.equal(srv.port, port);
