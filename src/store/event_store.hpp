@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -64,6 +65,15 @@ class EventStore {
   // events come in seq order. One pass over the whole log rather than a query per channel: the caller
   // keeps what it wants of each channel (the hub's history ring keeps the newest).
   virtual void load_events(std::int64_t min_ts_ms, const std::function<void(StoredEvent&&)>& visit) = 0;
+
+  // One channel as stored, for a channel the hub let go of and needs again: its epoch and exact last seq
+  // (never lower than any seq it stored), or nullopt when it was never registered.
+  virtual std::optional<StoredChannel> find_channel(std::string_view agent_id) = 0;
+
+  // Calls `visit` for the stored events of one channel with seq > after_seq, in seq order, until it
+  // returns false or none are left: for resume and history past what the hub holds in memory.
+  virtual void load_channel_events(std::string_view agent_id, std::uint64_t after_seq,
+                                   const std::function<bool(StoredEvent&&)>& visit) = 0;
 
   // Every state record of one channel.
   virtual std::vector<StateRecord> load_state(std::string_view agent_id) = 0;

@@ -1,6 +1,8 @@
 // The memory-only store (`--store memory`): nothing survives a restart, and every restart is a new
-// epoch. For benchmarks and throwaway setups.
+// epoch. For benchmarks and throwaway setups. It keeps no events (the hub's history is all there is),
+// only each channel's epoch and last seq, so a channel the hub lets go of keeps its numbering.
 #pragma once
+#include "core/string_hash.hpp"
 #include "store/event_store.hpp"
 
 namespace aw {
@@ -9,12 +11,22 @@ class MemoryEventStore final : public EventStore {
  public:
   std::vector<StoredChannel> load_channels() override { return {}; }
   void load_events(std::int64_t, const std::function<void(StoredEvent&&)>&) override {}
+  std::optional<StoredChannel> find_channel(std::string_view agent_id) override;
+  void load_channel_events(std::string_view, std::uint64_t,
+                           const std::function<bool(StoredEvent&&)>&) override {}
   std::vector<StateRecord> load_state(std::string_view) override { return {}; }
-  void append(const std::vector<StoredChannel>&, const std::vector<const Event*>&,
-              const std::vector<const StateRecord*>&) override {}
+  void append(const std::vector<StoredChannel>& new_channels, const std::vector<const Event*>& events,
+              const std::vector<const StateRecord*>&) override;
   void prune(std::size_t, std::int64_t) override {}
   StoreStats stats() override { return {}; }
   bool durable() const noexcept override { return false; }
+
+ private:
+  struct Numbering {
+    std::string epoch;
+    std::uint64_t last_seq = 0;
+  };
+  StringMap<Numbering> channels_;  // the hub's writer thread only, like append()
 };
 
 }  // namespace aw

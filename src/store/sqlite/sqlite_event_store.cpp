@@ -350,6 +350,7 @@ void SqliteEventStore::prepare_statements() {
   // One walk of the table in rowid order, no sort.
   select_events_ = prepare(
       "SELECT agent_id, seq, type, ts_ms, data, idempotency_key FROM events WHERE ts_ms >= ?1 ORDER BY id");
+  select_event_by_id_ = prepare("SELECT seq, type, ts_ms, data, idempotency_key FROM events WHERE id = ?1");
   delete_older_ = prepare("DELETE FROM events WHERE id BETWEEN ?1 AND ?2 AND ts_ms < ?3 RETURNING id, agent_id");
   min_id_ = prepare("SELECT min(id) FROM events");
   // A run of consecutive rowids of one channel: no other channel's row lies in between.
@@ -472,6 +473,58 @@ void SqliteEventStore::load_events(std::int64_t min_ts_ms, const std::function<v
     visit(std::move(event));
   }
   if (rc != SQLITE_DONE) fail(rc, "load events");
+}
+
+std::optional<StoredChannel> SqliteEventStore::find_channel(std::string_view agent_id) {
+  auto it = channels_.find(agent_id);
+  if (it == channels_.end() || !it->second.registered) return std::nullopt;
+  sqlite3_stmt* select = channel_epoch_.get();
+  Use use(select);
+  bind_text(select, 1, agent_id);
+  const int rc = sqlite3_step(select);
+  if (rc == SQLITE_DONE) return std::nullopt;
+  if (rc != SQLITE_ROW) fail(rc, "find channel " + std::string(agent_id));
+  return StoredChannel{it->first, column_text(select, 0), it->second.last_seq};
+}
+
+void SqliteEventStore::load_channel_events(std::string_view agent_id, std::uint64_t after_seq,
+                                           const std::function<bool(StoredEvent&&)>& visit) {
+  auto it = channels_.find(agent_id);
+  if (it == channels_.end()) return;
+  const ChannelLog& log = it->second;
+  sqlite3_stmt* select = select_event_by_id_.get();
+  // Reads the row `id`; false when it is gone (it cannot be while the writer knows it, but never trust).
+  auto read = [&](std::int64_t id, StoredEvent& out) {
+    Use use(select);
+    sqlite3_bind_int64(select, 1, id);
+    const int rc = sqlite3_step(select);
+    if (rc == SQLITE_DONE) return false;
+    if (rc != SQLITE_ROW) fail(rc, "load events of " + std::string(agent_id));
+    out.seq = static_cast<std::uint64_t>(sqlite3_column_int64(select, 0));
+    out.type = column_text(select, 1);
+    out.ts_ms = sqlite3_column_int64(select, 2);
+    out.data = column_text(select, 3);
+    out.idempotency_key = column_text(select, 4);
+    return true;
+  };
+  // The channel's rowids ascend with its seqs: the first above after_seq is found by bisection.
+  std::size_t lo = log.head;
+  std::size_t hi = log.ids.size();
+  StoredEvent probe;
+  while (lo < hi) {
+    const std::size_t mid = lo + (hi - lo) / 2;
+    if (read(log.ids[mid], probe) && probe.seq <= after_seq) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  for (std::size_t i = lo; i < log.ids.size(); ++i) {
+    StoredEvent event;
+    if (!read(log.ids[i], event)) continue;
+    event.agent_id = std::string(agent_id);
+    if (!visit(std::move(event))) return;
+  }
 }
 
 void SqliteEventStore::touch(ChannelLog& log) noexcept {

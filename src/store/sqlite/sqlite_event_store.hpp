@@ -8,10 +8,10 @@
 // process holds it.
 //
 // Threading: load_channels(), load_events() and load_state() are called at start-up, before the hub's
-// writer thread starts; from then on append(), prune() and stats() are called from that one writer
-// thread only, so the connection and the in-memory channel map need no locking of their own. stats()
-// alone may also be called from any other thread at any time: it reads only an atomic counter and the
-// files' sizes, never the connection.
+// writer thread starts; from then on append(), prune(), find_channel(), load_channel_events() and
+// stats() are called from that one writer thread only, so the connection and the in-memory channel map
+// need no locking of their own. stats() alone may also be called from any other thread at any time: it
+// reads only an atomic counter and the files' sizes, never the connection.
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -63,6 +64,11 @@ class SqliteEventStore final : public EventStore {
   void append(const std::vector<StoredChannel>& new_channels, const std::vector<const Event*>& events,
               const std::vector<const StateRecord*>& records) override;
   std::vector<StateRecord> load_state(std::string_view agent_id) override;
+  // Both on the writer thread, like append(): they read what the writer knows of the channel.
+  std::optional<StoredChannel> find_channel(std::string_view agent_id) override;
+  // By the channel's rowids (no index on (agent_id, seq)): a binary search, then one lookup per event.
+  void load_channel_events(std::string_view agent_id, std::uint64_t after_seq,
+                           const std::function<bool(StoredEvent&&)>& visit) override;
 
   // Deletes events with ts_ms < min_ts_ms, then all but the newest `keep_per_channel` (0 keeps none) of
   // each channel; in the same transaction it raises channels.last_seq of every channel that lost events,
@@ -139,6 +145,7 @@ class SqliteEventStore final : public EventStore {
   Stmt insert_event_;
   Stmt select_channels_;
   Stmt select_events_;
+  Stmt select_event_by_id_;
   Stmt delete_older_;
   Stmt min_id_;
   Stmt delete_ids_;

@@ -47,6 +47,9 @@ class FlakyStore final : public EventStore {
  public:
   std::vector<StoredChannel> load_channels() override { return {}; }
   void load_events(std::int64_t, const std::function<void(StoredEvent&&)>&) override {}
+  std::optional<StoredChannel> find_channel(std::string_view) override { return std::nullopt; }
+  void load_channel_events(std::string_view, std::uint64_t,
+                           const std::function<bool(StoredEvent&&)>&) override {}
   std::vector<StateRecord> load_state(std::string_view) override { return {}; }
   void append(const std::vector<StoredChannel>&, const std::vector<const Event*>& events,
               const std::vector<const StateRecord*>&) override {

@@ -622,6 +622,56 @@ TEST_F(SqliteEventStoreTest, PruneByCountWithInterleavedChannels) {
   EXPECT_EQ(store->load_channels().at(1).last_seq, next - 1);
 }
 
+TEST_F(SqliteEventStoreTest, FindChannelGivesEpochAndExactLastSeq) {
+  auto store = open();
+  EXPECT_FALSE(store->find_channel("x").has_value());
+  append_run(*store, "x", 1, 5);
+  store->prune(2, kNoAgeLimit);
+  append_run(*store, "x", 6, 1);
+  auto found = store->find_channel("x");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->epoch, "epoch-x");
+  EXPECT_EQ(found->last_seq, 6u);
+  store.reset();
+  store = open();
+  found = store->find_channel("x");
+  ASSERT_TRUE(found.has_value());
+  EXPECT_EQ(found->last_seq, 6u);
+  EXPECT_FALSE(store->find_channel("y").has_value());
+}
+
+TEST_F(SqliteEventStoreTest, LoadChannelEventsReadsOneChannelAfterASeq) {
+  auto store = open();
+  // Interleaved with another channel, so the channel's rowids are not consecutive.
+  std::vector<Event> events;
+  for (std::uint64_t seq = 1; seq <= 9; ++seq) {
+    events.push_back(make_event("a", seq, 1000, "{\"n\":" + std::to_string(seq) + "}"));
+    events.push_back(make_event("b", seq, 1000));
+  }
+  store->append({{"a", "e", 0}, {"b", "e", 0}}, pointers(events), {});
+  store->prune(6, kNoAgeLimit);  // a keeps 4..9
+  auto read = [&](std::uint64_t after, std::size_t max) {
+    std::vector<StoredEvent> out;
+    store->load_channel_events("a", after, [&](StoredEvent&& e) {
+      out.push_back(std::move(e));
+      return out.size() < max;
+    });
+    return out;
+  };
+  EXPECT_EQ(seqs(read(0, 100)), (std::vector<std::uint64_t>{4, 5, 6, 7, 8, 9}));
+  EXPECT_EQ(seqs(read(5, 100)), (std::vector<std::uint64_t>{6, 7, 8, 9}));
+  EXPECT_EQ(seqs(read(6, 2)), (std::vector<std::uint64_t>{7, 8}));
+  EXPECT_TRUE(read(9, 100).empty());
+  auto one = read(6, 1);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].agent_id, "a");
+  EXPECT_EQ(one[0].data, "{\"n\":7}");
+  EXPECT_EQ(one[0].type, "update");
+  bool visited = false;
+  store->load_channel_events("nobody", 0, [&](StoredEvent&&) { return visited = true; });
+  EXPECT_FALSE(visited);
+}
+
 TEST_F(SqliteEventStoreTest, QuotaGivesFullErrorAndPruneRecovers) {
   auto store = open(512 * 1024);
   const std::string data(4000, 'x');
