@@ -129,7 +129,7 @@ async function publishWhenUp(fn) {
       return await fn();
     } catch (e) {
       if (!e.retryable || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 50)); // pacing only: between retries
     }
   }
 }

@@ -35,7 +35,7 @@ async function publishUntilAcked(pub, agent, type, data, key) {
       return await pub.publish(agent, type, data, { idempotencyKey: key });
     } catch (e) {
       if (!e.retryable || Date.now() > deadline) throw e;
-      await sleep(25);
+      await sleep(25); // pacing only: between retries
     }
   }
 }
