@@ -46,8 +46,9 @@ std::unique_ptr<aw::EventStore> open_store(const aw::Options& o) {
   aw::FsyncMode mode = o.fsync == "always" ? aw::FsyncMode::always
                        : o.fsync == "off"  ? aw::FsyncMode::off
                                            : aw::FsyncMode::normal;
-  return std::make_unique<aw::SqliteEventStore>((std::filesystem::path(o.data_dir) / "events.db").string(), mode,
-                                                o.store_max_bytes);
+  // The history size lets the store trim a fast channel between the hub's prunes (disk stays bounded).
+  return std::make_unique<aw::SqliteEventStore>((std::filesystem::path(o.data_dir) / "events.db").string(),
+                                                mode, o.store_max_bytes, o.history_size);
 }
 
 // The dashboard: --web-dir, else web/dist of the source tree the binary was built in (build/agentwire).

@@ -2,11 +2,9 @@
 #include "store/sqlite/sqlite_event_store.hpp"
 
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,15 +15,17 @@
 #include <optional>
 #include <utility>
 
+#include "core/log.hpp"
+#include "core/random_id.hpp"
+
 namespace aw {
 namespace {
 
 constexpr int kSchemaVersion = 3;
 constexpr int kBusyTimeoutMs = 5000;
-// Nice value of the checkpoint thread (see checkpoint_loop).
-constexpr int kCheckpointNice = 10;
-// Without a limit the -wal file keeps its largest size ever; this truncates it after checkpoints.
-constexpr const char* kJournalSizeLimit = "PRAGMA journal_size_limit=67108864";
+// A WAL frame is a page plus this header; the file starts with a 32-byte header of its own.
+constexpr std::uint64_t kWalFrameHeader = 24;
+constexpr std::uint64_t kWalHeader = 32;
 
 // Events live in a rowid table, appended in commit order. A group commit spans many channels, so whatever
 // the database keeps per channel costs a random page write per channel per commit; with thousands of
@@ -172,15 +172,17 @@ SqliteEventStore::FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void SqliteEventStore::FileLock::acquire(const std::string& lock_path, const std::string& db_path) {
-  // flock, not SQLite's locking_mode=EXCLUSIVE: that would also shut out our own checkpoint connection.
-  // The lock goes with the open file, so even kill -9 releases it; the file itself stays (removing it
-  // would let two processes lock two different files of the same name).
-  fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+void SqliteEventStore::FileLock::acquire(const std::string& db_path) {
+  // The database file itself, not a lock file beside it: deleting a lock file lets a second process lock
+  // a new file of the same name, while deleting the database is not tidying up. flock, not SQLite's
+  // locking_mode=EXCLUSIVE, which would shut out online backups and change how the WAL index is kept.
+  // flock and SQLite's fcntl locks do not interact; the lock goes with the open file, so even kill -9
+  // releases it. (Closing this descriptor also drops this process's fcntl locks on the file, so it is
+  // closed only after the connection, or when the store is refused before it opened one.)
+  fd_ = ::open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd_ < 0) {
     const int err = errno;
-    throw StoreError("sqlite store " + db_path + ": cannot open lock file " + lock_path + ": " +
-                         std::strerror(err),
+    throw StoreError("sqlite store " + db_path + ": cannot open database: " + std::strerror(err),
                      err == ENOSPC || err == EDQUOT);
   }
   int rc;
@@ -191,17 +193,19 @@ void SqliteEventStore::FileLock::acquire(const std::string& lock_path, const std
     ::close(fd_);
     fd_ = -1;
     if (err == EWOULDBLOCK) {
-      throw StoreError("sqlite store " + db_path + ": the database is in use by another agentwire process (" +
-                           lock_path + " is locked)",
+      throw StoreError("sqlite store " + db_path +
+                           ": the database is in use by another agentwire process (it holds the file's lock)",
                        false);
     }
-    throw StoreError("sqlite store " + db_path + ": cannot lock " + lock_path + ": " + std::strerror(err),
-                     false);
+    throw StoreError("sqlite store " + db_path + ": cannot lock the database: " + std::strerror(err), false);
   }
 }
 
-SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64_t max_bytes)
-    : path_(std::move(path)) {
+SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64_t max_bytes,
+                                   std::size_t keep_per_channel)
+    : path_(std::move(path)), keep_per_channel_(keep_per_channel) {
+  // Before SQLite reads or writes anything: a second process stops here.
+  lock_.acquire(path_);
   sqlite3* raw = nullptr;
   // NOMUTEX: the threading contract in the header means the connection is never used concurrently.
   const int rc = sqlite3_open_v2(path_.c_str(), &raw,
@@ -226,60 +230,74 @@ SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64
     throw StoreError("sqlite store " + path_ + ": cannot switch the database to WAL mode", false);
   }
   journal.reset();
-  // Before anything is read into memory or written: a second process stops here.
-  lock_.acquire(path_ + "-lock", path_);
 
   const char* synchronous = mode == FsyncMode::always ? "PRAGMA synchronous=FULL"
                             : mode == FsyncMode::off  ? "PRAGMA synchronous=OFF"
                                                       : "PRAGMA synchronous=NORMAL";
   run(prepare(synchronous).get(), "set synchronous");
-  run(prepare(kJournalSizeLimit).get(), "set journal_size_limit");
-  // The checkpointer thread does this (see checkpoint_loop).
-  run(prepare("PRAGMA wal_autocheckpoint=0").get(), "set wal_autocheckpoint");
+  // Replaces SQLite's auto-checkpoint, which would run inside COMMIT (see checkpoint_if_due).
+  sqlite3_wal_hook(db_.get(), &SqliteEventStore::on_wal_commit, this);
 
   create_schema();
+  {
+    auto page_size = prepare("PRAGMA page_size");
+    if (sqlite3_step(page_size.get()) != SQLITE_ROW) fail(sqlite3_errcode(db_.get()), "read page_size");
+    page_size_ =
+        std::max<std::uint64_t>(512, static_cast<std::uint64_t>(sqlite3_column_int64(page_size.get(), 0)));
+  }
+  if (max_bytes > 0) {
+    checkpoint_frames_ =
+        std::clamp<std::uint64_t>(max_bytes / 8 / page_size_, kMinCheckpointFrames, kCheckpointFrames);
+  }
+  // Without a limit a restarted WAL keeps its largest size ever; with it, one big commit is given back.
+  run(prepare("PRAGMA journal_size_limit=" + std::to_string(wal_limit_bytes())).get(),
+      "set journal_size_limit");
   if (max_bytes > 0) set_quota(max_bytes);
   prepare_statements();
   prepare_state_statements();
   load_index();
-  checkpointer_ = std::thread([this] { checkpoint_loop(); });
+  rebuild_missing_channels();
 }
 
-SqliteEventStore::~SqliteEventStore() {
-  {
-    std::lock_guard lock(checkpoint_mutex_);
-    stopping_ = true;
-  }
-  checkpoint_cv_.notify_all();
-  if (checkpointer_.joinable()) checkpointer_.join();
+// Closing the connection checkpoints what is left in the WAL (at most about checkpoint_frames() pages,
+// so a stop is quick) and deletes the WAL.
+SqliteEventStore::~SqliteEventStore() = default;
+
+std::uint64_t SqliteEventStore::wal_limit_bytes() const noexcept {
+  return kWalHeader + checkpoint_frames_ * (page_size_ + kWalFrameHeader);
 }
 
-void SqliteEventStore::checkpoint_loop() {
-  // Checkpoints copy the WAL into the database: megabytes of work that nobody waits for. At a lower
-  // priority they yield the core to the threads that answer publishes and deliver events instead of
-  // stalling them for milliseconds (they still get a share when the core is busy, so the WAL stays
-  // bounded under sustained load).
-  setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kCheckpointNice);
-  sqlite3* raw = nullptr;
-  if (sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-    sqlite3_close_v2(raw);
-    return;  // the writer's own connection still works; the WAL just grows until the next start
+std::size_t SqliteEventStore::trim_threshold(std::size_t keep_per_channel) noexcept {
+  if (keep_per_channel == kKeepAll) return kKeepAll;
+  return keep_per_channel + std::max<std::size_t>(keep_per_channel / 4, 64);
+}
+
+int SqliteEventStore::on_wal_commit(void* self, sqlite3*, const char*, int frames) noexcept {
+  static_cast<SqliteEventStore*>(self)->wal_frames_ = frames;
+  return SQLITE_OK;
+}
+
+// On the writer's connection between commits, so no commit lands while it runs: a passive checkpoint then
+// copies the whole WAL back and the next commit starts the WAL over from its beginning. A checkpointer
+// on another connection never gets there under a steady stream of commits (each of its passes ends
+// with newer frames behind it), and the WAL grows without end. The cost is one copy of the pages
+// changed since the last checkpoint and, unless --fsync off, an fsync, once per checkpoint_frames()
+// pages written: the next group commit waits for it, and carries the publishes that queued meanwhile.
+void SqliteEventStore::checkpoint_if_due() noexcept {
+  if (static_cast<std::uint64_t>(wal_frames_) < checkpoint_frames_) return;
+  int log_frames = 0;
+  int copied_frames = 0;
+  const int rc =
+      sqlite3_wal_checkpoint_v2(db_.get(), "main", SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied_frames);
+  if (rc != SQLITE_OK) {
+    // A full disk, say: the WAL keeps its pages and the next commit tries again; logged once per spell.
+    if (!checkpoint_failing_) log::warn("store_checkpoint_failed", {{"error", sqlite3_errmsg(db_.get())}});
+    checkpoint_failing_ = true;
+    return;
   }
-  std::unique_ptr<sqlite3, DbCloser> db(raw);
-  sqlite3_busy_timeout(db.get(), kBusyTimeoutMs);
-  std::unique_lock lock(checkpoint_mutex_);
-  for (;;) {
-    // Often enough that the WAL stays small, rarely enough to cost nothing when idle.
-    checkpoint_cv_.wait_for(lock, std::chrono::milliseconds(500), [this] { return stopping_; });
-    bool stop = stopping_;
-    lock.unlock();
-    int log_frames = 0;
-    int done_frames = 0;
-    sqlite3_wal_checkpoint_v2(db.get(), "main", stop ? SQLITE_CHECKPOINT_TRUNCATE : SQLITE_CHECKPOINT_PASSIVE,
-                              &log_frames, &done_frames);
-    lock.lock();
-    if (stop) return;
-  }
+  checkpoint_failing_ = false;
+  // Pages left behind: another process (an online backup) is reading; the next commit tries again.
+  if (copied_frames == log_frames) wal_frames_ = 0;
 }
 
 void SqliteEventStore::create_schema() {
@@ -344,6 +362,7 @@ void SqliteEventStore::prepare_statements() {
       "INSERT INTO channels(agent_id, epoch, last_seq) VALUES(?1, ?2, 0) ON CONFLICT(agent_id) DO NOTHING");
   channel_epoch_ = prepare("SELECT epoch FROM channels WHERE agent_id = ?1");
   raise_last_seq_ = prepare("UPDATE channels SET last_seq = max(last_seq, ?2) WHERE agent_id = ?1");
+  rebuild_channel_ = prepare("INSERT INTO channels(agent_id, epoch, last_seq) VALUES(?1, ?2, ?3)");
   insert_event_ = prepare(
       "INSERT INTO events(agent_id, seq, type, ts_ms, data, idempotency_key) VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
   select_channels_ = prepare("SELECT agent_id, epoch, last_seq FROM channels ORDER BY agent_id");
@@ -351,7 +370,8 @@ void SqliteEventStore::prepare_statements() {
   select_events_ = prepare(
       "SELECT agent_id, seq, type, ts_ms, data, idempotency_key FROM events WHERE ts_ms >= ?1 ORDER BY id");
   select_event_by_id_ = prepare("SELECT seq, type, ts_ms, data, idempotency_key FROM events WHERE id = ?1");
-  delete_older_ = prepare("DELETE FROM events WHERE id BETWEEN ?1 AND ?2 AND ts_ms < ?3 RETURNING id, agent_id");
+  delete_older_ =
+      prepare("DELETE FROM events WHERE id BETWEEN ?1 AND ?2 AND ts_ms < ?3 RETURNING id, agent_id");
   min_id_ = prepare("SELECT min(id) FROM events");
   // A run of consecutive rowids of one channel: no other channel's row lies in between.
   delete_ids_ = prepare("DELETE FROM events WHERE id BETWEEN ?1 AND ?2");
@@ -416,6 +436,47 @@ void SqliteEventStore::load_index() {
   }
   if (rc != SQLITE_DONE) fail(rc, "load event index");
   events_.store(total, std::memory_order_relaxed);
+}
+
+// Events whose channel has no row (deleted by hand, or a tool that wrote half of a change) would be
+// skipped at start-up and every later append to the channel refused; numbering must also continue
+// above them. The old epoch is gone with the row, so clients that resume get a snapshot.
+void SqliteEventStore::rebuild_missing_channels() {
+  std::vector<std::pair<ChannelEntry*, std::string>> rebuilt;  // and the new epoch
+  for (ChannelEntry& entry : channels_) {
+    if (!entry.second.registered && entry.second.stored() > 0) rebuilt.emplace_back(&entry, random_hex_id(8));
+  }
+  if (rebuilt.empty()) return;
+  try {
+    Transaction tx(*this);
+    for (const auto& [entry, epoch] : rebuilt) {
+      sqlite3_stmt* insert = rebuild_channel_.get();
+      Use use(insert);
+      bind_text(insert, 1, entry->first);
+      bind_text(insert, 2, epoch);
+      sqlite3_bind_int64(insert, 3, to_sql_int(entry->second.last_seq));
+      const int rc = sqlite3_step(insert);
+      if (rc != SQLITE_DONE) fail(rc, "rebuild channel " + entry->first);
+    }
+    tx.commit();
+  } catch (const StoreError& e) {
+    // The server still starts; those channels stay as they were (skipped, their appends refused).
+    log::error("store_channel_rebuild_failed", {{"error", e.what()}});
+    return;
+  }
+  for (const auto& [entry, epoch] : rebuilt) {
+    ChannelLog& log = entry->second;
+    log.registered = true;
+    log.stored_last_seq = log.last_seq;
+    const std::string last_seq = std::to_string(log.last_seq);
+    const std::string events = std::to_string(log.stored());
+    log::warn("store_channel_rebuilt", {{"agent_id", entry->first},
+                                        {"last_seq", last_seq},
+                                        {"events", events},
+                                        {"epoch", epoch},
+                                        {"reason", "channels row missing for stored events"}});
+  }
+  checkpoint_if_due();
 }
 
 SqliteEventStore::Stmt SqliteEventStore::prepare(std::string_view sql) {
@@ -532,6 +593,8 @@ void SqliteEventStore::touch(ChannelLog& log) noexcept {
   log.batch_mark = batch_;
   log.batch_last_seq = log.last_seq;
   log.batch_registers = false;
+  log.batch_events = 0;
+  log.batch_trim = 0;
 }
 
 void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
@@ -555,6 +618,7 @@ void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
     // What the database no longer checks (see kSchema): every event's channel is registered, and each
     // channel's seqs rise above its last seq, so numbering never goes back, even past pruned events.
     batch_logs_.clear();
+    batch_channels_.clear();
     for (const Event* event : events) {
       auto it = channels_.find(event->agent_id());
       ChannelLog* log = it != channels_.end() ? &it->second : nullptr;
@@ -572,9 +636,21 @@ void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
       }
       log->batch_last_seq = event->seq;
       batch_logs_.push_back(log);
+      if (log->batch_events++ == 0) batch_channels_.push_back(&*it);
     }
 
     Transaction tx(*this);
+    // Trims first, so their pages are free for the inserts (which matters at the quota). Only events
+    // stored before the batch go, oldest first: the newest seq always stays, so no last_seq to raise.
+    const std::size_t threshold = trim_threshold(keep_per_channel_);
+    for (ChannelEntry* entry : batch_channels_) {
+      ChannelLog& log = entry->second;
+      const std::size_t total = log.stored() + log.batch_events;
+      if (total < threshold) continue;
+      log.batch_trim = std::min(log.stored(), total - keep_per_channel_);
+      trim_oldest(entry->first, log, log.batch_trim);
+    }
+
     for (const StoredChannel& channel : new_channels) {
       sqlite3_stmt* insert = insert_channel_.get();
       Use use(insert);
@@ -633,6 +709,14 @@ void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
   for (const StoredChannel& channel : new_channels) {
     channels_.find(channel.agent_id)->second.registered = true;
   }
+  std::size_t trimmed = 0;
+  for (ChannelEntry* entry : batch_channels_) {
+    ChannelLog& log = entry->second;
+    if (log.batch_trim == 0) continue;
+    log.head += log.batch_trim;
+    trimmed += log.batch_trim;
+    compact(log);
+  }
   for (std::size_t i = 0; i < events.size(); ++i) {
     ChannelLog& log = *batch_logs_[i];
     log.ids.push_back(batch_rowids_[i]);
@@ -640,6 +724,25 @@ void SqliteEventStore::append(const std::vector<StoredChannel>& new_channels,
     commit_times_.add(batch_rowids_[i], events[i]->ts_ms);
   }
   events_.fetch_add(events.size(), std::memory_order_relaxed);
+  events_.fetch_sub(std::min<std::uint64_t>(trimmed, events_.load(std::memory_order_relaxed)),
+                    std::memory_order_relaxed);
+  checkpoint_if_due();
+}
+
+// Deletes the `count` oldest stored events of a channel, a run of consecutive rowids at a time.
+void SqliteEventStore::trim_oldest(const std::string& agent_id, const ChannelLog& log, std::size_t count) {
+  const std::size_t end = log.head + count;
+  for (std::size_t i = log.head; i < end;) {
+    std::size_t last = i + 1;
+    while (last < end && log.ids[last] == log.ids[last - 1] + 1) ++last;
+    sqlite3_stmt* del = delete_ids_.get();
+    Use use(del);
+    sqlite3_bind_int64(del, 1, log.ids[i]);
+    sqlite3_bind_int64(del, 2, log.ids[last - 1]);
+    const int rc = sqlite3_step(del);
+    if (rc != SQLITE_DONE) fail(rc, "trim " + agent_id);
+    i = last;
+  }
 }
 
 std::size_t SqliteEventStore::drop_ids(ChannelLog& log, const std::vector<std::int64_t>& gone) {
@@ -660,6 +763,11 @@ std::size_t SqliteEventStore::drop_ids(ChannelLog& log, const std::vector<std::i
     }
     log.ids.resize(kept);
   }
+  compact(log);
+  return before - log.stored();
+}
+
+void SqliteEventStore::compact(ChannelLog& log) {
   if (log.head == log.ids.size()) {
     std::vector<std::int64_t>().swap(log.ids);  // a channel without events holds no memory
     log.head = 0;
@@ -669,7 +777,6 @@ std::size_t SqliteEventStore::drop_ids(ChannelLog& log, const std::vector<std::i
     log.head = 0;
     if (log.ids.capacity() > 4 * log.ids.size() + 64) log.ids.shrink_to_fit();  // after a burst
   }
-  return before - log.stored();
 }
 
 void SqliteEventStore::prune(std::size_t keep_per_channel, std::int64_t min_ts_ms) {
@@ -771,6 +878,7 @@ void SqliteEventStore::prune(std::size_t keep_per_channel, std::int64_t min_ts_m
     if (sqlite3_column_type(select, 0) != SQLITE_NULL) min_id = sqlite3_column_int64(select, 0);
   }
   tx.commit();
+  checkpoint_if_due();
 
   commit_times_.cut(min_ts_ms);
   if (min_id) {

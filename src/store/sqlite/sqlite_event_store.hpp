@@ -4,8 +4,12 @@
 // built by one scan of the log at open: the database is written almost only in commit order.
 //
 // One process at a time: that in-memory knowledge is only right while nobody else writes the file, so
-// the store holds an exclusive lock on `<path>-lock` for its lifetime and refuses to open while another
-// process holds it.
+// the store holds an exclusive flock on the database file itself for its lifetime and refuses to open
+// while another process holds it (a lock file could be deleted by someone tidying the directory).
+//
+// Disk: the writer checkpoints the WAL itself once a commit leaves it past checkpoint_frames(), and with a
+// known history size trims a channel's oldest events in the commit that takes it well past that size, so
+// the files stay bounded between the hub's periodic prunes however fast events come.
 //
 // Threading: load_channels(), load_events() and load_state() are called at start-up, before the hub's
 // writer thread starts; from then on append(), prune(), find_channel(), load_channel_events() and
@@ -14,9 +18,6 @@
 // reads only an atomic counter and the files' sizes, never the connection.
 #pragma once
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,8 +28,8 @@
 #include <vector>
 
 #include "core/string_hash.hpp"
-#include "store/sqlite/commit_times.hpp"
 #include "store/event_store.hpp"
+#include "store/sqlite/commit_times.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -44,11 +45,24 @@ enum class FsyncMode {
 
 class SqliteEventStore final : public EventStore {
  public:
+  // No history size: append() never trims, only prune() deletes.
+  static constexpr std::size_t kKeepAll = static_cast<std::size_t>(-1);
+  // A commit that leaves the WAL with at least checkpoint_frames() pages is followed by a checkpoint on
+  // the writer's connection, and the WAL file is cut back to that size when it starts over: 1024 pages
+  // (4 MiB with 4 KiB pages, SQLite's own default), or with a quota an eighth of it if that is less, but
+  // at least 64 pages, so that the WAL adds little to what the quota allows.
+  static constexpr std::uint64_t kCheckpointFrames = 1024;
+  static constexpr std::uint64_t kMinCheckpointFrames = 64;
+
   // Opens `path`, creating the file and schema if missing (and upgrading a version-1 or -2 schema).
   // `max_bytes` > 0 caps the database size (a quota: appends past it throw StoreError with full() true).
-  // Throws StoreError when the file cannot be opened for writing, is not a database of ours, has a newer schema,
-  // or is in use by another process (another store object in this process counts too).
-  SqliteEventStore(std::string path, FsyncMode mode, std::uint64_t max_bytes = 0);
+  // `keep_per_channel` is the history size prune() will be given: append() trims a channel back to it
+  // once it holds trim_threshold() events. A channels row missing for stored events is rebuilt (logged
+  // as store_channel_rebuilt) with a new epoch and the highest stored seq.
+  // Throws StoreError when the file cannot be opened for writing, is not a database of ours, has a newer
+  // schema, or is in use by another process (another store object in this process counts too).
+  SqliteEventStore(std::string path, FsyncMode mode, std::uint64_t max_bytes = 0,
+                   std::size_t keep_per_channel = kKeepAll);
   ~SqliteEventStore() override;
 
   SqliteEventStore(const SqliteEventStore&) = delete;
@@ -78,6 +92,14 @@ class SqliteEventStore final : public EventStore {
   StoreStats stats() override;
   bool durable() const noexcept override { return true; }
 
+  // How many events a channel may reach before append() trims it back to keep_per_channel: enough above
+  // it that a trim deletes a run of events at once rather than one per append.
+  static std::size_t trim_threshold(std::size_t keep_per_channel) noexcept;
+
+  std::uint64_t checkpoint_frames() const noexcept { return checkpoint_frames_; }
+  // The WAL's size at checkpoint_frames() pages, to which it is cut back when it starts over.
+  std::uint64_t wal_limit_bytes() const noexcept;
+
  private:
   struct DbCloser {
     void operator()(sqlite3* db) const noexcept;
@@ -100,20 +122,22 @@ class SqliteEventStore final : public EventStore {
     bool batch_registers = false;  // named in the batch's new_channels
     std::uint64_t batch_mark = 0;
     std::uint64_t batch_last_seq = 0;  // the seq the batch's next event of this channel must exceed
+    std::size_t batch_events = 0;      // the batch's events of this channel
+    std::size_t batch_trim = 0;        // how many of its oldest stored events the batch deletes
 
     std::size_t stored() const noexcept { return ids.size() - head; }
   };
   using ChannelMap = StringMap<ChannelLog>;
   using ChannelEntry = ChannelMap::value_type;
 
-  // An open file with an exclusive flock; closing it (or the process ending) releases the lock.
+  // The database file held open with an exclusive flock; closing it (or the process ending) releases it.
   class FileLock {
    public:
     FileLock() = default;
     ~FileLock();
     FileLock(const FileLock&) = delete;
     FileLock& operator=(const FileLock&) = delete;
-    void acquire(const std::string& lock_path, const std::string& db_path);
+    void acquire(const std::string& db_path);
 
    private:
     int fd_ = -1;
@@ -126,13 +150,19 @@ class SqliteEventStore final : public EventStore {
   void prepare_statements();
   void prepare_state_statements();
   void load_index();
+  void rebuild_missing_channels();
   void touch(ChannelLog& log) noexcept;
+  void trim_oldest(const std::string& agent_id, const ChannelLog& log, std::size_t count);
   static std::size_t drop_ids(ChannelLog& log, const std::vector<std::int64_t>& gone);
+  static void compact(ChannelLog& log);
+  static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames) noexcept;
+  void checkpoint_if_due() noexcept;
   Stmt prepare(std::string_view sql);
   void run(sqlite3_stmt* stmt, std::string_view what);
   [[noreturn]] void fail(int rc, std::string_view what) const;
 
   std::string path_;
+  std::size_t keep_per_channel_;
   FileLock lock_;                          // declared before the connection: released after it is closed
   std::unique_ptr<sqlite3, DbCloser> db_;  // declared before the statements: finalized first, closed last
 
@@ -142,6 +172,7 @@ class SqliteEventStore final : public EventStore {
   Stmt insert_channel_;
   Stmt channel_epoch_;
   Stmt raise_last_seq_;
+  Stmt rebuild_channel_;
   Stmt insert_event_;
   Stmt select_channels_;
   Stmt select_events_;
@@ -156,20 +187,17 @@ class SqliteEventStore final : public EventStore {
   // Every channel with a channels row or stored events. What it says changes only after a commit: a
   // failed batch or prune leaves it as it was (append() drops again the entries it added for the batch).
   ChannelMap channels_;
-  std::uint64_t batch_ = 0;                 // numbers append() calls, for ChannelLog's scratch fields
-  std::vector<ChannelLog*> batch_logs_;     // append(): each event's channel
-  std::vector<std::int64_t> batch_rowids_;  // append(): each event's rowid
-  CommitTimes commit_times_;                // which rowids hold events of which commit times
+  std::uint64_t batch_ = 0;                    // numbers append() calls, for ChannelLog's scratch fields
+  std::vector<ChannelLog*> batch_logs_;        // append(): each event's channel
+  std::vector<ChannelEntry*> batch_channels_;  // append(): each channel with events in the batch, once
+  std::vector<std::int64_t> batch_rowids_;     // append(): each event's rowid
+  CommitTimes commit_times_;                   // which rowids hold events of which commit times
   std::atomic<std::uint64_t> events_{0};
 
-  // Checkpoints run on their own thread and connection: in WAL mode a checkpoint is where SQLite
-  // fsyncs the database file, and on the writer thread that stall (tens of ms) would hold up every
-  // publish behind it. A passive checkpoint never blocks the writer.
-  void checkpoint_loop();
-  std::mutex checkpoint_mutex_;
-  std::condition_variable checkpoint_cv_;
-  bool stopping_ = false;
-  std::thread checkpointer_;
+  std::uint64_t page_size_ = 4096;
+  std::uint64_t checkpoint_frames_ = kCheckpointFrames;
+  int wal_frames_ = 0;               // pages in the WAL after the last commit (SQLite's WAL hook tells)
+  bool checkpoint_failing_ = false;  // logged once per spell of failures
 };
 
 }  // namespace aw

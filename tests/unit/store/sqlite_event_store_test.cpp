@@ -71,8 +71,15 @@ class SqliteEventStoreTest : public ::testing::Test {
     std::filesystem::remove_all(dir_, ec);
   }
 
-  std::unique_ptr<SqliteEventStore> open(std::uint64_t max_bytes = 0, FsyncMode mode = FsyncMode::normal) {
-    return std::make_unique<SqliteEventStore>(path_, mode, max_bytes);
+  std::unique_ptr<SqliteEventStore> open(std::uint64_t max_bytes = 0, FsyncMode mode = FsyncMode::normal,
+                                         std::size_t keep_per_channel = SqliteEventStore::kKeepAll) {
+    return std::make_unique<SqliteEventStore>(path_, mode, max_bytes, keep_per_channel);
+  }
+
+  std::uint64_t file_size(const std::string& path) const {
+    std::error_code ec;
+    const auto size = std::filesystem::file_size(path, ec);
+    return ec ? 0 : static_cast<std::uint64_t>(size);
   }
 
   // Appends `count` events seq first..first+count-1 to `agent_id`, registering it when `first` is 1.
@@ -168,7 +175,8 @@ TEST_F(SqliteEventStoreTest, Utf8AndLargeDataAreKeptByteForByte) {
   large += "\"}";
   {
     auto store = open();
-    std::vector<Event> events{*protocol::make_event("ch", 1, "tipo.ñ", 1, utf8), make_event("ch", 2, 2, large)};
+    std::vector<Event> events{*protocol::make_event("ch", 1, "tipo.ñ", 1, utf8),
+                              make_event("ch", 2, 2, large)};
     store->append({{"ch", "ép", 0}}, pointers(events), {});
   }
   auto store = open();
@@ -226,7 +234,8 @@ TEST_F(SqliteEventStoreTest, PruneByAge) {
   store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(events), {});
 
   store->prune(kNoCountLimit, 500);
-  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)), (std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10}));
+  EXPECT_EQ(seqs(load_recent(*store, "a", 100, kNoAgeLimit)),
+            (std::vector<std::uint64_t>{5, 6, 7, 8, 9, 10}));
   EXPECT_TRUE(load_recent(*store, "b", 100, kNoAgeLimit).empty());
   EXPECT_EQ(store->stats().events, 6u);
 
@@ -509,7 +518,8 @@ INSERT INTO events(agent_id, seq, type, ts_ms, data, idempotency_key) VALUES
 TEST_F(SqliteEventStoreTest, AgePruneFindsEventsStoredBeforeAReopen) {
   {
     auto store = open();
-    std::vector<Event> old_events{make_event("a", 1, 1000), make_event("a", 2, 1500), make_event("b", 1, 2500)};
+    std::vector<Event> old_events{make_event("a", 1, 1000), make_event("a", 2, 1500),
+                                  make_event("b", 1, 2500)};
     store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(old_events), {});
   }
   auto store = open();
@@ -556,8 +566,8 @@ TEST_F(SqliteEventStoreTest, SecondStoreOnTheSameFileIsRefused) {
 TEST_F(SqliteEventStoreTest, AgePruneOfEventsWhoseRowidsAreNotInTsOrder) {
   auto store = open();
   // ts_ms comes from a wall clock that may step back: age does not always take a channel's oldest rowids.
-  std::vector<Event> events{make_event("a", 1, 900), make_event("b", 1, 100), make_event("a", 2, 100),
-                            make_event("a", 3, 800), make_event("b", 2, 900), make_event("a", 4, 200),
+  std::vector<Event> events{make_event("a", 1, 900),  make_event("b", 1, 100), make_event("a", 2, 100),
+                            make_event("a", 3, 800),  make_event("b", 2, 900), make_event("a", 4, 200),
                             make_event("a", 5, 1000), make_event("b", 3, 300)};
   store->append({{"a", "ea", 0}, {"b", "eb", 0}}, pointers(events), {});
 
@@ -753,6 +763,114 @@ TEST_F(SqliteEventStoreTest, NewerSchemaVersionIsRefused) {
   } catch (const StoreError& e) {
     EXPECT_NE(std::string(e.what()).find("schema version 99"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(SqliteEventStoreTest, TheWalIsCheckpointedWhileTheStoreRuns) {
+  // Before: the checkpoints ran on a connection that had never read the file, so they did nothing and
+  // the WAL grew with every commit (26 MB after 24k events).
+  auto store = open();
+  EXPECT_EQ(store->checkpoint_frames(), SqliteEventStore::kCheckpointFrames);
+  const std::uint64_t wal_limit = store->wal_limit_bytes();
+  EXPECT_EQ(wal_limit, 32 + SqliteEventStore::kCheckpointFrames * (4096 + 24));
+  const std::string data(1000, 'w');
+  std::uint64_t largest = 0;
+  for (std::uint64_t batch = 0; batch < 1000; ++batch) {
+    append_run(*store, "ch", 1 + batch * 20, 20, 1000, data);
+    if (batch % 20 == 19) store->prune(100, kNoAgeLimit);
+    largest = std::max(largest, file_size(path_ + "-wal"));
+  }
+  // 20 MB of events went through; the WAL never held more than its limit plus one transaction (a
+  // prune of 400 events here, under 128 pages).
+  EXPECT_LE(largest, wal_limit + 128 * (4096 + 24));
+  // What the checkpoints copied is in the database file itself, readable without the WAL.
+  store.reset();
+  EXPECT_FALSE(std::filesystem::exists(path_ + "-wal"));
+  EXPECT_EQ(stored_last_seq("ch"), "20000");
+}
+
+TEST_F(SqliteEventStoreTest, AQuotaKeepsTheWalSmall) {
+  EXPECT_EQ(open(2 * 1024 * 1024)->checkpoint_frames(), 64u);       // an eighth of 512 pages
+  EXPECT_EQ(open(16 * 1024 * 1024)->checkpoint_frames(), 512u);     // an eighth of 4096 pages
+  EXPECT_EQ(open(1024 * 1024 * 1024)->checkpoint_frames(), 1024u);  // never more than without a quota
+  auto store = open(2 * 1024 * 1024);
+  const std::string data(1000, 'q');
+  std::uint64_t largest = 0;
+  for (std::uint64_t batch = 0; batch < 200; ++batch) {
+    append_run(*store, "ch", 1 + batch * 10, 10, 1000, data);
+    if (batch % 10 == 9) store->prune(50, kNoAgeLimit);
+    largest = std::max(largest, file_size(path_ + "-wal"));
+  }
+  EXPECT_LE(largest, store->wal_limit_bytes() + 64 * (4096 + 24));
+}
+
+TEST_F(SqliteEventStoreTest, AppendTrimsAChannelPastItsHistorySize) {
+  const std::size_t keep = 10;
+  const std::size_t threshold = SqliteEventStore::trim_threshold(keep);
+  ASSERT_GT(threshold, keep);
+  auto store = open(0, FsyncMode::normal, keep);
+  std::uint64_t next = 1;
+  for (int i = 0; i < 100; ++i, next += 7) append_run(*store, "a", next, 7);
+  append_run(*store, "b", 1, 3);
+  // Without a prune, channel a never held threshold events or more, and kept at least `keep`.
+  const std::uint64_t a_events = store->stats().events - 3;
+  EXPECT_GE(a_events, keep);
+  EXPECT_LT(a_events, threshold);
+  EXPECT_EQ(query("SELECT count(*) FROM events WHERE agent_id = 'a'"), std::to_string(a_events));
+  EXPECT_EQ(query("SELECT count(*) FROM events WHERE agent_id = 'b'"), "3");
+  // The newest stay, numbering goes on, and after a reopen the channel's last seq is intact.
+  EXPECT_EQ(seqs(load_recent(*store, "a", 1, kNoAgeLimit)), std::vector<std::uint64_t>{next - 1});
+  store->prune(keep, kNoAgeLimit);
+  EXPECT_EQ(store->stats().events, keep + 3);
+  store.reset();
+  store = open(0, FsyncMode::normal, keep);
+  EXPECT_EQ(store->load_channels().at(0).last_seq, next - 1);
+  append_run(*store, "a", next, 1);
+  EXPECT_THROW(append_run(*store, "a", next, 1), StoreError);
+}
+
+TEST_F(SqliteEventStoreTest, TrimmingMakesRoomUnderTheQuota) {
+  // The rows of a history that fits never fill the quota, however many events go through.
+  auto store = open(256 * 1024, FsyncMode::normal, 10);
+  const std::string data(2000, 'q');
+  for (std::uint64_t next = 1; next < 5000; next += 10) append_run(*store, "ch", next, 10, 1000, data);
+  EXPECT_LT(store->stats().events, SqliteEventStore::trim_threshold(10));
+}
+
+TEST_F(SqliteEventStoreTest, MissingChannelRowIsRebuiltFromItsEvents) {
+  {
+    auto store = open();
+    append_run(*store, "lost", 1, 5);
+    append_run(*store, "kept", 1, 2);
+    store->prune(3, kNoAgeLimit);  // channels.last_seq of "lost" is now 5, two events pruned
+    append_run(*store, "lost", 6, 2);
+  }
+  write_sql("DELETE FROM channels WHERE agent_id = 'lost'");
+
+  auto store = open();
+  const auto channels = store->load_channels();
+  ASSERT_EQ(channels.size(), 2u);
+  const StoredChannel& lost = channels.at(1);
+  ASSERT_EQ(lost.agent_id, "lost");
+  EXPECT_EQ(lost.last_seq, 7u);  // the highest stored seq
+  EXPECT_FALSE(lost.epoch.empty());
+  EXPECT_NE(lost.epoch, "epoch-lost");  // the old epoch went with the row: a new history
+  EXPECT_EQ(stored_last_seq("lost"), "7");
+  EXPECT_EQ(seqs(load_recent(*store, "lost", 10, kNoAgeLimit)), (std::vector<std::uint64_t>{3, 4, 5, 6, 7}));
+  // Numbering continues above the stored events, and the row stays through a reopen.
+  append_run(*store, "lost", 8, 1);
+  EXPECT_THROW(append_run(*store, "lost", 8, 1), StoreError);
+  store.reset();
+  store = open();
+  EXPECT_EQ(store->load_channels().at(1).epoch, lost.epoch);
+  EXPECT_EQ(store->load_channels().at(1).last_seq, 8u);
+}
+
+TEST_F(SqliteEventStoreTest, DeletingTheOldLockFileDoesNotLetASecondStoreIn) {
+  auto store = open();
+  append_run(*store, "ch", 1, 1);
+  std::filesystem::remove(path_ + "-lock");
+  EXPECT_THROW(open(), StoreError);
+  append_run(*store, "ch", 2, 1);
 }
 
 }  // namespace
