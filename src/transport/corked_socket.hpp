@@ -1,12 +1,13 @@
-// A TCP socket that corks writes: a socket with frames queued joins its shard's flush line (FlushQueue),
-// and when its turn comes everything queued by then leaves in one non-blocking gather-write (at most 64
-// segments or 256 KiB per syscall). The line is worked off 64 sockets per loop turn, with deliveries and
-// reads running between turns, and its first turn waits up to 1 ms for deliveries already posted to the
-// shard; a socket with 64 KiB queued writes at once instead of waiting for its turn. So a subscriber
-// with many queued frames costs one syscall per turn, not one per frame. What the kernel does not take
-// waits here, and that backlog is what the slow-consumer limit measures. Everything the WebSocket session sends goes through
-// it: the handshake answer, broadcast frames (shared bytes, never copied), session messages and control
-// frames, each queued whole and in order. Reads go straight to socket().
+// A TCP socket that corks writes: a socket with frames queued joins its shard's flush line
+// (FlushQueue), and when its turn comes everything queued by then leaves in non-blocking gather-writes
+// (each takes up to 64 segments, and no more once 256 KiB are gathered). The line is worked off 64
+// sockets per loop turn, with deliveries and reads running between turns, and its first turn waits up
+// to 1 ms for deliveries already posted to the shard; a socket with 64 KiB queued writes at once
+// instead of waiting for its turn. So a subscriber with many queued frames costs one syscall per turn,
+// not one per frame. What the kernel does not take waits here, and that backlog is what the
+// slow-consumer limit measures. Everything the WebSocket session sends goes through it: the handshake
+// answer, broadcast frames (shared bytes, never copied), session messages and control frames, each
+// queued whole and in order. Reads go straight to socket().
 #pragma once
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
