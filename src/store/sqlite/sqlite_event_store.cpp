@@ -263,6 +263,15 @@ SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64
 // so a stop is quick) and deletes the WAL.
 SqliteEventStore::~SqliteEventStore() = default;
 
+// The database's size in pages as this connection sees it (the WAL's pages included); on an error, as
+// if it were large, so that the checkpoint waits for the cap.
+std::uint64_t SqliteEventStore::database_pages() noexcept {
+  sqlite3_stmt* stmt = page_count_.get();
+  Use use(stmt);
+  if (sqlite3_step(stmt) != SQLITE_ROW) return std::numeric_limits<std::uint64_t>::max();
+  return static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
+}
+
 std::uint64_t SqliteEventStore::wal_limit_bytes() const noexcept {
   return kWalHeader + checkpoint_frames_ * (page_size_ + kWalFrameHeader);
 }
@@ -281,10 +290,13 @@ int SqliteEventStore::on_wal_commit(void* self, sqlite3*, const char*, int frame
 // copies the whole WAL back and the next commit starts the WAL over from its beginning. A checkpointer
 // on another connection never gets there under a steady stream of commits (each of its passes ends
 // with newer frames behind it), and the WAL grows without end. The cost is one copy of the pages
-// changed since the last checkpoint and, unless --fsync off, an fsync, once per checkpoint_frames()
-// pages written: the next group commit waits for it, and carries the publishes that queued meanwhile.
+// changed since the last checkpoint and, unless --fsync off, an fsync, once per quarter of the database
+// (between 64 and checkpoint_frames() pages) written: the next group commit waits for it, and carries
+// the publishes that queued meanwhile.
 void SqliteEventStore::checkpoint_if_due() noexcept {
-  if (static_cast<std::uint64_t>(wal_frames_) < checkpoint_frames_) return;
+  const auto frames = static_cast<std::uint64_t>(wal_frames_);
+  if (frames < kMinCheckpointFrames) return;
+  if (frames < checkpoint_frames_ && frames < database_pages() / 4) return;
   int log_frames = 0;
   int copied_frames = 0;
   const int rc =
@@ -375,6 +387,7 @@ void SqliteEventStore::prepare_statements() {
   min_id_ = prepare("SELECT min(id) FROM events");
   // A run of consecutive rowids of one channel: no other channel's row lies in between.
   delete_ids_ = prepare("DELETE FROM events WHERE id BETWEEN ?1 AND ?2");
+  page_count_ = prepare("PRAGMA page_count");
 }
 
 void SqliteEventStore::prepare_state_statements() {

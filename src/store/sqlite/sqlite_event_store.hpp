@@ -7,9 +7,10 @@
 // the store holds an exclusive flock on the database file itself for its lifetime and refuses to open
 // while another process holds it (a lock file could be deleted by someone tidying the directory).
 //
-// Disk: the writer checkpoints the WAL itself once a commit leaves it past checkpoint_frames(), and with a
-// known history size trims a channel's oldest events in the commit that takes it well past that size, so
-// the files stay bounded between the hub's periodic prunes however fast events come.
+// Disk: the writer checkpoints the WAL itself once a commit leaves it past a quarter of the database (at
+// least 64 pages, at most checkpoint_frames()), and with a known history size trims a channel's oldest events
+// in the commit that takes it well past that size, so the files stay bounded between the hub's periodic
+// prunes however fast events come.
 //
 // Threading: load_channels(), load_events() and load_state() are called at start-up, before the hub's
 // writer thread starts; from then on append(), prune(), find_channel(), load_channel_events() and
@@ -47,10 +48,11 @@ class SqliteEventStore final : public EventStore {
  public:
   // No history size: append() never trims, only prune() deletes.
   static constexpr std::size_t kKeepAll = static_cast<std::size_t>(-1);
-  // A commit that leaves the WAL with at least checkpoint_frames() pages is followed by a checkpoint on
-  // the writer's connection, and the WAL file is cut back to that size when it starts over: 1024 pages
-  // (4 MiB with 4 KiB pages, SQLite's own default), or with a quota an eighth of it if that is less, but
-  // at least 64 pages, so that the WAL adds little to what the quota allows.
+  // A commit that leaves the WAL holding a quarter as many pages as the database, but at least 64, is
+  // followed by a checkpoint on the writer's connection: a small history keeps a small WAL beside it. At
+  // most checkpoint_frames() pages wait, to which the WAL file is also cut back when it starts over: 1024
+  // (4 MiB with 4 KiB pages, SQLite's own default), or with a quota an eighth of it if that is less (but
+  // at least 64), so that the WAL adds little to what the quota allows.
   static constexpr std::uint64_t kCheckpointFrames = 1024;
   static constexpr std::uint64_t kMinCheckpointFrames = 64;
 
@@ -157,6 +159,7 @@ class SqliteEventStore final : public EventStore {
   static void compact(ChannelLog& log);
   static int on_wal_commit(void* self, sqlite3* db, const char* name, int frames) noexcept;
   void checkpoint_if_due() noexcept;
+  std::uint64_t database_pages() noexcept;
   Stmt prepare(std::string_view sql);
   void run(sqlite3_stmt* stmt, std::string_view what);
   [[noreturn]] void fail(int rc, std::string_view what) const;
@@ -180,6 +183,7 @@ class SqliteEventStore final : public EventStore {
   Stmt delete_older_;
   Stmt min_id_;
   Stmt delete_ids_;
+  Stmt page_count_;
   Stmt upsert_state_;
   Stmt delete_state_;
   Stmt select_state_;

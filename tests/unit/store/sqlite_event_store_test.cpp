@@ -788,6 +788,19 @@ TEST_F(SqliteEventStoreTest, TheWalIsCheckpointedWhileTheStoreRuns) {
   EXPECT_EQ(stored_last_seq("ch"), "20000");
 }
 
+TEST_F(SqliteEventStoreTest, ASmallDatabaseKeepsASmallWal) {
+  // A history of 10 events per channel is a few pages: the WAL beside it stays near 64 pages, not 1024.
+  auto store = open(0, FsyncMode::normal, 10);
+  const std::string data(200, 's');
+  std::uint64_t largest = 0;
+  for (std::uint64_t batch = 0; batch < 2000; ++batch) {
+    append_run(*store, "ch" + std::to_string(batch % 4), 1 + (batch / 4) * 5, 5, 1000, data);
+    largest = std::max(largest, file_size(path_ + "-wal"));
+  }
+  EXPECT_GT(largest, 0u);
+  EXPECT_LE(largest, 32 + (SqliteEventStore::kMinCheckpointFrames + 16) * (4096 + 24));
+}
+
 TEST_F(SqliteEventStoreTest, AQuotaKeepsTheWalSmall) {
   EXPECT_EQ(open(2 * 1024 * 1024)->checkpoint_frames(), 64u);       // an eighth of 512 pages
   EXPECT_EQ(open(16 * 1024 * 1024)->checkpoint_frames(), 512u);     // an eighth of 4096 pages
