@@ -19,6 +19,9 @@ class BodySink {
   virtual bool wants_more() const = 0;
   // The body is complete: the sink answers through `reply` (once its work is done).
   virtual void on_end(Reply reply) = 0;
+  // The body broke its own framing (a malformed chunk): the sink ends what it started, as refused, and
+  // answers `why` through `reply`.
+  virtual void on_malformed(Response why, Reply reply) = 0;
   // The connection broke before the body ended; nobody waits for an answer.
   virtual void on_abort() = 0;
 };

@@ -1,8 +1,31 @@
 #include "api/errors.hpp"
 
+#include "core/utf8.hpp"
 #include "protocol/json_span.hpp"
 
 namespace aw::api {
+namespace {
+
+// A message may quote the client's own bytes (a path with a raw 0xFF): when they are not UTF-8 the body
+// would not be JSON to a strict parser, so every byte above 0x7F is shown percent-encoded, as in a URL.
+void append_message(std::string& out, std::string_view message) {
+  if (is_valid_utf8(message)) return json::append_quoted(out, message);
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string safe;
+  safe.reserve(message.size() * 3);
+  for (unsigned char c : message) {
+    if (c < 0x80) {
+      safe.push_back(static_cast<char>(c));
+    } else {
+      safe.push_back('%');
+      safe.push_back(kHex[c >> 4]);
+      safe.push_back(kHex[c & 0xF]);
+    }
+  }
+  json::append_quoted(out, safe);
+}
+
+}  // namespace
 
 Response error_response(unsigned status, std::string_view code, std::string_view message) {
   return error_response(status, code, message, {});
@@ -19,7 +42,7 @@ Response error_response(unsigned status, std::string_view code, std::string_view
   r.body = "{\"error\":{\"code\":";
   json::append_quoted(r.body, code);
   r.body.append(",\"message\":");
-  json::append_quoted(r.body, message);
+  append_message(r.body, message);
   // "{...}" -> ",..." appended inside the error object
   if (details_json.size() > 2) r.body.append(",").append(details_json.substr(1, details_json.size() - 2));
   r.body.append("}}");

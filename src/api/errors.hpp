@@ -1,4 +1,5 @@
-// JSON error bodies: `{"error": {"code": "...", "message": "..."}}`, the one shape every error takes.
+// JSON error bodies: `{"error": {"code": "...", "message": "..."}}`, the one shape every error takes. A body
+// is always valid UTF-8 JSON, whatever client bytes its message quotes.
 #pragma once
 #include <string_view>
 

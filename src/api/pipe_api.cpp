@@ -8,6 +8,7 @@
 #include "api/errors.hpp"
 #include "api/idempotency_key.hpp"
 #include "core/utf8.hpp"
+#include "workflow/limits.hpp"
 
 namespace aw::api {
 namespace {
@@ -27,23 +28,12 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
       : service_(service), ctx_(std::move(ctx)), ndjson_(ndjson) {}
 
   void open(const std::string& workflow_id, const std::string& idempotency_key) {
-    stream_id_ = service_.open_stream(workflow_id, idempotency_key, on_connection([this](const PublishResult& r) {
-      open_answered_ = true;
-      if (r.status != PublishResult::Status::ok) {
-        fail(command_response(r, 201));
-      } else {
-        opened_ = true;
-        while (!waiting_.empty()) {
-          submit(std::move(waiting_.front()));
-          waiting_.pop_front();
-        }
-      }
-      finish_if_done();
-    }));
+    stream_id_ = service_.open_stream(workflow_id, idempotency_key,
+                                      on_connection([this](const PublishResult& r) { on_open(r); }));
   }
 
   void on_data(std::string_view piece) override {
-    if (failed_) return;  // the answer is decided; the rest of the body is read and dropped
+    if (failure_) return;  // the answer is decided; the rest of the body is read and dropped
     if (ndjson_) return take_lines(piece);
     // A piece may end inside a character: the tail waits for the next piece.
     pending_.append(piece);
@@ -54,27 +44,65 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
     push(std::move(delta));
   }
 
-  bool wants_more() const override { return failed_ || outstanding_ + waiting_.size() < kMaxOutstanding; }
+  bool wants_more() const override { return failure_ || outstanding_ + waiting_.size() < kMaxOutstanding; }
 
   void on_end(Reply reply) override {
-    if (!failed_) {
-      if (ndjson_ && !pending_.empty()) take_line(std::exchange(pending_, {}));
+    if (!failure_) {
+      if (ndjson_ && !pending_.empty())
+        take_line(std::exchange(pending_, {}));
       else if (!pending_.empty())
         fail(error_response(400, "bad_utf8", "the body ends inside a UTF-8 character"));
     }
+    body_ = Body::ended;
     reply_ = std::move(reply);
-    body_done_ = true;
+    finish_if_done();
+  }
+
+  void on_malformed(Response why, Reply reply) override {
+    if (!failure_) fail(std::move(why));
+    body_ = Body::ended;
+    reply_ = std::move(reply);
     finish_if_done();
   }
 
   void on_abort() override {
-    aborted_ = true;
-    body_done_ = true;
-    if (!failed_) fail(error_response(400, "publisher_disconnected", "the connection broke before the body ended"));
+    body_ = Body::broken;
+    if (!failure_)
+      fail(error_response(400, "publisher_disconnected", "the connection broke before the body ended"));
     finish_if_done();
   }
 
  private:
+  // The stream's life, as far as this sink has taken it.
+  enum class State : std::uint8_t {
+    opening,  // the open is on its way; deltas wait for it
+    open,     // deltas are appended as they come
+    refused,  // the open was refused: there is nothing to end
+    ending,   // the body is over and every append answered: the end is on its way
+    done,     // answered (or, with the body broken, ended with nobody to tell)
+  };
+  enum class Body : std::uint8_t {
+    arriving,
+    ended,   // complete or malformed: `reply_` waits for the answer
+    broken,  // the connection broke: nobody waits for an answer
+  };
+
+  void on_open(const PublishResult& r) {
+    if (r.status != PublishResult::Status::ok) {
+      // The stream never existed: its refusal is the answer, whatever else went wrong meanwhile.
+      state_ = State::refused;
+      fail(command_response(r, 201));
+    } else {
+      state_ = State::open;
+      while (!waiting_.empty()) {
+        submit(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+    }
+    finish_if_done();
+    ctx_.wake();  // reading may have paused for the deltas that waited
+  }
+
   // Wraps a hub callback so that it runs on the connection's thread with this sink alive.
   PublishCallback on_connection(std::function<void(const PublishResult&)> fn) {
     return [self = shared_from_this(), fn = std::move(fn)](const PublishResult& r) {
@@ -85,10 +113,11 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
   void take_lines(std::string_view piece) {
     pending_.append(piece);
     std::size_t start = 0;
-    for (std::size_t nl; (nl = pending_.find('\n', start)) != std::string::npos && !failed_; start = nl + 1)
+    for (std::size_t nl; (nl = pending_.find('\n', start)) != std::string::npos && !failure_; start = nl + 1)
       take_line(pending_.substr(start, nl - start));
     pending_.erase(0, start);
-    if (pending_.size() > kMaxLineBytes) fail(error_response(400, "bad_ndjson", "an NDJSON line is over 1 MiB"));
+    if (pending_.size() > kMaxLineBytes)
+      fail(error_response(400, "bad_ndjson", "an NDJSON line is over 1 MiB"));
   }
 
   void take_line(std::string line) {
@@ -99,29 +128,44 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
     const boost::json::value* delta = nullptr;
     if (!ec && v.is_object()) delta = v.as_object().if_contains("delta");
     if (!delta || !delta->is_string() || delta->as_string().empty())
-      return fail(error_response(400, "bad_ndjson", "each line must be a JSON object with a non-empty string \"delta\""));
+      return fail(error_response(400, "bad_ndjson",
+                                 "each line must be a JSON object with a non-empty string \"delta\""));
     push(std::string(delta->as_string()));
   }
 
   void push(std::string delta) {
-    if (opened_) submit(std::move(delta));
-    else waiting_.push_back(std::move(delta));
+    // Refused here rather than by the hub: with appends in flight, a smaller delta after a refused one
+    // would still fit, and the stream would keep a hole.
+    if (bytes_ + delta.size() > workflow::kMaxStreamTextBytes) {
+      return fail(error_response(409, "stream_too_long",
+                                 "the piped body exceeds the " +
+                                     std::to_string(workflow::kMaxStreamTextBytes) +
+                                     " bytes a stream may hold; end it and open another",
+                                 "{\"max_bytes\":" + std::to_string(workflow::kMaxStreamTextBytes) +
+                                     ",\"bytes\":" + std::to_string(bytes_) + "}"));
+    }
+    bytes_ += delta.size();
+    if (state_ == State::open)
+      submit(std::move(delta));
+    else
+      waiting_.push_back(std::move(delta));
   }
 
   void submit(std::string delta) {
     ++outstanding_;
-    ++deltas_;
-    service_.append(stream_id_, std::move(delta), std::nullopt, "", on_connection([this](const PublishResult& r) {
-      --outstanding_;
-      if (r.status != PublishResult::Status::ok && !failed_) fail(command_response(r, 202));
-      finish_if_done();
-      ctx_.wake();
-    }));
+    service_.append(stream_id_, std::move(delta), std::nullopt, "",
+                    on_connection([this](const PublishResult& r) {
+                      --outstanding_;
+                      if (r.status != PublishResult::Status::ok && !failure_) fail(command_response(r, 202));
+                      finish_if_done();
+                      ctx_.wake();
+                    }));
   }
 
+  // The answer is decided: nothing more is appended.
   void fail(Response why) {
-    failed_ = true;
     failure_ = std::move(why);
+    pending_.clear();
     waiting_.clear();
   }
 
@@ -129,37 +173,35 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
   void finish_if_done() {
     // An open still on its way must be answered first: a stream opened after we gave up would stay
     // open until the idle timeout.
-    if (!body_done_ || outstanding_ > 0 || ending_ || !open_answered_) return;
-    ending_ = true;
-    if (!opened_) return answer(std::move(failure_));
-    auto status = failed_ ? StreamStatus::failed : StreamStatus::completed;
+    if (body_ == Body::arriving || outstanding_ > 0) return;
+    if (state_ == State::refused) return answer(std::move(*failure_));
+    if (state_ != State::open) return;
+    state_ = State::ending;
+    auto status = failure_ ? StreamStatus::failed : StreamStatus::completed;
     std::optional<std::string> reason;
-    if (failed_) reason = aborted_ ? "publisher disconnected" : "the piped body was refused";
+    if (failure_) reason = body_ == Body::broken ? "publisher disconnected" : "the piped body was refused";
     service_.end(stream_id_, status, reason, "", on_connection([this](const PublishResult& r) {
-      answer(failed_ ? std::move(failure_) : command_response(r, 200, true));
-    }));
+                   answer(failure_ ? std::move(*failure_) : command_response(r, 200, true));
+                 }));
   }
 
   void answer(Response res) {
-    if (reply_ && !aborted_) reply_(std::move(res));
+    state_ = State::done;
+    if (reply_ && body_ == Body::ended) reply_(std::move(res));
     reply_ = nullptr;
   }
 
   WorkflowService& service_;
   SinkContext ctx_;
   bool ndjson_;
+  State state_ = State::opening;
+  Body body_ = Body::arriving;
   std::string stream_id_;
   std::string pending_;              // bytes not yet a delta: a partial character or line
   std::deque<std::string> waiting_;  // deltas received before the stream was open
-  std::size_t outstanding_ = 0;
-  std::size_t deltas_ = 0;
-  bool opened_ = false;
-  bool open_answered_ = false;
-  bool failed_ = false;
-  bool aborted_ = false;
-  bool body_done_ = false;
-  bool ending_ = false;
-  Response failure_;
+  std::size_t outstanding_ = 0;      // appends not yet answered
+  std::size_t bytes_ = 0;            // text taken into the stream so far
+  std::optional<Response> failure_;  // the answer, once something was refused
   Reply reply_;
 };
 
@@ -169,7 +211,8 @@ void add_pipe_route(Router& router, WorkflowService& service) {
   WorkflowService* s = &service;
   router.add_streaming(
       "POST", "/api/workflows/{workflow_id}/streams/pipe",
-      [s](const Request& req, const Params& params, SinkContext ctx, Reply reply) -> std::shared_ptr<BodySink> {
+      [s](const Request& req, const Params& params, SinkContext ctx,
+          Reply reply) -> std::shared_ptr<BodySink> {
         if (auto err = check_idempotency_key(req)) {
           reply(std::move(*err));
           return nullptr;

@@ -139,6 +139,9 @@ const std::vector<Spec>& specs() {
        [](Options& o, std::string_view v) {
          return set_seconds(o.stream_idle_timeout_ms, v, "stream-idle-timeout");
        }},
+      {"header-timeout", Kind::seconds,
+       "seconds a client has to send a complete request head; later gets 408 and a close (default 10)",
+       [](Options& o, std::string_view v) { return set_seconds(o.header_timeout_ms, v, "header-timeout"); }},
       {"log-level", Kind::text, "debug, info (default), warn, error or off",
        [](Options& o, std::string_view v) -> std::string {
          log::Level l;

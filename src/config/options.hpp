@@ -25,6 +25,10 @@ struct Options {
   std::size_t history_size = 1000;              // events per channel kept for resume
   std::int64_t history_ttl_ms = 24LL * 3600 * 1000;
   std::int64_t stream_idle_timeout_ms = 60'000;  // an AI output stream this long without a delta has died
+  // A request head (request line and headers) must be complete this long after its first byte (after the
+  // accept for a connection's first request): far under the 60 s keep-alive idle timeout, so a client
+  // trickling a head in byte by byte (slowloris) cannot hold a descriptor for long.
+  std::int64_t header_timeout_ms = 10'000;
   std::string log_level = "info";
   bool enable_echo = false;   // /ws/echo for RFC 6455 conformance suites
   bool compression = false;   // permessage-deflate when the client offers it

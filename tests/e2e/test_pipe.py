@@ -3,9 +3,13 @@
 import asyncio
 import http.client
 import json
+import random
 import socket
+import threading
 
-from awtest import IO_TIMEOUT, assert_json_error, connect_agent, recv_json_skip, run
+import pytest
+
+from awtest import IO_TIMEOUT, RSS_SCALE, RawHttp, assert_json_error, connect_agent, recv_json_skip, run
 
 
 def create_workflow(server, agent):
@@ -119,3 +123,205 @@ def test_pipe_errors(server):
     # A plain (not chunked) body works too, and the server keeps serving on the connection.
     status, _, body = server.http("POST", f"/api/workflows/{wf}/streams/pipe", "whole body", {"Content-Type": "text/plain"})
     assert status == 200 and body["status"] == "completed" and body["deltas"] == 1
+
+
+# --------------------------------------------------------------------------------------------------------
+# A fast publisher, the stream's limit, empty and malformed bodies (issue 13, items 4 and 5)
+# --------------------------------------------------------------------------------------------------------
+
+MAX_STREAM_TEXT = 1 << 20  # workflow/limits.hpp: text kept per stream
+
+
+def stream_text(size: int, seed: int) -> bytes:
+    """`size` bytes of UTF-8 mixing 1-, 2- and 3-byte characters (so pieces get cut inside them)."""
+    rng = random.Random(seed)
+    words = ["token ", "h\u00e9llo ", "w\u00f6rld ", "\u2713 ", "agent ", "\u00fc", "\n"]
+    out = bytearray()
+    while len(out) < size:
+        out += rng.choice(words).encode()
+    while len(out) > size:  # trim back to a character boundary at or under `size`
+        out.pop()
+    out = bytes(out)
+    while True:
+        try:
+            out.decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            out = out[:-1]
+    return out + b"x" * (size - len(out))
+
+
+def chunked(body: bytes, seed: int) -> bytes:
+    """`body` as a chunked encoding of pieces of random sizes (1 byte to 20 KB), cut anywhere."""
+    rng = random.Random(seed)
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        n = rng.choice([1, 7, 500, 4096, 9000, 20000])
+        piece = body[i : i + n]
+        out += b"%x\r\n%s\r\n" % (len(piece), piece)
+        i += n
+    return bytes(out) + b"0\r\n\r\n"
+
+
+def pipe_head(server, workflow_id, extra=b"") -> bytes:
+    return (
+        f"POST /api/workflows/{workflow_id}/streams/pipe HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+        f"Content-Type: text/plain\r\n"
+    ).encode() + extra
+
+
+def send_all_then_answer(server, data: bytes):
+    """Writes `data` in one go (as fast as the socket takes it) and reads the one answer."""
+    conn = RawHttp(server.host, server.port, timeout=60)
+    try:
+        conn.send(data)
+        return conn.read_response()
+    finally:
+        conn.close()
+
+
+async def collect_stream(ws, what="the stream's end"):
+    """Concatenates the deltas of the first stream seen until its end event; returns (text, end data)."""
+    text = []
+    while True:
+        ev = await recv_json_skip(ws, timeout=60, what=what)
+        if ev["type"] != "stream":
+            continue
+        data = ev["data"]
+        if data.get("done"):
+            return "".join(text), data
+        if "delta" in data:
+            text.append(data["delta"])
+
+
+def test_a_fast_publisher_loses_nothing_up_to_the_stream_limit(server):
+    # 640 KB sent in one write once lost the connection at the first pause for backpressure; here the
+    # whole 1 MiB a stream may hold, in pieces cut anywhere (inside characters too).
+    wf = create_workflow(server, "pipe-fast")
+    body = stream_text(MAX_STREAM_TEXT, seed=1)
+
+    async def scenario():
+        ws, _ = await connect_agent(server, "pipe-fast")
+        request = pipe_head(server, wf, b"Transfer-Encoding: chunked\r\n\r\n") + chunked(body, seed=2)
+        # The subscriber's frames wait in its client meanwhile (no queue limit there).
+        status, _, res = await asyncio.to_thread(send_all_then_answer, server, request)
+        text, end = await collect_stream(ws)
+        assert status == 200, res
+        assert res["status"] == "completed" and res["bytes"] == len(body), res
+        assert end["status"] == "completed", end
+        assert text.encode() == body, "the deltas concatenated differ from the body sent"
+        await ws.close()
+
+    run(scenario())
+    # The connection survived: the server still answers, and it holds no more than a bounded amount.
+    status, _, _ = server.http("GET", "/api/websocket/stats")
+    assert status == 200
+
+
+class RssPeak:
+    """Samples the server's RSS in a thread; `peak_kb` is the largest value seen."""
+
+    def __init__(self, server):
+        self.server = server
+        self.peak_kb = server.rss_kb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.wait(0.01):
+            self.peak_kb = max(self.peak_kb, self.server.rss_kb())
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak_kb = max(self.peak_kb, self.server.rss_kb())
+
+
+def test_a_fast_publisher_past_the_stream_limit_gets_a_clear_error(server):
+    # 1.5 MiB of text, then 32 MiB more: the stream keeps the first MiB, the rest is read and dropped
+    # without the server holding it, and the publisher gets its answer on a connection that stayed up.
+    wf = create_workflow(server, "pipe-over")
+    text = stream_text(3 * MAX_STREAM_TEXT // 2, seed=3)
+    filler = b"x" * (32 << 20)
+
+    async def scenario():
+        ws, _ = await connect_agent(server, "pipe-over")
+        request = (
+            pipe_head(server, wf, b"Transfer-Encoding: chunked\r\n\r\n")
+            + chunked(text, seed=4)[: -len(b"0\r\n\r\n")]
+            + b"".join(b"%x\r\n%s\r\n" % (65536, filler[i : i + 65536]) for i in range(0, len(filler), 65536))
+            + b"0\r\n\r\n"
+        )
+        before = server.rss_kb()
+        with RssPeak(server) as rss:
+            status, _, res = await asyncio.to_thread(send_all_then_answer, server, request)
+        err = assert_json_error(status, res, 409)
+        assert err["code"] == "stream_too_long" and err["max_bytes"] == MAX_STREAM_TEXT, res
+        text_seen, end = await collect_stream(ws)
+        assert end["status"] == "failed", end
+        # What was delivered is the body's start, in order, without a hole, within the limit.
+        got = text_seen.encode()
+        assert MAX_STREAM_TEXT - 64 * 1024 < len(got) <= MAX_STREAM_TEXT and text.startswith(got)
+        grown_kb = rss.peak_kb - before
+        # ~7 MiB is the stream itself: its 1 MiB of text in the stream, the history and the SQLite cache.
+        assert grown_kb < 16 * 1024 * RSS_SCALE, f"RSS grew {grown_kb} KiB while 33 MiB were piped"
+        await ws.close()
+
+    run(scenario())
+
+
+def test_a_plain_body_of_the_stream_limit_in_one_write(server):
+    wf = create_workflow(server, "pipe-plain")
+    body = stream_text(MAX_STREAM_TEXT, seed=5)
+    request = pipe_head(server, wf, b"Content-Length: %d\r\n\r\n" % len(body)) + body
+    status, _, res = send_all_then_answer(server, request)
+    assert status == 200 and res["status"] == "completed" and res["bytes"] == len(body), res
+    status, _, got = server.http("GET", f"/api/streams/{res['stream_id']}")
+    assert status == 200 and got["bytes"] == len(body), got
+
+
+@pytest.mark.parametrize(
+    "framing", [b"Content-Length: 0\r\n\r\n", b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"\r\n"],
+    ids=["content-length-0", "last-chunk-only", "no-body"],
+)
+def test_an_empty_body_is_an_empty_completed_stream_answered_at_once(server, framing):
+    wf = create_workflow(server, "pipe-empty")
+    conn = RawHttp(server.host, server.port)
+    try:
+        conn.send(pipe_head(server, wf, framing))
+        status, _, res = conn.read_response()
+        assert status == 200, res
+        assert res["status"] == "completed" and res["deltas"] == 0 and res["length"] == 0, res
+        # The connection is still usable for the next request.
+        conn.send(f"GET /api/workflows/{wf} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        status, _, _ = conn.read_response()
+        assert status == 200
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"zz\r\nhello\r\n0\r\n\r\n", b"5\r\nhello world\r\n0\r\n\r\n", b"5\r\nhello\r\n-1\r\n\r\n"],
+    ids=["bad-size", "size-mismatch", "negative-size"],
+)
+def test_a_malformed_chunk_gets_400_and_the_stream_fails(server, body):
+    wf = create_workflow(server, "pipe-bad")
+
+    async def scenario():
+        ws, _ = await connect_agent(server, "pipe-bad")
+        request = pipe_head(server, wf, b"Transfer-Encoding: chunked\r\n\r\n") + body
+        status, headers, res = await asyncio.to_thread(send_all_then_answer, server, request)
+        err = assert_json_error(status, res, 400)
+        assert err["code"] == "bad_chunk", res
+        assert headers.get("connection") == "close"
+        _, end = await collect_stream(ws)
+        assert end["status"] == "failed", end
+        await ws.close()
+
+    run(scenario())

@@ -13,6 +13,7 @@
 #include "api/static_api.hpp"
 #include "api/subscribe_target.hpp"
 #include "core/agent_id.hpp"
+#include "core/utf8.hpp"
 
 namespace aw::api {
 namespace {
@@ -41,6 +42,19 @@ TEST(Router, MatchesParamsAndSeparates404From405) {
   EXPECT_EQ(wrong.headers[0].second, "POST");
   EXPECT_EQ(route(r, "POST", "/api/agents/a/other").status, 404u);
   EXPECT_NE(route(r, "GET", "/nope").body.find("\"code\":\"not_found\""), std::string::npos);
+}
+
+TEST(Router, ErrorBodiesStayUtf8WhateverThePathBytes) {
+  Router r;
+  r.add("POST", "/api/x", [](const Request&, const Params&, Reply reply) { reply(Response{}); });
+  auto missing = route(r, "GET", "/nope/\xff%FF\xc3(");
+  EXPECT_TRUE(is_valid_utf8(missing.body)) << missing.body;
+  EXPECT_NE(missing.body.find("/nope/%FF%FF%C3("), std::string::npos) << missing.body;
+  auto wrong = route(r, "GET", "/api/x");
+  EXPECT_EQ(wrong.status, 405u);
+  // Valid UTF-8 is quoted as it is.
+  auto accented = route(r, "GET", "/caf\xc3\xa9");
+  EXPECT_NE(accented.body.find("/caf\xc3\xa9"), std::string::npos) << accented.body;
 }
 
 TEST(Router, TakesTheFirstFittingRouteWithItsOwnParamsAndAnyPathLength) {

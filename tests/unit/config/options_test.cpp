@@ -82,13 +82,28 @@ TEST(Options, RejectsBadValuesClearly) {
   EXPECT_NE(env.message.find("AGENTWIRE_THREADS"), std::string::npos);
 }
 
+TEST(Options, HeaderTimeout) {
+  Options o;
+  ASSERT_EQ(parse({}, o).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(o.header_timeout_ms, 10000);  // far under the 60 s keep-alive idle timeout
+  ASSERT_EQ(parse({"--header-timeout", "2.5"}, o).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(o.header_timeout_ms, 2500);
+  ASSERT_EQ(parse({}, o, {{"AGENTWIRE_HEADER_TIMEOUT", "3"}}).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(o.header_timeout_ms, 3000);
+  for (auto bad : {"0", "-1", "soon"}) {
+    auto r = parse({"--header-timeout", bad}, o);
+    EXPECT_EQ(r.kind, ParseOutcome::Kind::error) << bad;
+    EXPECT_NE(r.message.find("--header-timeout"), std::string::npos) << r.message;
+  }
+}
+
 TEST(Options, HelpNamesEveryFlag) {
   Options o;
   auto r = parse({"--help"}, o);
   EXPECT_EQ(r.kind, ParseOutcome::Kind::help);
   for (auto flag : {"--listen", "--data-dir", "--threads", "--max-body-bytes", "--max-message-bytes",
                     "--max-queue-bytes", "--heartbeat-interval", "--idle-timeout", "--log-level", "--enable-echo",
-                    "--compression", "AGENTWIRE_LISTEN"})
+                    "--compression", "--header-timeout", "AGENTWIRE_LISTEN"})
     EXPECT_NE(r.message.find(flag), std::string::npos) << flag;
 }
 
