@@ -77,6 +77,9 @@ std::string refusal(unsigned version, int status, std::string_view reason, const
   return out;
 }
 
+constexpr std::string_view kBase64Alphabet =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
 std::uint32_t rotl(std::uint32_t x, int n) noexcept {
   return (x << n) | (x >> (32 - n));
 }
@@ -126,23 +129,34 @@ std::string sha1(std::string_view data) {
 }
 
 std::string base64(std::string_view data) {
-  static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
   out.reserve((data.size() + 2) / 3 * 4);
   std::size_t i = 0;
   auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(data[k])); };
   for (; i + 3 <= data.size(); i += 3) {
     std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    for (int shift = 18; shift >= 0; shift -= 6) out.push_back(kAlphabet[(v >> shift) & 0x3f]);
+    for (int shift = 18; shift >= 0; shift -= 6) out.push_back(kBase64Alphabet[(v >> shift) & 0x3f]);
   }
   if (std::size_t left = data.size() - i; left > 0) {
     std::uint32_t v = byte(i) << 16 | (left == 2 ? byte(i + 1) << 8 : 0);
-    out.push_back(kAlphabet[(v >> 18) & 0x3f]);
-    out.push_back(kAlphabet[(v >> 12) & 0x3f]);
-    out.push_back(left == 2 ? kAlphabet[(v >> 6) & 0x3f] : '=');
+    out.push_back(kBase64Alphabet[(v >> 18) & 0x3f]);
+    out.push_back(kBase64Alphabet[(v >> 12) & 0x3f]);
+    out.push_back(left == 2 ? kBase64Alphabet[(v >> 6) & 0x3f] : '=');
     out.push_back('=');
   }
   return out;
+}
+
+bool valid_key(std::string_view key) noexcept {
+  // 16 bytes are 22 base64 digits and "==" (RFC 4648 §4); the last digit carries 2 bits and 4 zero
+  // bits, so it is one of A, Q, g, w (RFC 4648 §3.5: a canonical encoding).
+  if (key.size() != 24 || key.substr(22) != "==") return false;
+  for (std::size_t i = 0; i < 22; ++i) {
+    std::size_t digit = kBase64Alphabet.find(key[i]);
+    if (digit == std::string_view::npos) return false;
+    if (i == 21 && (digit & 0x0f) != 0) return false;
+  }
+  return true;
 }
 
 std::string sec_websocket_accept(std::string_view key) {
@@ -207,8 +221,7 @@ HandshakeAnswer answer_upgrade(const UpgradeRequest& req, bool compression) {
   if (!has_token(*req.upgrade, "websocket"))
     return refuse("The WebSocket handshake Upgrade field is missing the websocket token");
   if (!req.key) return refuse("The WebSocket handshake Sec-WebSocket-Key field is missing");
-  // A key is 16 random bytes in base64: 24 characters (RFC 6455 §4.1).
-  if (req.key->size() > 24) return refuse("The WebSocket handshake Sec-WebSocket-Key field is invalid");
+  if (!valid_key(*req.key)) return refuse("The WebSocket handshake Sec-WebSocket-Key field is invalid");
   if (!req.ws_version) return refuse("The WebSocket handshake Sec-WebSocket-Version field is missing");
   if (*req.ws_version != "13")
     return refuse("The WebSocket handshake Sec-WebSocket-Version field is invalid", 426);

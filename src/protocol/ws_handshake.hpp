@@ -31,6 +31,9 @@ struct HandshakeAnswer {
 // `compression`: offer permessage-deflate to clients that ask for it (--compression).
 HandshakeAnswer answer_upgrade(const UpgradeRequest& req, bool compression);
 
+// A Sec-WebSocket-Key the server takes: the base64 of 16 bytes (RFC 6455 §4.1, §4.2.1), 24 characters.
+bool valid_key(std::string_view key) noexcept;
+
 // Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + the RFC's GUID)).
 std::string sec_websocket_accept(std::string_view key);
 

@@ -105,6 +105,41 @@ TEST(WsHandshake, RefusalsAreBeastsAnswers) {
   EXPECT_EQ(answer_upgrade(r, false).response.rfind("HTTP/1.0 400 ", 0), 0u);
 }
 
+// RFC 6455 §4.2.1: the key is the base64 of 16 bytes; anything else is refused with 400.
+TEST(WsHandshake, KeyMustBeBase64OfSixteenBytes) {
+  EXPECT_TRUE(valid_key("dGhlIHNhbXBsZSBub25jZQ=="));
+  EXPECT_TRUE(valid_key(base64(std::string(16, '\xff'))));
+  EXPECT_TRUE(valid_key(base64(std::string(16, '\0'))));
+  const char* bad[] = {
+      "",
+      "x",
+      "dGhlIHNhbXBsZSBub25jZQ=",                           // 23 characters
+      "dGhlIHNhbXBsZSBub25jZQ==x",                         // 25
+      "dGhlIHNhbXBsZSBub25jZQ",                            // no padding
+      "dGhlIHNhbXBsZSBub25jZQAA",                          // no padding, 24 characters
+      "dGhlIHNhbXBsZSBub25j",                              // 15 bytes ("dGhlIHNhbXBsZSBub25j" is 20 digits)
+      "dGhlIHNhbXBsZSBub25jZQ==dGhlIHNhbXBsZSBub25jZQ==",  // 32 bytes
+      "dGhlIHNhbXBsZSBub25jZR==",                          // pad bits set: not the encoding of any 16 bytes
+      "dGhlIHNhbXBsZSBub25jZ===",                          // padding where a digit belongs
+      "dGhlIHNhbXBs ZSBub25jZQ==",                         // a space inside
+      "dGhlIHNhbXBsZSBub25jZQ-=",                          // URL-safe alphabet is not base64
+      "dGhl_HNhbXBsZSBub25jZQ==",
+      "MTIzNDU2Nzg5MDEyMzQ1Njc=",  // base64 of 17 bytes
+      "MTIzNDU2Nzg5MDEyMzQ1Ng",    // 16 bytes but unpadded
+  };
+  for (const char* key : bad) EXPECT_FALSE(valid_key(key)) << key;
+  EXPECT_FALSE(valid_key(std::string_view("dGhlIHNhbXBsZSBub25jZQ\0=", 24)));
+
+  UpgradeRequest r = valid_request();
+  r.key = "not base64 at all!";
+  HandshakeAnswer a = answer_upgrade(r, false);
+  EXPECT_FALSE(a.accepted);
+  EXPECT_EQ(a.response.rfind("HTTP/1.1 400 ", 0), 0u) << a.response;
+  EXPECT_STREQ(a.error, "The WebSocket handshake Sec-WebSocket-Key field is invalid");
+  r.key = "AAAAAAAAAAAAAAAAAAAAAA==";
+  EXPECT_TRUE(answer_upgrade(r, false).accepted);
+}
+
 TEST(WsHandshake, DeflateNegotiation) {
   const std::string kAnswer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
   // What browsers, Python websockets and Node ws offer.
