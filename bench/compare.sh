@@ -120,8 +120,10 @@ start_server() {  # $1 = target, $2 = log file
   case $target in
     agentwire)
       DATA_DIR=$(mktemp -d /tmp/agentwire-compare-data.XXXXXX)
+      # Every load-generator connection comes from 127.0.0.1: no per-address limit here.
       # shellcheck disable=SC2086
-      "${SERVER_CPU[@]}" "$AGENTWIRE_BIN" --listen "127.0.0.1:$AW_PORT" --data-dir "$DATA_DIR" $AGENTWIRE_ARGS \
+      "${SERVER_CPU[@]}" "$AGENTWIRE_BIN" --listen "127.0.0.1:$AW_PORT" --data-dir "$DATA_DIR" \
+        --max-connections-per-ip 0 $AGENTWIRE_ARGS \
         >"$logf" 2>&1 &
       SERVER_PID=$!
       PORT=$AW_PORT ;;

@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
     aw::api::add_workflow_routes(router, workflows);
     aw::api::add_stream_routes(router, workflows);
     aw::api::add_pipe_route(router, workflows);
-    aw::api::add_static_routes(router, web_dir(options, argv[0]));
+    aw::api::add_static_routes(router, web_dir(options, argv[0]), options.max_web_file_bytes);
 
     aw::transport::ServerContext server_ctx{options, hub, router, counters};
     aw::transport::Server server(pool, server_ctx);

@@ -115,6 +115,25 @@ const std::vector<Spec>& specs() {
       {"max-queue-bytes", Kind::size,
        "outbound backlog per connection before a slow client is closed with 1008 (default 4M)",
        [](Options& o, std::string_view v) { return set_size(o.max_queue_bytes, v, 1024, "max-queue-bytes"); }},
+      {"max-connections", Kind::count,
+       "connections (HTTP and WebSocket) held at once; more get 503 (default 100000, lowered to the "
+       "file descriptor limit less a reserve)",
+       [](Options& o, std::string_view v) -> std::string {
+         std::uint64_t n;
+         if (!parse_u64(v, n) || n < 1 || n > 10'000'000) return "--max-connections must be 1..10000000";
+         o.max_connections = n;
+         return {};
+       }},
+      {"max-connections-per-ip", Kind::count,
+       "connections one client address (IPv4, or IPv6 /64) may hold; more get 429 "
+       "(default 1000, 0 = no limit)",
+       [](Options& o, std::string_view v) -> std::string {
+         std::uint64_t n;
+         if (!parse_u64(v, n) || n > 10'000'000)
+           return "--max-connections-per-ip must be 0..10000000 (0 = no limit)";
+         o.max_connections_per_ip = n;
+         return {};
+       }},
       {"heartbeat-interval", Kind::seconds, "seconds between ping + heartbeat envelope (default 30)",
        [](Options& o, std::string_view v) { return set_seconds(o.heartbeat_interval_ms, v, "heartbeat-interval"); }},
       {"idle-timeout", Kind::seconds, "seconds of client silence before the connection is closed (default 90)",
@@ -133,6 +152,11 @@ const std::vector<Spec>& specs() {
          if (v.empty()) return "--web-dir must not be empty";
          o.web_dir = std::string(v);
          return {};
+       }},
+      {"max-web-file-bytes", Kind::size,
+       "largest dashboard file served from --web-dir; larger get 500 (default 4M)",
+       [](Options& o, std::string_view v) {
+         return set_size(o.max_web_file_bytes, v, 1024, "max-web-file-bytes");
        }},
       {"stream-idle-timeout", Kind::seconds,
        "seconds an AI output stream may go without a delta before it is ended as failed (default 60)",

@@ -20,6 +20,8 @@ struct Options {
   std::uint64_t max_body_bytes = 1 << 20;       // HTTP request bodies; larger get 413
   std::uint64_t max_message_bytes = 64 << 10;   // client WebSocket messages; larger close with 1009
   std::uint64_t max_queue_bytes = 4 << 20;      // per-connection outbound backlog before 1008
+  std::uint64_t max_connections = 100'000;       // HTTP + WebSocket; lowered to the descriptor limit
+  std::uint64_t max_connections_per_ip = 1000;   // per IPv4 address or IPv6 /64; 0 = no limit
   std::int64_t heartbeat_interval_ms = 30'000;  // ping + heartbeat envelope; under common proxy idle cuts
   std::int64_t idle_timeout_ms = 90'000;        // three missed heartbeats
   std::size_t history_size = 1000;              // events per channel kept for resume
@@ -33,6 +35,7 @@ struct Options {
   bool enable_echo = false;   // /ws/echo for RFC 6455 conformance suites
   bool compression = false;   // permessage-deflate when the client offers it
   std::string web_dir;        // the dashboard's files; empty = web/dist beside the binary's build dir
+  std::uint64_t max_web_file_bytes = 4 << 20;  // a dashboard file is read whole into memory per request
 
   unsigned effective_threads() const;
 };

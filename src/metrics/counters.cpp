@@ -17,6 +17,11 @@ CounterTotals Counters::totals() const {
   t.connections_dropped_slow = get(connections_dropped_slow);
   t.connections_rejected = get(connections_rejected);
   t.http_requests = get(http_requests);
+  t.connections_open = get(connections_open);
+  t.connections_max = get(connections_max);
+  t.connections_refused_max = get(connections_refused_max);
+  t.connections_refused_per_ip = get(connections_refused_per_ip);
+  t.accept_errors = get(accept_errors);
   for (unsigned i = 0; i < count_; ++i) {
     t.messages_out += get(shards_[i].messages_out);
     t.messages_merged += get(shards_[i].messages_merged);

@@ -38,6 +38,11 @@ struct CounterTotals {
   std::uint64_t bytes_in = 0;
   std::uint64_t queued_bytes = 0;
   std::uint64_t http_requests = 0;
+  std::uint64_t connections_open = 0;
+  std::uint64_t connections_max = 0;
+  std::uint64_t connections_refused_max = 0;
+  std::uint64_t connections_refused_per_ip = 0;
+  std::uint64_t accept_errors = 0;
   std::int64_t uptime_ms = 0;
 };
 
@@ -55,6 +60,12 @@ class Counters {
   std::atomic<std::uint64_t> connections_dropped_slow{0};
   std::atomic<std::uint64_t> connections_rejected{0};  // upgrade requests answered with an error
   std::atomic<std::uint64_t> http_requests{0};
+  // Every connection holding a descriptor, HTTP and WebSocket alike, and the limits on them.
+  std::atomic<std::uint64_t> connections_open{0};
+  std::atomic<std::uint64_t> connections_max{0};             // --max-connections in force
+  std::atomic<std::uint64_t> connections_refused_max{0};     // answered 503: the server was full
+  std::atomic<std::uint64_t> connections_refused_per_ip{0};  // answered 429: the address was full
+  std::atomic<std::uint64_t> accept_errors{0};               // accept() failed (mostly: out of descriptors)
   LagBoard lag;  // the subscribers furthest behind, refreshed by each shard's sweep
 
  private:

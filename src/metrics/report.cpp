@@ -30,6 +30,11 @@ std::string stats_json(const StatsInput& in) {
         {"timed_out", c.connections_timed_out},
         {"dropped_slow", c.connections_dropped_slow},
         {"rejected", c.connections_rejected},
+        {"open", c.connections_open},
+        {"max", c.connections_max},
+        {"refused_max", c.connections_refused_max},
+        {"refused_per_ip", c.connections_refused_per_ip},
+        {"accept_errors", c.accept_errors},
         {"busiest_agents", std::move(busiest)},
         {"lagging", std::move(lagging)}}},
       {"messages", {{"in", c.messages_in}, {"out", c.messages_out}, {"merged", c.messages_merged}}},
@@ -72,6 +77,21 @@ std::string prometheus_text(const StatsInput& in) {
          "Connections closed because their outbound queue was full.", c.connections_dropped_slow);
   metric(out, "agentwire_connections_rejected_total", "counter", "Upgrade requests refused.",
          c.connections_rejected);
+  metric(out, "agentwire_open_connections", "gauge", "Connections holding a descriptor, HTTP and WebSocket.",
+         c.connections_open);
+  metric(out, "agentwire_max_connections", "gauge", "The --max-connections in force.", c.connections_max);
+  out.append(
+      "# HELP agentwire_connections_refused_total Connections refused at a limit: 503 when the server "
+      "was full (max), 429 when the client address was (per_ip).\n");
+  out.append("# TYPE agentwire_connections_refused_total counter\n");
+  out.append("agentwire_connections_refused_total{limit=\"max\"} ")
+      .append(std::to_string(c.connections_refused_max))
+      .append("\n");
+  out.append("agentwire_connections_refused_total{limit=\"per_ip\"} ")
+      .append(std::to_string(c.connections_refused_per_ip))
+      .append("\n");
+  metric(out, "agentwire_accept_errors_total", "counter", "Failed accepts (mostly: out of file descriptors).",
+         c.accept_errors);
   metric(out, "agentwire_messages_in_total", "counter", "WebSocket messages received.", c.messages_in);
   metric(out, "agentwire_messages_out_total", "counter", "WebSocket messages sent.", c.messages_out);
   metric(out, "agentwire_messages_merged_total", "counter",

@@ -426,6 +426,7 @@ void HttpSession::upgrade() {
   // Bytes read past the request are the client's first WebSocket frames.
   auto early = buffer_.cdata();
   auto ws = std::make_shared<WebSocketSession>(stream_.release_socket(), shard_, ctx_);
+  shard_.connections.hand_over(this, ws.get());  // the socket's place under the connection limits
   ws->run(pending.request, std::move(pending.target),
           std::string_view(static_cast<const char*>(early.data()), early.size()));
   buffer_.clear();

@@ -9,8 +9,22 @@
 
 namespace aw::transport {
 
+std::vector<Connection*> ConnectionSet::list() const {
+  std::vector<Connection*> out;
+  out.reserve(items_.size());
+  for (const auto& [c, slot] : items_) out.push_back(c);
+  return out;
+}
+
+void ConnectionSet::hand_over(Connection* from, Connection* to) {
+  auto it = items_.find(from);
+  if (it == items_.end()) return;
+  ConnectionSlot slot = std::move(it->second);
+  items_[to] = std::move(slot);
+}
+
 ShardPool::ShardPool(unsigned count, Counters& counters, std::int64_t sweep_interval_ms)
-    : sweep_interval_ms_(sweep_interval_ms), counters_(counters) {
+    : gate_(counters), sweep_interval_ms_(sweep_interval_ms), counters_(counters) {
   for (unsigned i = 0; i < count; ++i) shards_.push_back(std::make_unique<Shard>(i, counters.shard(i)));
 }
 
@@ -54,7 +68,7 @@ void ShardPool::arm_sweep(Shard& s) {
     if (ec) return;
     auto round = std::make_shared<SweepRound>();
     round->now_ms = now_unix_ms();
-    round->todo.assign(s.connections.begin(), s.connections.end());
+    round->todo = s.connections.list();
     sweep_some(s, std::move(round));
   });
 }
@@ -93,8 +107,7 @@ void ShardPool::sweep_some(Shard& s, std::shared_ptr<SweepRound> round) {
 void ShardPool::shutdown_all() {
   for (auto& s : shards_) {
     net::post(s->ioc, [&s] {
-      std::vector<Connection*> all(s->connections.begin(), s->connections.end());
-      for (Connection* c : all) c->on_shutdown();
+      for (Connection* c : s->connections.list()) c->on_shutdown();
     });
   }
 }

@@ -7,11 +7,12 @@
 #include <memory>
 #include <optional>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "hub/subscriber.hpp"
 #include "metrics/counters.hpp"
+#include "transport/connection_gate.hpp"
 #include "transport/flush_queue.hpp"
 
 namespace aw::transport {
@@ -32,13 +33,32 @@ class Connection {
   virtual std::optional<SubscriberLag> lag() { return std::nullopt; }
 };
 
+// The connections living on a shard, each with its place under the connection limits (none for a
+// refusal). A connection inserts itself when made and erases itself when destroyed, which gives its
+// place back.
+class ConnectionSet {
+ public:
+  void insert(Connection* c) { items_.try_emplace(c); }
+  void erase(Connection* c) { items_.erase(c); }
+  bool contains(Connection* c) const { return items_.contains(c); }
+  std::size_t size() const noexcept { return items_.size(); }
+  std::vector<Connection*> list() const;
+  // An accepted connection's place, taken on the acceptor's thread.
+  void attach(Connection* c, ConnectionSlot slot) { items_[c] = std::move(slot); }
+  // The socket changed hands (an HTTP session became a WebSocket session): so does its place.
+  void hand_over(Connection* from, Connection* to);
+
+ private:
+  std::unordered_map<Connection*, ConnectionSlot> items_;
+};
+
 struct Shard {
   Shard(unsigned i, ShardCounters& c) : index(i), counters(c), sweep_timer(ioc), flush_queue(ioc, pending_deliveries) {}
 
   const unsigned index;
   ShardCounters& counters;
   // Declared before ioc so that it outlives the handlers (and sessions) the io_context destroys.
-  std::unordered_set<Connection*> connections;  // this shard's thread only
+  ConnectionSet connections;  // this shard's thread only
   net::io_context ioc{1};
   net::steady_timer sweep_timer;
   std::atomic<std::uint32_t> pending_deliveries{0};  // posted by the hub, not yet run
@@ -54,6 +74,8 @@ class ShardPool final : public ShardDispatcher {
   void post(unsigned shard, std::function<void()> work) override;
 
   Shard& shard(unsigned i) noexcept { return *shards_[i]; }
+  // The connection limits; outlives every shard's connections.
+  ConnectionGate& gate() noexcept { return gate_; }
   // Round-robin choice for a new connection.
   Shard& next() noexcept;
 
@@ -76,6 +98,7 @@ class ShardPool final : public ShardDispatcher {
   void arm_sweep(Shard& s);
   void sweep_some(Shard& s, std::shared_ptr<SweepRound> round);
 
+  ConnectionGate gate_;  // before shards_: their connections give their places back to it
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   std::int64_t sweep_interval_ms_;

@@ -1,5 +1,6 @@
 // Routing, query parsing, subscribe targets, static files and the mapping of publish results to HTTP.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -164,7 +165,7 @@ TEST(StaticFiles, ServeWithTheirContentType) {
   std::ofstream(dir / "icon.svg") << "<svg/>";
   std::ofstream(dir / "index.html") << "<html></html>";
   Router router;
-  add_static_routes(router, dir.string());
+  add_static_routes(router, dir.string(), 1 << 20);
   auto fetch = [&](const std::string& path) { return route(router, "GET", path); };
   Response svg = fetch("/ui/icon.svg");
   Response html = fetch("/");
@@ -187,6 +188,34 @@ TEST(Response, OwnsItsContentType) {
     built.assign(built.size(), 'x');
   }
   EXPECT_EQ(res.content_type, "text/plain; charset=utf-8");
+}
+
+TEST(StaticFiles, OnlyRegularFilesInsideTheWebDir) {
+  const auto root = std::filesystem::temp_directory_path() / ("aw-static-only-" + std::to_string(::getpid()));
+  const auto dir = root / "web";
+  std::filesystem::create_directories(dir / "sub");
+  std::ofstream(root / "secret.txt") << "outside";
+  std::ofstream(dir / "page.html") << "<p>in</p>";
+  std::ofstream(dir / "big.js") << std::string(2048, 'x');
+  std::filesystem::create_symlink(root / "secret.txt", dir / "out.txt");
+  std::filesystem::create_symlink("../secret.txt", dir / "rel.txt");
+  std::filesystem::create_directory_symlink(root, dir / "up");
+  std::filesystem::create_symlink("page.html", dir / "alias.html");  // stays inside: followed
+  ASSERT_EQ(::mkfifo((dir / "pipe.js").c_str(), 0600), 0);
+  Router router;
+  add_static_routes(router, dir.string(), 1024);
+  auto fetch = [&](const std::string& path) { return route(router, "GET", path); };
+  EXPECT_EQ(fetch("/ui/page.html").body, "<p>in</p>");
+  EXPECT_EQ(fetch("/ui/alias.html").body, "<p>in</p>");
+  for (const char* path : {"/ui/out.txt", "/ui/rel.txt", "/ui/up/secret.txt", "/ui/sub", "/ui/pipe.js"}) {
+    Response r = fetch(path);  // the FIFO has no writer: a blocking open or read would hang here
+    EXPECT_EQ(r.status, 404u) << path;
+    EXPECT_EQ(r.body.find("outside"), std::string::npos) << path;
+  }
+  Response big = fetch("/ui/big.js");
+  EXPECT_EQ(big.status, 500u);
+  EXPECT_NE(big.body.find("file_too_large"), std::string::npos);
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
