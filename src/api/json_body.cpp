@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "api/errors.hpp"
+#include "protocol/json_rules.hpp"
 
 namespace aw::api {
 namespace json = boost::json;
@@ -10,6 +11,11 @@ namespace json = boost::json;
 JsonBody::JsonBody(std::string_view body, std::initializer_list<std::string_view> known_fields,
                    bool empty_is_object) {
   if (body.find_first_not_of(" \t\r\n") == std::string_view::npos && empty_is_object) return;
+  // The same depth as json::parse allows below.
+  if (auto problem = protocol::check_json_rules(body, json::parse_options().max_depth)) {
+    fail(problem->code, problem->message);
+    return;
+  }
   boost::system::error_code ec;
   json::value v = json::parse(body, ec);
   if (ec) {

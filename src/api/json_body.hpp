@@ -1,7 +1,8 @@
 // Reading the JSON bodies of the workflow routes: the body must be a JSON object, every member must be
 // one the route knows, and each field is read with its type checked. The first problem becomes the
-// route's 400 answer (`bad_json` for the body, `bad_field` naming the field); later reads then return
-// nothing, so a handler reads all its fields and checks once.
+// route's 400 answer (`bad_json` for the body, `number_out_of_range` or `duplicate_key` for a body that
+// breaks protocol/json_rules, `bad_field` naming the field); later reads then return nothing, so a handler
+// reads all its fields and checks once.
 #pragma once
 #include <boost/json.hpp>
 #include <cstdint>

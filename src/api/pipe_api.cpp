@@ -8,6 +8,7 @@
 #include "api/errors.hpp"
 #include "api/idempotency_key.hpp"
 #include "core/utf8.hpp"
+#include "protocol/json_rules.hpp"
 #include "workflow/limits.hpp"
 
 namespace aw::api {
@@ -123,6 +124,9 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
   void take_line(std::string line) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) return;
+    // A key twice or a number out of range has its own answer; other faults are bad_ndjson below.
+    if (auto problem = protocol::check_json_rules(line); problem && problem->code != "bad_json")
+      return fail(error_response(400, problem->code, problem->message));
     boost::system::error_code ec;
     auto v = boost::json::parse(line, ec);
     const boost::json::value* delta = nullptr;

@@ -41,6 +41,9 @@ struct Event {
   TextSpan agent_id_at;
   TextSpan type_at;
   TextSpan data_at;  // the published `data` JSON, verbatim
+  // Set only by the workflow domain, on the events it knows a lagging subscriber may get merged
+  // (protocol/coalesce): a generic publish always arrives as published, whatever its type and data.
+  bool mergeable = false;
 
   // The same frame compressed for permessage-deflate subscribers; built on first use (protocol/deflate).
   LazyBytes deflated;

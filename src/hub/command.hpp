@@ -18,6 +18,7 @@ struct Decision {
 
   std::string type;                // the event, when not refused
   std::string data;                // raw JSON object
+  bool mergeable = false;          // Event::mergeable: only the workflow domain sets it
   std::vector<StateRecord> records;
   std::string reply_json;          // what the caller answers with (e.g. the new workflow), optional
 

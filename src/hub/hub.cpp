@@ -227,7 +227,8 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
     o.seq = seq;
     staged.push_back({&ch,
                       protocol::make_event(p.agent_id, seq, std::move(o.decision.type), now,
-                                           std::move(o.decision.data), std::move(p.idempotency_key)),
+                                           std::move(o.decision.data), std::move(p.idempotency_key),
+                                           o.decision.mergeable),
                       std::move(o.decision.records)});
   }
   for (auto& s : staged) {

@@ -3,8 +3,10 @@
 // stands for both (seqs first_seq..seq, contiguous, so the client still sees every seq accounted for):
 //  - `stream` deltas of one stream with consecutive indexes: texts concatenated, `count` says how many;
 //  - `progress` of one workflow: only the latest value matters, so it replaces the earlier ones.
-// Nothing else merges: phase changes, requirements, stream starts and ends and generic events always
-// go out as published (or the subscriber is closed with 1008 when even they do not fit; never silently).
+// Only events the workflow domain marked mergeable (Event::mergeable) are considered. Nothing else merges:
+// phase changes, requirements, stream starts and ends and generic events — even a generic `progress` or
+// `stream` shaped like the domain's — always go out as published (or the subscriber is closed with 1008
+// when even they do not fit; never silently).
 #pragma once
 #include <cstddef>
 

@@ -52,7 +52,7 @@ constexpr std::size_t kScratchKeepBytes = 64 * 1024;
 
 EventPtr build_event(std::string_view agent_id, std::uint64_t first_seq, std::uint64_t seq,
                      std::string_view type, std::int64_t ts_ms, std::string_view data,
-                     std::string idempotency_key) {
+                     std::string idempotency_key, bool mergeable) {
   // The envelope is put together in a scratch buffer first, as the frame header's size depends on its
   // length; the event then takes one exact allocation for all its bytes.
   thread_local std::string body;
@@ -91,6 +91,7 @@ EventPtr build_event(std::string_view agent_id, std::uint64_t first_seq, std::ui
   ev->first_seq = first_seq;
   ev->ts_ms = ts_ms;
   ev->idempotency_key = std::move(idempotency_key);
+  ev->mergeable = mergeable;
   // One large event must not pin its size in the thread's scratch for good.
   if (body.capacity() > kScratchKeepBytes) std::string().swap(body);
   return ev;
@@ -99,13 +100,13 @@ EventPtr build_event(std::string_view agent_id, std::uint64_t first_seq, std::ui
 }  // namespace
 
 EventPtr make_event(std::string_view agent_id, std::uint64_t seq, std::string_view type, std::int64_t ts_ms,
-                    std::string_view data, std::string idempotency_key) {
-  return build_event(agent_id, 0, seq, type, ts_ms, data, std::move(idempotency_key));
+                    std::string_view data, std::string idempotency_key, bool mergeable) {
+  return build_event(agent_id, 0, seq, type, ts_ms, data, std::move(idempotency_key), mergeable);
 }
 
 EventPtr make_merged_event(std::string_view agent_id, std::uint64_t first_seq, std::uint64_t seq,
                            std::string_view type, std::int64_t ts_ms, std::string_view data) {
-  return build_event(agent_id, first_seq, seq, type, ts_ms, data, {});
+  return build_event(agent_id, first_seq, seq, type, ts_ms, data, {}, true);  // it may merge again
 }
 
 std::string session_envelope(std::string_view type, std::string_view agent_id, std::string_view data_json) {

@@ -12,8 +12,9 @@ namespace aw::protocol {
 inline constexpr std::string_view kServerVersion = AGENTWIRE_VERSION;
 
 // Builds an event with its envelope and WebSocket frame encoded once. `data` is raw JSON, used verbatim.
+// `mergeable`: see Event::mergeable.
 EventPtr make_event(std::string_view agent_id, std::uint64_t seq, std::string_view type, std::int64_t ts_ms,
-                    std::string_view data, std::string idempotency_key = {});
+                    std::string_view data, std::string idempotency_key = {}, bool mergeable = false);
 
 // An event that stands for the channel's events first_seq..seq (merged for a subscriber that fell behind,
 // see protocol/coalesce): the envelope carries `first_seq` as well. Never stored, never replayed.

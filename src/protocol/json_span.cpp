@@ -1,5 +1,7 @@
 #include "protocol/json_span.hpp"
 
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
 #include <cstdio>
 
 namespace aw::json {
@@ -56,6 +58,13 @@ bool skip_value(std::string_view s, std::size_t& i) {
   return true;
 }
 
+// A key as parsers read it: `"d\u0061ta"` is `data`. `quoted` is the key with its quotes.
+std::string unescape(std::string_view quoted) {
+  boost::system::error_code ec;
+  boost::json::value v = boost::json::parse(quoted, ec);
+  return !ec && v.is_string() ? std::string(v.get_string()) : std::string();
+}
+
 }  // namespace
 
 std::optional<std::string_view> member_span(std::string_view s, std::string_view key) {
@@ -70,7 +79,6 @@ std::optional<std::string_view> member_span(std::string_view s, std::string_view
     if (s[i] != '"') return std::nullopt;
     std::size_t key_start = i + 1;
     if (!skip_string(s, i)) return std::nullopt;
-    // Keys with escapes never equal our plain ASCII keys, so a raw comparison is exact.
     std::string_view raw_key = s.substr(key_start, i - 1 - key_start);
     skip_ws(s, i);
     if (i >= s.size() || s[i] != ':') return std::nullopt;
@@ -78,7 +86,9 @@ std::optional<std::string_view> member_span(std::string_view s, std::string_view
     skip_ws(s, i);
     std::size_t value_start = i;
     if (!skip_value(s, i)) return std::nullopt;
-    if (raw_key == key) found = s.substr(value_start, i - value_start);
+    const bool escaped = raw_key.find('\\') != std::string_view::npos;
+    const std::string_view quoted = s.substr(key_start - 1, raw_key.size() + 2);
+    if (escaped ? unescape(quoted) == key : raw_key == key) found = s.substr(value_start, i - value_start);
     skip_ws(s, i);
     if (i < s.size() && s[i] == ',') ++i;
   }

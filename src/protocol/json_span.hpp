@@ -8,7 +8,8 @@
 namespace aw::json {
 
 // The raw text of member `key` of the top-level object in `json`, which must already be valid JSON
-// (parse it first). With duplicate keys, the last one wins, as in Boost.JSON.
+// (parse it first). Keys compare as parsers read them (`"d\u0061ta"` is `data`); with duplicate keys (which
+// protocol/json_rules refuses before this is asked), the last one wins, as in Boost.JSON.
 std::optional<std::string_view> member_span(std::string_view json, std::string_view key);
 
 // Appends `text` as a JSON string literal (quotes included), escaping as RFC 8259 requires.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json/basic_parser_impl.hpp>
 
+#include "protocol/json_rules.hpp"
 #include "protocol/json_span.hpp"
 
 namespace aw::protocol {
@@ -24,8 +25,7 @@ bool is_session_message_type(std::string_view t) noexcept {
 namespace {
 
 // What validation needs from a publish body, gathered while Boost.JSON's parser checks all of it
-// (syntax, UTF-8, depth) without building a document: every publish goes through here. As with a parsed
-// object, the last of duplicate keys counts.
+// (syntax, UTF-8, depth, JsonRules) without building a document: every publish goes through here.
 class BodyScan {
  public:
   static constexpr std::size_t max_object_size = std::size_t(-1);
@@ -44,13 +44,19 @@ class BodyScan {
   using sv = boost::json::string_view;
   bool on_document_begin(ec_t&) { return true; }
   bool on_document_end(ec_t&) { return true; }
+  JsonRules rules;
+
   bool on_object_begin(ec_t&) {
+    rules.object_begin();
     if (depth_ == 0) top_is_object = true;
     else if (depth_ == 1) member_value(Kind::object);
     ++depth_;
     return true;
   }
-  bool on_object_end(std::size_t, ec_t&) { return --depth_, true; }
+  bool on_object_end(std::size_t, ec_t& ec) {
+    --depth_;
+    return kept(rules.object_end(), ec);
+  }
   bool on_array_begin(ec_t&) {
     if (depth_ == 1) member_value(Kind::other);
     ++depth_;
@@ -58,10 +64,12 @@ class BodyScan {
   }
   bool on_array_end(std::size_t, ec_t&) { return --depth_, true; }
   bool on_key_part(sv part, std::size_t, ec_t&) {
+    rules.key_part(part);
     if (depth_ == 1) append_capped(key_, part);
     return true;
   }
   bool on_key(sv part, std::size_t, ec_t&) {
+    rules.key(part);
     if (depth_ != 1) return true;
     append_capped(key_, part);
     next_ = key_ == "type" ? Member::type : key_ == "data" ? Member::data : Member::other;
@@ -81,7 +89,7 @@ class BodyScan {
   bool on_number_part(sv, ec_t&) { return true; }
   bool on_int64(std::int64_t, sv, ec_t&) { return scalar(); }
   bool on_uint64(std::uint64_t, sv, ec_t&) { return scalar(); }
-  bool on_double(double, sv, ec_t&) { return scalar(); }
+  bool on_double(double d, sv, ec_t& ec) { return kept(rules.number(d), ec) && scalar(); }
   bool on_bool(bool, ec_t&) { return scalar(); }
   bool on_null(ec_t&) { return scalar(); }
   bool on_comment_part(sv, ec_t&) { return true; }
@@ -95,6 +103,10 @@ class BodyScan {
     if (next_ == Member::type) type_kind = kind;
     if (next_ == Member::data) data_kind = kind;
     next_ = Member::other;
+  }
+  static bool kept(bool ok, ec_t& ec) {
+    if (!ok) ec = boost::json::error::syntax;  // the parse stops; rules.problem() says why
+    return ok;
   }
   bool scalar() {
     if (depth_ == 1) member_value(Kind::other);
@@ -121,6 +133,11 @@ PublishParse parse_publish_request(std::string_view body) {
   boost::json::basic_parser<BodyScan> parser(opts);
   boost::system::error_code ec;
   const std::size_t used = parser.write_some(false, body.data(), body.size(), ec);
+  if (const auto& problem = parser.handler().rules.problem()) {
+    r.error_code = problem->code;
+    r.error_message = problem->message;
+    return r;
+  }
   if (!ec && used < body.size()) ec = boost::json::error::extra_data;
   if (ec) {
     r.error_code = "bad_json";

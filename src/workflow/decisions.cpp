@@ -199,8 +199,10 @@ Decision decide_progress(const AgentState* state, const std::string& workflow_id
       {"workflow_id", workflow_id}, {"percent", wf.progress}, {"message", optional_string(message)}};
   std::string reply = json::serialize(
       workflow_json(wf, state->find_requirements(workflow_id), state->streams_of(workflow_id)));
-  return decided(kProgress, data, {record(*state, kWorkflowKind, workflow_id, workflow_record(wf))},
-                 std::move(reply));
+  Decision d = decided(kProgress, data, {record(*state, kWorkflowKind, workflow_id, workflow_record(wf))},
+                       std::move(reply));
+  d.mergeable = true;  // only the latest progress matters to a subscriber that fell behind
+  return d;
 }
 
 Decision decide_delete(const AgentState* state, const std::string& workflow_id) {
@@ -284,9 +286,11 @@ Decision decide_append(const AgentState* state, const std::string& stream_id, st
   json::object data{
       {"stream_id", stream_id}, {"workflow_id", st->workflow_id}, {"index", index}, {"delta", delta}};
   json::object reply{{"stream_id", stream_id}, {"index", index}};
-  return decided(kStream, data,
-                 {record(*state, kDeltaKind, delta_record_id(stream_id, index), delta_record(delta))},
-                 json::serialize(reply));
+  Decision d = decided(kStream, data,
+                       {record(*state, kDeltaKind, delta_record_id(stream_id, index), delta_record(delta))},
+                       json::serialize(reply));
+  d.mergeable = true;  // consecutive deltas may reach a lagging subscriber as one
+  return d;
 }
 
 Decision decide_end(const AgentState* state, const std::string& stream_id, StreamStatus status,

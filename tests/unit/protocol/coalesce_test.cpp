@@ -14,12 +14,12 @@ namespace js = boost::json;
 
 EventPtr delta(std::uint64_t seq, int index, std::string_view text, std::string_view stream = "st_1") {
   js::object d{{"stream_id", stream}, {"workflow_id", "wf_1"}, {"index", index}, {"delta", text}};
-  return protocol::make_event("agent-1", seq, "stream", 1000 + static_cast<std::int64_t>(seq), js::serialize(d));
+  return protocol::make_event("agent-1", seq, "stream", 1000 + static_cast<std::int64_t>(seq), js::serialize(d), "", true);
 }
 
 EventPtr progress(std::uint64_t seq, int percent, std::string_view workflow = "wf_1") {
   js::object d{{"workflow_id", workflow}, {"percent", percent}, {"message", "m"}};
-  return protocol::make_event("agent-1", seq, "progress", 1000 + static_cast<std::int64_t>(seq), js::serialize(d));
+  return protocol::make_event("agent-1", seq, "progress", 1000 + static_cast<std::int64_t>(seq), js::serialize(d), "", true);
 }
 
 js::object envelope_of(const Event& ev) { return js::parse(ev.envelope()).as_object(); }
@@ -64,14 +64,14 @@ TEST(Coalesce, DeltasOfOtherStreamsOrWithAGapDoNotMerge) {
 }
 
 TEST(Coalesce, StreamStartsEndsAndForeignStreamEventsNeverMerge) {
-  auto start = protocol::make_event("agent-1", 4, "stream", 1, R"({"stream_id":"st_1","workflow_id":"wf_1","started":true})");
+  auto start = protocol::make_event("agent-1", 4, "stream", 1, R"({"stream_id":"st_1","workflow_id":"wf_1","started":true})", "", true);
   auto end = protocol::make_event("agent-1", 6, "stream", 1,
-                                  R"({"stream_id":"st_1","workflow_id":"wf_1","status":"completed","deltas":1,"done":true})");
-  auto foreign = protocol::make_event("agent-1", 6, "stream", 1, R"({"stream_id":"st_1","index":1,"delta":"b","extra":1})");
+                                  R"({"stream_id":"st_1","workflow_id":"wf_1","status":"completed","deltas":1,"done":true})", "", true);
+  auto foreign = protocol::make_event("agent-1", 6, "stream", 1, R"({"stream_id":"st_1","index":1,"delta":"b","extra":1})", "", true);
   EXPECT_FALSE(protocol::coalesce(*start, *delta(5, 0, "a")));
   EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *end));
   EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *foreign));
-  auto not_object = protocol::make_event("agent-1", 6, "stream", 1, R"([1,2])");
+  auto not_object = protocol::make_event("agent-1", 6, "stream", 1, R"([1,2])", "", true);
   EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *not_object));
 }
 
@@ -98,10 +98,28 @@ TEST(Coalesce, ProgressKeepsOnlyTheLatestOfOneWorkflow) {
 
 TEST(Coalesce, PhaseChangesRequirementsAndGenericEventsNeverMerge) {
   for (std::string type : {"phase_changed", "requirements_submitted", "workflow_created", "bulk"}) {
-    auto a = protocol::make_event("agent-1", 1, type, 1, R"({"workflow_id":"wf_1"})");
-    auto b = protocol::make_event("agent-1", 2, type, 2, R"({"workflow_id":"wf_1"})");
+    auto a = protocol::make_event("agent-1", 1, type, 1, R"({"workflow_id":"wf_1"})", "", true);
+    auto b = protocol::make_event("agent-1", 2, type, 2, R"({"workflow_id":"wf_1"})", "", true);
     EXPECT_FALSE(protocol::coalesce(*a, *b)) << type;
   }
+}
+
+TEST(Coalesce, GenericEventsShapedLikeTheDomainsNeverMerge) {
+  // What POST /api/agents/{id}/events makes: not mergeable, however much it looks like progress or a delta.
+  auto generic_progress = [](std::uint64_t seq) {
+    return protocol::make_event("agent-1", seq, "progress", 1, R"({"workflow_id":"wf_1","percent":5})");
+  };
+  EXPECT_FALSE(protocol::coalesce(*generic_progress(1), *generic_progress(2)));
+  EXPECT_FALSE(protocol::coalesce(*progress(1, 5), *generic_progress(2)));
+  EXPECT_FALSE(protocol::coalesce(*generic_progress(1), *progress(2, 5)));
+  auto generic_delta = protocol::make_event("agent-1", 6, "stream", 1,
+                                            R"({"stream_id":"st_1","workflow_id":"wf_1","index":1,"delta":"b"})");
+  EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *generic_delta));
+  // The same shapes from the domain do merge, and what they merge into may merge again.
+  auto merged = protocol::coalesce(*progress(1, 5), *progress(2, 6));
+  ASSERT_TRUE(merged);
+  EXPECT_TRUE(merged->mergeable);
+  EXPECT_TRUE(protocol::coalesce(*merged, *progress(3, 7)));
 }
 
 }  // namespace

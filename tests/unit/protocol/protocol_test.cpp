@@ -5,6 +5,7 @@
 
 #include "protocol/client_message.hpp"
 #include "protocol/envelope.hpp"
+#include "protocol/json_rules.hpp"
 #include "protocol/json_span.hpp"
 #include "protocol/publish_request.hpp"
 #include "protocol/ws_frame.hpp"
@@ -21,6 +22,47 @@ TEST(JsonSpan, SlicesMembersVerbatim) {
   EXPECT_EQ(*json::member_span(body, "type"), "\"x\"");
   EXPECT_FALSE(json::member_span(body, "missing"));
   EXPECT_EQ(*json::member_span(R"({"a":1,"a":2})", "a"), "2");  // last wins
+  // Keys are compared as parsers read them.
+  EXPECT_EQ(*json::member_span(R"({"d\u0061ta":{"b":2},"x\"":3})", "data"), R"({"b":2})");
+  EXPECT_EQ(*json::member_span(R"({"x\"":3})", "x\""), "3");
+}
+
+TEST(JsonRules, RefusesWhatParsersWouldReadTwoWays) {
+  EXPECT_FALSE(protocol::check_json_rules(R"({"a":{"b":[1,{"c":1.5e308,"d":-1e-400}]},"b":2})"));
+  EXPECT_FALSE(protocol::check_json_rules(R"([{"a":1},{"a":2},{"a":{"a":{"a":3}}}])"));
+  EXPECT_FALSE(protocol::check_json_rules(R"({"a":1,"A":2,"a ":3,"\u00e9":4,"\u00c9":5})"));
+  struct Case {
+    std::string text;
+    const char* code;
+  } cases[] = {
+      {R"({"n":1e400})", "number_out_of_range"},
+      {R"({"n":-1e400})", "number_out_of_range"},
+      {R"([1.8e308])", "number_out_of_range"},
+      {"[1" + std::string(400, '0') + "]", "number_out_of_range"},
+      {R"({"a":{"b":[{"c":-2e999}]}})", "number_out_of_range"},
+      {R"({"a":1,"a":2})", "duplicate_key"},
+      {R"({"data":{"a":1},"d\u0061ta":{"b":2}})", "duplicate_key"},
+      {R"({"x":{"k":1,"m":2,"k":3}})", "duplicate_key"},
+      {R"([{"ok":1},{"\u00e9":1,"é":2}])", "duplicate_key"},
+      {R"({"a":{"b":1},"c":{"b":1},"b":{"a":1,"a":1}})", "duplicate_key"},
+      {R"({"a":1)", "bad_json"},
+      {R"({"n":1e99999999999999999})", "bad_json"},
+  };
+  for (const auto& c : cases) {
+    auto problem = protocol::check_json_rules(c.text);
+    ASSERT_TRUE(problem) << c.text;
+    EXPECT_EQ(problem->code, c.code) << c.text;
+  }
+  // Many keys in one object cost n log n, and a nested object's keys do not clash with its parent's.
+  std::string wide = "{";
+  for (int i = 0; i < 20000; ++i) wide += "\"k" + std::to_string(i) + "\":{\"k0\":0},";
+  wide += "\"k7\":1}";
+  auto problem = protocol::check_json_rules(wide);
+  ASSERT_TRUE(problem);
+  EXPECT_EQ(problem->code, "duplicate_key");
+  EXPECT_NE(problem->message.find("k7"), std::string::npos);
+  wide.replace(wide.size() - 7, 7, "\"z\":1}");
+  EXPECT_FALSE(protocol::check_json_rules(wide));
 }
 
 TEST(JsonSpan, QuotesAndEscapes) {
@@ -98,10 +140,10 @@ TEST(PublishRequest, AcceptsValidBodies) {
   auto no_data = protocol::parse_publish_request(R"({"type":"x"})");
   ASSERT_TRUE(no_data.ok);
   EXPECT_EQ(no_data.request.data, "{}");
-  // Only the top-level members count, wherever they stand; the last of duplicates wins; escapes in
-  // keys and the type are decoded; whitespace around the object is fine.
+  // Only the top-level members count, wherever they stand; escapes in keys and the type are decoded;
+  // whitespace around the object is fine.
   auto nested = protocol::parse_publish_request(
-      " {\"meta\":{\"type\":5,\"data\":[]},\"data\":{\"type\":[1]},\"type\":\"a\",\"\\u0074ype\":\"b\\u002Ec\"}\n");
+      " {\"meta\":{\"type\":5,\"data\":[]},\"data\":{\"type\":[1]},\"\\u0074ype\":\"b\\u002Ec\"}\n");
   ASSERT_TRUE(nested.ok) << nested.error_message;
   EXPECT_EQ(nested.request.type, "b.c");
   EXPECT_EQ(nested.request.data, R"({"type":[1]})");
@@ -136,9 +178,15 @@ TEST(PublishRequest, RejectsBadBodies) {
       {R"({"data":{"type":"x"}})", "bad_type"},           // a nested "type" is not the event's
       {R"({"type":{"type":"x"}})", "bad_type"},
       {R"({"type":["x"]})", "bad_type"},
-      {R"({"type":"x","type":7})", "bad_type"},           // the last of duplicate keys counts
-      {R"({"type":"x","data":{},"data":1})", "bad_data"},
-      {R"({"type":"x","data":{"a":[{"b":[[]]}]}, "data":[]})", "bad_data"},
+      {R"({"type":"x","type":7})", "duplicate_key"},  // parsers would differ on which counts
+      {R"({"type":"x","data":{},"data":1})", "duplicate_key"},
+      {R"({"type":"x","data":{"a":[{"b":[[]]}]}, "data":[]})", "duplicate_key"},
+      {R"({"type":"x","\u0074ype":"y"})", "duplicate_key"},
+      {R"({"type":"x","data":{"a":1},"d\u0061ta":{"b":2}})", "duplicate_key"},
+      {R"({"type":"x","data":{"a":{"b":1,"b":2}}})", "duplicate_key"},
+      {R"({"type":"x","data":{"n":1e400}})", "number_out_of_range"},
+      {R"({"type":"x","data":{"n":[-1e400]}})", "number_out_of_range"},
+      {R"({"type":"x","other":1e400})", "number_out_of_range"},
   };
   for (const auto& c : cases) {
     auto r = protocol::parse_publish_request(c.body);

@@ -169,6 +169,23 @@ TEST_F(DecisionsTest, ProgressIsAWholePercentFrom0To100) {
                  "workflow_finished");
 }
 
+TEST_F(DecisionsTest, OnlyProgressAndDeltasMayBeMergedForALaggingSubscriber) {
+  Decision created = decide_create(&state_, "wf_1", {"agent-7", "n", {}}, now_);
+  EXPECT_FALSE(created.mergeable);
+  commit(created);
+  Decision opened = decide_open_stream(&state_, "wf_1", "st_1", now_);
+  EXPECT_FALSE(opened.mergeable);
+  commit(opened);
+  Decision delta = decide_append(&state_, "st_1", "abc", std::nullopt);
+  EXPECT_TRUE(delta.mergeable);
+  commit(delta);
+  Decision progress = decide_progress(&state_, "wf_1", 5, std::nullopt, now_);
+  EXPECT_TRUE(progress.mergeable);
+  commit(progress);
+  EXPECT_FALSE(decide_phase(&state_, "wf_1", Phase::design, std::nullopt, now_).mergeable);
+  EXPECT_FALSE(decide_end(&state_, "st_1", StreamStatus::completed, std::nullopt, now_).mergeable);
+}
+
 TEST_F(DecisionsTest, OnlyFinishedWorkflowsAreDeletedAndTheyTakeTheirStreamsAlong) {
   create();
   open("wf_1");
