@@ -257,6 +257,10 @@ SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64
   prepare_state_statements();
   load_index();
   rebuild_missing_channels();
+  // A WAL left long by kill -9 after a large commit, or by an older version that never checkpointed, is
+  // folded back now and the file emptied, rather than at the first commit or never on an idle server.
+  sqlite3_wal_checkpoint_v2(db_.get(), "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  wal_frames_ = 0;
 }
 
 // Closing the connection checkpoints what is left in the WAL (at most about checkpoint_frames() pages,

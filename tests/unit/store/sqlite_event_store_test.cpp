@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -786,6 +787,29 @@ TEST_F(SqliteEventStoreTest, TheWalIsCheckpointedWhileTheStoreRuns) {
   store.reset();
   EXPECT_FALSE(std::filesystem::exists(path_ + "-wal"));
   EXPECT_EQ(stored_last_seq("ch"), "20000");
+}
+
+TEST_F(SqliteEventStoreTest, AWalLeftByACrashIsFoldedBackAtOpen) {
+  const std::string data(100 * 1024, 'c');
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // One large commit makes the WAL file long; the process then dies without closing the database.
+    SqliteEventStore store(path_, FsyncMode::normal);
+    std::vector<StoredChannel> channels{{"ch", "epoch-ch", 0}};
+    std::vector<Event> events;
+    for (std::uint64_t seq = 1; seq <= 50; ++seq) events.push_back(make_event("ch", seq, 1000, data));
+    store.append(channels, pointers(events), {});
+    _exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ASSERT_GT(file_size(path_ + "-wal"), 4u * 1024 * 1024);
+
+  auto store = open();
+  EXPECT_EQ(file_size(path_ + "-wal"), 0u);
+  EXPECT_EQ(load_recent(*store, "ch", 100, kNoAgeLimit).size(), 50u);
 }
 
 TEST_F(SqliteEventStoreTest, ASmallDatabaseKeepsASmallWal) {
