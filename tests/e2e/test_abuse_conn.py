@@ -16,6 +16,7 @@ import websockets.exceptions
 from awtest import (
     IO_TIMEOUT,
     OP_TEXT,
+    RSS_SCALE,
     RawHttp,
     RawWebSocket,
     assert_json_error,
@@ -69,6 +70,10 @@ def fresh_request(server, path="/healthz", source: str | None = None):
         return conn.read_response()
     finally:
         conn.close()
+
+
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def upgrade_request(key: str) -> bytes:
@@ -201,6 +206,42 @@ def test_connection_places_are_given_back_after_upgrades_and_refusals(start_serv
     ctl.close()
 
 
+def test_a_connection_flood_holds_no_more_descriptors_or_memory_than_the_limit(start_server):
+    # 400 connections that never send a byte against --max-connections 20: the server holds at most 20
+    # of them, plus the refusals in flight (64, each for at most 2 s), whatever the flood does.
+    server = start_server("--max-connections", "20", "--max-connections-per-ip", "0")
+    ctl = keepalive(server)
+    base_fds = open_fds(server.pid)
+    base_rss = server.rss_kb()
+    flood, most_fds = [], 0
+    try:
+        for i in range(400):
+            flood.append(socket.create_connection((server.host, server.port), IO_TIMEOUT))
+            if i % 20 == 0:
+                most_fds = max(most_fds, open_fds(server.pid))
+        wait_until(lambda: stats_on(ctl)["connections"]["refused_max"] >= 380, 30, "the flood to be refused")
+        most_fds = max(most_fds, open_fds(server.pid))
+        assert stats_on(ctl)["connections"]["open"] == 20
+        assert most_fds <= base_fds + 19 + 64 + 2, f"{most_fds} descriptors (from {base_fds})"
+        grown_kb = server.rss_kb() - base_rss
+        assert grown_kb < 4096 * RSS_SCALE, f"RSS grew by {grown_kb} KiB"
+        # The refused got their answer (or, past the 64 in flight, a close): none is left hanging.
+        answered = 0
+        for s in flood[19:]:  # the first 19 were admitted (with ctl, 20)
+            s.settimeout(IO_TIMEOUT)
+            try:
+                data = s.recv(4096)
+            except ConnectionResetError:
+                data = b""
+            answered += data.startswith(b"HTTP/1.1 503 ")
+        assert answered >= 1
+        wait_until(lambda: open_fds(server.pid) <= base_fds + 19 + 2, 30, "the refusals' descriptors closed")
+    finally:
+        for s in flood:
+            s.close()
+    ctl.close()
+
+
 def test_bad_limit_values_are_refused_at_start(tmp_path):
     import subprocess
 
@@ -221,10 +262,6 @@ def test_bad_limit_values_are_refused_at_start(tmp_path):
 # --------------------------------------------------------------------------------------------------------
 # Out of file descriptors
 # --------------------------------------------------------------------------------------------------------
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
 
 
 def test_out_of_descriptors_backs_off_logs_little_and_recovers(start_server):
