@@ -252,13 +252,17 @@ void HttpSession::start_streaming(const api::StreamingHandler& handler, const ap
     });
   };
   // A refusal from the head alone leaves the body unread, so that answer closes the connection.
-  sink_ = handler(request_, params, std::move(sink_ctx), answer_to(sink_slot_, false, false));
+  sink_ =
+      handler(std::exchange(request_, {}), params, std::move(sink_ctx), answer_to(sink_slot_, false, false));
   if (!sink_) {
     body_parser_.reset();
     state_ = State::draining;
     return;
   }
   if (!chunk_) chunk_ = std::make_unique<char[]>(kChunkBytes);
+  // Beast reads into the buffer's spare room: without room, a fast publisher's body would arrive 512
+  // bytes a read, each its own delta, event and commit.
+  if (buffer_.capacity() < kChunkBytes) buffer_.reserve(kChunkBytes);
   state_ = State::streaming;
   read_body_piece();
 }
@@ -350,8 +354,10 @@ void HttpSession::handle(http::request<http::string_body>&& msg) {
   bool head = msg.method() == http::verb::head;
   if (!keep_alive) state_ = State::draining;
   if (request_.path.starts_with("/ws/") && route_websocket(std::move(msg), keep_alive, head)) return;
-  request_.body = std::move(msg.body());
-  ctx_.router.handle(request_, answer_to(reserve_slot(), keep_alive, head));
+  // Handed over, not kept: an idle keep-alive connection must not hold its last body.
+  api::Request req = std::exchange(request_, {});
+  req.body = std::move(msg.body());
+  ctx_.router.handle(req, answer_to(reserve_slot(), keep_alive, head));
 }
 
 bool HttpSession::route_websocket(http::request<http::string_body>&& msg, bool keep_alive, bool head) {

@@ -103,7 +103,7 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::request_parser<http::buffer_body>> body_parser_;  // streaming routes
-  api::Request request_;  // the request being read, built once from its head
+  api::Request request_;  // the request being read, built once from its head and handed over when routed
   std::shared_ptr<api::BodySink> sink_;
   std::unique_ptr<char[]> chunk_;  // streaming reads land here; only sessions that stream have one
   // Holds the session while reading waits for the sink (no read in flight holds it then).
