@@ -92,6 +92,7 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
     if (r.status != PublishResult::Status::ok) {
       // The stream never existed: its refusal is the answer, whatever else went wrong meanwhile.
       state_ = State::refused;
+      waiting_.clear();
       fail(command_response(r, 201));
     } else {
       state_ = State::open;
@@ -166,11 +167,11 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
                     }));
   }
 
-  // The answer is decided: nothing more is appended.
+  // The answer is decided: nothing more is taken from the body. Deltas taken before still reach the
+  // stream (those waiting for the open too), so it keeps every piece before the refused one.
   void fail(Response why) {
     failure_ = std::move(why);
     pending_.clear();
-    waiting_.clear();
   }
 
   // Once the body has ended (or broken) and every append is answered: end the stream and answer.
