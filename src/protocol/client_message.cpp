@@ -3,6 +3,8 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
+#include "core/utf8.hpp"
+
 namespace aw::protocol {
 
 ClientMessage parse_client_message(std::string_view text) {
@@ -28,7 +30,9 @@ ClientMessage parse_client_message(std::string_view text) {
     m.kind = ClientMessage::Kind::snapshot;
   } else {
     m.error_code = "unknown_type";
-    m.error_message = "unknown message type \"" + std::string(t.substr(0, 64)) + "\"; expected ping or snapshot";
+    // The type is echoed back cut to 64 bytes, at a character boundary: the envelope stays UTF-8.
+    std::string_view shown = t.substr(0, complete_utf8_prefix(t.substr(0, 64)));
+    m.error_message = "unknown message type \"" + std::string(shown) + "\"; expected ping or snapshot";
   }
   return m;
 }

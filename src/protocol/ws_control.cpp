@@ -1,5 +1,6 @@
 #include "protocol/ws_control.hpp"
 
+#include "core/utf8.hpp"
 #include "protocol/ws_frame.hpp"
 #include "protocol/ws_reader.hpp"
 
@@ -17,13 +18,8 @@ std::string make_frame(std::uint8_t op, std::string_view payload) {
 std::string make_close_frame(std::uint16_t code, std::string_view reason) {
   if (code == close_code::no_status) return make_frame(opcode::close, {});
   constexpr std::size_t kMaxReason = 125 - 2;
-  if (reason.size() > kMaxReason) {
-    reason = reason.substr(0, kMaxReason);
-    // Do not cut a character in two: drop continuation bytes at the cut, then their lead byte.
-    while (!reason.empty() && (static_cast<unsigned char>(reason.back()) & 0xC0) == 0x80)
-      reason.remove_suffix(1);
-    if (!reason.empty() && static_cast<unsigned char>(reason.back()) >= 0xC0) reason.remove_suffix(1);
-  }
+  // Cut to fit, never inside a character.
+  reason = reason.substr(0, complete_utf8_prefix(reason.substr(0, kMaxReason)));
   std::string payload;
   payload.reserve(2 + reason.size());
   payload.push_back(static_cast<char>(code >> 8));

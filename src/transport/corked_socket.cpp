@@ -28,12 +28,18 @@ CorkedSocket::CorkedSocket(tcp::socket&& socket, net::io_context& ioc) : socket_
 }
 
 void CorkedSocket::enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable,
-                           std::uint64_t seq, const Event* event) {
+                           std::uint64_t seq, const Event* event, std::uint8_t kind) {
   if (failed_ || shutdown_pending_ || bytes.empty()) return;
   queued_bytes_ += bytes.size();
-  queue_.push_back({std::move(keep), bytes, droppable, seq, event});
+  queue_.push_back({std::move(keep), bytes, droppable, kind, seq, event});
   if (queued_bytes_ >= kEagerFlushBytes && !waiting_) return flush();
   schedule_flush();
+}
+
+bool CorkedSocket::holds(std::uint8_t kind) const noexcept {
+  for (std::size_t i = 0; i < queue_.size(); ++i)
+    if (queue_[i].kind == kind) return true;
+  return false;
 }
 
 const Segment* CorkedSocket::unsent_back() noexcept {

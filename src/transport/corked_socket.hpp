@@ -28,6 +28,7 @@ struct Segment {
   std::shared_ptr<const void> keep;
   std::string_view bytes;
   bool droppable = false;
+  std::uint8_t kind = 0;          // what its owner says it is, to find it again (0: nothing in particular)
   std::uint64_t seq = 0;          // the (first) seq of the event it carries, 0 for anything else
   const Event* event = nullptr;   // that event (owned by `keep`), for merging while the client lags
 };
@@ -41,6 +42,7 @@ class SegmentQueue {
   Segment& front() noexcept { return items_[head_]; }
   Segment& back() noexcept { return items_.back(); }
   Segment& operator[](std::size_t i) noexcept { return items_[head_ + i]; }
+  const Segment& operator[](std::size_t i) const noexcept { return items_[head_ + i]; }
   auto begin() noexcept { return items_.begin() + static_cast<std::ptrdiff_t>(head_); }
   auto end() noexcept { return items_.end(); }
   void push_back(Segment s) { items_.push_back(std::move(s)); }
@@ -101,7 +103,10 @@ class CorkedSocket {
   // Queues bytes owned by `keep` without copying them. Droppable segments are whole messages that a
   // slow-consumer close may discard before they start to leave.
   void enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable, std::uint64_t seq = 0,
-               const Event* event = nullptr);
+               const Event* event = nullptr, std::uint8_t kind = 0);
+
+  // A segment of this kind is queued (whether or not it has started to leave).
+  bool holds(std::uint8_t kind) const noexcept;
 
   // The kernel's buffer for this socket is full: the client is not keeping up.
   bool backlogged() const noexcept { return waiting_; }

@@ -63,11 +63,15 @@ void ShardPool::start() {
 }
 
 void ShardPool::arm_sweep(Shard& s) {
+  // A timer this late means the thread stood still: what timed out meanwhile had no chance not to.
+  constexpr std::int64_t kStallMs = 1000;
   s.sweep_timer.expires_after(std::chrono::milliseconds(sweep_interval_ms_));
+  s.sweep_armed_ms = now_unix_ms();
   s.sweep_timer.async_wait([this, &s](const boost::system::error_code& ec) {
     if (ec) return;
     auto round = std::make_shared<SweepRound>();
     round->now_ms = now_unix_ms();
+    if (round->now_ms - s.sweep_armed_ms > sweep_interval_ms_ + kStallMs) s.resumed_ms = round->now_ms;
     round->todo = s.connections.list();
     sweep_some(s, std::move(round));
   });

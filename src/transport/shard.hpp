@@ -62,6 +62,10 @@ struct Shard {
   net::io_context ioc{1};
   net::steady_timer sweep_timer;
   std::atomic<std::uint32_t> pending_deliveries{0};  // posted by the hub, not yet run
+  // When the sweep last found that this thread had stood still (its timer fired a second or more
+  // late: SIGSTOP, an overloaded host): clients' silence before then is not held against them.
+  std::int64_t resumed_ms = 0;
+  std::int64_t sweep_armed_ms = 0;  // when the sweep timer was last armed
   FlushQueue flush_queue;
 };
 

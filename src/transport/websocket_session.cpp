@@ -4,6 +4,7 @@
 #include <boost/asio/post.hpp>
 #include <cstring>
 #include <random>
+#include <utility>
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -24,6 +25,8 @@ constexpr std::int64_t kCloseGraceMs = 5000;
 constexpr std::size_t kScratchBytes = 64 * 1024;
 // Reads per wake-up before other connections get their turn (the wait fires again at once).
 constexpr int kReadsPerWake = 4;
+// The queued segment that is a snapshot (CorkedSocket::holds): one at a time per connection.
+constexpr std::uint8_t kSnapshotKind = 1;
 
 // The shard thread's read buffer: whatever a read brings is handled before the next read, and only
 // an incomplete frame is copied out of it (into the connection's reader).
@@ -31,6 +34,8 @@ char* scratch() {
   thread_local std::unique_ptr<char[]> buffer(new char[kScratchBytes]);
   return buffer.get();
 }
+
+constexpr const char* kSlowReason = "slow consumer: outbound queue full";
 
 std::uint64_t new_session_id() {
   // Ids must be unique, not secret: one engine per thread, seeded from the OS.
@@ -169,9 +174,10 @@ void WebSocketSession::join_channel(const api::SubscribeTarget& target) {
   send_text(protocol::connected(info));
   // The replay goes out before anything live: live events are delivered by later handlers on this
   // thread, and the hub skips those the replay covered.
-  for (const EventPtr& ev : j.replay) send_frame(ev, frame_of(*ev), false, ev->seq, ev.get());
+  // Droppable like everything but the handshake answer: a client dropped as slow resumes from what it got.
+  for (const EventPtr& ev : j.replay) send_frame(ev, frame_of(*ev), true, ev->seq, ev.get());
   if (target.since && !j.recovered)
-    send_text(protocol::snapshot(target.agent_id, j.seq, j.epoch, false, j.state_json));
+    send_text(protocol::snapshot(target.agent_id, j.seq, j.epoch, false, j.state_json), kSnapshotKind);
 }
 
 void WebSocketSession::deliver(const EventPtr& ev) {
@@ -194,7 +200,7 @@ bool WebSocketSession::merge_into_queue(const EventPtr& ev) {
   }
   const Event* raw = merged.get();
   const bool droppable = last->droppable;
-  sock_.replace_back({std::move(merged), frame, droppable, raw->first_seq, raw});
+  sock_.replace_back({std::move(merged), frame, droppable, 0, raw->first_seq, raw});
   ShardCounters::bump(shard_.counters.messages_merged, 1);
   return true;
 }
@@ -203,9 +209,8 @@ void WebSocketSession::drop_slow() {
   // Never close from inside the fan-out loop over this channel: do it on a later turn.
   slow_ = true;
   ctx_.counters.connections_dropped_slow.fetch_add(1, std::memory_order_relaxed);
-  net::post(sock_.get_executor(), [self = shared_from_this()] {
-    self->close_with(ws::close_code::policy, "slow consumer: outbound queue full");
-  });
+  net::post(sock_.get_executor(),
+            [self = shared_from_this()] { self->close_with(ws::close_code::policy, kSlowReason); });
 }
 
 std::optional<SubscriberLag> WebSocketSession::lag() {
@@ -231,10 +236,25 @@ void WebSocketSession::send_frame(std::shared_ptr<const void> keep, std::string_
   ShardCounters::bump(shard_.counters.bytes_out, frame.size());
 }
 
-void WebSocketSession::send_text(std::string payload) {
+bool WebSocketSession::send_text(std::string payload, std::uint8_t kind) {
   auto frame = std::make_shared<const std::string>(ws::make_text_frame(payload));
   std::string_view bytes(*frame);
-  send_frame(std::move(frame), bytes, false);
+  if (!send_reply(std::move(frame), bytes, kind)) return false;
+  ShardCounters::bump(shard_.counters.messages_out, 1);
+  ShardCounters::bump(shard_.counters.bytes_out, bytes.size());
+  return true;
+}
+
+bool WebSocketSession::send_reply(std::shared_ptr<const void> keep, std::string_view frame, std::uint8_t kind) {
+  if (slow_) return false;
+  const std::size_t queued = sock_.queued_bytes();
+  // A reply larger than the limit still goes to a client that has taken everything else.
+  if (queued > 0 && queued + frame.size() > ctx_.options.max_queue_bytes) {
+    drop_slow();
+    return false;
+  }
+  sock_.enqueue(std::move(keep), frame, true, 0, nullptr, kind);
+  return true;
 }
 
 void WebSocketSession::send_own(std::string frame) {
@@ -244,8 +264,9 @@ void WebSocketSession::send_own(std::string frame) {
 }
 
 void WebSocketSession::wait_readable() {
-  if (echo_ && state_ == State::open && sock_.backlogged()) {
-    // The client does not read its echoes: read nothing more from it until they have left.
+  if (sock_.backlogged() && (slow_ || (echo_ && state_ == State::open))) {
+    // The client does not read what it is sent (its echoes, or the close frame of a client dropped as
+    // slow): read nothing more from it until that has left; then only its close reply is looked for.
     sock_.socket().async_wait(tcp::socket::wait_write,
                               in(wait_memory_, [self = shared_from_this()](boost::system::error_code ec) {
                                 if (ec) return self->on_readable(ec);
@@ -261,37 +282,48 @@ void WebSocketSession::wait_readable() {
 
 void WebSocketSession::on_readable(boost::system::error_code ec) {
   if (state_ == State::closed) return;
+  if (!ec) ec = read_available();
+  if (ec) return read_failed(ec);
+  if (state_ != State::closed) wait_readable();
+}
+
+boost::system::error_code WebSocketSession::read_available() {
   char* buffer = scratch();
-  for (int i = 0; !ec && i < kReadsPerWake; ++i) {
+  boost::system::error_code ec;
+  for (int i = 0; i < kReadsPerWake; ++i) {
     // The socket is non-blocking (CorkedSocket): this takes what the kernel holds, or would_block.
     std::size_t n = sock_.socket().read_some(net::buffer(buffer, kScratchBytes), ec);
-    if (ec == net::error::would_block || ec == net::error::try_again) {
-      ec = {};
-      break;
-    }
-    if (ec) break;
+    if (ec == net::error::would_block || ec == net::error::try_again) return {};
+    if (ec) return ec;
     // While draining, what the client sends is discarded: reading it to the end lets the connection
     // close with FIN (unread bytes would make it a reset, which can destroy our close frame).
     if (state_ != State::draining) consume(buffer, n);
-    if (state_ == State::closed) return;
-    if (n < kScratchBytes) break;
+    // A client just dropped as slow gets no more reads this turn: wait_readable() decides on the next.
+    if (state_ == State::closed || slow_ || n < kScratchBytes) return {};
   }
-  if (ec) {
-    if (state_ == State::open || state_ == State::closing)
-      end(ec == net::error::operation_aborted && close_reason_ ? std::string(close_reason_)
-                                                               : describe_read_error(ec));
-    return close_socket();
-  }
-  wait_readable();
+  return {};
+}
+
+void WebSocketSession::read_failed(boost::system::error_code ec) {
+  if (state_ == State::closed) return;
+  if (state_ == State::open || state_ == State::closing)
+    end(ec == net::error::operation_aborted && close_reason_ ? std::string(close_reason_)
+                                                             : describe_read_error(ec));
+  close_socket();
 }
 
 void WebSocketSession::consume(char* data, std::size_t size) {
   bool alive = false;
   while (state_ == State::open || state_ == State::closing) {
+    // Over its limit, a client gets its close now: the rest of what it sent is parsed but not acted on.
+    if (slow_ && state_ == State::open) close_with(ws::close_code::policy, kSlowReason);
     ws::Reader::Result r = reader_.next(data, size);
     switch (r.kind) {
       case ws::Reader::Kind::need_more:
-        if (alive) last_activity_ms_ = now_unix_ms();
+        if (alive) {
+          last_activity_ms_ = now_unix_ms();
+          pinged_ = false;
+        }
         return;
       case ws::Reader::Kind::text:
       case ws::Reader::Kind::binary:
@@ -301,7 +333,11 @@ void WebSocketSession::consume(char* data, std::size_t size) {
         break;
       case ws::Reader::Kind::ping:
         alive = true;
-        if (state_ == State::open) send_own(ws::make_frame(ws::opcode::pong, r.payload));
+        if (state_ == State::open) {
+          auto pong = std::make_shared<const std::string>(ws::make_frame(ws::opcode::pong, r.payload));
+          std::string_view bytes(*pong);
+          send_reply(std::move(pong), bytes);
+        }
         break;
       case ws::Reader::Kind::pong:
         alive = true;  // an answer to our heartbeat ping
@@ -336,11 +372,13 @@ void WebSocketSession::handle_message(ws::Reader::Kind kind, std::string_view pa
     auto frame = std::make_shared<const std::string>(
         ws::make_frame(kind == ws::Reader::Kind::text ? ws::opcode::text : ws::opcode::binary, payload));
     std::string_view bytes(*frame);
-    return send_frame(std::move(frame), bytes, false);
+    if (!send_reply(std::move(frame), bytes)) return;
+    ShardCounters::bump(shard_.counters.messages_out, 1);
+    ShardCounters::bump(shard_.counters.bytes_out, bytes.size());
+    return;
   }
+  // A client that sends requests and does not read the answers is a slow consumer too (send_reply).
   handle_client_message(kind, payload);
-  // A client that sends requests and does not read the answers is a slow consumer too.
-  if (!slow_ && sock_.queued_bytes() > ctx_.options.max_queue_bytes) drop_slow();
 }
 
 void WebSocketSession::handle_client_message(ws::Reader::Kind kind, std::string_view text) {
@@ -355,8 +393,11 @@ void WebSocketSession::handle_client_message(ws::Reader::Kind kind, std::string_
       send_text(protocol::pong(agent_id()));
       break;
     case protocol::ClientMessage::Kind::snapshot: {
+      // One snapshot at a time: a request while one is still queued is answered by it, since the events
+      // queued after it bring the client to the same state (and a burst of requests costs one snapshot).
+      if (sock_.holds(kSnapshotKind)) break;
       auto snap = ctx_.hub.snapshot(channel_);
-      send_text(protocol::snapshot(agent_id(), snap.seq, snap.epoch, false, snap.state_json));
+      send_text(protocol::snapshot(agent_id(), snap.seq, snap.epoch, false, snap.state_json), kSnapshotKind);
       break;
     }
     case protocol::ClientMessage::Kind::invalid:
@@ -415,17 +456,33 @@ void WebSocketSession::on_sweep(std::int64_t now) {
     case State::open:
       break;
   }
-  if (now - last_activity_ms_ > ctx_.options.idle_timeout_ms) {
-    ctx_.counters.connections_timed_out.fetch_add(1, std::memory_order_relaxed);
-    close_with(ws::close_code::going_away, "idle timeout");
-    return;
+  const std::int64_t interval = ctx_.options.heartbeat_interval_ms;
+  if (is_idle(now, interval)) {
+    // Bytes waiting on the socket (a pong this thread had no turn to read) break the silence too.
+    if (auto ec = read_available()) return read_failed(ec);
+    if (state_ != State::open) return;
+    if (is_idle(now, interval)) {
+      ctx_.counters.connections_timed_out.fetch_add(1, std::memory_order_relaxed);
+      close_with(ws::close_code::going_away, "idle timeout");
+      return;
+    }
   }
   if (now >= deadline_ms_) {
-    deadline_ms_ = now + ctx_.options.heartbeat_interval_ms;
+    deadline_ms_ = now + interval;
+    // The client's silence counts from one interval before the first ping it could answer: as before
+    // when pings come on time, and not from before a stall of the server, when none came.
+    if (!std::exchange(pinged_, true)) last_activity_ms_ = std::max(last_activity_ms_, now - interval);
+    if (!send_reply(nullptr, ws::kEmptyPingFrame)) return;
     // Browsers cannot see ping frames, so the heartbeat envelope goes along (not on the echo route).
-    sock_.enqueue(nullptr, ws::kEmptyPingFrame, false);
     if (!echo_) send_text(protocol::heartbeat(agent_id()));
   }
+}
+
+bool WebSocketSession::is_idle(std::int64_t now, std::int64_t interval) const noexcept {
+  // Silence is the client's only once it has had a ping to answer, and time the shard's thread stood
+  // still (SIGSTOP, an overloaded host) is not its silence: it counts from one interval before the resume.
+  const std::int64_t from = std::max(last_activity_ms_, shard_.resumed_ms - interval);
+  return pinged_ && now - from > ctx_.options.idle_timeout_ms;
 }
 
 void WebSocketSession::on_shutdown() {

@@ -57,13 +57,22 @@ class WebSocketSession final : public Subscriber,
   // what it is sent, writable first).
   void wait_readable();
   void on_readable(boost::system::error_code ec);
+  // Reads and handles what the socket holds now (a few reads at most); the error that ended reading.
+  boost::system::error_code read_available();
+  // Reading ended with `ec`: the connection is over.
+  void read_failed(boost::system::error_code ec);
   // Runs the bytes through the frame reader and acts on what it yields.
   void consume(char* data, std::size_t size);
   void handle_message(ws::Reader::Kind kind, std::string_view payload);
   void handle_client_message(ws::Reader::Kind kind, std::string_view payload);
-  // Queues a session message (connected, pong, error, ...): framed here, sent unshared.
-  void send_text(std::string payload);
-  // Queues a frame built for this connection alone (control frames, echoes).
+  // Queues a session message (connected, pong, error, snapshot, heartbeat): framed here, sent unshared.
+  // Like every reply it counts against --max-queue-bytes (see send_reply).
+  bool send_text(std::string payload, std::uint8_t kind = 0);
+  // Queues a reply of this connection's own (a session message, a pong, an echo, a heartbeat ping) if
+  // it fits under --max-queue-bytes with what is queued; otherwise the client is dropped as slow and
+  // nothing is queued. False when it was not queued.
+  bool send_reply(std::shared_ptr<const void> keep, std::string_view frame, std::uint8_t kind = 0);
+  // Queues a frame that must leave whatever the backlog: the handshake answer, a close frame.
   void send_own(std::string frame);
   // The event's frame as this client takes it: compressed or not.
   std::string_view frame_of(const Event& ev) const;
@@ -72,8 +81,11 @@ class WebSocketSession final : public Subscriber,
   // While the client lags: lets `ev` take the place of the event queued last when the two merge
   // (protocol/coalesce). True when `ev` needs nothing more.
   bool merge_into_queue(const EventPtr& ev);
-  // The queue is full: close with 1008 on a later turn; nothing more is queued meanwhile.
+  // The queue is full: close with 1008 on a later turn (at once when reading); nothing more is queued
+  // meanwhile, and nothing more the client sent is handled.
   void drop_slow();
+  // The client has been silent (no message, no pong) for the idle timeout, counted as on_sweep() says.
+  bool is_idle(std::int64_t now, std::int64_t interval) const noexcept;
   // Starts a close handshake; the socket is cut if it has not finished by the deadline.
   void close_with(std::uint16_t code, const char* reason);
   // The connection is over for the hub and the stats: leaves the channel, counts, logs. What is
@@ -93,6 +105,8 @@ class WebSocketSession final : public Subscriber,
   bool slow_ = false;     // its queue overflowed; a close is on its way
   bool deflate_ = false;  // permessage-deflate negotiated: broadcasts go out compressed
   bool counted_ = false;  // it was accepted: its end is counted and logged
+  // A heartbeat ping went out since the client last sent anything: its silence can count from there.
+  bool pinged_ = false;
   Shard& shard_;
   ServerContext& ctx_;
   OpMemory wait_memory_;  // the one wait wait_readable() has pending

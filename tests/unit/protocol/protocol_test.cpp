@@ -3,6 +3,7 @@
 
 #include <boost/json.hpp>
 
+#include "core/utf8.hpp"
 #include "protocol/client_message.hpp"
 #include "protocol/envelope.hpp"
 #include "protocol/json_rules.hpp"
@@ -204,6 +205,23 @@ TEST(ClientMessage, KnowsPingAndSnapshot) {
   EXPECT_EQ(bad.error_code, "bad_json");
   EXPECT_EQ(protocol::parse_client_message(R"({"type":"dance"})").error_code, "unknown_type");
   EXPECT_EQ(protocol::parse_client_message(R"({"kind":"ping"})").error_code, "bad_message");
+}
+
+TEST(ClientMessage, AnUnknownTypeIsEchoedCutAtACharacterBoundary) {
+  // 63 ASCII bytes, then characters of 4, 2 and 3 bytes: byte 64 falls inside the first of them.
+  for (std::string tail : {"\xf0\x9f\x98\x80", "\xc3\xa9", "\xe2\x82\xac"}) {
+    std::string type = std::string(63, 'x') + tail + tail;
+    auto m = protocol::parse_client_message(R"({"type":")" + type + R"("})");
+    ASSERT_EQ(m.error_code, "unknown_type");
+    EXPECT_TRUE(is_valid_utf8(m.error_message)) << m.error_message;
+    EXPECT_NE(m.error_message.find('"' + std::string(63, 'x') + '"'), std::string::npos) << m.error_message;
+    // The error envelope that carries it is UTF-8 too.
+    EXPECT_TRUE(is_valid_utf8(protocol::error("a", m.error_code, m.error_message)));
+  }
+  // A type of exactly 64 bytes is echoed whole.
+  std::string exact = std::string(60, 'y') + "\xf0\x9f\x98\x80";
+  auto m = protocol::parse_client_message(R"({"type":")" + exact + R"("})");
+  EXPECT_NE(m.error_message.find('"' + exact + '"'), std::string::npos) << m.error_message;
 }
 
 }  // namespace

@@ -191,6 +191,10 @@ TEST(WsControl, Frames) {
   reason += "\xc3\xa9";
   std::string f = make_close_frame(1000, reason);
   EXPECT_EQ(static_cast<unsigned char>(f[1]), 2 + 122);
+  // A character that ends exactly at the limit stays.
+  std::string fits(121, 'r');
+  fits += "\xc3\xa9";
+  EXPECT_EQ(static_cast<unsigned char>(make_close_frame(1000, fits + "tail")[1]), 2 + 123);
   EXPECT_EQ(kEmptyPingFrame, std::string("\x89\x00", 2));
 }
 

@@ -59,6 +59,32 @@ TEST(CorkedSocket, FramesQueuedInOnePassLeaveInOrder) {
   EXPECT_EQ(p.read_exactly(expected.size()), expected);
 }
 
+TEST(CorkedSocket, KnowsWhetherASegmentOfAKindIsQueued) {
+  Pair p(4096);
+  auto enqueue = [&p](const std::string& s, std::uint8_t kind) {
+    auto keep = std::make_shared<const std::string>(s);
+    std::string_view bytes(*keep);
+    p.corked->enqueue(std::move(keep), bytes, true, 0, nullptr, kind);
+  };
+  enqueue("first;", 0);
+  EXPECT_FALSE(p.corked->holds(1));
+  enqueue("a snapshot;", 1);
+  EXPECT_TRUE(p.corked->holds(1));
+  p.ioc.poll();  // the kernel takes these few bytes: it has left
+  EXPECT_EQ(p.corked->queued_bytes(), 0u);
+  EXPECT_FALSE(p.corked->holds(1));
+  const std::string chunk(64 * 1024, 'x');
+  for (int i = 0; i < 200 && !p.corked->backlogged(); ++i) {
+    enqueue(chunk, 0);
+    p.ioc.poll();
+  }
+  ASSERT_TRUE(p.corked->backlogged());
+  enqueue("another;", 2);
+  EXPECT_TRUE(p.corked->holds(2));
+  p.corked->drop_pending();  // what a slow-consumer close does: it is gone
+  EXPECT_FALSE(p.corked->holds(2));
+}
+
 TEST(CorkedSocket, APeerThatStopsReadingLeavesABacklogThatCanBeMergedOrDropped) {
   Pair p(4096);
   const std::string chunk(64 * 1024, 'x');
@@ -79,7 +105,7 @@ TEST(CorkedSocket, APeerThatStopsReadingLeavesABacklogThatCanBeMergedOrDropped) 
   ASSERT_NE(last, nullptr);
   EXPECT_EQ(last->bytes, "tail-2;");
   auto merged = std::make_shared<const std::string>("merged-2;");
-  p.corked->replace_back({merged, *merged, true, 1002, nullptr});
+  p.corked->replace_back({merged, *merged, true, 0, 1002, nullptr});
   EXPECT_EQ(p.corked->queued_bytes(), backlog + 2);  // "tail-2;" became "merged-2;"
   auto [events, oldest] = p.corked->queued_events();
   EXPECT_GT(events, 0u);
