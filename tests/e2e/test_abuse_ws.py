@@ -198,7 +198,7 @@ def test_a_server_stall_does_not_close_clients_that_answer_pings(start_server):
         )
         server.proc.send_signal(signal.SIGSTOP)
         try:
-            await asyncio.sleep(5)  # the stall itself, longer than the idle timeout
+            await asyncio.sleep(5)  # pacing only: the stall's length is the test's input, longer than the idle timeout
         finally:
             server.proc.send_signal(signal.SIGCONT)
         seen = list(heartbeats)
@@ -208,7 +208,7 @@ def test_a_server_stall_does_not_close_clients_that_answer_pings(start_server):
             closed = [i for i, ws in enumerate(sockets) if ws.close_code is not None]
             assert not closed, f"clients {closed} closed after the stall: {[sockets[i].close_code for i in closed]}"
             assert time.monotonic() < deadline, f"heartbeats after the stall: {heartbeats} (before: {seen})"
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # pacing only: polling the condition above, with its deadline
         assert all(ws.close_code is None for ws in sockets)
         for ws in sockets:
             await ws.close()
@@ -224,7 +224,7 @@ def test_a_silent_client_is_still_closed_after_a_stall(start_server):
     silent = RawWebSocket(server, "/ws/agents/silent")
     server.proc.send_signal(signal.SIGSTOP)
     try:
-        time.sleep(4)  # the stall being tested, not a wait for the server
+        time.sleep(4)  # pacing only: the stall's length is the test's input
     finally:
         server.proc.send_signal(signal.SIGCONT)
     code, _, _ = silent.read_until_close(timeout=30)
