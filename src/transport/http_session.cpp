@@ -186,6 +186,9 @@ void HttpSession::on_header(beast::error_code ec) {
     return read_failed(ec);
   }
   if (auto refusal = check_framing(*header_parser_)) return refuse_head(*refusal);
+  // HTTP/1.0 has no chunked coding: such a body is read, but the connection ends after it (RFC 9112 6.1).
+  if (header_parser_->get().version() < 11 && header_parser_->chunked())
+    header_parser_->get().keep_alive(false);
   ctx_.counters.http_requests.fetch_add(1, std::memory_order_relaxed);
   const auto& head = header_parser_->get();
   version_ = head.version();

@@ -82,8 +82,19 @@ def test_a_transfer_encoding_with_a_content_length_is_refused(server):
         b"POST /api/agents/smuggle/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + STATS,
     )
+    only_error(raw, 400, "bad_transfer_encoding")
+
+
+def test_a_chunked_http10_request_is_served_and_then_the_connection_closes(server):
+    body = b'{"type":"note","data":{}}'
+    raw = exchange(
+        server,
+        b"POST /api/agents/old/events HTTP/1.0\r\nConnection: keep-alive\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) + STATS,
+    )
     answers = responses(raw)
-    assert [a[0] for a in answers] == [400], raw
+    assert [a[0] for a in answers] == [202], raw
+    assert answers[0][1].get("connection") == "close"
 
 
 def test_chunked_bodies_still_work(server):
