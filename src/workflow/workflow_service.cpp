@@ -191,14 +191,15 @@ std::size_t WorkflowService::expire_idle_streams(std::int64_t now_ms) {
   const std::int64_t idle_before = now_ms - options_.stream_idle_timeout_ms;
   auto idle = index_.idle_streams(idle_before);
   for (auto& [stream_id, agent_id] : idle) {
-    // The decision checks again on the writer thread: an append may have arrived since.
+    // The decision checks again on the writer thread: an append may have arrived since. (Bindings are
+    // captured by init-capture: clang 14, which builds the TSan and fuzz targets, cannot name them.)
     submit(
         agent_id,
-        [this, stream_id, idle_before](const AgentState* state) {
+        [this, stream_id = stream_id, idle_before](const AgentState* state) {
           return decide_expire(state, stream_id, idle_before, clock_());
         },
         {},
-        [stream_id, agent_id](const PublishResult& r) {
+        [stream_id = stream_id, agent_id = agent_id](const PublishResult& r) {
           if (r.status == PublishResult::Status::ok) {
             log::info("stream_expired", {{"agent_id", agent_id}, {"stream_id", stream_id}});
           } else if (r.status != PublishResult::Status::refused) {
