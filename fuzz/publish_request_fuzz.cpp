@@ -1,0 +1,66 @@
+// The publish body (`{"type": ..., "data": {...}}`) against Boost.JSON: accepted exactly when Boost.JSON
+// reads a valid body, with the same type and data that parses to the value Boost.JSON reads (the last
+// of duplicate keys); refused with the code the reference gives. The only other refusals allowed are the
+// two issue 13 permits: a top-level key given twice, a number no double holds.
+#include <string>
+
+#include "fuzz_check.hpp"
+#include "fuzz_input.hpp"
+#include "json_reference.hpp"
+#include "protocol/publish_request.hpp"
+
+namespace {
+
+using aw::protocol::PublishParse;
+
+// What the body should give, from Boost.JSON's reading of it.
+PublishParse expected_parse(const boost::json::value& v) {
+  PublishParse r;
+  const auto* obj = v.if_object();
+  if (!obj) return r.error_code = "bad_json", r;
+  const auto* type = obj->if_contains("type");
+  if (!type || !type->is_string()) return r.error_code = "bad_type", r;
+  std::string t(type->get_string());
+  if (!aw::protocol::is_valid_event_type(t)) return r.error_code = "bad_type", r;
+  const auto* data = obj->if_contains("data");
+  if (data && !data->is_object()) return r.error_code = "bad_data", r;
+  if (aw::protocol::is_session_message_type(t)) return r.error_code = "reserved_type", r;
+  r.ok = true;
+  r.request.type = t;
+  return r;
+}
+
+bool parses_to(std::string_view text, const boost::json::value& expected) {
+  boost::system::error_code ec;
+  boost::json::parse_options opts;
+  opts.max_depth = 64;
+  auto v = boost::json::parse(text, ec, {}, opts);
+  return !ec && v == expected;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  const std::string body(reinterpret_cast<const char*>(data), size);
+  PublishParse got = aw::protocol::parse_publish_request(body);
+  FUZZ_CHECK(got.ok == got.error_code.empty());
+  auto ref = aw::fuzz::json_reference(body);
+  if (!ref.value) {
+    FUZZ_CHECK(!got.ok && got.error_code == "bad_json");
+    return 0;
+  }
+  PublishParse want = expected_parse(*ref.value);
+  if (!got.ok && want.error_code != got.error_code) {
+    // A stricter refusal than Boost.JSON's, of what issue 13 lets the server refuse.
+    FUZZ_CHECK(ref.duplicate_top_key || ref.non_finite);
+    return 0;
+  }
+  FUZZ_CHECK(got.ok == want.ok);
+  FUZZ_CHECK(got.error_code == want.error_code);
+  if (got.ok) {
+    FUZZ_CHECK(got.request.type == want.request.type);
+    const auto* sent = ref.value->as_object().if_contains("data");
+    FUZZ_CHECK(parses_to(got.request.data, sent ? *sent : boost::json::value(boost::json::object())));
+  }
+  return 0;
+}
