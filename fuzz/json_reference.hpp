@@ -66,7 +66,8 @@ struct TopKeys {
 
 inline bool has_non_finite(const boost::json::value& v) {
   switch (v.kind()) {
-    case boost::json::kind::double_: return !std::isfinite(v.get_double());
+    case boost::json::kind::double_:
+      return !std::isfinite(v.get_double());
     case boost::json::kind::array:
       for (const auto& e : v.get_array())
         if (has_non_finite(e)) return true;
@@ -75,7 +76,8 @@ inline bool has_non_finite(const boost::json::value& v) {
       for (const auto& m : v.get_object())
         if (has_non_finite(m.value())) return true;
       return false;
-    default: return false;
+    default:
+      return false;
   }
 }
 

@@ -42,8 +42,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto span = aw::json::member_span(text, member.key());
     FUZZ_CHECK(span);
     // Boost.JSON 1.81 reads 0e400 as NaN, which equals nothing: then the span need only parse.
-    if (ref.non_finite) FUZZ_CHECK(aw::fuzz::json_reference(*span).value.has_value());
-    else FUZZ_CHECK(parses_to(*span, member.value()));
+    if (ref.non_finite)
+      FUZZ_CHECK(aw::fuzz::json_reference(*span).value.has_value());
+    else
+      FUZZ_CHECK(parses_to(*span, member.value()));
   }
   if (!obj->contains(key)) FUZZ_CHECK(!aw::json::member_span(text, key));
   return 0;

@@ -58,6 +58,7 @@ SEEDS = {
         b"x\0[1,2,3]",
         b"x\0{}",
         "caf\u00e9\0{\"caf\u00e9\":true}".encode(),
+        b'data\0{"data":{"a":1},"d\\u0061ta":{"b":2}}',  # issue 13 item 9: the escaped key was missed
     ],
     "publish_request": [
         b'{"type":"progress","data":{"percent":50}}',
@@ -101,6 +102,7 @@ SEEDS = {
         b"\x00/nothing/here/%FF%C3\0epoch=x\0\0",
         b"\x01//api//workflows/w/streams/pipe/\0\0\0",
         b"\x00/ws/echo\0\0\0",
+        b"\x00/nothing/here/\xff\xc3\0\0\0",  # issue 13 item 9: raw bytes echoed into a 404 body
     ],
     "pipe": [
         b"\x01\0\0\0\x07\x05" + b'{"delta":"hello "}\n{"delta":"world"}\n',

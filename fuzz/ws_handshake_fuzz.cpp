@@ -53,8 +53,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (answer.accepted) {
     FUZZ_CHECK(answer.response.rfind("HTTP/1.1 101 ", 0) == 0);
     FUZZ_CHECK(req.key.has_value());
-    FUZZ_CHECK(answer.response.find("Sec-WebSocket-Accept: " + aw::ws::sec_websocket_accept(*req.key) + "\r\n") !=
-               std::string::npos);
+    FUZZ_CHECK(answer.response.find("Sec-WebSocket-Accept: " + aw::ws::sec_websocket_accept(*req.key) +
+                                    "\r\n") != std::string::npos);
     FUZZ_CHECK(!answer.deflate || compression);
     FUZZ_CHECK(answer.deflate == (answer.response.find("permessage-deflate") != std::string::npos));
   } else {

@@ -24,8 +24,8 @@ struct Seen {
 };
 
 // Everything the reader yields for `bytes` fed in pieces of the given sizes, up to and with a failure.
-std::vector<Seen> read_all(const std::string& bytes, const std::vector<std::size_t>& pieces, std::uint64_t max,
-                           bool deflate) {
+std::vector<Seen> read_all(const std::string& bytes, const std::vector<std::size_t>& pieces,
+                           std::uint64_t max, bool deflate) {
   Reader reader(max, deflate);
   // Held: a message's pieces (compressed ones may exceed the limit by deflate's slack) and a control frame.
   const std::uint64_t max_held = max + (max >> 6) + 64 + 125;
@@ -48,9 +48,13 @@ std::vector<Seen> read_all(const std::string& bytes, const std::vector<std::size
         case Reader::Kind::text:
           FUZZ_CHECK(aw::fuzz::reference_utf8(r.payload));
           [[fallthrough]];
-        case Reader::Kind::binary: FUZZ_CHECK(r.payload.size() <= max); break;
+        case Reader::Kind::binary:
+          FUZZ_CHECK(r.payload.size() <= max);
+          break;
         case Reader::Kind::ping:
-        case Reader::Kind::pong: FUZZ_CHECK(r.payload.size() <= 125); break;
+        case Reader::Kind::pong:
+          FUZZ_CHECK(r.payload.size() <= 125);
+          break;
         case Reader::Kind::close:
           FUZZ_CHECK(r.payload.size() <= 123);
           FUZZ_CHECK(aw::fuzz::reference_utf8(r.payload));
@@ -58,15 +62,17 @@ std::vector<Seen> read_all(const std::string& bytes, const std::vector<std::size
           break;
         case Reader::Kind::fail: {
           FUZZ_CHECK(r.error != nullptr);
-          FUZZ_CHECK(r.code == aw::ws::close_code::protocol_error || r.code == aw::ws::close_code::invalid_payload ||
-                     r.code == aw::ws::close_code::policy || r.code == aw::ws::close_code::too_big);
+          FUZZ_CHECK(r.code == aw::ws::close_code::protocol_error ||
+                     r.code == aw::ws::close_code::invalid_payload || r.code == aw::ws::close_code::policy ||
+                     r.code == aw::ws::close_code::too_big);
           char* none = nullptr;
           std::size_t zero = 0;
           Reader::Result again = reader.next(none, zero);
           FUZZ_CHECK(again.kind == Reader::Kind::fail && again.code == r.code);
           return seen;
         }
-        case Reader::Kind::need_more: break;
+        case Reader::Kind::need_more:
+          break;
       }
     }
   }
