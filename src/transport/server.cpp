@@ -91,10 +91,15 @@ void Server::do_accept() {
     if (ec == net::error::operation_aborted || !acceptor_) return;
     if (ec) return on_accept_error(ec);
     if (backoff_.count() > 0) {
-      // Descriptors are back: say so once, with the failures no accept_failed line has counted yet.
-      log::info("accept_resumed", {{"failures", std::to_string(unlogged_failures_)}});
-      unlogged_failures_ = 0;
+      // Descriptors are back. Said within the same one line a second as the failures: a server that
+      // flaps at its limit (refusals freeing a descriptor now and then) does not log twice as much.
       backoff_ = std::chrono::milliseconds(0);
+      auto now = std::chrono::steady_clock::now();
+      if (now - last_failure_log_ >= kFailureLogInterval) {
+        log::info("accept_resumed", {{"failures", std::to_string(unlogged_failures_)}});
+        last_failure_log_ = now;
+        unlogged_failures_ = 0;
+      }
     }
     on_accepted(shard, std::move(socket));
     do_accept();

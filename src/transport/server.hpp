@@ -50,7 +50,7 @@ class Server {
   std::uint16_t port_ = 0;
   std::chrono::milliseconds backoff_{0};
   std::uint64_t unlogged_failures_ = 0;  // failed accepts since the last accept_failed line
-  std::chrono::steady_clock::time_point last_failure_log_{};
+  std::chrono::steady_clock::time_point last_failure_log_{};  // of accept_failed or accept_resumed
   std::atomic<std::uint32_t> refusals_in_flight_{0};
   std::shared_ptr<const std::string> over_max_answer_;
   std::shared_ptr<const std::string> over_per_ip_answer_;

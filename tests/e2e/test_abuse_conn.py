@@ -299,8 +299,9 @@ def test_out_of_descriptors_backs_off_logs_little_and_recovers(start_server):
             s.close()
     # Descriptors come back: new connections are accepted again.
     wait_until(lambda: fresh_request(server)[0] == 200, 30, "a new connection to be served after closing the flood")
-    wait_until(lambda: "event=accept_resumed" in server.log, IO_TIMEOUT, "the accept_resumed line")
-    assert sum("event=accept_" in line for line in server.lines) < 50
+    elapsed = time.monotonic() - started
+    lines = [line for line in server.lines if "event=accept_" in line]  # accept_failed and accept_resumed
+    assert len(lines) <= elapsed + 1, f"{len(lines)} lines in {elapsed:.1f}s:\n" + "\n".join(lines[:20])
     ws.close()
     ctl.close()
 
