@@ -97,13 +97,40 @@ TEST(Options, HeaderTimeout) {
   }
 }
 
+TEST(Options, ConnectionLimitsAndWebFileBound) {
+  Options o;
+  ASSERT_EQ(parse({}, o).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(o.max_connections, 100'000u);
+  EXPECT_EQ(o.max_connections_per_ip, 1000u);
+  EXPECT_EQ(o.max_web_file_bytes, 4u << 20);
+  ASSERT_EQ(parse({"--max-connections", "5", "--max-connections-per-ip", "0"}, o).kind,
+            ParseOutcome::Kind::run);
+  EXPECT_EQ(o.max_connections, 5u);
+  EXPECT_EQ(o.max_connections_per_ip, 0u);  // no per-address limit
+  ASSERT_EQ(parse({"--max-web-file-bytes", "2K"}, o).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(o.max_web_file_bytes, 2048u);
+  ASSERT_EQ(parse({}, o, {{"AGENTWIRE_MAX_CONNECTIONS_PER_IP", "7"}}).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(o.max_connections_per_ip, 7u);
+  const std::pair<const char*, const char*> bad[] = {{"--max-connections", "0"},
+                                                     {"--max-connections", "10000001"},
+                                                     {"--max-connections-per-ip", "-1"},
+                                                     {"--max-connections-per-ip", "many"},
+                                                     {"--max-web-file-bytes", "100"}};
+  for (auto [flag, value] : bad) {
+    auto r = parse({flag, value}, o);
+    EXPECT_EQ(r.kind, ParseOutcome::Kind::error) << flag << " " << value;
+    EXPECT_NE(r.message.find(flag), std::string::npos) << r.message;
+  }
+}
+
 TEST(Options, HelpNamesEveryFlag) {
   Options o;
   auto r = parse({"--help"}, o);
   EXPECT_EQ(r.kind, ParseOutcome::Kind::help);
   for (auto flag : {"--listen", "--data-dir", "--threads", "--max-body-bytes", "--max-message-bytes",
-                    "--max-queue-bytes", "--heartbeat-interval", "--idle-timeout", "--log-level", "--enable-echo",
-                    "--compression", "--header-timeout", "AGENTWIRE_LISTEN"})
+                    "--max-queue-bytes", "--heartbeat-interval", "--idle-timeout", "--log-level",
+                    "--enable-echo", "--compression", "--header-timeout", "--max-connections",
+                    "--max-connections-per-ip", "--max-web-file-bytes", "AGENTWIRE_LISTEN"})
     EXPECT_NE(r.message.find(flag), std::string::npos) << flag;
 }
 
