@@ -7,6 +7,7 @@ import os
 import re
 import resource
 import socket
+import subprocess
 import threading
 import time
 
@@ -20,6 +21,8 @@ from awtest import (
     RawHttp,
     RawWebSocket,
     assert_json_error,
+    binary_path,
+    clean_env,
     run,
     wait_until,
     ws_connect,
@@ -245,10 +248,6 @@ def test_a_connection_flood_holds_no_more_descriptors_or_memory_than_the_limit(s
 
 
 def test_bad_limit_values_are_refused_at_start(tmp_path):
-    import subprocess
-
-    from awtest import binary_path, clean_env
-
     for flags in (["--max-connections", "0"], ["--max-connections", "x"], ["--max-connections-per-ip", "-1"],
                   ["--max-web-file-bytes", "1"]):
         p = subprocess.run([binary_path(), "--data-dir", str(tmp_path), *flags], env=clean_env(),
