@@ -101,8 +101,15 @@ int main(int argc, char** argv) {
     auto agent_states = aw::workflow::agent_state_factory(workflow_index, aw::now_unix_ms);
     aw::Hub hub(hub_options, *store, pool, std::move(agent_states));
     hub.start();
-    aw::workflow::WorkflowService workflows(hub, workflow_index, {options.stream_idle_timeout_ms},
-                                            aw::now_unix_ms);
+    aw::workflow::WorkflowServiceOptions workflow_options;
+    workflow_options.stream_idle_timeout_ms = options.stream_idle_timeout_ms;
+    workflow_options.limits.max_workflows_per_agent = options.max_workflows_per_agent;
+    workflow_options.limits.max_metadata_bytes = options.max_metadata_bytes;
+    workflow_options.limits.max_requirements_bytes = options.max_requirements_bytes;
+    workflow_options.limits.max_open_streams_per_workflow = options.max_open_streams_per_workflow;
+    workflow_options.limits.max_open_streams_per_agent = options.max_open_streams_per_agent;
+    workflow_options.limits.max_snapshot_bytes = options.effective_max_snapshot_bytes();
+    aw::workflow::WorkflowService workflows(hub, workflow_index, workflow_options, aw::now_unix_ms);
 
     aw::api::Router router;
     aw::api::Context api_ctx{hub, counters, options};

@@ -60,6 +60,15 @@ std::string set_size(std::uint64_t& field, std::string_view v, std::uint64_t min
   return {};
 }
 
+std::string set_count(std::uint64_t& field, std::string_view v, std::uint64_t min, std::uint64_t max,
+                      const char* name) {
+  std::uint64_t n;
+  if (!parse_u64(v, n) || n < min || n > max)
+    return std::string("--") + name + " must be " + std::to_string(min) + ".." + std::to_string(max);
+  field = n;
+  return {};
+}
+
 std::string set_seconds(std::int64_t& field, std::string_view v, const char* name) {
   if (!parse_seconds(v, field)) return std::string("--") + name + " must be a positive number of seconds";
   return {};
@@ -163,6 +172,34 @@ const std::vector<Spec>& specs() {
        [](Options& o, std::string_view v) {
          return set_seconds(o.stream_idle_timeout_ms, v, "stream-idle-timeout");
        }},
+      {"max-workflows-per-agent", Kind::count,
+       "workflows one agent keeps (any phase); more get 409 too_many_workflows (default 100)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.max_workflows_per_agent, v, 1, 1'000'000, "max-workflows-per-agent");
+       }},
+      {"max-metadata-bytes", Kind::size, "largest workflow metadata, as JSON; larger get 400 (default 64K)",
+       [](Options& o, std::string_view v) { return set_size(o.max_metadata_bytes, v, 2, "max-metadata-bytes"); }},
+      {"max-requirements-bytes", Kind::size,
+       "largest requirements submission (text and items, as JSON); larger get 400 (default 64K)",
+       [](Options& o, std::string_view v) {
+         return set_size(o.max_requirements_bytes, v, 2, "max-requirements-bytes");
+       }},
+      {"max-open-streams-per-workflow", Kind::count,
+       "AI output streams open at once in one workflow; more get 409 too_many_streams (default 8)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.max_open_streams_per_workflow, v, 1, 100'000, "max-open-streams-per-workflow");
+       }},
+      {"max-open-streams-per-agent", Kind::count,
+       "AI output streams open at once on one agent; more get 409 too_many_streams (default 32)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.max_open_streams_per_agent, v, 1, 100'000, "max-open-streams-per-agent");
+       }},
+      {"max-snapshot-bytes", Kind::size,
+       "an agent's whole state as one snapshot message; what would pass it gets 409 snapshot_full "
+       "(default and most: half of --max-queue-bytes)",
+       [](Options& o, std::string_view v) {
+         return set_size(o.max_snapshot_bytes, v, 16 << 10, "max-snapshot-bytes");
+       }},
       {"header-timeout", Kind::seconds,
        "seconds a client has to send a complete request head; later gets 408 and a close (default 10)",
        [](Options& o, std::string_view v) { return set_seconds(o.header_timeout_ms, v, "header-timeout"); }},
@@ -196,6 +233,10 @@ std::string env_name(const char* flag) {
 }
 
 }  // namespace
+
+std::uint64_t Options::effective_max_snapshot_bytes() const {
+  return max_snapshot_bytes != 0 ? max_snapshot_bytes : max_queue_bytes / 2;
+}
 
 unsigned Options::effective_threads() const {
   if (threads > 0) return threads;
@@ -255,6 +296,11 @@ ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
   }
   if (out.idle_timeout_ms <= out.heartbeat_interval_ms)
     return {ParseOutcome::Kind::error, "--idle-timeout must be longer than --heartbeat-interval"};
+  if (out.max_snapshot_bytes > out.max_queue_bytes / 2)
+    return {ParseOutcome::Kind::error,
+            "--max-snapshot-bytes must be at most half of --max-queue-bytes (" +
+                std::to_string(out.max_queue_bytes / 2) +
+                "): a snapshot must fit in a client's queue with room for live events"};
   return {};
 }
 

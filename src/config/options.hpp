@@ -27,6 +27,13 @@ struct Options {
   std::size_t history_size = 1000;              // events per channel kept for resume
   std::int64_t history_ttl_ms = 24LL * 3600 * 1000;
   std::int64_t stream_idle_timeout_ms = 60'000;  // an AI output stream this long without a delta has died
+  // What one agent may keep. Together they bound its snapshot, which must reach every client whole.
+  std::uint64_t max_workflows_per_agent = 100;      // a dashboard's worth; finished ones can be deleted
+  std::uint64_t max_metadata_bytes = 64 << 10;      // a workflow's metadata, as JSON
+  std::uint64_t max_requirements_bytes = 64 << 10;  // one requirements submission, as JSON
+  std::uint64_t max_open_streams_per_workflow = 8;  // models answering at once for one workflow
+  std::uint64_t max_open_streams_per_agent = 32;
+  std::uint64_t max_snapshot_bytes = 0;  // an agent's whole state as one snapshot; 0 = half the queue
   // A request head (request line and headers) must be complete this long after its first byte (after the
   // accept for a connection's first request): far under the 60 s keep-alive idle timeout, so a client
   // trickling a head in byte by byte (slowloris) cannot hold a descriptor for long.
@@ -38,6 +45,8 @@ struct Options {
   std::uint64_t max_web_file_bytes = 4 << 20;  // a dashboard file is read whole into memory per request
 
   unsigned effective_threads() const;
+  // At most half of max_queue_bytes, so a snapshot always fits in a client's queue beside live events.
+  std::uint64_t effective_max_snapshot_bytes() const;
 };
 
 struct ParseOutcome {

@@ -7,6 +7,7 @@
 
 #include "core/log.hpp"
 #include "core/utf8.hpp"
+#include "workflow/snapshot_size.hpp"
 
 namespace aw::workflow {
 namespace json = boost::json;
@@ -19,7 +20,10 @@ void log_unreadable(const StateRecord& r) {
 }  // namespace
 
 AgentState::AgentState(std::string agent_id, WorkflowIndex& index, Clock clock)
-    : agent_id_(std::move(agent_id)), index_(index), clock_(std::move(clock)) {}
+    : agent_id_(std::move(agent_id)),
+      index_(index),
+      clock_(std::move(clock)),
+      snapshot_bytes_(kSnapshotFrameBytes) {}
 
 void AgentState::apply(const std::vector<StateRecord>& records) {
   for (const StateRecord& r : records) {
@@ -42,6 +46,7 @@ void AgentState::apply_workflow(const StateRecord& r) {
   if (it != workflows_.end()) by_number_.erase({it->second.number, it->first});
   if (r.json.empty()) {
     if (it != workflows_.end()) workflows_.erase(it);
+    drop_share(workflow_shares_, r.id);
     index_.remove_workflow(r.id);
     return;
   }
@@ -52,17 +57,19 @@ void AgentState::apply_workflow(const StateRecord& r) {
   }
   by_number_.emplace(wf->number, wf->id);
   workflows_.insert_or_assign(r.id, std::move(*wf));
+  size_workflow(r.id);
   index_.add_workflow(r.id, agent_id_);
 }
 
 void AgentState::apply_requirements(const StateRecord& r) {
   if (r.json.empty()) {
     if (auto it = requirements_.find(r.id); it != requirements_.end()) requirements_.erase(it);
-    return;
+    return size_workflow(r.id);
   }
   auto req = parse_requirements_record(r.json);
   if (!req) return log_unreadable(r);
   requirements_.insert_or_assign(r.id, std::move(*req));
+  size_workflow(r.id);
 }
 
 void AgentState::apply_stream(const StateRecord& r) {
@@ -72,6 +79,7 @@ void AgentState::apply_stream(const StateRecord& r) {
   auto [it, fresh] = streams_.try_emplace(r.id);
   Stream& st = it->second;
   if (!fresh) unlist_stream(st);
+  if (!fresh && st.status == StreamStatus::streaming && !st.workflow_id.empty()) --open_streams_;
   if (parsed->status == StreamStatus::streaming) {
     // The record holds no text: keep what deltas already brought (they may be read first at start-up).
     parsed->text = std::move(st.text);
@@ -85,6 +93,8 @@ void AgentState::apply_stream(const StateRecord& r) {
   st = std::move(*parsed);
   streams_by_workflow_[st.workflow_id].emplace(st.started_at_ms, st.id);
   const bool open = st.status == StreamStatus::streaming;
+  if (open) ++open_streams_;
+  size_stream(st);
   const std::int64_t now = clock_();
   if (open && fresh) last_activity_[st.id] = now;
   index_.add_stream(st.id, agent_id_, open, now);
@@ -126,6 +136,12 @@ void AgentState::apply_counter(const StateRecord& r) {
 }
 
 void AgentState::append_text(Stream& st, std::string_view delta) {
+  // Counters are charged at their widest already: only the text's share grows.
+  if (auto share = stream_shares_.find(st.id); share != stream_shares_.end()) {
+    const std::uint64_t more = json_text_bytes(delta);
+    share->second += more;
+    snapshot_bytes_ += more;
+  }
   st.text.append(delta);
   st.bytes += delta.size();
   st.length += count_code_points(delta);
@@ -141,9 +157,11 @@ void AgentState::unlist_stream(const Stream& st) {
 
 void AgentState::forget_stream(const std::string& id) {
   if (auto it = streams_.find(id); it != streams_.end()) {
+    if (it->second.status == StreamStatus::streaming && !it->second.workflow_id.empty()) --open_streams_;
     unlist_stream(it->second);
     streams_.erase(it);
   }
+  drop_share(stream_shares_, id);
   early_deltas_.erase(id);
   last_activity_.erase(id);
   index_.remove_stream(id);
@@ -214,6 +232,44 @@ json::object AgentState::workflow_json(const Workflow& wf) const {
 std::int64_t AgentState::last_activity(std::string_view stream_id) const {
   auto it = last_activity_.find(stream_id);
   return it == last_activity_.end() ? 0 : it->second;
+}
+
+std::uint64_t AgentState::workflow_bytes(std::string_view workflow_id) const {
+  auto it = workflow_shares_.find(workflow_id);
+  return it == workflow_shares_.end() ? 0 : it->second;
+}
+
+std::uint64_t AgentState::stream_bytes(std::string_view stream_id) const {
+  auto it = stream_shares_.find(stream_id);
+  return it == stream_shares_.end() ? 0 : it->second;
+}
+
+std::size_t AgentState::open_streams_of(std::string_view workflow_id) const {
+  std::size_t n = 0;
+  for (const Stream* st : streams_of(workflow_id)) n += st->status == StreamStatus::streaming;
+  return n;
+}
+
+void AgentState::size_workflow(const std::string& id) {
+  if (const Workflow* wf = find_workflow(id))
+    set_share(workflow_shares_, id, workflow_share(*wf, find_requirements(id)));
+}
+
+void AgentState::size_stream(const Stream& st) {
+  set_share(stream_shares_, st.id, stream_share(st));
+}
+
+void AgentState::set_share(Shares& shares, const std::string& id, std::uint64_t bytes) {
+  std::uint64_t& share = shares[id];
+  snapshot_bytes_ = snapshot_bytes_ - share + bytes;
+  share = bytes;
+}
+
+void AgentState::drop_share(Shares& shares, std::string_view id) {
+  if (auto it = shares.find(id); it != shares.end()) {
+    snapshot_bytes_ -= it->second;
+    shares.erase(it);
+  }
 }
 
 std::string AgentState::snapshot_json() const {

@@ -54,6 +54,17 @@ class AgentState final : public ChannelState {
   // Last time a delta (or the open) reached this open stream, by `clock`.
   std::int64_t last_activity(std::string_view stream_id) const;
 
+  // An upper bound on the size of this state's snapshot message, kept as records apply
+  // (workflow/snapshot_size): what Limits::max_snapshot_bytes is checked against.
+  std::uint64_t snapshot_bytes() const noexcept { return snapshot_bytes_; }
+  // The shares of one workflow and one stream in it (0 when unknown).
+  std::uint64_t workflow_bytes(std::string_view workflow_id) const;
+  std::uint64_t stream_bytes(std::string_view stream_id) const;
+  std::size_t workflow_count() const noexcept { return workflows_.size(); }
+  // Streams still streaming: of the agent, of one workflow.
+  std::size_t open_stream_count() const noexcept { return open_streams_; }
+  std::size_t open_streams_of(std::string_view workflow_id) const;
+
  private:
   void apply_workflow(const StateRecord& r);
   void apply_requirements(const StateRecord& r);
@@ -63,6 +74,11 @@ class AgentState final : public ChannelState {
   void append_text(Stream& st, std::string_view delta);
   void unlist_stream(const Stream& st);  // out of streams_by_workflow_
   void forget_stream(const std::string& id);
+  void size_workflow(const std::string& id);
+  void size_stream(const Stream& st);
+  using Shares = std::map<std::string, std::uint64_t, std::less<>>;
+  void set_share(Shares& shares, const std::string& id, std::uint64_t bytes);
+  void drop_share(Shares& shares, std::string_view id);
 
   std::string agent_id_;
   WorkflowIndex& index_;
@@ -77,6 +93,10 @@ class AgentState final : public ChannelState {
   // Deltas read ahead of an earlier index at start-up (the store promises no order): index → text.
   std::map<std::string, std::map<std::uint64_t, std::string>, std::less<>> early_deltas_;
   std::map<std::string, std::int64_t, std::less<>> last_activity_;
+  Shares workflow_shares_;
+  Shares stream_shares_;
+  std::uint64_t snapshot_bytes_;
+  std::size_t open_streams_ = 0;
 };
 
 // For the hub: one AgentState per channel, all feeding `index`. `index` must outlive the hub.

@@ -1,10 +1,12 @@
 #include "workflow/decisions.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/agent_id.hpp"
 #include "core/utf8.hpp"
 #include "workflow/limits.hpp"
+#include "workflow/snapshot_size.hpp"
 
 namespace aw::workflow {
 namespace json = boost::json;
@@ -42,6 +44,42 @@ json::value optional_string(const std::optional<std::string>& s) {
 
 StateRecord record(const AgentState& state, std::string_view kind, std::string id, std::string json) {
   return {state.agent_id(), std::string(kind), std::move(id), std::move(json)};
+}
+
+// A finishing request that adds no more than this always goes through, whatever the room: a workflow
+// cancelled or a stream ended without a reason, so that room can always be freed.
+constexpr std::int64_t kFinishingSlackBytes = 64;
+
+// Refuses a request that would take the agent's snapshot past its bound: growth stops short of the
+// finishing reserve, finishing may use it. `growth` is the change to the snapshot's size (may be < 0).
+std::optional<Decision> check_room(const AgentState& state, std::int64_t growth, bool finishing,
+                                   const Limits& limits) {
+  if (growth <= 0 || (finishing && growth <= kFinishingSlackBytes)) return std::nullopt;
+  const std::uint64_t now = state.snapshot_bytes();
+  const std::uint64_t after = now + static_cast<std::uint64_t>(growth);
+  const std::uint64_t max = limits.max_snapshot_bytes;
+  const std::uint64_t bound = finishing ? max : max - std::min(max, finishing_reserve(max));
+  if (after <= bound) return std::nullopt;
+  json::object details{{"max_bytes", max}, {"bytes", now}, {"needed", growth}};
+  return Decision::refuse(
+      Refusal::conflict, "snapshot_full",
+      "agent " + state.agent_id() + " holds " + std::to_string(now) + " bytes of state and this needs " +
+          std::to_string(growth) + " more; a snapshot of it must stay within " + std::to_string(bound) +
+          " bytes (--max-snapshot-bytes" + (finishing ? ")" : ", less what is kept for finishing)") +
+          ": delete finished workflows, end streams or send less",
+      json::serialize(details));
+}
+
+std::int64_t change(std::uint64_t before, std::uint64_t after) {
+  return static_cast<std::int64_t>(after) - static_cast<std::int64_t>(before);
+}
+
+Decision too_large(std::string_view code, std::string_view what, std::size_t bytes, std::size_t max) {
+  json::object details{{"max_bytes", max}, {"bytes", bytes}};
+  return Decision::refuse(
+      Refusal::invalid, std::string(code),
+      std::string(what) + " takes " + std::to_string(bytes) + " bytes as JSON, over " + std::to_string(max),
+      json::serialize(details));
 }
 
 // The event, its records and the caller's answer in one go.
@@ -94,7 +132,7 @@ Decision stream_not_found(const std::string& stream_id) {
 }
 
 Decision decide_create(const AgentState* state, const std::string& workflow_id, const NewWorkflow& request,
-                       std::int64_t now_ms) {
+                       std::int64_t now_ms, const Limits& limits) {
   if (!state) return no_state();
   if (request.agent_id != state->agent_id() || !is_valid_agent_id(request.agent_id))
     return Decision::refuse(Refusal::invalid, "bad_agent_id",
@@ -104,6 +142,16 @@ Decision decide_create(const AgentState* state, const std::string& workflow_id, 
   if (state->find_workflow(workflow_id))
     return Decision::refuse(Refusal::conflict, "workflow_exists",
                             "workflow " + workflow_id + " already exists");
+  if (std::size_t bytes = json::serialize(request.metadata).size(); bytes > limits.max_metadata_bytes)
+    return too_large("metadata_too_large", "metadata", bytes, limits.max_metadata_bytes);
+  if (state->workflow_count() >= limits.max_workflows_per_agent) {
+    json::object details{{"max", limits.max_workflows_per_agent}};
+    return Decision::refuse(
+        Refusal::conflict, "too_many_workflows",
+        "agent " + state->agent_id() + " keeps " + std::to_string(state->workflow_count()) +
+            " workflows, its limit (--max-workflows-per-agent): delete finished ones first",
+        json::serialize(details));
+  }
 
   Workflow wf;
   wf.id = workflow_id;
@@ -113,6 +161,8 @@ Decision decide_create(const AgentState* state, const std::string& workflow_id, 
   wf.metadata = request.metadata;
   wf.created_at_ms = now_ms;
   wf.updated_at_ms = now_ms;
+  if (auto full = check_room(*state, static_cast<std::int64_t>(workflow_share(wf, nullptr)), false, limits))
+    return *full;
   json::object doc = workflow_json(wf, nullptr, {});
   std::string reply = json::serialize(doc);
   return decided(kWorkflowCreated, doc,
@@ -122,7 +172,7 @@ Decision decide_create(const AgentState* state, const std::string& workflow_id, 
 }
 
 Decision decide_requirements(const AgentState* state, const std::string& workflow_id,
-                             const NewRequirements& request, std::int64_t now_ms) {
+                             const NewRequirements& request, std::int64_t now_ms, const Limits& limits) {
   if (!state) return no_state();
   const Workflow* current = state->find_workflow(workflow_id);
   if (!current) return workflow_not_found(workflow_id);
@@ -131,6 +181,11 @@ Decision decide_requirements(const AgentState* state, const std::string& workflo
   for (const json::value& item : request.items)
     if (!item.is_object() && !item.is_string()) return bad_field("each item must be an object or a string");
   if (is_final(current->phase)) return workflow_finished(*current, "requirements");
+  const std::size_t bytes =
+      (request.text ? json_text_bytes(*request.text) + 2 : 0) + json::serialize(request.items).size();
+  if (bytes > limits.max_requirements_bytes)
+    return too_large("requirements_too_large", "requirements (text and items)", bytes,
+                     limits.max_requirements_bytes);
 
   Requirements req;
   req.text = request.text;
@@ -140,6 +195,8 @@ Decision decide_requirements(const AgentState* state, const std::string& workflo
   req.submitted_at_ms = now_ms;
   Workflow wf = *current;
   wf.updated_at_ms = now_ms;
+  const std::int64_t growth = change(state->workflow_bytes(workflow_id), workflow_share(wf, &req));
+  if (auto full = check_room(*state, growth, false, limits)) return *full;
 
   json::object data{{"workflow_id", workflow_id}, {"requirements", requirements_json(req)}};
   std::string reply = json::serialize(workflow_json(wf, &req, state->streams_of(workflow_id)));
@@ -150,7 +207,7 @@ Decision decide_requirements(const AgentState* state, const std::string& workflo
 }
 
 Decision decide_phase(const AgentState* state, const std::string& workflow_id, Phase to,
-                      const std::optional<std::string>& reason, std::int64_t now_ms) {
+                      const std::optional<std::string>& reason, std::int64_t now_ms, const Limits& limits) {
   if (!state) return no_state();
   const Workflow* current = state->find_workflow(workflow_id);
   if (!current) return workflow_not_found(workflow_id);
@@ -171,6 +228,9 @@ Decision decide_phase(const AgentState* state, const std::string& workflow_id, P
   wf.phase = to;
   wf.phase_reason = reason;
   wf.updated_at_ms = now_ms;
+  const Requirements* req = state->find_requirements(workflow_id);
+  const std::int64_t growth = change(state->workflow_bytes(workflow_id), workflow_share(wf, req));
+  if (auto full = check_room(*state, growth, is_final(to), limits)) return *full;
   json::object data{{"workflow_id", workflow_id},
                     {"from", phase_name(current->phase)},
                     {"to", phase_name(to)},
@@ -182,7 +242,8 @@ Decision decide_phase(const AgentState* state, const std::string& workflow_id, P
 }
 
 Decision decide_progress(const AgentState* state, const std::string& workflow_id, double percent,
-                         const std::optional<std::string>& message, std::int64_t now_ms) {
+                         const std::optional<std::string>& message, std::int64_t now_ms,
+                         const Limits& limits) {
   if (!state) return no_state();
   const Workflow* current = state->find_workflow(workflow_id);
   if (!current) return workflow_not_found(workflow_id);
@@ -195,6 +256,9 @@ Decision decide_progress(const AgentState* state, const std::string& workflow_id
   wf.progress = static_cast<int>(std::floor(percent));
   wf.progress_message = message;
   wf.updated_at_ms = now_ms;
+  const Requirements* req = state->find_requirements(workflow_id);
+  const std::int64_t growth = change(state->workflow_bytes(workflow_id), workflow_share(wf, req));
+  if (auto full = check_room(*state, growth, false, limits)) return *full;
   json::object data{
       {"workflow_id", workflow_id}, {"percent", wf.progress}, {"message", optional_string(message)}};
   std::string reply = json::serialize(
@@ -234,7 +298,7 @@ Decision decide_delete(const AgentState* state, const std::string& workflow_id) 
 }
 
 Decision decide_open_stream(const AgentState* state, const std::string& workflow_id,
-                            const std::string& stream_id, std::int64_t now_ms) {
+                            const std::string& stream_id, std::int64_t now_ms, const Limits& limits) {
   if (!state) return no_state();
   const Workflow* wf = state->find_workflow(workflow_id);
   if (!wf) return workflow_not_found(workflow_id);
@@ -242,10 +306,28 @@ Decision decide_open_stream(const AgentState* state, const std::string& workflow
   if (state->find_stream(stream_id))
     return Decision::refuse(Refusal::conflict, "stream_exists", "stream " + stream_id + " already exists");
 
+  const std::size_t of_workflow = state->open_streams_of(workflow_id);
+  if (of_workflow >= limits.max_open_streams_per_workflow ||
+      state->open_stream_count() >= limits.max_open_streams_per_agent) {
+    const bool per_workflow = of_workflow >= limits.max_open_streams_per_workflow;
+    json::object details{
+        {"max", per_workflow ? limits.max_open_streams_per_workflow : limits.max_open_streams_per_agent},
+        {"per", per_workflow ? "workflow" : "agent"}};
+    return Decision::refuse(
+        Refusal::conflict, "too_many_streams",
+        std::string(per_workflow ? "workflow " + workflow_id : "agent " + state->agent_id()) +
+            " has as many open streams as it may (" +
+            (per_workflow ? "--max-open-streams-per-workflow" : "--max-open-streams-per-agent") +
+            "): end one first",
+        json::serialize(details));
+  }
+
   Stream st;
   st.id = stream_id;
   st.workflow_id = workflow_id;
   st.started_at_ms = now_ms;
+  if (auto full = check_room(*state, static_cast<std::int64_t>(stream_share(st)), false, limits))
+    return *full;
   json::object data{{"stream_id", stream_id}, {"workflow_id", workflow_id}, {"started", true}};
   json::object reply{{"stream_id", stream_id}, {"workflow_id", workflow_id}, {"status", "streaming"}};
   return decided(kStream, data, {record(*state, kStreamKind, stream_id, stream_record(st))},
@@ -253,7 +335,7 @@ Decision decide_open_stream(const AgentState* state, const std::string& workflow
 }
 
 Decision decide_append(const AgentState* state, const std::string& stream_id, std::string_view delta,
-                       std::optional<std::uint64_t> expected_index) {
+                       std::optional<std::uint64_t> expected_index, const Limits& limits) {
   if (!state) return no_state();
   const Stream* st = state->find_stream(stream_id);
   if (!st) return stream_not_found(stream_id);
@@ -282,6 +364,9 @@ Decision decide_append(const AgentState* state, const std::string& stream_id, st
                             json::serialize(details));
   }
 
+  if (auto full = check_room(*state, static_cast<std::int64_t>(json_text_bytes(delta)), false, limits))
+    return *full;
+
   const std::uint64_t index = st->deltas;
   json::object data{
       {"stream_id", stream_id}, {"workflow_id", st->workflow_id}, {"index", index}, {"delta", delta}};
@@ -294,7 +379,7 @@ Decision decide_append(const AgentState* state, const std::string& stream_id, st
 }
 
 Decision decide_end(const AgentState* state, const std::string& stream_id, StreamStatus status,
-                    const std::optional<std::string>& reason, std::int64_t now_ms) {
+                    const std::optional<std::string>& reason, std::int64_t now_ms, const Limits& limits) {
   if (!state) return no_state();
   const Stream* st = state->find_stream(stream_id);
   if (!st) return stream_not_found(stream_id);
@@ -307,6 +392,15 @@ Decision decide_end(const AgentState* state, const std::string& stream_id, Strea
         "stream " + stream_id + " has already ended (" + std::string(stream_status_name(st->status)) + ")",
         json::serialize(details));
   }
+  Stream ended;  // what its share becomes: the summary with the reason, no text
+  ended.id = st->id;
+  ended.workflow_id = st->workflow_id;
+  ended.status = status;
+  ended.reason = reason;
+  ended.started_at_ms = st->started_at_ms;
+  ended.ended_at_ms = now_ms;
+  const std::int64_t growth = change(state->stream_bytes(stream_id), stream_share(ended));
+  if (auto full = check_room(*state, growth, true, limits)) return *full;
   return end_stream(*state, *st, status, reason, now_ms);
 }
 

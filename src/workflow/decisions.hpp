@@ -11,6 +11,7 @@
 
 #include "hub/command.hpp"
 #include "workflow/agent_state.hpp"
+#include "workflow/limits.hpp"
 
 namespace aw::workflow {
 
@@ -41,28 +42,35 @@ Decision workflow_not_found(const std::string& workflow_id);
 Decision stream_not_found(const std::string& stream_id);
 
 // `state` is null only when the hub runs without the workflow domain; every decision then refuses.
+//
+// `limits` bound what the agent keeps (see Limits): past one, a request is refused with 400
+// `metadata_too_large` / `requirements_too_large`, or 409 `too_many_workflows` / `too_many_streams` /
+// `snapshot_full`. Finishing (a final phase, a stream's end) is only refused for its reason's size, and
+// never without a reason, so a publisher can always finish and delete to free room.
 Decision decide_create(const AgentState* state, const std::string& workflow_id, const NewWorkflow& request,
-                       std::int64_t now_ms);
+                       std::int64_t now_ms, const Limits& limits = {});
 Decision decide_requirements(const AgentState* state, const std::string& workflow_id,
-                             const NewRequirements& request, std::int64_t now_ms);
+                             const NewRequirements& request, std::int64_t now_ms, const Limits& limits = {});
 Decision decide_phase(const AgentState* state, const std::string& workflow_id, Phase to,
-                      const std::optional<std::string>& reason, std::int64_t now_ms);
+                      const std::optional<std::string>& reason, std::int64_t now_ms,
+                      const Limits& limits = {});
 // `percent` 0..100; fractions are floored (a bar at 99.6 % is not done).
 Decision decide_progress(const AgentState* state, const std::string& workflow_id, double percent,
-                         const std::optional<std::string>& message, std::int64_t now_ms);
+                         const std::optional<std::string>& message, std::int64_t now_ms,
+                         const Limits& limits = {});
 // Only finished workflows (completed, failed, cancelled) are deleted; with them go their requirements
 // and streams.
 Decision decide_delete(const AgentState* state, const std::string& workflow_id);
 
 Decision decide_open_stream(const AgentState* state, const std::string& workflow_id,
-                            const std::string& stream_id, std::int64_t now_ms);
+                            const std::string& stream_id, std::int64_t now_ms, const Limits& limits = {});
 // `expected_index`, when given, must be the index this delta gets (a publisher's guard against reordering
 // and double sends).
 Decision decide_append(const AgentState* state, const std::string& stream_id, std::string_view delta,
-                       std::optional<std::uint64_t> expected_index);
+                       std::optional<std::uint64_t> expected_index, const Limits& limits = {});
 // `status` completed or failed.
 Decision decide_end(const AgentState* state, const std::string& stream_id, StreamStatus status,
-                    const std::optional<std::string>& reason, std::int64_t now_ms);
+                    const std::optional<std::string>& reason, std::int64_t now_ms, const Limits& limits = {});
 // Ends the stream as failed if nothing reached it since `idle_before_ms`; refuses (conflict) otherwise.
 Decision decide_expire(const AgentState* state, const std::string& stream_id, std::int64_t idle_before_ms,
                        std::int64_t now_ms);

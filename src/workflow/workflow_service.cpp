@@ -82,7 +82,7 @@ PublishCallback WorkflowService::replay_duplicates(std::string agent_id, Publish
 void WorkflowService::create(NewWorkflow request, std::string idempotency_key, PublishCallback done) {
   std::string agent_id = request.agent_id;
   auto decide = [this, request = std::move(request), id = new_workflow_id()](const AgentState* state) {
-    return decide_create(state, id, request, clock_());
+    return decide_create(state, id, request, clock_(), options_.limits);
   };
   PublishCallback reply =
       idempotency_key.empty() ? std::move(done) : describe_duplicates(agent_id, {}, std::move(done));
@@ -107,7 +107,7 @@ void WorkflowService::submit_requirements(std::string workflow_id, NewRequiremen
                                           std::string idempotency_key, PublishCallback done) {
   workflow_command(std::move(workflow_id), std::move(idempotency_key), std::move(done),
                    [this, request = std::move(request)](const AgentState* state, const std::string& id) {
-                     return decide_requirements(state, id, request, clock_());
+                     return decide_requirements(state, id, request, clock_(), options_.limits);
                    });
 }
 
@@ -115,7 +115,7 @@ void WorkflowService::change_phase(std::string workflow_id, Phase to, std::optio
                                    std::string idempotency_key, PublishCallback done) {
   workflow_command(std::move(workflow_id), std::move(idempotency_key), std::move(done),
                    [this, to, reason = std::move(reason)](const AgentState* state, const std::string& id) {
-                     return decide_phase(state, id, to, reason, clock_());
+                     return decide_phase(state, id, to, reason, clock_(), options_.limits);
                    });
 }
 
@@ -125,7 +125,7 @@ void WorkflowService::report_progress(std::string workflow_id, double percent,
   workflow_command(
       std::move(workflow_id), std::move(idempotency_key), std::move(done),
       [this, percent, message = std::move(message)](const AgentState* state, const std::string& id) {
-        return decide_progress(state, id, percent, message, clock_());
+        return decide_progress(state, id, percent, message, clock_(), options_.limits);
       });
 }
 
@@ -164,7 +164,7 @@ std::string WorkflowService::open_stream(std::string workflow_id, std::string id
   submit(
       std::move(*agent_id),
       [this, workflow_id = std::move(workflow_id), stream_id](const AgentState* state) {
-        return decide_open_stream(state, workflow_id, stream_id, clock_());
+        return decide_open_stream(state, workflow_id, stream_id, clock_(), options_.limits);
       },
       std::move(idempotency_key), std::move(done));
   return stream_id;
@@ -174,8 +174,8 @@ void WorkflowService::append(std::string stream_id, std::string delta,
                              std::optional<std::uint64_t> expected_index, std::string idempotency_key,
                              PublishCallback done) {
   stream_command(stream_id, std::move(idempotency_key), std::move(done),
-                 [stream_id, delta = std::move(delta), expected_index](const AgentState* state) {
-                   return decide_append(state, stream_id, delta, expected_index);
+                 [this, stream_id, delta = std::move(delta), expected_index](const AgentState* state) {
+                   return decide_append(state, stream_id, delta, expected_index, options_.limits);
                  });
 }
 
@@ -183,7 +183,7 @@ void WorkflowService::end(std::string stream_id, StreamStatus status, std::optio
                           std::string idempotency_key, PublishCallback done) {
   stream_command(stream_id, std::move(idempotency_key), std::move(done),
                  [this, stream_id, status, reason = std::move(reason)](const AgentState* state) {
-                   return decide_end(state, stream_id, status, reason, clock_());
+                   return decide_end(state, stream_id, status, reason, clock_(), options_.limits);
                  });
 }
 

@@ -16,12 +16,14 @@
 #include "hub/hub.hpp"
 #include "workflow/agent_state.hpp"
 #include "workflow/decisions.hpp"
+#include "workflow/limits.hpp"
 #include "workflow/workflow_index.hpp"
 
 namespace aw::workflow {
 
 struct WorkflowServiceOptions {
   std::int64_t stream_idle_timeout_ms = 60'000;  // a model silent this long has died or been forgotten
+  Limits limits;                                 // what one agent may keep
 };
 
 class WorkflowService {

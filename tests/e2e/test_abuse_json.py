@@ -6,8 +6,9 @@ workflow loads back after a restart.
 
 import http.client
 import json
+import subprocess
 
-from awtest import IO_TIMEOUT, RawHttp, RawWebSocket, assert_json_error, connect_agent, recv_json_skip, run
+from awtest import IO_TIMEOUT, binary_path, clean_env, RawHttp, RawWebSocket, assert_json_error, connect_agent, recv_json_skip, run
 
 OUT_OF_RANGE = ["1e400", "-1e400", "1" + "0" * 400]
 
@@ -315,3 +316,136 @@ def test_generic_events_shaped_like_the_domains_reach_a_lagging_subscriber_as_pu
         assert domain_messages < 2 * RUN, "the subscriber never lagged enough for merging to happen"
     finally:
         slow.close()
+
+
+# ---- what feeds a snapshot is bounded -----------------------------------------------------------------
+
+
+def test_workflows_per_agent_are_bounded_and_deleting_finished_ones_frees_room(start_server):
+    server = start_server("--max-workflows-per-agent", "3")
+    agent = "agent-many"
+    ids = [make_workflow(server, agent)["id"] for _ in range(3)]
+    status, _, resp = call(server, "POST", "/api/workflows", {"agent_id": agent, "name": "fourth"})
+    err = assert_json_error(status, resp, 409)
+    assert err["code"] == "too_many_workflows" and err["max"] == 3, resp
+    # Another agent has its own room.
+    make_workflow(server, "agent-other")
+    status, _, resp = call(server, "POST", f"/api/workflows/{ids[0]}/cancel", {})
+    assert status == 200, resp
+    status, _, resp = server.http("DELETE", f"/api/workflows/{ids[0]}")
+    assert status == 200, resp
+    make_workflow(server, agent)
+
+
+def test_metadata_and_requirements_are_bounded_in_bytes(server):
+    agent = "agent-bytes"
+    big = {"blob": "x" * (64 << 10)}
+    status, _, resp = call(server, "POST", "/api/workflows", {"agent_id": agent, "name": "n", "metadata": big})
+    err = assert_json_error(status, resp, 400)
+    assert err["code"] == "metadata_too_large" and err["max_bytes"] == 64 << 10, resp
+    # Escapes count as sent out: 11k control characters take 66k bytes as JSON.
+    status, _, resp = call(server, "POST", "/api/workflows",
+                           {"agent_id": agent, "name": "n", "metadata": {"c": "\x01" * 11000}})
+    assert assert_json_error(status, resp, 400)["code"] == "metadata_too_large", resp
+    wid = make_workflow(server, agent, metadata={"blob": "x" * 60000})["id"]
+    status, _, resp = call(server, "POST", f"/api/workflows/{wid}/requirements",
+                           {"text": "t", "items": [{"i": "y" * 1000} for _ in range(70)]})
+    err = assert_json_error(status, resp, 400)
+    assert err["code"] == "requirements_too_large", resp
+    status, _, resp = call(server, "POST", f"/api/workflows/{wid}/requirements",
+                           {"text": "t", "items": [{"i": "y" * 1000} for _ in range(60)]})
+    assert status == 200, resp
+
+
+def test_open_streams_are_bounded_per_workflow_and_per_agent(start_server):
+    server = start_server("--max-open-streams-per-workflow", "2", "--max-open-streams-per-agent", "3")
+    agent = "agent-streams"
+    w1 = make_workflow(server, agent)["id"]
+    w2 = make_workflow(server, agent)["id"]
+    s1 = open_stream(server, w1)
+    open_stream(server, w1)
+    status, _, resp = call(server, "POST", f"/api/workflows/{w1}/streams", {})
+    err = assert_json_error(status, resp, 409)
+    assert err["code"] == "too_many_streams" and err["per"] == "workflow" and err["max"] == 2, resp
+    open_stream(server, w2)
+    status, _, resp = call(server, "POST", f"/api/workflows/{w2}/streams", {})
+    err = assert_json_error(status, resp, 409)
+    assert err["code"] == "too_many_streams" and err["per"] == "agent" and err["max"] == 3, resp
+    # An ended stream no longer counts.
+    status, _, resp = call(server, "POST", f"/api/streams/{s1}/end", {"status": "completed"})
+    assert status == 200, resp
+    open_stream(server, w2)
+
+
+def test_a_client_with_default_flags_gets_the_largest_snapshot_an_agent_can_have(start_server):
+    """Fill one agent until every kind of growth is refused (workflows with metadata, requirements, open
+    streams of text that escapes to six times its size), then ask for its snapshot with default flags:
+    it arrives whole, within half of --max-queue-bytes, and the connection stays open."""
+    server = start_server()
+    agent = "agent-full"
+    queue_bytes = 4 << 20
+    control = "\x01" * 10000  # 60000 bytes once escaped
+    workflows = []
+    refused = None
+    for i in range(100):
+        status, _, resp = call(server, "POST", "/api/workflows",
+                               {"agent_id": agent, "name": f"w{i}", "metadata": {"c": control}})
+        if status != 201:
+            refused = (status, resp)
+            break
+        workflows.append(resp["id"])
+    assert refused is not None, "the snapshot's bound was never reached"
+    err = assert_json_error(*refused, 409)
+    assert err["code"] == "snapshot_full" and err["max_bytes"] == queue_bytes // 2, refused
+    assert 20 <= len(workflows) < 40, len(workflows)
+    status, _, resp = call(server, "POST", f"/api/workflows/{workflows[0]}/requirements", {"text": control})
+    assert assert_json_error(status, resp, 409)["code"] == "snapshot_full", resp
+    # Room is made by finishing and deleting, then filled with stream text.
+    for wid in workflows[:8]:
+        assert call(server, "POST", f"/api/workflows/{wid}/cancel", {"reason": "make room"})[0] == 200
+        assert server.http("DELETE", f"/api/workflows/{wid}")[0] == 200
+    sid = open_stream(server, workflows[8])
+    appended = 0
+    while True:
+        status, _, resp = call(server, "POST", f"/api/streams/{sid}/append", {"delta": control})
+        if status != 202:
+            break
+        appended += 1
+    assert assert_json_error(status, resp, 409)["code"] == "snapshot_full", resp
+    assert appended >= 5, appended
+    # Finishing is still possible at the bound.
+    assert call(server, "POST", f"/api/workflows/{workflows[9]}/cancel", {})[0] == 200
+
+    async def main():
+        ws, _ = await connect_agent(server, agent, max_size=None)  # a browser takes any message size
+        try:
+            for _ in range(3):  # a client may ask again; each answer fits
+                await ws.send('{"type":"snapshot"}')
+                while True:
+                    text = await ws.recv()
+                    msg = strict_loads(text)
+                    if msg["type"] == "snapshot":
+                        break
+                size = len(text.encode())
+                assert size <= queue_bytes // 2, size
+                assert size > queue_bytes // 2 - (queue_bytes // 2) // 8 - 200_000, size
+                state = msg["data"]["state"]
+                assert len(state["workflows"]) == len(workflows) - 8
+                assert state["streams"][0]["text"] == control * appended
+            await ws.send('{"type":"ping"}')
+            assert (await recv_json_skip(ws, what="the pong"))["type"] == "pong"
+        finally:
+            await ws.close()
+
+    run(main())
+    assert server.stats()["connections"]["dropped_slow"] == 0
+
+
+def test_a_snapshot_bound_that_would_not_fit_a_clients_queue_is_refused_at_start(tmp_path):
+    r = subprocess.run(
+        [binary_path(), "--listen", "127.0.0.1:0", "--data-dir", str(tmp_path),
+         "--max-queue-bytes", "1M", "--max-snapshot-bytes", "600K"],
+        capture_output=True, text=True, timeout=15, env=clean_env(), stdin=subprocess.DEVNULL,
+    )
+    assert r.returncode != 0, r.stderr
+    assert "--max-snapshot-bytes" in r.stderr + r.stdout, r.stderr

@@ -82,6 +82,34 @@ TEST(Options, RejectsBadValuesClearly) {
   EXPECT_NE(env.message.find("AGENTWIRE_THREADS"), std::string::npos);
 }
 
+TEST(Options, WhatOneAgentKeepsIsBoundedAndItsSnapshotFitsAClientsQueue) {
+  Options o;
+  ASSERT_EQ(parse({}, o).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(o.max_workflows_per_agent, 100u);
+  EXPECT_EQ(o.max_metadata_bytes, 64u << 10);
+  EXPECT_EQ(o.max_requirements_bytes, 64u << 10);
+  EXPECT_EQ(o.max_open_streams_per_workflow, 8u);
+  EXPECT_EQ(o.max_open_streams_per_agent, 32u);
+  EXPECT_EQ(o.effective_max_snapshot_bytes(), 2u << 20);  // half of --max-queue-bytes
+  Options small;
+  ASSERT_EQ(parse({"--max-queue-bytes", "256K"}, small).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(small.effective_max_snapshot_bytes(), 128u << 10);
+  Options set;
+  ASSERT_EQ(parse({"--max-snapshot-bytes", "1M", "--max-workflows-per-agent", "5",
+                   "--max-open-streams-per-agent", "2"},
+                  set)
+                .kind,
+            ParseOutcome::Kind::run);
+  EXPECT_EQ(set.effective_max_snapshot_bytes(), 1u << 20);
+  EXPECT_EQ(set.max_workflows_per_agent, 5u);
+  Options bad;
+  auto r = parse({"--max-snapshot-bytes", "3M"}, bad);
+  EXPECT_EQ(r.kind, ParseOutcome::Kind::error);
+  EXPECT_NE(r.message.find("--max-queue-bytes"), std::string::npos) << r.message;
+  Options zero;
+  EXPECT_EQ(parse({"--max-workflows-per-agent", "0"}, zero).kind, ParseOutcome::Kind::error);
+}
+
 TEST(Options, HeaderTimeout) {
   Options o;
   ASSERT_EQ(parse({}, o).kind, ParseOutcome::Kind::run);

@@ -32,7 +32,7 @@ struct Node {
   Node(EventStore& store, std::atomic<std::int64_t>& now, std::int64_t idle_timeout_ms = 60'000)
       : clock([&now] { return now.load(); }),
         hub(HubOptions{}, store, shards, agent_state_factory(index, clock)),
-        service(hub, index, {idle_timeout_ms}, clock) {
+        service(hub, index, {idle_timeout_ms, {}}, clock) {
     hub.start();
   }
   ~Node() { hub.stop(); }
