@@ -90,7 +90,7 @@ def test_a_non_reading_ping_flood_is_not_read_once_dropped(start_server):
 def big_snapshot_agent(server, agent: str, target_bytes: int) -> int:
     """Creates workflows with large metadata on `agent` until its snapshot is about `target_bytes`, within
     whatever bounds the server sets; returns the snapshot's size."""
-    piece = 96 * 1024
+    piece = 60 * 1024  # under --max-metadata-bytes (64K)
     made = 0
     for i in range(target_bytes // piece + 1):
         body = json.dumps({"agent_id": agent, "name": f"wf-{i}", "metadata": {"blob": "m" * piece}})
