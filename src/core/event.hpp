@@ -1,5 +1,8 @@
 // An event on an agent's channel, encoded once when it is published and shared from then on.
 #pragma once
+#include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -15,6 +18,36 @@ struct LazyBytes {
   LazyBytes& operator=(const LazyBytes&) { return *this; }
   mutable std::once_flag once;
   mutable std::string bytes;
+};
+
+// An event's frame compressed for permessage-deflate, once per server window size in use (RFC 7692
+// server_max_window_bits, 9 to 15 bits): the full window is what nearly every client takes; the smaller
+// ones get a table of their own only when a subscriber first needs one. Copies start empty.
+struct DeflatedFrames {
+  static constexpr int kMinWindowBits = 9;
+  static constexpr int kMaxWindowBits = 15;
+  using Smaller = std::array<LazyBytes, kMaxWindowBits - kMinWindowBits>;
+
+  DeflatedFrames() = default;
+  DeflatedFrames(const DeflatedFrames&) {}
+  DeflatedFrames& operator=(const DeflatedFrames&) { return *this; }
+  ~DeflatedFrames() { delete smaller.load(std::memory_order_relaxed); }
+
+  // The slot for `window_bits` (9..15).
+  LazyBytes& at(int window_bits) const {
+    if (window_bits >= kMaxWindowBits) return full;
+    Smaller* table = smaller.load(std::memory_order_acquire);
+    if (!table) {
+      auto fresh = std::make_unique<Smaller>();
+      // Another thread may have installed one meanwhile: theirs is kept, ours freed.
+      if (smaller.compare_exchange_strong(table, fresh.get(), std::memory_order_acq_rel))
+        table = fresh.release();
+    }
+    return (*table)[static_cast<std::size_t>(std::max(window_bits, kMinWindowBits) - kMinWindowBits)];
+  }
+
+  mutable LazyBytes full;
+  mutable std::atomic<Smaller*> smaller{nullptr};
 };
 
 // Where a piece of text lies in an event's bytes.
@@ -46,7 +79,7 @@ struct Event {
   bool mergeable = false;
 
   // The same frame compressed for permessage-deflate subscribers; built on first use (protocol/deflate).
-  LazyBytes deflated;
+  DeflatedFrames deflated;
 
   std::string_view frame() const noexcept { return std::string_view(bytes.data(), frame_size); }
   std::string_view envelope() const noexcept { return frame().substr(payload_offset); }

@@ -2,16 +2,17 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "protocol/ws_frame.hpp"
 
 namespace aw::protocol {
 
-std::string make_deflated_text_frame(std::string_view payload) {
+std::string make_deflated_text_frame(std::string_view payload, int window_bits) {
   z_stream zs{};
   // Raw deflate (negative window bits), as RFC 7692 requires; level 6 is zlib's balance of size and time.
-  if (deflateInit2(&zs, 6, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+  if (deflateInit2(&zs, 6, Z_DEFLATED, -window_bits, 8, Z_DEFAULT_STRATEGY) != Z_OK)
     throw std::runtime_error("deflateInit2 failed");
   std::string out;
   out.resize(deflateBound(&zs, static_cast<uLong>(payload.size())) + 16);
@@ -33,9 +34,11 @@ std::string make_deflated_text_frame(std::string_view payload) {
   return frame;
 }
 
-const std::string& deflated_frame(const Event& ev) {
-  std::call_once(ev.deflated.once, [&ev] { ev.deflated.bytes = make_deflated_text_frame(ev.envelope()); });
-  return ev.deflated.bytes;
+const std::string& deflated_frame(const Event& ev, int window_bits) {
+  window_bits = std::clamp(window_bits, DeflatedFrames::kMinWindowBits, DeflatedFrames::kMaxWindowBits);
+  LazyBytes& slot = ev.deflated.at(window_bits);
+  std::call_once(slot.once, [&] { slot.bytes = make_deflated_text_frame(ev.envelope(), window_bits); });
+  return slot.bytes;
 }
 
 }  // namespace aw::protocol

@@ -165,13 +165,14 @@ std::string sec_websocket_accept(std::string_view key) {
   return base64(sha1(input));
 }
 
-std::string negotiate_deflate(std::string_view offers) {
+DeflateAgreement negotiate_deflate(std::string_view offers) {
   if (trim(offers).empty()) return {};
   for (std::string_view offer : split(offers, ',')) {
     std::vector<std::string_view> parts = split(offer, ';');
     if (!iequals(parts[0], "permessage-deflate")) continue;
     bool ok = true;
     bool server_nct = false, client_nct = false, server_bits = false, client_bits = false;
+    int window = 15;
     for (std::size_t i = 1; i < parts.size() && ok; ++i) {
       std::string_view p = parts[i];
       std::size_t eq = p.find('=');
@@ -184,8 +185,10 @@ std::string negotiate_deflate(std::string_view offers) {
       } else if (iequals(name, "client_no_context_takeover")) {
         ok = !value && !std::exchange(client_nct, true);
       } else if (iequals(name, "server_max_window_bits")) {
-        // Our one compressed frame per event is deflated with the full 32 KiB window.
-        ok = value && window_bits(*value) == 15 && !std::exchange(server_bits, true);
+        // zlib's raw deflate cannot use an 8-bit window (it would silently use 9): such an offer is declined.
+        std::optional<int> bits = value ? window_bits(*value) : std::nullopt;
+        ok = bits && *bits >= 9 && !std::exchange(server_bits, true);
+        if (ok) window = *bits;
       } else if (iequals(name, "client_max_window_bits")) {
         // We inflate with the full window, which reads anything smaller: no need to answer it.
         ok = (!value || window_bits(*value)) && !std::exchange(client_bits, true);
@@ -194,10 +197,12 @@ std::string negotiate_deflate(std::string_view offers) {
       }
     }
     if (!ok) continue;
-    std::string answer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+    DeflateAgreement agreed;
+    agreed.extension = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+    agreed.server_window_bits = window;
     // An offer that names the server's window is accepted by naming it back (RFC 7692 §7.1.2.1).
-    if (server_bits) answer.append("; server_max_window_bits=15");
-    return answer;
+    if (server_bits) agreed.extension.append("; server_max_window_bits=").append(std::to_string(window));
+    return agreed;
   }
   return {};
 }
@@ -226,9 +231,11 @@ HandshakeAnswer answer_upgrade(const UpgradeRequest& req, bool compression) {
   if (*req.ws_version != "13")
     return refuse("The WebSocket handshake Sec-WebSocket-Version field is invalid", 426);
 
-  std::string extension = compression ? negotiate_deflate(req.extensions) : std::string();
+  DeflateAgreement agreed = compression ? negotiate_deflate(req.extensions) : DeflateAgreement{};
+  const std::string& extension = agreed.extension;
   a.accepted = true;
   a.deflate = !extension.empty();
+  a.deflate_window_bits = a.deflate ? agreed.server_window_bits : 0;
   a.response.reserve(256);
   a.response.append("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
   a.response.append("Sec-WebSocket-Accept: ").append(sec_websocket_accept(*req.key)).append("\r\n");

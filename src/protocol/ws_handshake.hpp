@@ -24,6 +24,7 @@ struct UpgradeRequest {
 struct HandshakeAnswer {
   bool accepted = false;
   bool deflate = false;         // permessage-deflate was agreed
+  int deflate_window_bits = 0;  // ... with this server window (9..15 bits)
   std::string response;         // the whole HTTP response
   const char* error = nullptr;  // why it was refused
 };
@@ -37,13 +38,19 @@ bool valid_key(std::string_view key) noexcept;
 // Sec-WebSocket-Accept for a Sec-WebSocket-Key: base64(SHA-1(key + the RFC's GUID)).
 std::string sec_websocket_accept(std::string_view key);
 
-// The Sec-WebSocket-Extensions answer to the client's offers: the first permessage-deflate offer this
-// server can honour, accepted with server_no_context_takeover (one compressed frame per event serves
-// every subscriber) and client_no_context_takeover (each client message inflates on its own, so an idle
-// connection keeps no zlib state; RFC 7692 §7.1.1.2 lets the server add it). Offers that ask for a
-// server window under 15 bits are declined: broadcasts are compressed once with the full window.
-// Empty when no offer is acceptable.
-std::string negotiate_deflate(std::string_view offers);
+// What permessage-deflate negotiation agreed: the Sec-WebSocket-Extensions answer (empty when no offer
+// was acceptable) and the window the server compresses with.
+struct DeflateAgreement {
+  std::string extension;
+  int server_window_bits = 15;
+};
+
+// The answer to the client's offers: the first permessage-deflate offer this server can honour, accepted
+// with server_no_context_takeover (one compressed frame per event and window size serves every
+// subscriber) and client_no_context_takeover (each client message inflates on its own, so an idle
+// connection keeps no zlib state; RFC 7692 §7.1.1.2 lets the server add it). A server_max_window_bits of
+// 9 to 15 is honoured and named back; 8 is declined (zlib's raw deflate has no 256-byte window).
+DeflateAgreement negotiate_deflate(std::string_view offers);
 
 // The raw 20-byte SHA-1 digest (FIPS 180-4) and standard base64 (RFC 4648 §4, padded).
 std::string sha1(std::string_view data);

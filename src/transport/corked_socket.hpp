@@ -102,8 +102,8 @@ class CorkedSocket {
 
   // Queues bytes owned by `keep` without copying them. Droppable segments are whole messages that a
   // slow-consumer close may discard before they start to leave.
-  void enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable, std::uint64_t seq = 0,
-               const Event* event = nullptr, std::uint8_t kind = 0);
+  void enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable,
+               std::uint64_t seq = 0, const Event* event = nullptr, std::uint8_t kind = 0);
 
   // A segment of this kind is queued (whether or not it has started to leave).
   bool holds(std::uint8_t kind) const noexcept;

@@ -136,8 +136,8 @@ void WebSocketSession::run(const http::request<http::string_body>& req, api::Sub
   }
 
   state_ = State::open;
-  deflate_ = answer.deflate;
-  reader_.set_deflate(deflate_);
+  deflate_bits_ = static_cast<std::uint8_t>(answer.deflate_window_bits);
+  reader_.set_deflate(answer.deflate);
   deadline_ms_ = last_activity_ms_ + first_heartbeat_delay_ms(ctx_.options.heartbeat_interval_ms);
   counted_ = true;
   ctx_.counters.connections_accepted.fetch_add(1, std::memory_order_relaxed);
@@ -226,7 +226,7 @@ std::optional<SubscriberLag> WebSocketSession::lag() {
 }
 
 std::string_view WebSocketSession::frame_of(const Event& ev) const {
-  return deflate_ ? std::string_view(protocol::deflated_frame(ev)) : ev.frame();
+  return deflate_bits_ ? std::string_view(protocol::deflated_frame(ev, deflate_bits_)) : ev.frame();
 }
 
 void WebSocketSession::send_frame(std::shared_ptr<const void> keep, std::string_view frame, bool droppable,
@@ -245,7 +245,8 @@ bool WebSocketSession::send_text(std::string payload, std::uint8_t kind) {
   return true;
 }
 
-bool WebSocketSession::send_reply(std::shared_ptr<const void> keep, std::string_view frame, std::uint8_t kind) {
+bool WebSocketSession::send_reply(std::shared_ptr<const void> keep, std::string_view frame,
+                                  std::uint8_t kind) {
   if (slow_) return false;
   const std::size_t queued = sock_.queued_bytes();
   // A reply larger than the limit still goes to a client that has taken everything else.

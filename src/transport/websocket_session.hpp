@@ -103,7 +103,8 @@ class WebSocketSession final : public Subscriber,
       State::draining;  // until the handshake is accepted: a refusal leaves, then the socket closes
   bool echo_ = false;
   bool slow_ = false;     // its queue overflowed; a close is on its way
-  bool deflate_ = false;  // permessage-deflate negotiated: broadcasts go out compressed
+  // permessage-deflate negotiated: broadcasts go out compressed with this window (9..15 bits); 0: off.
+  std::uint8_t deflate_bits_ = 0;
   bool counted_ = false;  // it was accepted: its end is counted and logged
   // A heartbeat ping went out since the client last sent anything: its silence can count from there.
   bool pinged_ = false;

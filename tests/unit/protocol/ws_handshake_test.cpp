@@ -142,35 +142,52 @@ TEST(WsHandshake, KeyMustBeBase64OfSixteenBytes) {
 
 TEST(WsHandshake, DeflateNegotiation) {
   const std::string kAnswer = "permessage-deflate; server_no_context_takeover; client_no_context_takeover";
+  auto answer = [](std::string_view offers) { return negotiate_deflate(offers).extension; };
   // What browsers, Python websockets and Node ws offer.
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_max_window_bits"), kAnswer);
-  EXPECT_EQ(negotiate_deflate("permessage-deflate"), kAnswer);
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_max_window_bits=10; server_no_context_takeover"),
-            kAnswer);
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_no_context_takeover"), kAnswer);
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits=15"),
+  EXPECT_EQ(answer("permessage-deflate; client_max_window_bits"), kAnswer);
+  EXPECT_EQ(answer("permessage-deflate"), kAnswer);
+  EXPECT_EQ(answer("permessage-deflate; client_max_window_bits=10; server_no_context_takeover"), kAnswer);
+  EXPECT_EQ(answer("permessage-deflate; client_no_context_takeover"), kAnswer);
+  EXPECT_EQ(answer("permessage-deflate; server_max_window_bits=15"), kAnswer + "; server_max_window_bits=15");
+  EXPECT_EQ(answer("permessage-deflate; server_max_window_bits=\"15\""),
             kAnswer + "; server_max_window_bits=15");
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits=\"15\""),
-            kAnswer + "; server_max_window_bits=15");
-  // A smaller server window cannot be honoured: that offer is declined, the next one taken.
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits=10"), "");
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits=10, permessage-deflate"), kAnswer);
+  EXPECT_EQ(negotiate_deflate("permessage-deflate").server_window_bits, 15);
+  // A smaller server window, 9 to 14 bits, is honoured and named back (what Autobahn 13.3 and 13.5 ask).
+  for (int bits = 9; bits <= 14; ++bits) {
+    DeflateAgreement a =
+        negotiate_deflate("permessage-deflate; server_max_window_bits=" + std::to_string(bits));
+    EXPECT_EQ(a.extension, kAnswer + "; server_max_window_bits=" + std::to_string(bits));
+    EXPECT_EQ(a.server_window_bits, bits);
+  }
+  // 8 bits cannot be honoured (zlib's raw deflate would use 9): that offer is declined, the next one taken.
+  EXPECT_EQ(answer("permessage-deflate; server_max_window_bits=8"), "");
+  DeflateAgreement next = negotiate_deflate(
+      "permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=9");
+  EXPECT_EQ(next.extension, kAnswer + "; server_max_window_bits=9");
+  EXPECT_EQ(next.server_window_bits, 9);
+  EXPECT_EQ(answer("permessage-deflate; server_max_window_bits=8, permessage-deflate"), kAnswer);
   // Malformed offers are declined.
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_max_window_bits"), "");
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_max_window_bits=7"), "");
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; client_max_window_bits=16"), "");
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_no_context_takeover; server_no_context_takeover"),
-            "");
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; server_no_context_takeover=1"), "");
-  EXPECT_EQ(negotiate_deflate("permessage-deflate; unknown_param"), "");
-  EXPECT_EQ(negotiate_deflate("x-webkit-deflate-frame"), "");
-  EXPECT_EQ(negotiate_deflate(""), "");
-  EXPECT_EQ(negotiate_deflate("foo, permessage-deflate"), kAnswer);
+  EXPECT_EQ(answer("permessage-deflate; server_max_window_bits"), "");
+  EXPECT_EQ(answer("permessage-deflate; server_max_window_bits=16"), "");
+  EXPECT_EQ(answer("permessage-deflate; server_max_window_bits=09"), "");
+  EXPECT_EQ(answer("permessage-deflate; server_max_window_bits=10; server_max_window_bits=10"), "");
+  EXPECT_EQ(answer("permessage-deflate; client_max_window_bits=7"), "");
+  EXPECT_EQ(answer("permessage-deflate; client_max_window_bits=16"), "");
+  EXPECT_EQ(answer("permessage-deflate; server_no_context_takeover; server_no_context_takeover"), "");
+  EXPECT_EQ(answer("permessage-deflate; server_no_context_takeover=1"), "");
+  EXPECT_EQ(answer("permessage-deflate; unknown_param"), "");
+  EXPECT_EQ(answer("x-webkit-deflate-frame"), "");
+  EXPECT_EQ(answer(""), "");
+  EXPECT_EQ(answer("foo, permessage-deflate"), kAnswer);
 
   UpgradeRequest r = valid_request();
   r.extensions = "permessage-deflate; client_max_window_bits";
   HandshakeAnswer on = answer_upgrade(r, true);
   EXPECT_TRUE(on.deflate);
+  EXPECT_EQ(on.deflate_window_bits, 15);
+  r.extensions = "permessage-deflate; server_max_window_bits=11";
+  EXPECT_EQ(answer_upgrade(r, true).deflate_window_bits, 11);
+  r.extensions = "permessage-deflate; client_max_window_bits";
   EXPECT_NE(on.response.find("\r\nSec-WebSocket-Extensions: " + kAnswer + "\r\n"), std::string::npos);
   HandshakeAnswer off = answer_upgrade(r, false);
   EXPECT_FALSE(off.deflate);
