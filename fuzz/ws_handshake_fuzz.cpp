@@ -64,11 +64,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                status == "HTTP/1.0 426 ");
   }
 
-  std::string agreed = aw::ws::negotiate_deflate(extensions);
+  const aw::ws::DeflateAgreement deflate = aw::ws::negotiate_deflate(extensions);
+  const std::string& agreed = deflate.extension;
   if (!agreed.empty()) {
     FUZZ_CHECK(agreed.rfind("permessage-deflate", 0) == 0 && printable(agreed));
     FUZZ_CHECK(agreed.find("server_no_context_takeover") != std::string::npos);
     FUZZ_CHECK(agreed.find("client_no_context_takeover") != std::string::npos);
+    // The window compressed with is one zlib's raw deflate has, and the one named back when named.
+    FUZZ_CHECK(deflate.server_window_bits >= 9 && deflate.server_window_bits <= 15);
+    const std::size_t named = agreed.find("server_max_window_bits=");
+    FUZZ_CHECK(named == std::string::npos ||
+               agreed.substr(named + 23) == std::to_string(deflate.server_window_bits));
   }
   const std::string b64 = aw::ws::base64(key);
   FUZZ_CHECK(b64.size() == (key.size() + 2) / 3 * 4 && printable(b64));
