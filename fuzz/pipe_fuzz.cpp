@@ -69,11 +69,12 @@ struct Node {
   }
   ~Node() { hub.stop(); }
 
-  // A fresh workflow every so often: the ended streams an agent keeps stay few.
+  // A fresh agent and workflow every so often: what one agent keeps (workflows, ended streams) is bounded.
   const std::string& workflow() {
-    if (uses_++ % 256 == 0) {
+    if (uses_++ % 64 == 0) {
       std::promise<PublishResult> done;
-      service.create({"agent-fuzz", "pipe", {}}, "", [&](const PublishResult& r) { done.set_value(r); });
+      service.create({"agent-fuzz-" + std::to_string(uses_ / 64), "pipe", {}}, "",
+                     [&](const PublishResult& r) { done.set_value(r); });
       PublishResult r = done.get_future().get();
       FUZZ_CHECK(r.status == PublishResult::Status::ok);
       workflow_ = std::string(boost::json::parse(r.decision.reply_json).as_object()["id"].as_string());
