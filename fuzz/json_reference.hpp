@@ -1,6 +1,6 @@
 // The reference the JSON fuzz targets compare against: Boost.JSON's parse, plus what a parsed value
-// forgets — whether the top-level object named a key twice (escaped spellings included) and whether a
-// number was too large for a double.
+// forgets — whether an object, at any depth, named a key twice (escaped spellings included) and whether
+// a number was too large for a double: what protocol/json_rules refuses.
 #pragma once
 #include <boost/json.hpp>
 #include <boost/json/basic_parser_impl.hpp>
@@ -9,19 +9,20 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace aw::fuzz {
 
 struct JsonReference {
   std::optional<boost::json::value> value;  // nullopt: Boost.JSON refuses the text
-  bool duplicate_top_key = false;
+  bool duplicate_key = false;               // in any object
   bool non_finite = false;
 };
 
 namespace detail {
 
-// A basic_parser handler that only notes the top-level object's keys, as decoded.
-struct TopKeys {
+// A basic_parser handler that only notes each object's keys, as decoded.
+struct ObjectKeys {
   static constexpr std::size_t max_object_size = std::size_t(-1);
   static constexpr std::size_t max_array_size = std::size_t(-1);
   static constexpr std::size_t max_key_size = std::size_t(-1);
@@ -29,27 +30,21 @@ struct TopKeys {
   using ec_t = boost::json::error_code;
   using sv = boost::json::string_view;
 
-  int depth = 0;
   std::string key;
-  std::set<std::string> keys;
+  std::vector<std::set<std::string>> open;  // the keys of each object being read
   bool duplicate = false;
 
   bool on_document_begin(ec_t&) { return true; }
   bool on_document_end(ec_t&) { return true; }
-  bool on_object_begin(ec_t&) { return ++depth, true; }
-  bool on_object_end(std::size_t, ec_t&) { return --depth, true; }
-  bool on_array_begin(ec_t&) { return ++depth, true; }
-  bool on_array_end(std::size_t, ec_t&) { return --depth, true; }
-  bool on_key_part(sv s, std::size_t, ec_t&) {
-    if (depth == 1) key.append(s.data(), s.size());
-    return true;
-  }
+  bool on_object_begin(ec_t&) { return open.emplace_back(), true; }
+  bool on_object_end(std::size_t, ec_t&) { return open.pop_back(), true; }
+  bool on_array_begin(ec_t&) { return true; }
+  bool on_array_end(std::size_t, ec_t&) { return true; }
+  bool on_key_part(sv s, std::size_t, ec_t&) { return key.append(s.data(), s.size()), true; }
   bool on_key(sv s, std::size_t, ec_t&) {
-    if (depth == 1) {
-      key.append(s.data(), s.size());
-      duplicate |= !keys.insert(key).second;
-      key.clear();
-    }
+    key.append(s.data(), s.size());
+    duplicate |= !open.back().insert(key).second;
+    key.clear();
     return true;
   }
   bool on_string_part(sv, std::size_t, ec_t&) { return true; }
@@ -92,9 +87,9 @@ inline JsonReference json_reference(std::string_view text, std::size_t max_depth
   if (ec) return ref;
   ref.value = std::move(v);
   ref.non_finite = detail::has_non_finite(*ref.value);
-  boost::json::basic_parser<detail::TopKeys> keys(opts);
+  boost::json::basic_parser<detail::ObjectKeys> keys(opts);
   keys.write_some(false, text.data(), text.size(), ec);
-  ref.duplicate_top_key = keys.handler().duplicate;
+  ref.duplicate_key = keys.handler().duplicate;
   return ref;
 }
 
