@@ -97,6 +97,12 @@ int main(int argc, char** argv) {
     aw::HubOptions hub_options;
     hub_options.history_size = options.history_size;
     hub_options.history_ttl_ms = options.history_ttl_ms;
+    hub_options.history_max_bytes = options.history_max_bytes;
+    hub_options.history_memory_budget = options.history_memory_budget;
+    // A resume read back from the store never takes more than a client's queue could hold.
+    hub_options.max_stored_read_bytes = options.max_queue_bytes;
+    // Idle channels leave memory at the pruning pass: a few passes per TTL, at most one per 5 s.
+    hub_options.prune_interval_ms = std::clamp<std::int64_t>(options.history_ttl_ms / 4, 100, 5000);
     aw::workflow::WorkflowIndex workflow_index;  // filled by each agent's state, so it outlives the hub
     auto agent_states = aw::workflow::agent_state_factory(workflow_index, aw::now_unix_ms);
     aw::Hub hub(hub_options, *store, pool, std::move(agent_states));

@@ -156,6 +156,16 @@ const std::vector<Spec>& specs() {
        }},
       {"history-ttl", Kind::seconds, "seconds an event is kept for resume (default 86400)",
        [](Options& o, std::string_view v) { return set_seconds(o.history_ttl_ms, v, "history-ttl"); }},
+      {"history-max-bytes", Kind::size,
+       "event bytes one channel holds in memory for resume; older ones are read from disk (default 16M)",
+       [](Options& o, std::string_view v) {
+         return set_size(o.history_max_bytes, v, 1024, "history-max-bytes");
+       }},
+      {"history-memory-budget", Kind::size,
+       "event bytes all channels together hold in memory; the oldest leave first (default 256M)",
+       [](Options& o, std::string_view v) {
+         return set_size(o.history_memory_budget, v, 1024, "history-memory-budget");
+       }},
       {"web-dir", Kind::text, "directory of the dashboard served at / (default: web/dist of the source tree)",
        [](Options& o, std::string_view v) -> std::string {
          if (v.empty()) return "--web-dir must not be empty";

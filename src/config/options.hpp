@@ -26,6 +26,8 @@ struct Options {
   std::int64_t idle_timeout_ms = 90'000;        // three missed heartbeats
   std::size_t history_size = 1000;              // events per channel kept for resume
   std::int64_t history_ttl_ms = 24LL * 3600 * 1000;
+  std::uint64_t history_max_bytes = 16ULL << 20;       // event bytes one channel holds in memory for resume
+  std::uint64_t history_memory_budget = 256ULL << 20;  // ... and all channels together; older go to disk
   std::int64_t stream_idle_timeout_ms = 60'000;  // an AI output stream this long without a delta has died
   // What one agent may keep. Together they bound its snapshot, which must reach every client whole.
   std::uint64_t max_workflows_per_agent = 100;      // a dashboard's worth; finished ones can be deleted

@@ -42,11 +42,11 @@ void LocalSubscribers::deliver(const EventPtr& ev) {
 }
 
 Channel::Channel(std::string id, std::string ep, std::uint64_t last, std::size_t history_size,
-                 std::int64_t history_ttl_ms, unsigned shards)
+                 std::int64_t history_ttl_ms, std::uint64_t history_max_bytes, unsigned shards)
     : agent_id(std::move(id)),
       epoch(std::move(ep)),
       last_seq(last),
-      history(history_size, history_ttl_ms),
+      history(history_size, history_ttl_ms, history_max_bytes),
       shard_subscribers(shards, 0),
       next_seq(last + 1),
       local(shards) {}

@@ -1,5 +1,7 @@
 // One agent's channel: its seq counter, epoch, history and subscribers. Subscribers are kept per shard
-// and touched only on that shard's thread; everything else is guarded by `mutex`.
+// and touched only on that shard's thread; everything else is guarded by `mutex`. The hub holds it by
+// shared_ptr: an idle channel leaves the hub's map (see Hub::evict_if_idle) while a delivery or a reader
+// may still hold it.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -27,9 +29,9 @@ struct alignas(64) LocalSubscribers {
   void deliver(const EventPtr& ev);
 };
 
-struct Channel {
+struct Channel : std::enable_shared_from_this<Channel> {
   Channel(std::string id, std::string epoch, std::uint64_t last_seq, std::size_t history_size,
-          std::int64_t history_ttl_ms, unsigned shards);
+          std::int64_t history_ttl_ms, std::uint64_t history_max_bytes, unsigned shards);
 
   const std::string agent_id;
 
@@ -40,6 +42,8 @@ struct Channel {
   HistoryRing history;
   std::vector<std::uint32_t> shard_subscribers;  // how many subscribers each shard holds
   std::unique_ptr<ChannelState> state;           // may be null
+  std::int64_t last_event_ms = 0;                // commit time of the newest event (0: none in memory)
+  bool evicted = false;                          // out of the hub's map: a joiner must look it up again
 
   // Writer thread only.
   std::uint64_t next_seq = 1;

@@ -20,6 +20,9 @@ class ChannelState {
   virtual void apply(const std::vector<StateRecord>& records) = 0;
   // A JSON object describing the channel now.
   virtual std::string snapshot_json() const = 0;
+  // True when it holds no record at all, so the channel may leave memory and come back from the store
+  // as it was. A state that cannot tell keeps its channel in memory.
+  virtual bool empty() const { return false; }
 };
 
 using ChannelStateFactory = std::function<std::unique_ptr<ChannelState>(std::string_view agent_id)>;

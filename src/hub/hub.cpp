@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
+#include <queue>
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -18,6 +20,13 @@ struct DeferredWakes {
   bool scheduled = false;  // a wake is handed to `defer` and has not run yet
 };
 thread_local DeferredWakes t_deferred_wakes;
+// The hub whose writer loop runs on this thread.
+thread_local const Hub* t_writer_of = nullptr;
+
+EventPtr event_from(StoredEvent&& se) {
+  return protocol::make_event(std::move(se.agent_id), se.seq, std::move(se.type), se.ts_ms,
+                              std::move(se.data), std::move(se.idempotency_key));
+}
 
 }  // namespace
 
@@ -27,15 +36,12 @@ Hub::Hub(HubOptions options, EventStore& store, ShardDispatcher& shards, Channel
 Hub::~Hub() { stop(); }
 
 void Hub::start() {
-  const std::int64_t min_ts = now_unix_ms() - options_.history_ttl_ms;
+  const std::int64_t now = now_unix_ms();
+  const std::int64_t min_ts = now - options_.history_ttl_ms;
   for (auto& sc : store_.load_channels()) {
-    auto ch = std::make_unique<Channel>(sc.agent_id, sc.epoch, sc.last_seq, options_.history_size,
-                                        options_.history_ttl_ms, shards_.shard_count());
+    auto ch = make_channel(sc.agent_id, sc.epoch, sc.last_seq);
     ch->stored = true;
-    if (state_factory_) {
-      ch->state = state_factory_(sc.agent_id);
-      ch->state->apply(store_.load_state(sc.agent_id));
-    }
+    if (ch->state) ch->state->apply(store_.load_state(sc.agent_id));
     channels_.emplace(sc.agent_id, std::move(ch));
   }
   // One pass over the stored events, in commit order (each channel's in seq order); a channel's history
@@ -47,11 +53,21 @@ void Hub::start() {
       ch = it != channels_.end() ? it->second.get() : nullptr;
       if (ch == nullptr) return;  // an event without its channel row: cannot happen, and unusable anyway
     }
-    ch->history.push(protocol::make_event(std::move(se.agent_id), se.seq, std::move(se.type), se.ts_ms,
-                                          std::move(se.data), std::move(se.idempotency_key)));
+    ch->last_event_ms = std::max(ch->last_event_ms, se.ts_ms);
+    const std::uint64_t before = ch->history.bytes();
+    ch->history.push(event_from(std::move(se)));
+    history_bytes_ += ch->history.bytes() - before;
   });
+  enforce_memory_budget();
+  const std::size_t loaded = channels_.size();
+  evict_idle(now);  // what has had no event within the TTL comes back from the store when needed
   log::info("hub_started", {{"channels", std::to_string(channels_.size())},
+                            {"channels_stored", std::to_string(loaded)},
                             {"store", store_.durable() ? "sqlite" : "memory"}});
+  {
+    std::lock_guard lock(queue_mutex_);
+    writer_running_ = true;
+  }
   writer_ = std::thread([this] { writer_loop(); });
 }
 
@@ -90,7 +106,8 @@ void Hub::submit(std::string agent_id, Command command, std::string idempotency_
     done({PublishResult::Status::overloaded, 0, "too many publishes waiting to be stored", {}});
     return;
   }
-  queue_.push_back({std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done)});
+  queue_.push_back(
+      {{}, std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done)});
   bool was_empty = queue_.size() == 1;
   lock.unlock();
   // A queue that was not empty has its wake coming already (or the writer is busy and will look again).
@@ -112,43 +129,87 @@ void Hub::defer_wakes_on_this_thread(WakeDeferrer defer) {
   t_deferred_wakes = DeferredWakes{this, std::move(defer), false};
 }
 
-Channel& Hub::channel_for(std::string_view agent_id) {
-  std::lock_guard lock(channels_mutex_);
-  auto it = channels_.find(agent_id);
-  if (it != channels_.end()) return *it->second;
-  auto ch = std::make_unique<Channel>(std::string(agent_id), random_hex_id(8), 0, options_.history_size,
-                                      options_.history_ttl_ms, shards_.shard_count());
-  if (state_factory_) ch->state = state_factory_(agent_id);
-  auto& ref = *ch;
-  channels_.emplace(std::string(agent_id), std::move(ch));
-  return ref;
+std::shared_ptr<Channel> Hub::make_channel(std::string agent_id, std::string epoch, std::uint64_t last_seq) {
+  auto ch =
+      std::make_shared<Channel>(std::move(agent_id), std::move(epoch), last_seq, options_.history_size,
+                                options_.history_ttl_ms, options_.history_max_bytes, shards_.shard_count());
+  if (state_factory_) ch->state = state_factory_(ch->agent_id);
+  return ch;
 }
 
-Channel* Hub::find_channel(std::string_view agent_id) {
+std::shared_ptr<Channel> Hub::find_channel(std::string_view agent_id) {
   std::lock_guard lock(channels_mutex_);
   auto it = channels_.find(agent_id);
-  return it == channels_.end() ? nullptr : it->second.get();
+  return it == channels_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<Channel> Hub::channel_on_writer(std::string_view agent_id, bool create) {
+  if (auto ch = find_channel(agent_id)) return ch;
+  std::shared_ptr<Channel> ch;
+  if (auto sc = store_.find_channel(agent_id)) {
+    // Let go of earlier: the store has its numbering and its state; its events are read when asked for.
+    ch = make_channel(std::move(sc->agent_id), std::move(sc->epoch), sc->last_seq);
+    ch->stored = true;
+    if (ch->state) ch->state->apply(store_.load_state(agent_id));
+  } else if (create) {
+    ch = make_channel(std::string(agent_id), random_hex_id(8), 0);
+  } else {
+    return nullptr;
+  }
+  std::lock_guard lock(channels_mutex_);
+  channels_.emplace(ch->agent_id, ch);
+  return ch;
+}
+
+void Hub::run_on_writer(const std::function<void()>& task) {
+  if (t_writer_of == this) return task();
+  std::unique_lock lock(queue_mutex_);
+  // Before start() or after the writer has finished nobody else uses the store; the lock serializes us.
+  if (!writer_running_) return task();
+  std::promise<void> finished;
+  Pending p;
+  p.task = [&] {
+    task();
+    finished.set_value();
+  };
+  queue_.push_back(std::move(p));
+  lock.unlock();
+  queue_cv_.notify_one();
+  finished.get_future().wait();
 }
 
 void Hub::writer_loop() {
   using namespace std::chrono;
+  t_writer_of = this;
   std::int64_t next_prune = now_unix_ms() + options_.prune_interval_ms;
   std::vector<Pending> batch;
   for (;;) {
+    bool left = false;
     {
       std::unique_lock lock(queue_mutex_);
       queue_cv_.wait_for(lock, milliseconds(std::max<std::int64_t>(1, next_prune - now_unix_ms())),
-                         [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) break;
+                         [this] { return stopping_ || !queue_.empty() || !left_.empty(); });
+      if (queue_.empty() && stopping_) {
+        writer_running_ = false;
+        break;
+      }
       std::size_t n = std::min(options_.max_batch, queue_.size());
       for (std::size_t i = 0; i < n; ++i) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      left = !left_.empty();
     }
-    for (std::size_t from = 0; from < batch.size();) from = commit_batch(batch, from);
+    for (std::size_t from = 0; from < batch.size();) {
+      if (batch[from].task) {
+        batch[from++].task();
+      } else {
+        from = commit_batch(batch, from);
+      }
+    }
     batch.clear();
     std::int64_t now = now_unix_ms();
+    if (left) evict_left_channels(now);
     if (now >= next_prune) {
       prune(now);
       next_prune = now + options_.prune_interval_ms;
@@ -164,7 +225,13 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
   };
   // Per publish: what became of it.
   struct Outcome {
-    enum class Kind { staged, refused, duplicate_of_history, duplicate_in_batch } kind = Kind::staged;
+    enum class Kind {
+      staged,
+      refused,
+      duplicate_of_history,
+      duplicate_in_batch,
+      unloadable
+    } kind = Kind::staged;
     std::size_t staged_index = 0;
     std::uint64_t seq = 0;
     Decision decision;
@@ -184,7 +251,17 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
   std::size_t end = from;
   for (; end < batch.size(); ++end) {
     Pending& p = batch[end];
-    Channel& ch = channel_for(p.agent_id);
+    if (p.task) break;
+    std::shared_ptr<Channel> held;
+    try {
+      held = channel_on_writer(p.agent_id, true);
+    } catch (const StoreError& e) {
+      log::error("store_read_failed", {{"agent_id", p.agent_id}, {"error", e.what()}});
+      outcomes.emplace_back().kind = Outcome::Kind::unloadable;
+      continue;
+    }
+    // Channels leave memory only between batches, on this thread: the reference stays valid.
+    Channel& ch = *held;
     bool touched = std::any_of(seq_before.begin(), seq_before.end(), [&](auto& e) { return e.first == &ch; });
     // A stateful command must see the state of every earlier event of its channel: commit those first.
     if (p.command.stateful && touched) break;
@@ -259,6 +336,7 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
     ShardDeliveries deliveries(shards_.shard_count());
     for (auto& s : staged) record(*s.channel, s.event, s.records, deliveries);
     post_deliveries(deliveries);
+    enforce_memory_budget();
     publishes_.fetch_add(staged.size(), std::memory_order_relaxed);
   }
 
@@ -271,6 +349,10 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
         r.decision = std::move(o.decision);
         break;
       case Outcome::Kind::duplicate_of_history: r.status = PublishResult::Status::duplicate; break;
+      case Outcome::Kind::unloadable:
+        r = {PublishResult::Status::store_failed, 0, "event store read failed", {}};
+        publish_failures_.fetch_add(1, std::memory_order_relaxed);
+        break;
       case Outcome::Kind::duplicate_in_batch:
         if (failure.status != PublishResult::Status::ok) {
           r = failure;
@@ -295,11 +377,14 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
 void Hub::record(Channel& ch, const EventPtr& event, const std::vector<StateRecord>& records,
                  ShardDeliveries& deliveries) {
   std::lock_guard lock(ch.mutex);
+  const std::uint64_t before = ch.history.bytes();
   ch.history.push(event);
+  history_bytes_ += ch.history.bytes() - before;  // modulo 2^64: the ring may have let events go
   ch.last_seq = event->seq;
+  ch.last_event_ms = event->ts_ms;
   if (ch.state && !records.empty()) ch.state->apply(records);
   for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
-    if (ch.shard_subscribers[s] != 0) deliveries[s].push_back({&ch, event});
+    if (ch.shard_subscribers[s] != 0) deliveries[s].push_back({ch.shared_from_this(), event});
   }
 }
 
@@ -317,35 +402,112 @@ void Hub::post_deliveries(ShardDeliveries& deliveries) {
 
 JoinResult Hub::join(std::string_view agent_id, unsigned shard, Subscriber* sub,
                      const std::optional<Position>& since) {
-  Channel& ch = channel_for(agent_id);
   JoinResult r;
+  // In memory, and the replay (if any) too: no need for the writer.
+  for (;;) {
+    auto ch = find_channel(agent_id);
+    if (!ch) break;
+    std::unique_lock lock(ch->mutex);
+    if (ch->evicted) continue;  // let go of just now: look again
+    if (!join_locked(*ch, shard, sub, since, nullptr, r)) break;
+    lock.unlock();
+    ch->local[shard].add(sub);
+    return r;
+  }
+  run_on_writer([&] {
+    std::shared_ptr<Channel> ch;
+    try {
+      ch = channel_on_writer(agent_id, true);
+    } catch (const StoreError& e) {
+      // Without the store's numbering a new epoch is the truthful answer: a client resumes by snapshot.
+      log::error("store_read_failed", {{"agent_id", std::string(agent_id)}, {"error", e.what()}});
+      ch = make_channel(std::string(agent_id), random_hex_id(8), 0);
+      std::lock_guard lock(channels_mutex_);
+      channels_.emplace(ch->agent_id, ch);
+    }
+    std::vector<EventPtr> stored;
+    if (since && since->seq < ch->last_seq && since->epoch == ch->epoch) {
+      stored = read_stored(*ch, since->seq, options_.history_size);
+    }
+    std::lock_guard lock(ch->mutex);
+    join_locked(*ch, shard, sub, since, &stored, r);
+  });
+  r.channel->local[shard].add(sub);
+  return r;
+}
+
+bool Hub::join_locked(Channel& ch, unsigned shard, Subscriber* sub, const std::optional<Position>& since,
+                      const std::vector<EventPtr>* stored, JoinResult& r) {
   r.channel = &ch;
-  {
-    std::lock_guard lock(ch.mutex);
-    r.epoch = ch.epoch;
-    r.seq = ch.last_seq;
-    if (since) {
-      // Without an epoch a client can still ask for "everything from the start" (since=0).
-      bool same_history = since->epoch == ch.epoch || (since->epoch.empty() && since->seq == 0);
-      if (same_history) {
-        if (auto events = ch.history.since(since->seq, ch.last_seq)) {
-          r.recovered = true;
-          r.replay = std::move(*events);
+  r.epoch = ch.epoch;
+  r.seq = ch.last_seq;
+  r.recovered = false;
+  r.replay.clear();
+  if (since) {
+    // Without an epoch a client can still ask for "everything from the start" (since=0).
+    bool same_history = since->epoch == ch.epoch || (since->epoch.empty() && since->seq == 0);
+    if (same_history) {
+      if (auto events = ch.history.since(since->seq, ch.last_seq)) {
+        r.recovered = true;
+        r.replay = std::move(*events);
+      } else if (since->seq < ch.last_seq) {
+        if (stored == nullptr) return false;  // the store may have them: ask it on the writer thread
+        // The store's part must start right after `since`, and memory must hold everything after it.
+        if (!stored->empty() && stored->front()->seq == since->seq + 1) {
+          if (auto rest = ch.history.since(stored->back()->seq, ch.last_seq)) {
+            r.recovered = true;
+            r.replay = *stored;
+            r.replay.insert(r.replay.end(), rest->begin(), rest->end());
+          }
         }
       }
-      if (!r.recovered) r.state_json = state_of(ch);
     }
-    sub->delivered_seq = ch.last_seq;
-    ++ch.shard_subscribers[shard];
+    if (!r.recovered) r.state_json = state_of(ch);
   }
-  ch.local[shard].add(sub);
-  return r;
+  sub->delivered_seq = ch.last_seq;
+  ++ch.shard_subscribers[shard];
+  return true;
+}
+
+std::vector<EventPtr> Hub::read_stored(Channel& ch, std::uint64_t after, std::size_t limit) {
+  std::uint64_t first_held;
+  {
+    std::lock_guard lock(ch.mutex);
+    first_held = ch.history.first_held_seq();
+  }
+  std::vector<EventPtr> out;
+  std::uint64_t bytes = 0;
+  try {
+    store_.load_channel_events(ch.agent_id, after, [&](StoredEvent&& se) {
+      if ((first_held != 0 && se.seq >= first_held) || out.size() >= limit) return false;
+      EventPtr ev = event_from(std::move(se));
+      bytes += ev->frame().size();
+      // More than one read may hold: a resume gets a snapshot instead, a page ends early (but moves on).
+      if (bytes > options_.max_stored_read_bytes && !out.empty()) return false;
+      out.push_back(std::move(ev));
+      return true;
+    });
+  } catch (const StoreError& e) {
+    log::error("store_read_failed", {{"agent_id", ch.agent_id}, {"error", e.what()}});
+    out.clear();
+  }
+  return out;
 }
 
 void Hub::leave(Channel* ch, unsigned shard, Subscriber* sub) {
   ch->local[shard].remove(sub);
-  std::lock_guard lock(ch->mutex);
-  --ch->shard_subscribers[shard];
+  bool last = false;
+  {
+    std::lock_guard lock(ch->mutex);
+    last = --ch->shard_subscribers[shard] == 0 && ch->subscriber_count() == 0;
+  }
+  if (!last) return;
+  // Tell the writer, which decides whether the channel leaves memory (a channel without events: at once).
+  std::unique_lock lock(queue_mutex_);
+  left_.push_back(ch->agent_id);
+  const bool wake = left_.size() == 1;
+  lock.unlock();
+  if (wake) queue_cv_.notify_one();
 }
 
 std::string Hub::state_of(Channel& ch) const { return ch.state ? ch.state->snapshot_json() : "{}"; }
@@ -356,53 +518,163 @@ Hub::Snapshot Hub::snapshot(Channel* ch) {
 }
 
 std::optional<Hub::Snapshot> Hub::snapshot(std::string_view agent_id) {
-  Channel* ch = find_channel(agent_id);
+  std::shared_ptr<Channel> ch = find_channel(agent_id);
+  if (!ch) {
+    run_on_writer([&] {
+      try {
+        ch = channel_on_writer(agent_id, false);
+      } catch (const StoreError& e) {
+        log::error("store_read_failed", {{"agent_id", std::string(agent_id)}, {"error", e.what()}});
+      }
+    });
+  }
   if (!ch) return std::nullopt;
-  return snapshot(ch);
+  return snapshot(ch.get());
 }
 
 bool Hub::with_state(std::string_view agent_id, const std::function<void(const ChannelState*)>& read) {
-  Channel* ch = find_channel(agent_id);
+  // Channels with domain state never leave memory, so memory has every one there is.
+  std::shared_ptr<Channel> ch = find_channel(agent_id);
   if (!ch) return false;
   std::lock_guard lock(ch->mutex);
   read(ch->state.get());
   return true;
 }
 
+bool Hub::history_from_memory(Channel& ch, std::uint64_t since, std::size_t limit, HistoryPage& page) {
+  page.epoch = ch.epoch;
+  page.latest = ch.last_seq;
+  page.oldest = ch.history.first_held_seq();
+  page.complete = true;
+  page.events.clear();
+  if (since >= ch.last_seq) return true;
+  auto events = ch.history.since(since, ch.last_seq, limit);
+  if (!events) return false;
+  page.events = std::move(*events);
+  return true;
+}
+
 HistoryPage Hub::history(std::string_view agent_id, std::uint64_t since, std::size_t limit) {
   HistoryPage page;
-  Channel* ch = find_channel(agent_id);
-  if (!ch) {
-    page.complete = true;
-    return page;
+  if (auto ch = find_channel(agent_id)) {
+    std::lock_guard lock(ch->mutex);
+    if (history_from_memory(*ch, since, limit, page)) return page;
   }
-  std::lock_guard lock(ch->mutex);
-  page.epoch = ch->epoch;
-  page.latest = ch->last_seq;
-  page.oldest = ch->history.first_seq();
-  std::uint64_t from = since;
-  page.complete = true;
-  if (since < ch->last_seq && (ch->history.size() == 0 || since + 1 < page.oldest)) {
-    page.complete = false;
-    from = page.oldest == 0 ? ch->last_seq : page.oldest - 1;
-  }
-  if (from < ch->last_seq) {
-    if (auto events = ch->history.since(from, ch->last_seq, limit)) page.events = std::move(*events);
-  }
+  // Older than memory holds, or a channel not in memory: the store has the rest.
+  page = HistoryPage{};
+  run_on_writer([&] {
+    std::shared_ptr<Channel> ch;
+    try {
+      ch = channel_on_writer(agent_id, false);
+    } catch (const StoreError& e) {
+      log::error("store_read_failed", {{"agent_id", std::string(agent_id)}, {"error", e.what()}});
+    }
+    if (!ch) {
+      page.complete = true;
+      return;
+    }
+    {
+      std::lock_guard lock(ch->mutex);
+      if (history_from_memory(*ch, since, limit, page)) return;
+    }
+    std::vector<EventPtr> stored = read_stored(*ch, since, limit);
+    std::uint64_t oldest_stored = 0;
+    try {
+      store_.load_channel_events(ch->agent_id, 0, [&](StoredEvent&& se) {
+        oldest_stored = se.seq;
+        return false;
+      });
+    } catch (const StoreError&) {
+      // Only `oldest` is missing then; read_stored has logged the store's failure if it is lasting.
+    }
+    std::lock_guard lock(ch->mutex);
+    const std::uint64_t first_held = ch->history.first_held_seq();
+    // The first event either side can give after `since` (0: none).
+    const std::uint64_t first = stored.empty() ? first_held : stored.front()->seq;
+    page.oldest =
+        oldest_stored != 0 && (first_held == 0 || oldest_stored < first_held) ? oldest_stored : first_held;
+    page.complete = first == since + 1;
+    page.events = std::move(stored);
+    // Memory continues where the store's part ends, when it holds what comes next.
+    std::uint64_t cursor =
+        page.events.empty() ? (first == 0 ? ch->last_seq : first - 1) : page.events.back()->seq;
+    if (page.events.size() < limit && cursor < ch->last_seq && first_held != 0 && cursor + 1 >= first_held) {
+      if (auto rest = ch->history.since(cursor, ch->last_seq, limit - page.events.size())) {
+        page.events.insert(page.events.end(), rest->begin(), rest->end());
+      }
+    }
+  });
   return page;
 }
 
-void Hub::prune(std::int64_t now_ms) {
-  std::vector<Channel*> all;
+std::vector<std::shared_ptr<Channel>> Hub::all_channels() {
+  std::vector<std::shared_ptr<Channel>> all;
+  std::lock_guard lock(channels_mutex_);
+  all.reserve(channels_.size());
+  for (auto& [id, ch] : channels_) all.push_back(ch);
+  return all;
+}
+
+bool Hub::evict_if_idle(const std::shared_ptr<Channel>& ch, std::int64_t now_ms) {
+  std::lock_guard map_lock(channels_mutex_);
+  std::lock_guard lock(ch->mutex);
+  if (ch->evicted || ch->subscriber_count() != 0) return false;
+  if (ch->last_event_ms != 0 && ch->last_event_ms >= now_ms - options_.history_ttl_ms) return false;
+  if (ch->state && !ch->state->empty()) return false;
+  // What it holds is in the store (every event is stored before it is recorded); a channel that never
+  // had an event holds nothing anyone could miss.
+  ch->evicted = true;
+  history_bytes_ -= ch->history.bytes();
+  channels_.erase(ch->agent_id);
+  return true;
+}
+
+void Hub::evict_idle(std::int64_t now_ms) {
+  std::size_t evicted = 0;
+  for (const auto& ch : all_channels()) evicted += evict_if_idle(ch, now_ms) ? 1 : 0;
+  if (evicted > 0) log::debug("channels_evicted", {{"channels", std::to_string(evicted)}});
+}
+
+void Hub::evict_left_channels(std::int64_t now_ms) {
+  std::vector<std::string> left;
   {
-    std::lock_guard lock(channels_mutex_);
-    all.reserve(channels_.size());
-    for (auto& [id, ch] : channels_) all.push_back(ch.get());
+    std::lock_guard lock(queue_mutex_);
+    left.swap(left_);
   }
-  for (Channel* ch : all) {
+  for (const std::string& id : left) {
+    if (auto ch = find_channel(id)) evict_if_idle(ch, now_ms);
+  }
+}
+
+void Hub::enforce_memory_budget() {
+  const std::uint64_t budget = options_.history_memory_budget;
+  if (history_bytes_.load(std::memory_order_relaxed) <= budget) return;
+  // Down to 7/8 of the budget, so the pass over every channel runs once per budget/8 of new events.
+  const std::uint64_t target = budget - budget / 8;
+  using Oldest = std::pair<std::int64_t, Channel*>;
+  std::priority_queue<Oldest, std::vector<Oldest>, std::greater<>> heap;
+  auto all = all_channels();
+  for (const auto& ch : all) {
     std::lock_guard lock(ch->mutex);
-    ch->history.expire(now_ms);
+    if (auto ts = ch->history.oldest_held_ts()) heap.emplace(*ts, ch.get());
   }
+  while (history_bytes_.load(std::memory_order_relaxed) > target && !heap.empty()) {
+    Channel* ch = heap.top().second;
+    heap.pop();
+    std::lock_guard lock(ch->mutex);
+    history_bytes_ -= ch->history.release_oldest();
+    if (auto ts = ch->history.oldest_held_ts()) heap.emplace(*ts, ch);
+  }
+}
+
+void Hub::prune(std::int64_t now_ms) {
+  for (const auto& ch : all_channels()) {
+    std::lock_guard lock(ch->mutex);
+    const std::uint64_t before = ch->history.bytes();
+    ch->history.expire(now_ms);
+    history_bytes_ += ch->history.bytes() - before;
+  }
+  evict_idle(now_ms);
   try {
     store_.prune(options_.history_size, now_ms - options_.history_ttl_ms);
   } catch (const StoreError& e) {
@@ -412,17 +684,12 @@ void Hub::prune(std::int64_t now_ms) {
 
 HubStats Hub::stats(std::size_t top) {
   HubStats s;
-  std::vector<Channel*> all;
-  {
-    std::lock_guard lock(channels_mutex_);
-    all.reserve(channels_.size());
-    for (auto& [id, ch] : channels_) all.push_back(ch.get());
-  }
+  auto all = all_channels();
   s.channels = all.size();
   std::vector<ChannelSummary> summaries;
-  for (Channel* ch : all) {
+  for (const auto& ch : all) {
     std::lock_guard lock(ch->mutex);
-    ChannelSummary c{ch->agent_id, ch->subscriber_count(), ch->last_seq, ch->history.size()};
+    ChannelSummary c{ch->agent_id, ch->subscriber_count(), ch->last_seq, ch->history.held()};
     s.subscribers += c.subscribers;
     s.history_events += c.history_events;
     s.history_bytes += ch->history.bytes();

@@ -2,6 +2,13 @@
 // nothing of sockets. Publishes go through one writer thread that numbers events, writes them to the
 // store in group commits and only then broadcasts and acknowledges them, so an acknowledged event is
 // durable and a broadcast event is never renumbered.
+//
+// Memory: a channel with no subscribers, no domain state and no event within the history TTL leaves
+// memory (a channel that never had an event: as soon as its last subscriber leaves); its epoch and seq
+// stay in the store and come back when the channel is needed again. History holds at most
+// history_max_bytes of event frames per channel and history_memory_budget in all, oldest first; a resume
+// or history read past what memory holds reads the store. Only the writer thread creates, loads or
+// evicts channels and reads the store; other threads that need it wait for the writer (run_on_writer).
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -31,6 +38,9 @@ struct HubOptions {
   std::size_t max_batch = 1024;                     // events per group commit
   std::size_t max_pending = 100000;                 // publishes queued before new ones get 503
   std::int64_t prune_interval_ms = 5000;            // how often history and store are trimmed
+  std::uint64_t history_max_bytes = 16ULL << 20;    // event bytes one channel holds in memory
+  std::uint64_t history_memory_budget = 256ULL << 20;  // event bytes all channels hold in memory
+  std::uint64_t max_stored_read_bytes = 4ULL << 20;    // read back from the store for one resume or page
 };
 
 struct PublishResult {
@@ -68,7 +78,7 @@ struct ChannelSummary {
 struct HubStats {
   std::size_t channels = 0;
   std::uint64_t subscribers = 0;
-  std::uint64_t history_events = 0;
+  std::uint64_t history_events = 0;  // held in memory
   std::uint64_t history_bytes = 0;
   std::uint64_t publishes = 0;
   std::uint64_t publish_failures = 0;
@@ -87,7 +97,8 @@ class Hub {
   // Finishes queued publishes and stops the writer thread.
   void stop();
 
-  // Queues an event; `done` runs on the writer thread once it is stored and broadcast (or failed).
+  // Queues an event; `done` runs on the writer thread once it is stored and broadcast (or failed), or
+  // right away on the calling thread when the hub refuses it at the door (overloaded, shutting down).
   // The agent id and type must already be valid; `data` is a raw JSON object.
   void publish(std::string agent_id, std::string type, std::string data, std::string idempotency_key,
                PublishCallback done);
@@ -104,10 +115,12 @@ class Hub {
   void defer_wakes_on_this_thread(WakeDeferrer defer);
 
   // Subscribes `sub` on `shard`; must be called on that shard's thread. With `since`, the events after
-  // it are returned for replay when they are all still held and the epoch matches.
+  // it are returned for replay when they are all still held (in memory or in the store, at most
+  // max_stored_read_bytes read from the store) and the epoch matches. A channel not in memory is loaded
+  // from the store or created, on the writer thread: the caller waits for it.
   JoinResult join(std::string_view agent_id, unsigned shard, Subscriber* sub,
                   const std::optional<Position>& since);
-  // Unsubscribes; on the same shard thread as join.
+  // Unsubscribes; on the same shard thread as join. The channel may leave memory after this.
   void leave(Channel* channel, unsigned shard, Subscriber* sub);
 
   // Current state for a `snapshot` message: seq, epoch and the domain state, consistent with each other.
@@ -129,20 +142,42 @@ class Hub {
 
  private:
   struct Pending {
+    std::function<void()> task;  // when set, not a publish: run_on_writer's work
     std::string agent_id;
     Command command;
     std::string idempotency_key;
     PublishCallback done;
   };
 
-  Channel& channel_for(std::string_view agent_id);  // creates it (new epoch) when unknown
-  Channel* find_channel(std::string_view agent_id);
+  // In memory only; any thread.
+  std::shared_ptr<Channel> find_channel(std::string_view agent_id);
+  // Writer thread: the channel in memory, else loaded from the store, else (with `create`) a new one
+  // with a new epoch; null when neither. Throws StoreError when the store cannot be read.
+  std::shared_ptr<Channel> channel_on_writer(std::string_view agent_id, bool create);
+  std::shared_ptr<Channel> make_channel(std::string agent_id, std::string epoch, std::uint64_t last_seq);
+  // Runs `task` on the writer thread and waits for it (inline when called there, or when no writer runs).
+  void run_on_writer(const std::function<void()>& task);
+  // Under ch.mutex: fills `r` and subscribes. `stored` are the events after since->seq read from the
+  // store (null: not read); false when the replay needs them and they were not read.
+  bool join_locked(Channel& ch, unsigned shard, Subscriber* sub, const std::optional<Position>& since,
+                   const std::vector<EventPtr>* stored, JoinResult& r);
+  // Writer thread: the stored events of `ch` after `after`, before its first one in memory, at most
+  // max_stored_read_bytes (and `limit`) of them.
+  std::vector<EventPtr> read_stored(Channel& ch, std::uint64_t after, std::size_t limit);
+  // Under ch.mutex: the page when memory can serve it.
+  bool history_from_memory(Channel& ch, std::uint64_t since, std::size_t limit, HistoryPage& page);
+  // Writer thread or start(): lets the channel go when nothing needs it in memory.
+  bool evict_if_idle(const std::shared_ptr<Channel>& ch, std::int64_t now_ms);
+  void evict_idle(std::int64_t now_ms);           // every channel
+  void evict_left_channels(std::int64_t now_ms);  // those whose last subscriber left
+  void enforce_memory_budget();                   // oldest events out of memory past the budget
+  std::vector<std::shared_ptr<Channel>> all_channels();
   void writer_loop();
   // Commits a prefix of `batch` starting at `from`; returns where the next commit starts.
   std::size_t commit_batch(std::vector<Pending>& batch, std::size_t from);
   // A committed event on its way to the subscribers of one shard.
   struct Delivery {
-    Channel* channel;
+    std::shared_ptr<Channel> channel;
     EventPtr event;
   };
   using ShardDeliveries = std::vector<std::vector<Delivery>>;  // index = shard
@@ -161,12 +196,15 @@ class Hub {
   ChannelStateFactory state_factory_;
 
   std::mutex channels_mutex_;
-  FlatStringMap<std::unique_ptr<Channel>> channels_;  // looked up by string_view on every publish
+  FlatStringMap<std::shared_ptr<Channel>> channels_;  // looked up by string_view on every publish
+  std::atomic<std::uint64_t> history_bytes_{0};       // sum of the rings' bytes; changed by the writer
 
   std::mutex queue_mutex_;
   std::condition_variable queue_cv_;
   std::deque<Pending> queue_;
   bool stopping_ = false;
+  bool writer_running_ = false;
+  std::vector<std::string> left_;  // channels whose last subscriber left, for the writer to look at
   std::thread writer_;
 
   std::atomic<std::uint64_t> publishes_{0};

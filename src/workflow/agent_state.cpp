@@ -25,6 +25,11 @@ AgentState::AgentState(std::string agent_id, WorkflowIndex& index, Clock clock)
       clock_(std::move(clock)),
       snapshot_bytes_(kSnapshotFrameBytes) {}
 
+bool AgentState::empty() const {
+  return workflows_.empty() && requirements_.empty() && streams_.empty() && early_deltas_.empty() &&
+         numbered_ == 0;
+}
+
 void AgentState::apply(const std::vector<StateRecord>& records) {
   for (const StateRecord& r : records) {
     if (r.kind == kWorkflowKind) {

@@ -34,6 +34,8 @@ class AgentState final : public ChannelState {
   void apply(const std::vector<StateRecord>& records) override;
   // {"workflows": [every workflow, by number], "streams": [every open stream with its text so far]}
   std::string snapshot_json() const override;
+  // No workflow, stream or counter: the agent never used the workflow routes (nothing in the index).
+  bool empty() const override;
 
   const std::string& agent_id() const noexcept { return agent_id_; }
   const Workflow* find_workflow(std::string_view id) const;

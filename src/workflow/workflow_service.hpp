@@ -3,8 +3,9 @@
 // and stored with its event in one commit, so nothing is ever half-applied; reads look at the state
 // under the channel's lock.
 //
-// Each command's `done` runs exactly once: on the hub's writer thread, or right away when the id names
-// no workflow or stream. Its PublishResult is ok (seq, reply_json), duplicate (an Idempotency-Key seen
+// Each command's `done` runs exactly once: on the hub's writer thread, or right away on the calling
+// thread when the id names no workflow or stream or the hub refuses the command at the door
+// (overloaded, shutting down). Its PublishResult is ok (seq, reply_json), duplicate (an Idempotency-Key seen
 // before; reply_json then describes the original where that can be known), refused (the Decision says
 // why) or a store failure.
 #pragma once
