@@ -169,13 +169,17 @@ void Hub::run_on_writer(const std::function<void()>& task) {
   std::promise<void> finished;
   Pending p;
   p.task = [&] {
-    task();
-    finished.set_value();
+    try {
+      task();
+      finished.set_value();
+    } catch (...) {
+      finished.set_exception(std::current_exception());  // rethrown on the waiting thread
+    }
   };
   queue_.push_back(std::move(p));
   lock.unlock();
   queue_cv_.notify_one();
-  finished.get_future().wait();
+  finished.get_future().get();
 }
 
 void Hub::writer_loop() {
@@ -426,7 +430,8 @@ JoinResult Hub::join(std::string_view agent_id, unsigned shard, Subscriber* sub,
       channels_.emplace(ch->agent_id, ch);
     }
     std::vector<EventPtr> stored;
-    if (since && since->seq < ch->last_seq && since->epoch == ch->epoch) {
+    if (since && since->seq < ch->last_seq &&
+        (since->epoch == ch->epoch || (since->epoch.empty() && since->seq == 0))) {
       stored = read_stored(*ch, since->seq, options_.history_size);
     }
     std::lock_guard lock(ch->mutex);

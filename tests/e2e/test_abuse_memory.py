@@ -144,14 +144,15 @@ def test_history_bytes_per_channel_are_bounded(start_server):
     server.publish("big", "warm", {"blob": "w" * 200_000})
     rss_before = server.rss_kb()
     blob = "x" * (256 * 1024)
-    bodies = [json.dumps({"type": "chunk", "data": {"i": i, "blob": blob}}).encode() for i in range(100)]
-    for start in range(0, len(bodies), 10):
-        pipeline_publish(server, "big", bodies[start : start + 10])
+    for start in range(0, 160, 10):
+        bodies = [json.dumps({"type": "chunk", "data": {"i": i, "blob": blob}}).encode() for i in range(10)]
+        pipeline_publish(server, "big", bodies)
     stats = server.stats()
     assert stats["history"]["bytes"] <= 2 * MIB * 1024, stats["history"]
     grown_kb = server.rss_kb() - rss_before
-    # 25 MiB were published to the channel; it holds at most 2 MiB of them.
-    assert grown_kb < 12 * MIB * RSS_SCALE, f"RSS grew {grown_kb} KiB holding one channel's 25 MiB"
+    # 40 MiB were published to the channel; it holds at most 2 MiB of them. The rest of the growth is the
+    # allocator's and SQLite's caches (measured +12-14 MiB, flat from 12 to 75 MiB published).
+    assert grown_kb < 20 * MIB * RSS_SCALE, f"RSS grew {grown_kb} KiB after 40 MiB on one channel"
 
 
 def test_history_memory_budget_bounds_many_channels(start_server):
@@ -160,13 +161,14 @@ def test_history_memory_budget_bounds_many_channels(start_server):
     rss_before = server.rss_kb()
     blob = "y" * (128 * 1024)
     for c in range(50):
-        bodies = [json.dumps({"type": "chunk", "data": {"i": i, "blob": blob}}).encode() for i in range(4)]
+        bodies = [json.dumps({"type": "chunk", "data": {"i": i, "blob": blob}}).encode() for i in range(6)]
         pipeline_publish(server, f"many-{c}", bodies)
     stats = server.stats()
     assert stats["history"]["bytes"] <= 4 * MIB * 1024, stats["history"]
     assert stats["channels"] >= 50  # the channels stay (their events are recent); their old events do not
     grown_kb = server.rss_kb() - rss_before
-    assert grown_kb < 14 * MIB * RSS_SCALE, f"RSS grew {grown_kb} KiB holding 25 MiB over 50 channels"
+    # 37.5 MiB over 50 channels, each under --history-max-bytes; together they hold at most 4 MiB.
+    assert grown_kb < 20 * MIB * RSS_SCALE, f"RSS grew {grown_kb} KiB after 37.5 MiB over 50 channels"
 
 
 def test_resume_and_history_after_events_left_memory_are_exact(start_server):
