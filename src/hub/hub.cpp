@@ -23,6 +23,15 @@ thread_local DeferredWakes t_deferred_wakes;
 // The hub whose writer loop runs on this thread.
 thread_local const Hub* t_writer_of = nullptr;
 
+// FNV-1a, 64 bits: spreads a salt and an agent id over an epoch's 16 hex digits.
+std::uint64_t fnv1a(std::string_view a, std::string_view b) {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (std::string_view part : {a, b}) {
+    for (unsigned char c : part) h = (h ^ c) * 1099511628211ULL;
+  }
+  return h;
+}
+
 EventPtr event_from(StoredEvent&& se) {
   return protocol::make_event(std::move(se.agent_id), se.seq, std::move(se.type), se.ts_ms,
                               std::move(se.data), std::move(se.idempotency_key));
@@ -31,7 +40,19 @@ EventPtr event_from(StoredEvent&& se) {
 }  // namespace
 
 Hub::Hub(HubOptions options, EventStore& store, ShardDispatcher& shards, ChannelStateFactory state)
-    : options_(options), store_(store), shards_(shards), state_factory_(std::move(state)) {}
+    : options_(options),
+      store_(store),
+      shards_(shards),
+      state_factory_(std::move(state)),
+      epoch_salt_(random_hex_id(8)) {}
+
+std::string Hub::new_epoch(std::string_view agent_id) const {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::uint64_t h = fnv1a(epoch_salt_, agent_id);
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = kHex[h & 0xf];
+  return out;
+}
 
 Hub::~Hub() { stop(); }
 
@@ -152,7 +173,7 @@ std::shared_ptr<Channel> Hub::channel_on_writer(std::string_view agent_id, bool 
     ch->stored = true;
     if (ch->state) ch->state->apply(store_.load_state(agent_id));
   } else if (create) {
-    ch = make_channel(std::string(agent_id), random_hex_id(8), 0);
+    ch = make_channel(std::string(agent_id), new_epoch(agent_id), 0);
   } else {
     return nullptr;
   }
@@ -476,15 +497,22 @@ bool Hub::join_locked(Channel& ch, unsigned shard, Subscriber* sub, const std::o
 
 std::vector<EventPtr> Hub::read_stored(Channel& ch, std::uint64_t after, std::size_t limit) {
   std::uint64_t first_held;
+  std::uint64_t last_seq;
   {
     std::lock_guard lock(ch.mutex);
     first_held = ch.history.first_held_seq();
+    last_seq = ch.last_seq;
   }
+  // Only what retention keeps (the newest history_size, within the TTL): the store may still hold a
+  // little more until its next prune, and resume must not depend on when that runs.
+  const std::uint64_t oldest_kept = last_seq > options_.history_size ? last_seq - options_.history_size : 0;
+  const std::int64_t min_ts = now_unix_ms() - options_.history_ttl_ms;
   std::vector<EventPtr> out;
   std::uint64_t bytes = 0;
   try {
-    store_.load_channel_events(ch.agent_id, after, [&](StoredEvent&& se) {
+    store_.load_channel_events(ch.agent_id, std::max(after, oldest_kept), [&](StoredEvent&& se) {
       if ((first_held != 0 && se.seq >= first_held) || out.size() >= limit) return false;
+      if (se.ts_ms < min_ts) return out.empty();  // aged out: skip it (only before the first kept)
       EventPtr ev = event_from(std::move(se));
       bytes += ev->frame().size();
       // More than one read may hold: a resume gets a snapshot instead, a page ends early (but moves on).
@@ -583,15 +611,8 @@ HistoryPage Hub::history(std::string_view agent_id, std::uint64_t since, std::si
       if (history_from_memory(*ch, since, limit, page)) return;
     }
     std::vector<EventPtr> stored = read_stored(*ch, since, limit);
-    std::uint64_t oldest_stored = 0;
-    try {
-      store_.load_channel_events(ch->agent_id, 0, [&](StoredEvent&& se) {
-        oldest_stored = se.seq;
-        return false;
-      });
-    } catch (const StoreError&) {
-      // Only `oldest` is missing then; read_stored has logged the store's failure if it is lasting.
-    }
+    std::vector<EventPtr> oldest = read_stored(*ch, 0, 1);
+    const std::uint64_t oldest_stored = oldest.empty() ? 0 : oldest.front()->seq;
     std::lock_guard lock(ch->mutex);
     const std::uint64_t first_held = ch->history.first_held_seq();
     // The first event either side can give after `since` (0: none).

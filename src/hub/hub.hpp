@@ -155,6 +155,9 @@ class Hub {
   // with a new epoch; null when neither. Throws StoreError when the store cannot be read.
   std::shared_ptr<Channel> channel_on_writer(std::string_view agent_id, bool create);
   std::shared_ptr<Channel> make_channel(std::string agent_id, std::string epoch, std::uint64_t last_seq);
+  // The epoch of a channel the store does not know. The same for one agent id for the life of the
+  // process, so a channel that only had subscribers keeps its epoch when it leaves memory and returns.
+  std::string new_epoch(std::string_view agent_id) const;
   // Runs `task` on the writer thread and waits for it (inline when called there, or when no writer runs).
   void run_on_writer(const std::function<void()>& task);
   // Under ch.mutex: fills `r` and subscribes. `stored` are the events after since->seq read from the
@@ -194,6 +197,7 @@ class Hub {
   EventStore& store_;
   ShardDispatcher& shards_;
   ChannelStateFactory state_factory_;
+  const std::string epoch_salt_;  // random per process: a new history never reuses an old epoch
 
   std::mutex channels_mutex_;
   FlatStringMap<std::shared_ptr<Channel>> channels_;  // looked up by string_view on every publish
