@@ -70,5 +70,30 @@ TEST(HistoryRing, TracksBytes) {
   EXPECT_EQ(ring.bytes(), one);
 }
 
+TEST(HistoryRing, ByteBoundReleasesTheOldestButKeepsTheirPlaceAndKeys) {
+  const std::uint64_t one = ev(1)->frame().size();
+  HistoryRing ring(4, 1'000'000, 2 * one);
+  for (std::uint64_t s = 1; s <= 4; ++s) ring.push(ev(s, 1000, "k" + std::to_string(s)));
+  EXPECT_EQ(ring.size(), 4u);  // counted, held or not
+  EXPECT_EQ(ring.held(), 2u);
+  EXPECT_EQ(ring.first_seq(), 1u);
+  EXPECT_EQ(ring.first_held_seq(), 3u);
+  EXPECT_LE(ring.bytes(), 2 * one);
+  EXPECT_FALSE(ring.since(1, 4));  // seq 2 left memory
+  ASSERT_TRUE(ring.since(2, 4));
+  EXPECT_EQ(ring.since(2, 4)->front()->seq, 3u);
+  EXPECT_EQ(ring.seq_for_key("k1"), 1u);  // a released event's key still answers duplicates
+  ring.push(ev(5, 1000, "k5"));           // the count bound drops seq 1, a stub, and its key
+  EXPECT_FALSE(ring.seq_for_key("k1"));
+  EXPECT_EQ(ring.seq_for_key("k2"), 2u);
+  EXPECT_EQ(ring.release_oldest(), one);
+  EXPECT_EQ(ring.first_held_seq(), 5u);
+  EXPECT_EQ(ring.oldest_held_ts(), 1000);
+  ring.expire(1'002'000);
+  EXPECT_EQ(ring.size(), 0u);
+  EXPECT_EQ(ring.bytes(), 0u);
+  EXPECT_FALSE(ring.seq_for_key("k5"));
+}
+
 }  // namespace
 }  // namespace aw

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include "store/memory_event_store.hpp"
 
@@ -297,6 +298,88 @@ TEST(HubStop, AnswersEveryQueuedPublish) {
     ++answered;
   });
   EXPECT_EQ(answered.load(), 1001);
+}
+
+// Idle channels and memory bounds, over the memory store (which keeps each channel's numbering).
+class HubEvictionTest : public ::testing::Test {
+ protected:
+  void start(HubOptions options) {
+    options.prune_interval_ms = 10;
+    hub_ = std::make_unique<Hub>(options, store_, shards_);
+    hub_->start();
+  }
+  void TearDown() override {
+    if (hub_) hub_->stop();
+  }
+  void wait_for_channels(std::size_t n) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (hub_->stats(0).channels != n && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    ASSERT_EQ(hub_->stats(0).channels, n);
+  }
+
+  MemoryEventStore store_;
+  QueueDispatcher shards_;
+  std::unique_ptr<Hub> hub_;
+};
+
+TEST_F(HubEvictionTest, SubscribeOnlyChannelLeavesWithItsLastSubscriberAndKeepsItsEpoch) {
+  start({});
+  RecordingSubscriber sub;
+  JoinResult j = hub_->join("ghost", 0, &sub, std::nullopt);
+  const std::string epoch = j.epoch;
+  EXPECT_EQ(hub_->stats(0).channels, 1u);
+  hub_->leave(j.channel, 0, &sub);
+  wait_for_channels(0);
+  RecordingSubscriber again;
+  JoinResult k = hub_->join("ghost", 1, &again, std::nullopt);
+  EXPECT_EQ(k.epoch, epoch);
+  EXPECT_EQ(publish_sync(*hub_, "ghost").seq, 1u);
+  hub_->leave(k.channel, 1, &again);
+}
+
+TEST_F(HubEvictionTest, IdleChannelLeavesAndItsNumberingComesBack) {
+  HubOptions options;
+  options.history_ttl_ms = 50;
+  start(options);
+  for (int i = 0; i < 3; ++i) publish_sync(*hub_, "a");
+  RecordingSubscriber sub;
+  JoinResult first = hub_->join("a", 0, &sub, std::nullopt);
+  const std::string epoch = first.epoch;
+  hub_->leave(first.channel, 0, &sub);
+  wait_for_channels(0);
+  EXPECT_EQ(publish_sync(*hub_, "a").seq, 4u);
+  RecordingSubscriber later;
+  JoinResult j = hub_->join("a", 1, &later, std::nullopt);
+  EXPECT_EQ(j.epoch, epoch);
+  EXPECT_EQ(j.seq, 4u);
+  hub_->leave(j.channel, 1, &later);
+}
+
+TEST_F(HubEvictionTest, MemoryBudgetLetsTheOldestEventsGoFirst) {
+  HubOptions options;
+  options.history_memory_budget = 64 * 1024;
+  start(options);
+  const std::string data = "{\"pad\":\"" + std::string(4000, 'p') + "\"}";
+  for (int i = 0; i < 20; ++i) {
+    for (const char* agent : {"x", "y"}) {
+      std::promise<PublishResult> p;
+      hub_->publish(agent, "t", data, "", [&p](const PublishResult& r) { p.set_value(r); });
+      ASSERT_EQ(p.get_future().get().status, PublishResult::Status::ok);
+    }
+  }
+  HubStats stats = hub_->stats(0);
+  EXPECT_LE(stats.history_bytes, options.history_memory_budget);
+  EXPECT_LT(stats.history_events, 40u);
+  // Both channels keep their newest events; the memory store cannot give back the older ones.
+  HistoryPage page = hub_->history("x", 19, 10);
+  ASSERT_EQ(page.events.size(), 1u);
+  EXPECT_EQ(page.events[0]->seq, 20u);
+  page = hub_->history("y", 0, 100);
+  EXPECT_FALSE(page.complete);
+  ASSERT_FALSE(page.events.empty());
+  EXPECT_EQ(page.events.back()->seq, 20u);
 }
 
 }  // namespace
