@@ -60,12 +60,24 @@ void get(WorkflowService& service, const Params& params, Reply reply) {
   reply(std::move(res));
 }
 
+// GET /api/workflows/{workflow_id}/streams
+void list(WorkflowService& service, const Params& params, Reply reply) {
+  std::string id(params.get("workflow_id"));
+  auto streams = service.workflow_streams(id);
+  if (!streams) return reply(error_response(404, "workflow_not_found", "no workflow " + id));
+  Response res;
+  res.body = std::move(*streams);
+  reply(std::move(res));
+}
+
 }  // namespace
 
 void add_stream_routes(Router& router, WorkflowService& service) {
   WorkflowService* s = &service;
   router.add("POST", "/api/workflows/{workflow_id}/streams",
              [s](const Request& req, const Params& p, Reply r) { open(*s, req, p, std::move(r)); });
+  router.add("GET", "/api/workflows/{workflow_id}/streams",
+             [s](const Request&, const Params& p, Reply r) { list(*s, p, std::move(r)); });
   router.add("POST", "/api/streams/{stream_id}/append",
              [s](const Request& req, const Params& p, Reply r) { append(*s, req, p, std::move(r)); });
   router.add("POST", "/api/streams/{stream_id}/end",

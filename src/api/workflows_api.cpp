@@ -61,6 +61,28 @@ void list(WorkflowService& service, const Request& req, const Params& params, Re
   reply(std::move(res));
 }
 
+// GET /api/agents?limit=&after=
+void agents(WorkflowService& service, const Request& req, Reply reply) {
+  std::uint64_t limit = kDefaultAgentPage;
+  if (auto l = query_param(req.query, "limit"); l) {
+    auto n = parse_count(*l);
+    if (!n || *n < 1 || *n > kMaxAgentPage)
+      return reply(error_response(400, "bad_limit",
+                                  "limit must be an integer from 1 to " + std::to_string(kMaxAgentPage)));
+    limit = *n;
+  }
+  std::string after;
+  if (auto a = query_param(req.query, "after"); a) {
+    if (!is_valid_agent_id(*a))
+      return reply(
+          error_response(400, "bad_after", "after must be an agent id (the next of an earlier page)"));
+    after = std::move(*a);
+  }
+  Response res;
+  res.body = service.agents(after, static_cast<std::size_t>(limit));
+  reply(std::move(res));
+}
+
 // POST /api/workflows/{workflow_id}/requirements {"text"?, "items"?}
 void requirements(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
   if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
@@ -125,6 +147,8 @@ void add_workflow_routes(Router& router, WorkflowService& service) {
              [s](const Request&, const Params& p, Reply r) { get(*s, p, std::move(r)); });
   router.add("DELETE", "/api/workflows/{workflow_id}",
              [s](const Request& req, const Params& p, Reply r) { remove(*s, req, p, std::move(r)); });
+  router.add("GET", "/api/agents",
+             [s](const Request& req, const Params&, Reply r) { agents(*s, req, std::move(r)); });
   router.add("GET", "/api/agents/{agent_id}/workflows",
              [s](const Request& req, const Params& p, Reply r) { list(*s, req, p, std::move(r)); });
   router.add("POST", "/api/workflows/{workflow_id}/requirements",

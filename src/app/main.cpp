@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
     workflow_options.limits.max_open_streams_per_workflow = options.max_open_streams_per_workflow;
     workflow_options.limits.max_open_streams_per_agent = options.max_open_streams_per_agent;
     workflow_options.limits.max_snapshot_bytes = options.effective_max_snapshot_bytes();
-    aw::workflow::WorkflowService workflows(hub, workflow_index, workflow_options, aw::now_unix_ms);
+    aw::workflow::WorkflowService workflows(hub, workflow_index, *store, workflow_options, aw::now_unix_ms);
 
     aw::api::Router router;
     aw::api::Context api_ctx{hub, counters, options};

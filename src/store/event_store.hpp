@@ -32,6 +32,10 @@ struct StoredEvent {
 
 // A piece of an agent's domain state (a workflow, a token stream), stored in the same commit as the
 // event that changed it, so state and history never disagree. An empty `json` erases the record.
+// A record whose kind starts with kColdKindPrefix is cold: stored and erased like the others, but never
+// loaded by load_state() (it may be large and is needed rarely); load_cold_record() reads one.
+inline constexpr char kColdKindPrefix = '~';
+
 struct StateRecord {
   std::string agent_id;
   std::string kind;  // e.g. "workflow", "stream"
@@ -75,8 +79,15 @@ class EventStore {
   virtual void load_channel_events(std::string_view agent_id, std::uint64_t after_seq,
                                    const std::function<bool(StoredEvent&&)>& visit) = 0;
 
-  // Every state record of one channel.
+  // Every state record of one channel, cold ones excepted.
   virtual std::vector<StateRecord> load_state(std::string_view agent_id) = 0;
+
+  // One cold record's json, or nullopt when none is stored. Unlike the rest, callable from any thread at
+  // any time: it sees every commit append() has returned from. A store that keeps none answers nullopt.
+  virtual std::optional<std::string> load_cold_record(std::string_view /*agent_id*/,
+                                                      std::string_view /*kind*/, std::string_view /*id*/) {
+    return std::nullopt;
+  }
 
   // One group commit, all or nothing: registers `new_channels` (epoch, last_seq 0), stores `events`
   // (each channel's last_seq becomes its highest seq) and upserts (or, with empty json, erases)

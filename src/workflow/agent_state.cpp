@@ -61,9 +61,10 @@ void AgentState::apply_workflow(const StateRecord& r) {
     return log_unreadable(r);
   }
   by_number_.emplace(wf->number, wf->id);
+  const std::int64_t updated = wf->updated_at_ms;
   workflows_.insert_or_assign(r.id, std::move(*wf));
   size_workflow(r.id);
-  index_.add_workflow(r.id, agent_id_);
+  index_.add_workflow(r.id, agent_id_, updated);
 }
 
 void AgentState::apply_requirements(const StateRecord& r) {
@@ -96,6 +97,9 @@ void AgentState::apply_stream(const StateRecord& r) {
     last_activity_.erase(r.id);
   }
   st = std::move(*parsed);
+  // Moving an empty text in keeps the old buffer's capacity (libstdc++): an ended stream would hold on
+  // to up to 1 MiB it no longer shows. Its text is a cold record in the store now.
+  if (st.status != StreamStatus::streaming) std::string().swap(st.text);
   streams_by_workflow_[st.workflow_id].emplace(st.started_at_ms, st.id);
   const bool open = st.status == StreamStatus::streaming;
   if (open) ++open_streams_;

@@ -115,6 +115,9 @@ Decision end_stream(const AgentState& state, const Stream& st, StreamStatus stat
   records.push_back(record(state, kStreamKind, st.id, stream_record(ended)));
   for (auto& id : state.delta_record_ids(st.id))
     records.push_back(record(state, kDeltaKind, std::move(id), {}));
+  // The text it ended with stays, in this commit (an end the quota cannot hold ends nothing); written
+  // after the deltas are erased so that it reuses their pages and a text that fit as deltas fits whole.
+  records.push_back(record(state, kStreamTextKind, st.id, delta_record(st.text)));
   json::object summary = end_summary(st, status, reason);
   std::string reply = json::serialize(summary);
   summary["done"] = true;
@@ -289,6 +292,7 @@ Decision decide_delete(const AgentState* state, const std::string& workflow_id) 
   for (const Stream* st : state->streams_of(workflow_id)) {
     streams.emplace_back(st->id);
     records.push_back(record(*state, kStreamKind, st->id, {}));
+    if (st->status != StreamStatus::streaming) records.push_back(record(*state, kStreamTextKind, st->id, {}));
     for (auto& id : state->delta_record_ids(st->id))
       records.push_back(record(*state, kDeltaKind, std::move(id), {}));
   }

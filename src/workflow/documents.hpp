@@ -19,6 +19,10 @@ inline constexpr std::string_view kWorkflowKind = "workflow";
 inline constexpr std::string_view kRequirementsKind = "requirements";
 inline constexpr std::string_view kStreamKind = "stream";
 inline constexpr std::string_view kDeltaKind = "stream_delta";
+// An ended stream's whole text (a JSON string literal, as delta records hold), written in the commit that
+// ends it and erased with its workflow. Cold (see event_store.hpp): never loaded at start-up nor held in
+// memory; GET /api/streams/{id} reads it from the store when asked.
+inline constexpr std::string_view kStreamTextKind = "~stream_text";
 // The highest workflow number given so far, kept so a number is never handed out twice, even after the
 // workflow that had it was deleted.
 inline constexpr std::string_view kCounterKind = "counter";
@@ -60,7 +64,7 @@ struct Stream {
   std::uint64_t deltas = 0;      // pieces so far; also the index the next delta gets
   std::uint64_t length = 0;      // code points so far
   std::uint64_t bytes = 0;       // UTF-8 bytes so far
-  std::string text;              // while streaming only: ended streams drop it to bound memory
+  std::string text;              // while streaming only: an ended stream's text is a cold record
 };
 
 // ---- stored records ----

@@ -2,21 +2,58 @@
 
 namespace aw::workflow {
 
-void WorkflowIndex::add_workflow(std::string_view workflow_id, std::string_view agent_id) {
+namespace {
+
+void forget_time(std::map<std::string, std::multiset<std::int64_t>, std::less<>>& agents,
+                 const std::string& agent_id, std::int64_t updated_ms) {
+  auto agent = agents.find(agent_id);
+  if (agent == agents.end()) return;
+  if (auto t = agent->second.find(updated_ms); t != agent->second.end()) agent->second.erase(t);
+  if (agent->second.empty()) agents.erase(agent);
+}
+
+}  // namespace
+
+void WorkflowIndex::add_workflow(std::string_view workflow_id, std::string_view agent_id,
+                                 std::int64_t updated_ms) {
   std::lock_guard lock(mutex_);
-  workflows_.insert_or_assign(std::string(workflow_id), std::string(agent_id));
+  auto [it, fresh] = workflows_.try_emplace(std::string(workflow_id));
+  if (!fresh) forget_time(agents_, it->second.agent_id, it->second.updated_ms);
+  it->second = {std::string(agent_id), updated_ms};
+  auto agent = agents_.find(agent_id);
+  if (agent == agents_.end())
+    agent = agents_.emplace(std::string(agent_id), std::multiset<std::int64_t>()).first;
+  agent->second.insert(updated_ms);
 }
 
 void WorkflowIndex::remove_workflow(std::string_view workflow_id) {
   std::lock_guard lock(mutex_);
-  workflows_.erase(std::string(workflow_id));
+  auto it = workflows_.find(std::string(workflow_id));
+  if (it == workflows_.end()) return;
+  forget_time(agents_, it->second.agent_id, it->second.updated_ms);
+  workflows_.erase(it);
+}
+
+std::vector<WorkflowIndex::AgentSummary> WorkflowIndex::agents_after(std::string_view after,
+                                                                     std::size_t limit, bool& more) const {
+  std::vector<AgentSummary> out;
+  more = false;
+  std::lock_guard lock(mutex_);
+  for (auto it = agents_.upper_bound(after); it != agents_.end(); ++it) {
+    if (out.size() == limit) {
+      more = true;
+      break;
+    }
+    out.push_back({it->first, it->second.size(), *it->second.rbegin()});
+  }
+  return out;
 }
 
 std::optional<std::string> WorkflowIndex::agent_of_workflow(std::string_view workflow_id) const {
   std::lock_guard lock(mutex_);
   auto it = workflows_.find(std::string(workflow_id));
   if (it == workflows_.end()) return std::nullopt;
-  return it->second;
+  return it->second.agent_id;
 }
 
 void WorkflowIndex::add_stream(std::string_view stream_id, std::string_view agent_id, bool open,

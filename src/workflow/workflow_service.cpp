@@ -26,8 +26,9 @@ const AgentState* as_agent_state(const ChannelState* state) {
 
 }  // namespace
 
-WorkflowService::WorkflowService(Hub& hub, WorkflowIndex& index, WorkflowServiceOptions options, Clock clock)
-    : hub_(hub), index_(index), options_(options), clock_(std::move(clock)) {}
+WorkflowService::WorkflowService(Hub& hub, WorkflowIndex& index, EventStore& store,
+                                 WorkflowServiceOptions options, Clock clock)
+    : hub_(hub), index_(index), store_(store), options_(options), clock_(std::move(clock)) {}
 
 void WorkflowService::submit(std::string agent_id, Decide decide, std::string idempotency_key,
                              PublishCallback done) {
@@ -226,7 +227,7 @@ std::optional<std::string> WorkflowService::get(std::string_view workflow_id) co
 std::optional<std::string> WorkflowService::get_stream(std::string_view stream_id) const {
   auto agent_id = index_.agent_of_stream(stream_id);
   if (!agent_id) return std::nullopt;
-  std::optional<std::string> out;
+  std::optional<json::object> out;
   hub_.with_state(*agent_id, [&](const ChannelState* s) {
     const AgentState* state = as_agent_state(s);
     const Stream* st = state ? state->find_stream(stream_id) : nullptr;
@@ -237,9 +238,55 @@ std::optional<std::string> WorkflowService::get_stream(std::string_view stream_i
       o["index"] = st->deltas;
       o["text"] = st->text;
     }
+    out = std::move(o);
+  });
+  if (!out) return std::nullopt;
+  if (!out->contains("text")) {
+    // Ended: its text was committed with its end, before the state said so; read outside the lock.
+    json::value text = nullptr;
+    try {
+      if (auto record = store_.load_cold_record(*agent_id, kStreamTextKind, stream_id))
+        if (auto parsed = parse_delta_record(*record)) text = json::string(*parsed);
+    } catch (const StoreError& e) {
+      log::warn("stream_text_unreadable", {{"stream_id", std::string(stream_id)}, {"error", e.what()}});
+    }
+    (*out)["text"] = std::move(text);
+  }
+  return json::serialize(*out);
+}
+
+std::optional<std::string> WorkflowService::workflow_streams(std::string_view workflow_id) const {
+  auto agent_id = index_.agent_of_workflow(workflow_id);
+  if (!agent_id) return std::nullopt;
+  std::optional<std::string> out;
+  hub_.with_state(*agent_id, [&](const ChannelState* s) {
+    const AgentState* state = as_agent_state(s);
+    if (!state || !state->find_workflow(workflow_id)) return;
+    json::array streams;
+    for (const Stream* st : state->streams_of(workflow_id)) {
+      json::object o = stream_summary_json(*st);
+      o["workflow_id"] = st->workflow_id;
+      if (st->status == StreamStatus::streaming) o["index"] = st->deltas;
+      streams.push_back(std::move(o));
+    }
+    json::object o{{"workflow_id", workflow_id}, {"streams", std::move(streams)}};
     out = json::serialize(o);
   });
   return out;
+}
+
+std::string WorkflowService::agents(std::string_view after, std::size_t limit) const {
+  bool more = false;
+  auto page = index_.agents_after(after, limit, more);
+  json::array items;
+  items.reserve(page.size());
+  for (const auto& a : page)
+    items.push_back(json::object{
+        {"agent_id", a.agent_id}, {"workflows", a.workflows}, {"updated", timestamp_json(a.updated_ms)}});
+  json::value next = nullptr;
+  if (more && !page.empty()) next = json::string(page.back().agent_id);
+  json::object o{{"agents", std::move(items)}, {"next", std::move(next)}};
+  return json::serialize(o);
 }
 
 std::string WorkflowService::list(std::string_view agent_id, std::size_t limit,

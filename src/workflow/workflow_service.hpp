@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "hub/hub.hpp"
+#include "store/event_store.hpp"
 #include "workflow/agent_state.hpp"
 #include "workflow/decisions.hpp"
 #include "workflow/limits.hpp"
@@ -29,8 +30,9 @@ struct WorkflowServiceOptions {
 
 class WorkflowService {
  public:
-  // `index` is the one the hub's agent_state_factory feeds.
-  WorkflowService(Hub& hub, WorkflowIndex& index, WorkflowServiceOptions options, Clock clock);
+  // `index` is the one the hub's agent_state_factory feeds; `store` the hub's, for ended streams' text.
+  WorkflowService(Hub& hub, WorkflowIndex& index, EventStore& store, WorkflowServiceOptions options,
+                  Clock clock);
 
   void create(NewWorkflow request, std::string idempotency_key, PublishCallback done);
   void submit_requirements(std::string workflow_id, NewRequirements request, std::string idempotency_key,
@@ -60,8 +62,15 @@ class WorkflowService {
 
   // The workflow's public JSON, or nullopt when it does not exist.
   std::optional<std::string> get(std::string_view workflow_id) const;
-  // A stream: its summary, plus `workflow_id`, `index` and `text` while it is still streaming.
+  // A stream: its summary plus `workflow_id` and `text` (so far, or what it ended with: read from the
+  // store, null for a stream that ended before ended text was kept), and `index` while it streams.
   std::optional<std::string> get_stream(std::string_view stream_id) const;
+  // {"workflow_id", "streams": [summary with workflow_id, no text, ...]} in start order, or nullopt when
+  // the workflow does not exist.
+  std::optional<std::string> workflow_streams(std::string_view workflow_id) const;
+  // {"agents": [{"agent_id", "workflows", "updated"}...], "next": agent id | null}: agents that have
+  // workflows, with ids above `after`, by id, at most `limit`.
+  std::string agents(std::string_view after, std::size_t limit) const;
   // {"agent_id", "workflows": [...], "next_cursor": "<n>" | null}: the agent's workflows numbered above
   // `after_number`, oldest first, at most `limit`.
   std::string list(std::string_view agent_id, std::size_t limit, std::uint64_t after_number) const;
@@ -85,6 +94,7 @@ class WorkflowService {
 
   Hub& hub_;
   WorkflowIndex& index_;
+  EventStore& store_;
   WorkflowServiceOptions options_;
   Clock clock_;
 };

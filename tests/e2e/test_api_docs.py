@@ -39,6 +39,8 @@ IMPLEMENTED = {
     ("get", "/api/workflows/{workflow_id}"),
     ("delete", "/api/workflows/{workflow_id}"),
     ("get", "/api/agents/{agent_id}/workflows"),
+    ("get", "/api/agents"),
+    ("get", "/api/workflows/{workflow_id}/streams"),
     ("post", "/api/workflows/{workflow_id}/requirements"),
     ("post", "/api/workflows/{workflow_id}/phase"),
     ("post", "/api/workflows/{workflow_id}/progress"),
@@ -412,7 +414,18 @@ def test_stream_routes_match_openapi(docs, server):
     assert error_code(b) == "stream_ended"
     c("POST", E, "/api/streams/st_0000000000000000/end", {"status": "failed"}, expect=404)
     _, _, ended = c("GET", S, f"/api/streams/{sid}", expect=200)
-    assert ended["status"] == "completed" and "text" not in ended
+    assert ended["status"] == "completed" and ended["text"] == "The login form has two fields"
+    L = "/api/workflows/{workflow_id}/streams"
+    _, _, listed = c("GET", L, f"/api/workflows/{wid}/streams", expect=200)
+    assert [s["stream_id"] for s in listed["streams"]] == [sid] and "text" not in listed["streams"][0]
+    _, _, b = c("GET", L, "/api/workflows/wf_0000000000000000/streams", expect=404)
+    assert error_code(b) == "workflow_not_found"
+    _, _, agents = c("GET", "/api/agents", "/api/agents?limit=1", expect=200)
+    assert len(agents["agents"]) == 1
+    _, _, b = c("GET", "/api/agents", "/api/agents?limit=0", expect=400)
+    assert error_code(b) == "bad_limit"
+    _, _, b = c("GET", "/api/agents", "/api/agents?after=a%20b", expect=400)
+    assert error_code(b) == "bad_after"
 
     c("POST", "/api/workflows/{workflow_id}/cancel", f"/api/workflows/{wid}/cancel", expect=200)
     _, _, b = c("POST", O, f"/api/workflows/{wid}/streams", expect=409)

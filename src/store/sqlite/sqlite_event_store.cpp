@@ -261,6 +261,7 @@ SqliteEventStore::SqliteEventStore(std::string path, FsyncMode mode, std::uint64
   // folded back now and the file emptied, rather than at the first commit or never on an idle server.
   sqlite3_wal_checkpoint_v2(db_.get(), "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
   wal_frames_ = 0;
+  open_cold_reader();
 }
 
 // Closing the connection checkpoints what is left in the WAL (at most about checkpoint_frames() pages,
@@ -399,7 +400,48 @@ void SqliteEventStore::prepare_state_statements() {
       "INSERT INTO state(agent_id, kind, id, json) VALUES(?1, ?2, ?3, ?4)"
       " ON CONFLICT(agent_id, kind, id) DO UPDATE SET json = excluded.json");
   delete_state_ = prepare("DELETE FROM state WHERE agent_id = ?1 AND kind = ?2 AND id = ?3");
-  select_state_ = prepare("SELECT kind, id, json FROM state WHERE agent_id = ?1 ORDER BY kind, id");
+  // substr, not LIKE: '~' is no LIKE wildcard, but a kind holding '%' or '_' would be.
+  select_state_ = prepare(
+      "SELECT kind, id, json FROM state WHERE agent_id = ?1 AND substr(kind, 1, 1) <> '~' ORDER BY kind, id");
+  static_assert(kColdKindPrefix == '~', "the query above names the prefix");
+}
+
+void SqliteEventStore::open_cold_reader() {
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(path_.c_str(), &raw, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  cold_db_.reset(raw);
+  if (rc != SQLITE_OK) {
+    throw StoreError("sqlite store " + path_ + ": open the cold record reader: " + sqlite3_errstr(rc), false);
+  }
+  sqlite3_busy_timeout(cold_db_.get(), kBusyTimeoutMs);
+  sqlite3_stmt* stmt = nullptr;
+  const int prepared = sqlite3_prepare_v3(
+      cold_db_.get(), "SELECT json FROM state WHERE agent_id = ?1 AND kind = ?2 AND id = ?3", -1,
+      SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+  select_cold_.reset(stmt);
+  if (prepared != SQLITE_OK) {
+    throw StoreError(
+        "sqlite store " + path_ + ": prepare the cold record reader: " + sqlite3_errmsg(cold_db_.get()),
+        false);
+  }
+}
+
+std::optional<std::string> SqliteEventStore::load_cold_record(std::string_view agent_id,
+                                                              std::string_view kind, std::string_view id) {
+  std::lock_guard lock(cold_mutex_);
+  sqlite3_stmt* stmt = select_cold_.get();
+  Use use(stmt);
+  bind_text(stmt, 1, agent_id);
+  bind_text(stmt, 2, kind);
+  bind_text(stmt, 3, id);
+  const int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_ROW) return column_text(stmt, 0);
+  if (rc != SQLITE_DONE) {
+    throw StoreError("sqlite store " + path_ + ": load " + std::string(kind) + "/" + std::string(id) + ": " +
+                         sqlite3_errmsg(cold_db_.get()),
+                     false);
+  }
+  return std::nullopt;
 }
 
 std::vector<StateRecord> SqliteEventStore::load_state(std::string_view agent_id) {

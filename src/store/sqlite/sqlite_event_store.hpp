@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -80,6 +81,8 @@ class SqliteEventStore final : public EventStore {
   void append(const std::vector<StoredChannel>& new_channels, const std::vector<const Event*>& events,
               const std::vector<const StateRecord*>& records) override;
   std::vector<StateRecord> load_state(std::string_view agent_id) override;
+  std::optional<std::string> load_cold_record(std::string_view agent_id, std::string_view kind,
+                                              std::string_view id) override;
   // Both on the writer thread, like append(): they read what the writer knows of the channel.
   std::optional<StoredChannel> find_channel(std::string_view agent_id) override;
   // By the channel's rowids (no index on (agent_id, seq)): a binary search, then one lookup per event.
@@ -151,6 +154,7 @@ class SqliteEventStore final : public EventStore {
   void set_quota(std::uint64_t max_bytes);
   void prepare_statements();
   void prepare_state_statements();
+  void open_cold_reader();
   void load_index();
   void rebuild_missing_channels();
   void touch(ChannelLog& log) noexcept;
@@ -187,6 +191,12 @@ class SqliteEventStore final : public EventStore {
   Stmt upsert_state_;
   Stmt delete_state_;
   Stmt select_state_;
+
+  // load_cold_record()'s own read-only connection, opened once the schema exists; declared after db_ so
+  // it closes first (the writer's connection, closed last, checkpoints and deletes the WAL).
+  std::mutex cold_mutex_;
+  std::unique_ptr<sqlite3, DbCloser> cold_db_;
+  Stmt select_cold_;
 
   // Every channel with a channels row or stored events. What it says changes only after a commit: a
   // failed batch or prune leaves it as it was (append() drops again the entries it added for the batch).

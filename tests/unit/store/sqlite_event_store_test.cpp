@@ -15,8 +15,10 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "protocol/envelope.hpp"
@@ -908,6 +910,37 @@ TEST_F(SqliteEventStoreTest, DeletingTheOldLockFileDoesNotLetASecondStoreIn) {
   std::filesystem::remove(path_ + "-lock");
   EXPECT_THROW(open(), StoreError);
   append_run(*store, "ch", 2, 1);
+}
+
+// Cold records (finished stream text): stored and erased in commits like any state record, left out of
+// load_state(), read one at a time by load_cold_record() from another thread, kept across a reopen.
+TEST_F(SqliteEventStoreTest, ColdRecordsAreStoredButNotLoadedWithTheState) {
+  const std::string big(300 * 1024, 'x');
+  {
+    auto store = open();
+    std::vector<Event> events{make_event("alpha", 1, 100)};
+    StateRecord hot{"alpha", "stream", "st_1", R"({"n":1})"};
+    StateRecord cold{"alpha", "~stream_text", "st_1", "\"" + big + "\""};
+    store->append({{"alpha", "e-alpha", 0}}, pointers(events), {&hot, &cold});
+
+    const auto state = store->load_state("alpha");
+    ASSERT_EQ(state.size(), 1u);
+    EXPECT_EQ(state[0].kind, "stream");
+    std::optional<std::string> read;
+    std::thread reader([&] { read = store->load_cold_record("alpha", "~stream_text", "st_1"); });
+    reader.join();
+    ASSERT_TRUE(read);
+    EXPECT_EQ(*read, "\"" + big + "\"");
+    EXPECT_FALSE(store->load_cold_record("alpha", "~stream_text", "st_2"));
+    EXPECT_FALSE(store->load_cold_record("beta", "~stream_text", "st_1"));
+  }
+  auto store = open();
+  EXPECT_EQ(store->load_state("alpha").size(), 1u);
+  ASSERT_TRUE(store->load_cold_record("alpha", "~stream_text", "st_1"));
+  std::vector<Event> events{make_event("alpha", 2, 200)};
+  StateRecord erase{"alpha", "~stream_text", "st_1", ""};
+  store->append({}, pointers(events), {&erase});
+  EXPECT_FALSE(store->load_cold_record("alpha", "~stream_text", "st_1"));
 }
 
 }  // namespace

@@ -242,13 +242,16 @@ TEST_F(DecisionsTest, AStreamCountsItsDeltasFromZero) {
   EXPECT_EQ(data["length"], 12);
   EXPECT_EQ(data["bytes"], 13);
   EXPECT_FALSE(json::parse(ended.reply_json).as_object().contains("done"));
-  // the stream record plus the erasure of its three delta records
-  ASSERT_EQ(ended.records.size(), 4u);
+  // the stream record, the erasure of its three delta records, then the text it ended with (cold)
+  ASSERT_EQ(ended.records.size(), 5u);
   EXPECT_EQ(ended.records[0].kind, kStreamKind);
   for (std::size_t i = 1; i < 4; ++i) {
     EXPECT_EQ(ended.records[i].kind, kDeltaKind);
     EXPECT_TRUE(ended.records[i].json.empty());
   }
+  EXPECT_EQ(ended.records[4].kind, kStreamTextKind);
+  EXPECT_EQ(ended.records[4].kind.front(), kColdKindPrefix);
+  EXPECT_EQ(parse_delta_record(ended.records[4].json), "Hello, w\xc3\xb6rld");
   const Stream* st = state_.find_stream("st_1");
   EXPECT_EQ(st->status, StreamStatus::completed);
   EXPECT_EQ(st->ended_at_ms, now_ + 5);

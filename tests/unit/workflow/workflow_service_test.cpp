@@ -32,7 +32,7 @@ struct Node {
   Node(EventStore& store, std::atomic<std::int64_t>& now, std::int64_t idle_timeout_ms = 60'000)
       : clock([&now] { return now.load(); }),
         hub(HubOptions{}, store, shards, agent_state_factory(index, clock)),
-        service(hub, index, {idle_timeout_ms, {}}, clock) {
+        service(hub, index, store, {idle_timeout_ms, {}}, clock) {
     hub.start();
   }
   ~Node() { hub.stop(); }
@@ -151,7 +151,9 @@ TEST_F(WorkflowServiceTest, AppendsSubmittedBackToBackKeepTheirOrder) {
   EXPECT_EQ(reply_of(ended)["length"], expected.size());
   st = json::parse(*service_.get_stream(stream_id)).as_object();
   EXPECT_EQ(st["status"], "completed");
-  EXPECT_FALSE(st.contains("text"));
+  // the text it ended with, read back from the store (not held in memory)
+  EXPECT_EQ(st["text"].as_string(), expected);
+  EXPECT_FALSE(st.contains("index"));
 }
 
 TEST_F(WorkflowServiceTest, ARetriedCreateDescribesTheOriginalWorkflow) {
@@ -253,6 +255,7 @@ TEST(WorkflowServiceRestart, WorkflowsAndOpenStreamTextSurviveARestart) {
     auto done = json::parse(*node.service.get_stream(done_id)).as_object();
     EXPECT_EQ(done["status"], "completed");
     EXPECT_EQ(done["length"], 8);
+    EXPECT_EQ(done["text"], "finished");  // kept in the store, read back on demand
 
     auto snap = node.hub.snapshot("agent-7");
     ASSERT_TRUE(snap);
