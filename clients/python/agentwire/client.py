@@ -713,3 +713,16 @@ class AgentwireClient:
             self._publisher = AsyncPublisher(self.base_url, timeout=self.http_timeout, headers=self.headers,
                                              ssl_context=self.ssl_context)
         return self._publisher
+
+    async def stream_text(self, stream_id: str) -> Optional[str]:
+        """A stream's text, also once it has ended (snapshots carry only open streams' text, so a UI
+        fetches a finished output here when it shows it). See :meth:`Publisher.stream_text`."""
+        return await self.publisher.stream_text(stream_id)
+
+    async def workflow_streams(self, workflow_id: str) -> List[Dict[str, Any]]:
+        """A workflow's stream summaries in start order. See :meth:`Publisher.workflow_streams`."""
+        return await self.publisher.workflow_streams(workflow_id)
+
+    async def agents(self, limit: Optional[int] = None, after: Optional[str] = None) -> Dict[str, Any]:
+        """One page of the agents that have workflows. See :meth:`Publisher.agents`."""
+        return await self.publisher.agents(limit=limit, after=after)

@@ -93,6 +93,20 @@ def _seq_of(payload: Any) -> int:
     return seq
 
 
+def _text_of(payload: Any) -> Optional[str]:
+    text = _as_dict(payload).get("text")
+    if text is not None and not isinstance(text, str):
+        raise AgentwireConnectionError(f"expected the stream's text from the server, got {payload!r}")
+    return text
+
+
+def _streams_of(payload: Any) -> List[Dict[str, Any]]:
+    streams = _as_dict(payload).get("streams")
+    if not isinstance(streams, list):
+        raise AgentwireConnectionError(f"expected a list of streams from the server, got {payload!r}")
+    return streams
+
+
 def _optional(**fields: Any) -> Dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -156,6 +170,18 @@ class _Base:
         if metadata is not None:
             body["metadata"] = metadata
         return _dict_request("POST", "/api/workflows", body=body, idempotency_key=key)
+
+    @staticmethod
+    def _stream_text(stream_id: str) -> "_Request[Optional[str]]":
+        return _Request("GET", f"/api/streams/{segment(stream_id)}", _text_of)
+
+    @staticmethod
+    def _workflow_streams(workflow_id: str) -> "_Request[List[Dict[str, Any]]]":
+        return _Request("GET", f"/api/workflows/{segment(workflow_id)}/streams", _streams_of)
+
+    @staticmethod
+    def _agents(limit: Optional[int], after: Optional[str]) -> "_Request[Dict[str, Any]]":
+        return _dict_request("GET", "/api/agents", query=_optional(limit=limit, after=after))
 
 
 class Publisher(_Base):
@@ -275,8 +301,34 @@ class Publisher(_Base):
                                    body=_optional(status=status, reason=reason), idempotency_key=idempotency_key))
 
     def get_stream(self, stream_id: str) -> Dict[str, Any]:
-        """A stream's summary (and its text so far while it is still streaming)."""
+        """A stream's summary and ``text``: so far while it is streaming, what it ended with once ended."""
         return self._call(_dict_request("GET", f"/api/streams/{segment(stream_id)}"))
+
+    def stream_text(self, stream_id: str) -> Optional[str]:
+        """A stream's text, whatever its status (the server keeps an ended stream's text as long as its
+        workflow); ``None`` only for a stream that ended on a server that did not keep it."""
+        return self._call(self._stream_text(stream_id))
+
+    def workflow_streams(self, workflow_id: str) -> List[Dict[str, Any]]:
+        """The workflow's streams in the order they started: summaries (status, deltas, bytes, times), no
+        text; fetch a finished one's with :meth:`stream_text`."""
+        return self._call(self._workflow_streams(workflow_id))
+
+    def agents(self, limit: Optional[int] = None, after: Optional[str] = None) -> Dict[str, Any]:
+        """``{"agents": [{"agent_id", "workflows", "updated"}, ...], "next"}``: the agents that have
+        workflows, by id; pass ``next`` back as ``after`` for the next page (``None`` on the last)."""
+        return self._call(self._agents(limit, after))
+
+    def all_agents(self, page_size: Optional[int] = None) -> List[Dict[str, Any]]:
+        """Every agent that has workflows, page after page."""
+        out: List[Dict[str, Any]] = []
+        after: Optional[str] = None
+        while True:
+            page = self.agents(limit=page_size, after=after)
+            out.extend(page.get("agents", []))
+            after = page.get("next")
+            if not after:
+                return out
 
 
 class AsyncPublisher(_Base):
@@ -384,3 +436,26 @@ class AsyncPublisher(_Base):
     async def get_stream(self, stream_id: str) -> Dict[str, Any]:
         """See :meth:`Publisher.get_stream`."""
         return await self._call(_dict_request("GET", f"/api/streams/{segment(stream_id)}"))
+
+    async def stream_text(self, stream_id: str) -> Optional[str]:
+        """See :meth:`Publisher.stream_text`."""
+        return await self._call(self._stream_text(stream_id))
+
+    async def workflow_streams(self, workflow_id: str) -> List[Dict[str, Any]]:
+        """See :meth:`Publisher.workflow_streams`."""
+        return await self._call(self._workflow_streams(workflow_id))
+
+    async def agents(self, limit: Optional[int] = None, after: Optional[str] = None) -> Dict[str, Any]:
+        """See :meth:`Publisher.agents`."""
+        return await self._call(self._agents(limit, after))
+
+    async def all_agents(self, page_size: Optional[int] = None) -> List[Dict[str, Any]]:
+        """See :meth:`Publisher.all_agents`."""
+        out: List[Dict[str, Any]] = []
+        after: Optional[str] = None
+        while True:
+            page = await self.agents(limit=page_size, after=after)
+            out.extend(page.get("agents", []))
+            after = page.get("next")
+            if not after:
+                return out
