@@ -106,11 +106,17 @@ json::object end_summary(const Stream& st, StreamStatus status, const std::optio
 
 Decision end_stream(const AgentState& state, const Stream& st, StreamStatus status,
                     const std::optional<std::string>& reason, std::int64_t now_ms) {
-  Stream ended = st;
+  // Field by field: copying `st` whole would copy its text (up to 1 MiB) only to drop it.
+  Stream ended;
+  ended.id = st.id;
+  ended.workflow_id = st.workflow_id;
+  ended.started_at_ms = st.started_at_ms;
+  ended.deltas = st.deltas;
+  ended.length = st.length;
+  ended.bytes = st.bytes;
   ended.status = status;
   ended.reason = reason;
   ended.ended_at_ms = now_ms;
-  ended.text.clear();
   std::vector<StateRecord> records;
   records.push_back(record(state, kStreamKind, st.id, stream_record(ended)));
   for (auto& id : state.delta_record_ids(st.id))
