@@ -3,8 +3,9 @@
 
 import type { BackoffOptions } from "./backoff.js";
 import { checkAgentId } from "./errors.js";
-import { Publisher, type PublisherOptions } from "./publisher.js";
+import { Publisher, type AgentsOptions, type PublisherOptions } from "./publisher.js";
 import { Subscription, type ConnectionSettings, type SubscribeOptions } from "./subscription.js";
+import type { AgentList, StreamListing } from "./types.js";
 import { resolveWebSocket, type WebSocketConstructor } from "./websocket.js";
 
 export interface ClientOptions {
@@ -46,6 +47,8 @@ export class AgentwireClient {
   private readonly settings: ConnectionSettings;
   private readonly subscriptions = new Set<Subscription>();
   private wsCtor: Promise<WebSocketConstructor> | null = null;
+  /** For the reads (stream text, lists), made on first use. */
+  private reader: Publisher | null = null;
 
   constructor(options: ClientOptions = {}) {
     const url = options.url ?? pageOrigin();
@@ -83,6 +86,28 @@ export class AgentwireClient {
   /** A Publisher for the same server. */
   publisher(options: Omit<PublisherOptions, "url"> = {}): Publisher {
     return new Publisher({ ...options, url: this.url });
+  }
+
+  /**
+   * A stream's text, whatever its status: what a finished stream ended with (snapshots carry only open
+   * streams' text). Null only from a server that did not keep it. See Publisher.streamText.
+   */
+  streamText(streamId: string): Promise<string | null> {
+    return this.http().streamText(streamId);
+  }
+
+  /** A workflow's streams in the order they started: summaries, no text. */
+  workflowStreams(workflowId: string): Promise<StreamListing[]> {
+    return this.http().workflowStreams(workflowId);
+  }
+
+  /** One page of the agents that have workflows, by id; pass `next` back as `after` for the next page. */
+  agents(options: AgentsOptions = {}): Promise<AgentList> {
+    return this.http().agents(options);
+  }
+
+  private http(): Publisher {
+    return (this.reader ??= new Publisher({ url: this.url }));
   }
 
   /** Closes every subscription of this client. */

@@ -17,11 +17,12 @@ export {
   type PublisherOptions,
   type WriteOptions,
   type HistoryOptions,
+  type AgentsOptions,
   type NewWorkflowRequest,
   type RequirementsRequest,
 } from "./publisher.js";
 export { AgentwireError, isValidAgentId } from "./errors.js";
 export { Backoff, type BackoffOptions } from "./backoff.js";
 export type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
-export { AgentView, type WorkflowView, type StreamView } from "./view.js";
+export { AgentView, type AgentViewOptions, type StreamTextSource, type WorkflowView, type StreamView } from "./view.js";
 export * from "./types.js";

@@ -3,15 +3,19 @@
 
 import { AgentwireError, checkAgentId } from "./errors.js";
 import type {
+  AgentList,
+  AgentSummary,
   HistoryPage,
   Phase,
   PublishResult,
   StreamAppended,
   StreamEndResult,
   StreamInfo,
+  StreamListing,
   StreamOpened,
   Workflow,
   WorkflowList,
+  WorkflowStreamList,
 } from "./types.js";
 
 type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
@@ -45,6 +49,13 @@ export interface HistoryOptions {
   since?: number;
   /** 1..1000 (default 100). */
   limit?: number;
+}
+
+export interface AgentsOptions {
+  /** 1..1000 (the server's default when absent). */
+  limit?: number;
+  /** Agents after this id: the `next` of the page before. */
+  after?: string;
 }
 
 export interface NewWorkflowRequest {
@@ -206,8 +217,47 @@ export class Publisher {
     return this.write("POST", `/api/streams/${seg(streamId)}/end`, body, options);
   }
 
+  /** A stream's summary and text: so far while it streams, what it ended with once ended. */
   getStream(streamId: string): Promise<StreamInfo> {
     return this.request("GET", `/api/streams/${seg(streamId)}`);
+  }
+
+  /**
+   * A stream's text, whatever its status (an ended stream's is kept as long as its workflow); null only
+   * from a server that did not keep it.
+   */
+  async streamText(streamId: string): Promise<string | null> {
+    const info = await this.getStream(streamId);
+    return typeof info.text === "string" ? info.text : null;
+  }
+
+  /** The workflow's streams in the order they started: summaries, no text. */
+  async workflowStreams(workflowId: string): Promise<StreamListing[]> {
+    const list = await this.request<WorkflowStreamList>("GET", `/api/workflows/${seg(workflowId)}/streams`);
+    if (!Array.isArray(list?.streams)) throw new AgentwireError(200, "bad_response", "GET /api/workflows/…/streams: no `streams` list");
+    return list.streams;
+  }
+
+  // ---- agents ----
+
+  /** One page of the agents that have workflows, by id; pass `next` back as `after` for the next page. */
+  agents(options: AgentsOptions = {}): Promise<AgentList> {
+    const q = new URLSearchParams();
+    if (options.limit !== undefined) q.set("limit", String(options.limit));
+    if (options.after !== undefined) q.set("after", options.after);
+    const query = q.toString();
+    return this.request("GET", `/api/agents${query ? "?" + query : ""}`);
+  }
+
+  /** Every agent that has workflows, walking the pages. */
+  async *allAgents(pageSize?: number): AsyncGenerator<AgentSummary> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.agents({ limit: pageSize, after });
+      for (const agent of page.agents) yield agent;
+      if (!page.next || page.agents.length === 0) return;
+      after = page.next;
+    }
   }
 
   // ---- plumbing ----

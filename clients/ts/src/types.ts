@@ -346,9 +346,40 @@ export interface StreamEndResult extends Omit<StreamEnded, "done"> {
   seq?: number;
 }
 
-/** GET /api/streams/{id}: its summary, plus workflow_id, index and text while it streams. */
-export interface StreamInfo extends StreamSummary {
+/** A stream as GET /api/workflows/{id}/streams lists it: its summary and workflow, `index` while it streams. */
+export interface StreamListing extends StreamSummary {
   workflow_id: string;
+  /** Only while it streams: the index the next delta will carry. */
   index?: number;
+}
+
+/**
+ * GET /api/streams/{id}: its summary and its text — so far while it streams, what it ended with once
+ * ended (kept as long as its workflow, up to 1 MiB). `text` is absent only from a server too old to keep it.
+ */
+export interface StreamInfo extends StreamListing {
   text?: string;
+}
+
+/** GET /api/workflows/{id}/streams. */
+export interface WorkflowStreamList {
+  workflow_id?: string;
+  /** In the order they started; no text (fetch a stream's with `streamText`). */
+  streams: StreamListing[];
+}
+
+/** An agent that has workflows, as GET /api/agents lists it. */
+export interface AgentSummary {
+  agent_id: string;
+  /** How many workflows it has. */
+  workflows: number;
+  /** The latest updated_at of its workflows. */
+  updated?: string | null;
+}
+
+/** GET /api/agents: one page of the agents that have workflows, by id. */
+export interface AgentList {
+  agents: AgentSummary[];
+  /** Pass as `after` for the next page; null on the last. */
+  next: string | null;
 }

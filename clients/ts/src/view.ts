@@ -16,11 +16,17 @@ export interface StreamView {
   stream_id: string;
   workflow_id: string;
   status: StreamStatus;
-  /** The output so far. Empty for a stream that had ended before this view first saw it. */
+  /**
+   * The output so far. Empty for a stream that had ended before this view first saw it, until
+   * `AgentView.fillText` fetched what it ended with.
+   */
   text: string;
   /** The index the next delta carries. */
   index: number;
-  /** False when the text is not known (the stream ended before a snapshot that did not carry it). */
+  /**
+   * False when the text is not known whole (the stream ended before a snapshot, which carries only open
+   * streams' text, or pieces were missed); `AgentView.fillText` fetches an ended one's.
+   */
   complete: boolean;
   reason: string | null;
 }
@@ -31,6 +37,16 @@ export interface WorkflowView extends Omit<Workflow, "streams"> {
   streams: string[];
 }
 
+/** Where an AgentView gets an ended stream's text: an AgentwireClient or a Publisher. */
+export interface StreamTextSource {
+  streamText(streamId: string): Promise<string | null>;
+}
+
+export interface AgentViewOptions {
+  /** Fills ended streams' text on demand (`fillText`); without one, `fillText` leaves them as they are. */
+  textSource?: StreamTextSource;
+}
+
 export class AgentView {
   /** By id, in creation order. */
   readonly workflows = new Map<string, WorkflowView>();
@@ -38,6 +54,49 @@ export class AgentView {
   /** The seq of the last event applied (the snapshot's seq after a snapshot). */
   seq = 0;
   epoch = "";
+  private readonly textSource: StreamTextSource | undefined;
+  /** Fetches in flight or done, by stream id: each ended stream's text is asked for once. */
+  private readonly fetches = new Map<string, Promise<StreamView | undefined>>();
+
+  constructor(options: AgentViewOptions = {}) {
+    this.textSource = options.textSource;
+  }
+
+  /**
+   * True when the stream has ended but this view lacks its text (a snapshot carries only open streams'
+   * text, or pieces were missed): `fillText` would fetch it.
+   */
+  needsText(streamId: string): boolean {
+    const st = this.streams.get(streamId);
+    return st !== undefined && st.status !== "streaming" && !st.complete;
+  }
+
+  /**
+   * Fetches an ended stream's text from the server, once, when the view lacks it (see `needsText`), and
+   * resolves to the stream with it filled in. Call it when the stream is shown. A failed fetch may be
+   * retried by calling again; the stream as it is (or undefined when gone) when there is nothing to do.
+   */
+  fillText(streamId: string): Promise<StreamView | undefined> {
+    const pending = this.fetches.get(streamId);
+    if (pending) return pending;
+    if (!this.textSource || !this.needsText(streamId)) return Promise.resolve(this.streams.get(streamId));
+    const fetch = this.textSource.streamText(streamId).then(
+      (text) => {
+        const st = this.streams.get(streamId);
+        if (st && text !== null && st.status !== "streaming" && !st.complete) {
+          st.text = text;
+          st.complete = true;
+        }
+        return st;
+      },
+      (error: unknown) => {
+        this.fetches.delete(streamId);
+        throw error;
+      },
+    );
+    this.fetches.set(streamId, fetch);
+    return fetch;
+  }
 
   /** Applies a snapshot or an event; returns the id of the workflow it touched ("*" for a snapshot, null for none). */
   apply(item: SubscriptionItem): string | null {
@@ -148,8 +207,10 @@ export class AgentView {
       }
       case "workflow_deleted": {
         const wf = this.workflows.get(event.data.workflow_id);
-        for (const id of wf?.streams ?? []) this.streams.delete(id);
-        for (const id of event.data.streams ?? []) this.streams.delete(id);
+        for (const id of [...(wf?.streams ?? []), ...(event.data.streams ?? [])]) {
+          this.streams.delete(id);
+          this.fetches.delete(id);
+        }
         this.workflows.delete(event.data.workflow_id);
         return event.data.workflow_id;
       }
