@@ -1,7 +1,9 @@
 // End to end: the real agentwire binary serves the built dashboard (web/dist) to Debian's headless
 // Chromium; events published over HTTP must show up on the page — phase stepper, progress bar, streamed
 // AI output — and the page must ride out a server restart (SIGTERM, same port and data dir): it shows
-// reconnecting, then catches up with what was published meanwhile and is live again.
+// reconnecting, then catches up with what was published meanwhile and is live again. Opened after a run
+// finished, it shows the finished output's text (fetched when shown), one event row per stream, a failed
+// workflow's stepper red only up to where it failed, and the agents in the picker, a page at a time.
 //
 // Needs: build/agentwire (or AGENTWIRE_BIN), web/dist (cd web && npm ci && npm run build), chromium
 // (/usr/bin/chromium or CHROMIUM_BIN). Writes docs/dashboard.png (or $DASHBOARD_SCREENSHOT).
@@ -40,6 +42,8 @@ let page;
 let profile;
 let api;
 const problems = [];
+/** GET /api/streams/{id} the page made, by stream id. */
+const streamFetches = new Map();
 
 before(async () => {
   assert.ok(existsSync(join(WEB_DIST, "index.html")), `no ${WEB_DIST}/index.html: run \`npm ci && npm run build\` in web/`);
@@ -61,6 +65,10 @@ before(async () => {
   page.on("console", (m) => {
     // While the server is down, the browser logs each refused reconnect attempt: expected.
     if (m.type() === "error" && !/^WebSocket connection to .* failed/.test(m.text())) problems.push(`console error: ${m.text()}`);
+  });
+  page.on("request", (r) => {
+    const m = /\/api\/streams\/([^/?]+)$/.exec(new URL(r.url()).pathname);
+    if (m && r.method() === "GET") streamFetches.set(m[1], (streamFetches.get(m[1]) ?? 0) + 1);
   });
   page.on("response", (r) => {
     if (r.status() >= 400) problems.push(`HTTP ${r.status()} for ${r.url()}`);
@@ -119,6 +127,37 @@ async function waitStreamText(streamId, text) {
     ([id, t]) => document.querySelector(`pre.stream-text[data-stream-id="${id}"]`)?.textContent === t,
     [streamId, text],
     { timeout: STEP_TIMEOUT },
+  );
+}
+
+/** The stream ids of the event log's stream rows, top to bottom. */
+async function streamRows() {
+  return page.$$eval("#event-log li.type-stream", (lis) => lis.map((li) => li.dataset.streamId));
+}
+
+const RED = "rgb(220, 38, 38)";
+const GREEN = "rgb(22, 163, 74)";
+const GREY = "rgb(226, 232, 240)";
+/** A workflow failed in design: its steps' classes and the colour of the line into each, and of the ✕. */
+const STOPPED_AT_DESIGN = [
+  ["requirements", "done"],
+  ["design", "stopped", RED],
+  ["implementation", "skipped", GREY],
+  ["testing", "skipped", GREY],
+  ["deployment", "skipped", GREY],
+  ["failed", "current", GREY, RED],
+];
+
+/** [step, state, colour of the line into it (none for the first), colour of the ✕ dot (the last)]. */
+async function stepColours(id) {
+  return page.$$eval(`${card(id)} li.step`, (lis) =>
+    lis.map((li, i) => {
+      const state = ["done", "stopped", "skipped", "unknown", "current", "upcoming"].find((c) => li.classList.contains(c));
+      const row = [li.dataset.step, state];
+      if (i > 0) row.push(getComputedStyle(li, "::before").backgroundColor);
+      if (li.classList.contains("failed")) row.push(getComputedStyle(li.querySelector(".step-dot")).backgroundColor);
+      return row;
+    }),
   );
 }
 
@@ -238,9 +277,16 @@ test("the dashboard follows an agent live and rides out a server restart", async
   await waitStreamText(st2.stream_id, doc.join(""));
   await waitProgress(live.id, 62);
 
-  // The event log lists what came, newest first.
+  // The event log lists what came, newest first, a stream's start, deltas and end in one row that grew.
   const firstLogType = await page.textContent("#event-log li:first-child .log-type");
   assert.equal(firstLogType, "stream");
+  assert.deepEqual(await streamRows(), [st2.stream_id, stream.stream_id]);
+  assert.match(await page.textContent(`#event-log li[data-stream-id="${stream.stream_id}"] .log-text`), /^completed · 7 pieces/);
+  assert.match(await page.textContent(`#event-log li[data-stream-id="${st2.stream_id}"] .log-text`), /^streaming · 4 pieces/);
+  // The failing workflow, seen failing: red up to the step it stopped at, grey after it.
+  assert.deepEqual(await stepColours(failing.id), STOPPED_AT_DESIGN);
+  // Streams this page saw whole were never fetched.
+  assert.equal(streamFetches.size, 0);
 
   mkdirSync(dirname(SCREENSHOT), { recursive: true });
   // Transitions finished, the caret not blinking: the same picture every run.
@@ -257,5 +303,105 @@ test("choosing another agent in the form follows it and updates the URL", async 
   await page.waitForFunction(() => document.querySelectorAll("article.workflow").length === 1, null, { timeout: STEP_TIMEOUT });
   assert.equal(await page.textContent("article.workflow .wf-name"), "Other agent's job");
   await waitState(["live"]);
+  assert.deepEqual(problems, [], problems.join("\n"));
+});
+
+test("opened after a run finished: the finished text, one row per stream, the failed stepper, the agent picker", async () => {
+  // A run that finished before the page was opened: two outputs, one completed and one failed, and a
+  // workflow that failed in design.
+  const agent = "agent-ui-3";
+  const run = await api.createWorkflow({ agent_id: agent, name: "Design the search index" });
+  await api.changePhase(run.id, "design");
+  // Twenty lines: the box is at its full height, so that what follows it is below the fold.
+  const plan = Array.from({ length: 20 }, (_, i) => `${i + 1}. shard ${i} of the inverted index by tenant\n`);
+  const outputs = [
+    { pieces: [...plan, "Ranking: BM25."], status: "completed" },
+    { pieces: ["Benchmark plan: ", "10k queries"], status: "failed" },
+  ];
+  for (const out of outputs) {
+    const st = await api.openStream(run.id);
+    for (const [i, d] of out.pieces.entries()) await api.appendStream(st.stream_id, d, { index: i });
+    await api.endStream(st.stream_id, out.status, out.status === "failed" ? { reason: "model timeout" } : {});
+    out.id = st.stream_id;
+  }
+  await api.changePhase(run.id, "failed", { reason: "no budget" });
+  // A second workflow whose second output stays below the fold (under the first's full-height box).
+  const below = await api.createWorkflow({ agent_id: agent, name: "Below the fold" });
+  const tall = await api.openStream(below.id);
+  for (const [i, d] of plan.entries()) await api.appendStream(tall.stream_id, d, { index: i });
+  await api.endStream(tall.stream_id, "completed");
+  const unshown = await api.openStream(below.id);
+  await api.appendStream(unshown.stream_id, "never looked at", { index: 0 });
+  await api.endStream(unshown.stream_id, "completed");
+
+  await page.setViewportSize({ width: 1280, height: 600 });
+  await page.goto(`${srv.url}/?agent=${agent}`);
+  await waitState("live");
+  await page.waitForSelector(card(run.id), { timeout: STEP_TIMEOUT });
+
+  // 1. The finished outputs show the text they ended with, fetched once each, when shown.
+  for (const out of outputs) {
+    await page.locator(`.stream[data-stream-id="${out.id}"]`).scrollIntoViewIfNeeded();
+    await waitStreamText(out.id, out.pieces.join(""));
+    assert.equal(streamFetches.get(out.id), 1);
+  }
+  assert.equal(await page.getAttribute(`.stream[data-stream-id="${outputs[1].id}"]`, "data-status"), "failed");
+  assert.match(await page.textContent(`.stream[data-stream-id="${outputs[1].id}"] .stream-status`), /failed · model timeout/);
+  assert.equal(await page.$$eval("pre.stream-text", (pres) => pres.filter((p) => /pieces streamed/.test(p.textContent)).length), 0);
+
+  // 2. The failed workflow's stepper: the page did not see it fail; it found where in the history.
+  await page.waitForSelector(`${card(run.id)} li.step.stopped`, { timeout: STEP_TIMEOUT });
+  assert.deepEqual(await stepColours(run.id), STOPPED_AT_DESIGN);
+
+  // 3. The event log folds a stream's deltas into one row per stream, growing as they arrive.
+  assert.deepEqual(await streamRows(), []);
+  const next = await api.createWorkflow({ agent_id: agent, name: "Write the release notes" });
+  const notes = await api.openStream(next.id);
+  const words = ["Search ", "is ", "now ", "sharded."];
+  for (const [i, d] of words.entries()) {
+    await api.appendStream(notes.stream_id, d, { index: i });
+    await page.waitForFunction(
+      ([id, n]) => document.querySelector(`#event-log li[data-stream-id="${id}"] .log-text`)?.textContent?.startsWith(`streaming · ${n} piece`),
+      [notes.stream_id, i + 1],
+      { timeout: STEP_TIMEOUT },
+    );
+    assert.deepEqual(await streamRows(), [notes.stream_id]);
+  }
+  await api.endStream(notes.stream_id, "completed");
+  await page.waitForFunction(
+    (id) => document.querySelector(`#event-log li[data-stream-id="${id}"] .log-text`)?.textContent?.startsWith("completed · 4 pieces"),
+    notes.stream_id,
+    { timeout: STEP_TIMEOUT },
+  );
+  assert.deepEqual(await streamRows(), [notes.stream_id]);
+  assert.match(await page.textContent(`#event-log li[data-stream-id="${notes.stream_id}"] .log-text`), /"Search is now sharded\."$/);
+
+  // 4. The agent picker lists the agents that have workflows, in order, and follows the one clicked.
+  await page.waitForFunction(() => document.querySelectorAll("#agent-list a.agent-link").length >= 3, null, { timeout: STEP_TIMEOUT });
+  const listed = await page.$$eval("#agent-list a.agent-link", (as) => as.map((a) => a.dataset.agentId));
+  assert.deepEqual(listed, ["agent-ui-1", "agent-ui-2", "agent-ui-3"]);
+  assert.equal(await page.getAttribute('#agent-list a[data-agent-id="agent-ui-3"]', "aria-current"), "true");
+  assert.match(await page.textContent('#agent-list a[data-agent-id="agent-ui-1"] .agent-count'), /^4 workflows$/);
+  await page.click('#agent-list a[data-agent-id="agent-ui-2"]');
+  await page.waitForFunction(() => new URL(location.href).searchParams.get("agent") === "agent-ui-2", null, { timeout: STEP_TIMEOUT });
+  await page.waitForFunction(() => document.querySelector("article.workflow .wf-name")?.textContent === "Other agent's job", null, {
+    timeout: STEP_TIMEOUT,
+  });
+  assert.equal(await page.inputValue("#agent-input"), "agent-ui-2");
+  assert.equal(await page.getAttribute('#agent-list a[data-agent-id="agent-ui-2"]', "aria-current"), "true");
+
+  // 5. Past a page of agents, "More agents…" brings the next page.
+  const many = Array.from({ length: 55 }, (_, i) => `agent-uz-${String(i).padStart(2, "0")}`);
+  for (const id of many) await api.createWorkflow({ agent_id: id, name: "x" });
+  await page.click("#agents-reload");
+  await page.waitForFunction(() => document.querySelectorAll("#agent-list a.agent-link").length === 50, null, { timeout: STEP_TIMEOUT });
+  await page.click("#agents-more");
+  await page.waitForFunction(() => document.querySelectorAll("#agent-list a.agent-link").length === 58, null, { timeout: STEP_TIMEOUT });
+  assert.equal(await page.isHidden("#agents-more"), true);
+  const all = await page.$$eval("#agent-list a.agent-link", (as) => as.map((a) => a.dataset.agentId));
+  assert.deepEqual(all, ["agent-ui-1", "agent-ui-2", "agent-ui-3", ...many]);
+
+  // The output below the fold was never shown, so never fetched.
+  assert.equal(streamFetches.get(unshown.stream_id), undefined);
   assert.deepEqual(problems, [], problems.join("\n"));
 });

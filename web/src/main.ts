@@ -1,11 +1,13 @@
-// The dashboard: follows one agent (chosen in the form or with ?agent=) through the TypeScript client,
-// keeps an AgentView of its workflows from the snapshot and the events after it, and shows each
-// workflow's phase, progress and AI output as they change, with the connection state.
+// The dashboard: follows one agent (chosen in the form, the agent picker or with ?agent=) through the
+// TypeScript client, keeps an AgentView of its workflows from the snapshot and the events after it, and
+// shows each workflow's phase, progress and AI output as they change, with the connection state. Finished
+// outputs, whose text a snapshot does not carry, are fetched when shown.
 
 import {
   AgentView,
   AgentwireClient,
   isStreamDelta,
+  isStreamStart,
   isValidAgentId,
   isWorkflowEvent,
   type ChannelEvent,
@@ -13,12 +15,16 @@ import {
   type Phase,
   type SnapshotEvent,
   type StateChange,
+  type StreamView,
   type Subscription,
 } from "./client/index.js";
+import { AgentPicker } from "./agent_picker.js";
 import { clock, h } from "./dom.js";
 import { WorkflowCard } from "./workflow_card.js";
 
 const MAX_LOG = 200;
+/** Events looked through for where failed or cancelled workflows stopped, when the page did not see it. */
+const STOP_LOOKBACK = 1000;
 
 const $ = <T extends HTMLElement>(id: string): T => {
   const el = document.getElementById(id);
@@ -38,9 +44,21 @@ const log = $<HTMLOListElement>("event-log");
 
 // The page is served by agentwire, so the server is the page's origin.
 const client = new AgentwireClient();
+const api = client.publisher();
 let sub: Subscription | null = null;
-let view = new AgentView();
+let view = new AgentView({ textSource: client });
 const cards = new Map<string, WorkflowCard>();
+/** The event log's row of each stream: its start, deltas and end fold into one row that grows. */
+const streamRows = new Map<string, HTMLLIElement>();
+const picker = new AgentPicker(
+  { list: $("agent-list"), note: $("agents-note"), more: $("agents-more"), reload: $("agents-reload") },
+  client,
+  (agentId) => {
+    input.value = agentId;
+    input.setCustomValidity("");
+    follow(agentId);
+  },
+);
 /** Where failed or cancelled workflows stopped, as seen in phase_changed events. */
 const stoppedAt = new Map<string, Phase>();
 
@@ -70,11 +88,12 @@ function showPosition(): void {
 
 function follow(agentId: string): void {
   sub?.close();
-  view = new AgentView();
-  cards.clear();
+  view = new AgentView({ textSource: client });
+  dropCards();
   stoppedAt.clear();
-  workflowsEl.replaceChildren();
+  streamRows.clear();
   log.replaceChildren();
+  picker.select(agentId);
   agentName.textContent = `· ${agentId}`;
   empty.textContent = "Waiting for the agent's state…";
   empty.hidden = false;
@@ -104,12 +123,61 @@ function follow(agentId: string): void {
 function onSnapshot(snapshot: SnapshotEvent): void {
   view.apply(snapshot);
   for (const id of [...stoppedAt.keys()]) if (!view.workflows.has(id)) stoppedAt.delete(id);
-  cards.clear();
-  workflowsEl.replaceChildren();
+  dropCards();
   for (const id of view.workflows.keys()) renderWorkflow(id);
   addLog(null, "snapshot", `${view.workflows.size} workflow(s), ${snapshot.data.state?.streams?.length ?? 0} open stream(s)`, snapshot.ts);
   showPosition();
   updateEmpty();
+  void findStops(sub);
+}
+
+function dropCards(): void {
+  for (const card of cards.values()) card.dispose();
+  cards.clear();
+  workflowsEl.replaceChildren();
+}
+
+/** A finished output came into view without its text: fetch it (once) and show it. */
+function requestText(streamId: string): void {
+  const current = view;
+  current.fillText(streamId).then(
+    (st) => {
+      if (view !== current || !st) return;
+      const card = cards.get(st.workflow_id);
+      if (!card) return;
+      if (st.complete) card.updateStream(st);
+      else card.textUnavailable(st, "the server did not keep its text");
+    },
+    (error: unknown) => {
+      const st = current.streams.get(streamId);
+      if (view !== current || !st) return;
+      cards.get(st.workflow_id)?.textUnavailable(st, `its text could not be loaded: ${error instanceof Error ? error.message : String(error)}`);
+    },
+  );
+}
+
+/**
+ * Where failed or cancelled workflows stopped, for those the page did not see stop: from the phase_changed
+ * events among the agent's latest STOP_LOOKBACK (the workflow document does not say).
+ */
+async function findStops(current: Subscription | null): Promise<void> {
+  const unknown = [...view.workflows.values()].filter(
+    (wf) => (wf.phase === "failed" || wf.phase === "cancelled") && !stoppedAt.has(wf.id),
+  );
+  if (!current || unknown.length === 0) return;
+  try {
+    const page = await api.history(current.agentId, { since: Math.max(0, view.seq - STOP_LOOKBACK), limit: STOP_LOOKBACK });
+    if (sub !== current) return;
+    for (const ev of page.events) {
+      if (ev.type !== "phase_changed" || (ev.data.to !== "failed" && ev.data.to !== "cancelled")) continue;
+      if (!stoppedAt.has(ev.data.workflow_id)) {
+        stoppedAt.set(ev.data.workflow_id, ev.data.from);
+        renderWorkflow(ev.data.workflow_id);
+      }
+    }
+  } catch (error) {
+    console.warn("agentwire: could not read the history for where workflows stopped:", error);
+  }
 }
 
 function onEvent(event: ChannelEvent): void {
@@ -117,9 +185,13 @@ function onEvent(event: ChannelEvent): void {
     stoppedAt.set(event.data.workflow_id, event.data.from);
   }
   const touched = view.apply(event);
+  if (event.type === "workflow_created") picker.workflowCreated(event.agent_id);
   if (event.type === "workflow_deleted") {
-    cards.get(event.data.workflow_id)?.root.remove();
+    const card = cards.get(event.data.workflow_id);
+    card?.dispose();
+    card?.root.remove();
     cards.delete(event.data.workflow_id);
+    picker.workflowDeleted(event.agent_id);
   } else if (event.type === "stream") {
     // The hot path: only the stream's own box changes.
     const card = cards.get(event.data.workflow_id);
@@ -129,7 +201,8 @@ function onEvent(event: ChannelEvent): void {
   } else if (touched && touched !== "*") {
     renderWorkflow(touched);
   }
-  addLog(event.seq, String(event.type), summarize(event), event.ts);
+  if (event.type === "stream") logStream(event.seq, view.streams.get(event.data.stream_id), event.data.stream_id, event.ts);
+  else addLog(event.seq, String(event.type), summarize(event), event.ts);
   showPosition();
   updateEmpty();
 }
@@ -139,7 +212,7 @@ function renderWorkflow(id: string): void {
   if (!wf) return;
   let card = cards.get(id);
   if (!card) {
-    card = new WorkflowCard(id);
+    card = new WorkflowCard(id, requestText);
     cards.set(id, card);
     workflowsEl.append(card.root);
   }
@@ -166,15 +239,15 @@ function summarize(event: ChannelEvent): string {
     case "stream": {
       const d = event.data;
       if (isStreamDelta(d)) return `#${d.index} ${JSON.stringify(d.delta).slice(0, 40)}`;
-      return "done" in d ? `ended · ${d.status}` : "started";
+      return isStreamStart(d) ? "started" : `ended · ${d.status}`;
     }
     case "workflow_deleted":
       return event.data.workflow_id;
   }
 }
 
-function addLog(seq: number | null, type: string, text: string, ts: string): void {
-  const item = h(
+function logItem(seq: number | null, type: string, text: string, ts: string): HTMLLIElement {
+  return h(
     "li",
     { class: `log-item type-${type}` },
     h("span", { class: "log-seq mono" }, seq === null ? "—" : String(seq)),
@@ -182,8 +255,47 @@ function addLog(seq: number | null, type: string, text: string, ts: string): voi
     h("span", { class: "log-text" }, text),
     h("time", { class: "log-time muted", datetime: ts }, clock(ts)),
   );
-  log.prepend(item);
-  while (log.childElementCount > MAX_LOG) log.lastElementChild?.remove();
+}
+
+function addLog(seq: number | null, type: string, text: string, ts: string): void {
+  log.prepend(logItem(seq, type, text, ts));
+  trimLog();
+}
+
+/** Drops the oldest rows past MAX_LOG; true when it dropped any. */
+function trimLog(): boolean {
+  let dropped = false;
+  while (log.childElementCount > MAX_LOG) {
+    log.lastElementChild?.remove();
+    dropped = true;
+  }
+  return dropped;
+}
+
+/** A stream event: its stream's one row is brought up to date and moved to the top. */
+function logStream(seq: number, st: StreamView | undefined, streamId: string, ts: string): void {
+  const text = st ? streamSummary(st) : streamId;
+  let row = streamRows.get(streamId);
+  if (!row || !row.isConnected) {
+    row = logItem(seq, "stream", text, ts);
+    row.dataset.streamId = streamId;
+    streamRows.set(streamId, row);
+  } else {
+    row.querySelector(".log-seq")!.textContent = String(seq);
+    row.querySelector(".log-text")!.textContent = text;
+    const time = row.querySelector("time")!;
+    time.setAttribute("datetime", ts);
+    time.textContent = clock(ts);
+  }
+  if (log.firstElementChild !== row) log.prepend(row);
+  if (trimLog()) for (const [id, r] of streamRows) if (!r.isConnected) streamRows.delete(id);
+}
+
+function streamSummary(st: StreamView): string {
+  const state = st.status === "streaming" ? "streaming" : st.status;
+  const pieces = `${st.index} piece${st.index === 1 ? "" : "s"}`;
+  const tail = st.text.length > 40 ? `…${st.text.slice(-40)}` : st.text;
+  return tail ? `${state} · ${pieces} · ${JSON.stringify(tail)}` : `${state} · ${pieces}`;
 }
 
 form.addEventListener("submit", (e) => {
@@ -199,6 +311,7 @@ form.addEventListener("submit", (e) => {
 });
 input.addEventListener("input", () => input.setCustomValidity(""));
 
+picker.load();
 const initial = new URLSearchParams(window.location.search).get("agent");
 if (initial && isValidAgentId(initial)) {
   input.value = initial;

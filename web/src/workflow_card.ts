@@ -19,8 +19,39 @@ interface StreamElements {
   box: HTMLElement;
   pre: HTMLElement;
   status: HTMLElement;
-  /** Characters of the stream's text already in `pre`. */
+  /** Characters of the stream's text already in `pre`; -1 while `pre` shows a placeholder. */
   rendered: number;
+  /** Whether the text in `pre` was known whole: a text fetched later replaces it rather than extends it. */
+  complete: boolean;
+  /** The text was asked for (once shown) or could not be had: no more asking. */
+  asked: boolean;
+}
+
+/** What the card asks of the page: an ended stream's text, fetched when its box is shown. */
+export type TextRequest = (streamId: string) => void;
+
+// One observer for every card: a finished output's text is fetched when its box scrolls into view.
+let visibility: IntersectionObserver | null = null;
+const onVisible = new WeakMap<Element, () => void>();
+
+function whenShown(box: HTMLElement, fn: () => void): void {
+  if (typeof IntersectionObserver !== "function") return fn();
+  visibility ??= new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      if (!e.isIntersecting) continue;
+      visibility?.unobserve(e.target);
+      const cb = onVisible.get(e.target);
+      onVisible.delete(e.target);
+      cb?.();
+    }
+  });
+  onVisible.set(box, fn);
+  visibility.observe(box);
+}
+
+function forget(box: HTMLElement): void {
+  visibility?.unobserve(box);
+  onVisible.delete(box);
 }
 
 export class WorkflowCard {
@@ -36,7 +67,10 @@ export class WorkflowCard {
   private readonly outputs: HTMLElement;
   private readonly streams = new Map<string, StreamElements>();
 
-  constructor(readonly id: string) {
+  constructor(
+    readonly id: string,
+    private readonly requestText: TextRequest = () => {},
+  ) {
     this.title = h("h3", { class: "wf-name" });
     this.badge = h("span", { class: "phase-badge" });
     this.meta = h("div", { class: "wf-meta muted" });
@@ -77,6 +111,7 @@ export class WorkflowCard {
     for (const st of streams) this.updateStream(st);
     for (const [id, els] of this.streams) {
       if (!streams.some((s) => s.stream_id === id)) {
+        forget(els.box);
         els.box.remove();
         this.streams.delete(id);
       }
@@ -96,7 +131,10 @@ export class WorkflowCard {
         return h(
           "li",
           {
-            class: `step ${state}${i === current ? " current" : ""}${ended && i === current ? ` ${phase}` : ""}`,
+            // `reached`: the line into the ✕ / – marker is coloured only from the phase it stopped at.
+            class: `step ${state}${i === current ? " current" : ""}${ended && i === current ? ` ${phase}` : ""}${
+              ended && i === current && stop === current - 1 ? " reached" : ""
+            }`,
             "data-step": p,
             "aria-current": i === current ? "step" : undefined,
           },
@@ -143,27 +181,60 @@ export class WorkflowCard {
         h("div", { class: "stream-head" }, h("span", { class: "stream-label" }, "AI output"), status),
         pre,
       );
-      els = { box, pre, status, rendered: 0 };
+      els = { box, pre, status, rendered: 0, complete: true, asked: false };
       this.streams.set(st.stream_id, els);
       this.outputs.append(box);
     }
     els.box.dataset.status = st.status;
     els.status.textContent =
       st.status === "streaming" ? "streaming…" : st.status === "failed" ? `failed${st.reason ? ` · ${st.reason}` : ""}` : "completed";
+    const ended = st.status !== "streaming";
+    if (!st.complete && ended && !els.asked) {
+      // Ended before this page saw it whole: what it ended with is on the server, fetched once shown.
+      const id = st.stream_id;
+      els.asked = true;
+      els.box.dataset.text = "loading";
+      if (st.text.length === 0) this.placeholder(els, "(loading the text…)");
+      whenShown(els.box, () => this.requestText(id));
+      if (st.text.length === 0) return;
+    }
     if (!st.complete && st.text.length === 0) {
-      els.pre.textContent = `(${st.index} pieces streamed before this page connected; the server keeps text only while a stream is open)`;
-      els.pre.classList.add("muted");
-      els.rendered = -1;
+      // An ended one keeps what it says (loading, or why its text cannot be had).
+      if (!ended || els.box.dataset.text === undefined) {
+        this.placeholder(els, `(${st.index} pieces streamed before this page connected)`);
+      }
       return;
     }
     const follow = atBottom(els.pre);
-    if (els.rendered < 0 || st.text.length < els.rendered) {
+    if (els.rendered < 0 || st.text.length < els.rendered || (st.complete && !els.complete)) {
       els.pre.classList.remove("muted");
       els.pre.textContent = st.text;
     } else if (st.text.length > els.rendered) {
       els.pre.append(st.text.slice(els.rendered));
     }
     els.rendered = st.text.length;
+    els.complete = st.complete;
+    if (st.complete) delete els.box.dataset.text;
     if (follow) els.pre.scrollTop = els.pre.scrollHeight;
+  }
+
+  /** Stops watching this card's boxes (the card is being dropped). */
+  dispose(): void {
+    for (const els of this.streams.values()) forget(els.box);
+  }
+
+  /** The text of an ended stream could not be had (`reason` says why): the box says so. */
+  textUnavailable(st: StreamView, reason: string): void {
+    const els = this.streams.get(st.stream_id);
+    if (!els) return;
+    els.box.dataset.text = "unavailable";
+    if (st.text.length === 0) this.placeholder(els, `(${st.index} pieces streamed; ${reason})`);
+  }
+
+  private placeholder(els: StreamElements, text: string): void {
+    els.pre.textContent = text;
+    els.pre.classList.add("muted");
+    els.rendered = -1;
+    els.complete = false;
   }
 }
