@@ -374,7 +374,7 @@ test("opened after a run finished: the finished text, one row per stream, the fa
     { timeout: STEP_TIMEOUT },
   );
   assert.deepEqual(await streamRows(), [notes.stream_id]);
-  assert.match(await page.textContent(`#event-log li[data-stream-id="${notes.stream_id}"] .log-text`), /"Search is now sharded\."$/);
+  assert.match(await page.textContent(`#event-log li[data-stream-id="${notes.stream_id}"] .log-text`), /“Search is now sharded\.”$/);
 
   // 4. The agent picker lists the agents that have workflows, in order, and follows the one clicked.
   await page.waitForFunction(() => document.querySelectorAll("#agent-list a.agent-link").length >= 3, null, { timeout: STEP_TIMEOUT });

@@ -294,8 +294,9 @@ function logStream(seq: number, st: StreamView | undefined, streamId: string, ts
 function streamSummary(st: StreamView): string {
   const state = st.status === "streaming" ? "streaming" : st.status;
   const pieces = `${st.index} piece${st.index === 1 ? "" : "s"}`;
-  const tail = st.text.length > 40 ? `…${st.text.slice(-40)}` : st.text;
-  return tail ? `${state} · ${pieces} · ${JSON.stringify(tail)}` : `${state} · ${pieces}`;
+  const flat = st.text.slice(-200).replace(/\s+/g, " ").trim();
+  const tail = flat.length > 40 ? `…${flat.slice(-40)}` : flat;
+  return tail ? `${state} · ${pieces} · “${tail}”` : `${state} · ${pieces}`;
 }
 
 form.addEventListener("submit", (e) => {

@@ -1,5 +1,6 @@
 // Compiled (not run) by `npm run typecheck`: the public types narrow the way the README promises.
 import {
+  AgentView,
   AgentwireClient,
   AgentwireError,
   deltaCount,
@@ -61,5 +62,18 @@ async function publish(): Promise<void> {
   }
 }
 
+async function finished(): Promise<void> {
+  const text: string | null = await client.streamText("st_1");
+  const streams = await client.workflowStreams("wf_1");
+  const status: "streaming" | "completed" | "failed" = streams[0]!.status;
+  const page = await client.agents({ limit: 10, after: "agent-1" });
+  const next: string | null = page.next;
+  const count: number = page.agents[0]!.workflows;
+  const view = new AgentView({ textSource: client });
+  const st = view.needsText("st_1") ? await view.fillText("st_1") : undefined;
+  void [text, status, next, count, st?.text];
+}
+
 void iterate;
 void publish;
+void finished;
