@@ -144,6 +144,8 @@ export class AgentView {
         }
       }
     }
+    // Streams gone with their workflow (deleted while this view was away) need no fetch kept.
+    for (const id of [...this.fetches.keys()]) if (!this.streams.has(id)) this.fetches.delete(id);
   }
 
   private applyEvent(event: ChannelEvent): string | null {
