@@ -16,6 +16,10 @@ struct SubscribeTarget {
   std::string agent_id;
   std::optional<Position> since;
   std::optional<Response> error;  // set when the route matched but the request is bad
+  // Set by the token check (api/subscriber_auth): the answer selects the `bearer` subprotocol, and the
+  // connection lasts until the token's exp (0: no token needed) unless a refresh extends it.
+  bool bearer_subprotocol = false;
+  std::int64_t token_expires_s = 0;
 };
 
 SubscribeTarget parse_subscribe_target(std::string_view path, std::string_view query);

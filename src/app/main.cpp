@@ -19,6 +19,7 @@
 #include "api/stats_api.hpp"
 #include "api/streams_api.hpp"
 #include "api/workflows_api.hpp"
+#include "auth/verifier.hpp"
 #include "config/options.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -77,10 +78,25 @@ int main(int argc, char** argv) {
   aw::log::set_level(level);
   raise_fd_limit();
 
+  // Subscriber token keys: a file that cannot be used stops the start, naming its flag.
+  aw::auth::KeySources key_sources{options.auth_secret_file, options.auth_secret, options.auth_public_keys,
+                                   options.auth_jwks_file};
+  std::unique_ptr<aw::auth::Verifier> verifier;
+  if (options.auth_enabled()) {
+    try {
+      verifier = std::make_unique<aw::auth::Verifier>(aw::auth::load_keys(key_sources),
+                                                      aw::auth::ClaimRules{options.auth_audience, options.auth_issuer});
+    } catch (const aw::auth::KeyError& e) {
+      std::fprintf(stderr, "agentwire: %s\n", e.what());
+      return 2;
+    }
+  }
+
   try {
     // Signals are caught from here on: a SIGTERM that arrives as soon as we say "listening" is honoured.
     boost::asio::io_context main_ioc;
     boost::asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
+    boost::asio::signal_set reload(main_ioc, SIGHUP);  // handled below, once the server runs
     int received = 0;
     signals.async_wait([&](const boost::system::error_code&, int sig) {
       received = sig;
@@ -126,7 +142,7 @@ int main(int argc, char** argv) {
     aw::api::add_pipe_route(router, workflows);
     aw::api::add_static_routes(router, web_dir(options, argv[0]), options.max_web_file_bytes);
 
-    aw::transport::ServerContext server_ctx{options, hub, router, counters};
+    aw::transport::ServerContext server_ctx{options, hub, router, counters, verifier.get()};
     aw::transport::Server server(pool, server_ctx);
     server.start(options.listen_host, options.listen_port);
     pool.start();
@@ -135,7 +151,8 @@ int main(int argc, char** argv) {
                                 {"threads", std::to_string(threads)},
                                 {"store", options.store},
                                 {"data_dir", options.data_dir},
-                                {"version", AGENTWIRE_VERSION}});
+                                {"version", AGENTWIRE_VERSION},
+                                {"auth_keys", std::to_string(verifier ? verifier->key_count() : 0)}});
 
     // Streams left open without deltas are ended as failed: a few checks per timeout, at most one a second.
     boost::asio::steady_timer stream_timer(main_ioc);
@@ -150,6 +167,24 @@ int main(int argc, char** argv) {
       });
     };
     check_streams();
+
+    // SIGHUP reloads the token keys (rotation without a restart); keys that cannot be used leave the
+    // old ones in place.
+    std::function<void()> await_reload = [&] {
+      reload.async_wait([&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        if (verifier) {
+          try {
+            verifier->replace_keys(aw::auth::load_keys(key_sources));
+            aw::log::info("auth_keys_reloaded", {{"keys", std::to_string(verifier->key_count())}});
+          } catch (const aw::auth::KeyError& e) {
+            aw::log::error("auth_keys_reload_failed", {{"error", e.what()}});
+          }
+        }
+        await_reload();
+      });
+    };
+    await_reload();
 
     main_ioc.run();
 

@@ -74,6 +74,12 @@ std::string set_seconds(std::int64_t& field, std::string_view v, const char* nam
   return {};
 }
 
+std::string set_path(std::string& field, std::string_view v, const char* name) {
+  if (v.empty()) return std::string("--") + name + " must not be empty";
+  field = std::string(v);
+  return {};
+}
+
 const std::vector<Spec>& specs() {
   static const std::vector<Spec> all = {
       {"listen", Kind::text, "host:port to listen on (default 127.0.0.1:8080)",
@@ -232,6 +238,24 @@ const std::vector<Spec>& specs() {
          o.compression = v == "true" || v == "1";
          return {};
        }},
+      {"auth-secret-file", Kind::text,
+       "file holding the HMAC secret subscriber tokens (HS256/384/512) are signed with; with any --auth-* key, "
+       "/ws/agents/{id} needs a token (AGENTWIRE_AUTH_SECRET may hold the secret itself instead)",
+       [](Options& o, std::string_view v) { return set_path(o.auth_secret_file, v, "auth-secret-file"); }},
+      {"auth-public-key", Kind::text,
+       "PEM public key (RSA: RS256/384/512, EC: ES256/384/512) for subscriber tokens; repeatable; its kid "
+       "is the file name without extension",
+       [](Options& o, std::string_view v) -> std::string {
+         if (v.empty()) return "--auth-public-key must not be empty";
+         o.auth_public_keys.emplace_back(v);
+         return {};
+       }},
+      {"auth-jwks-file", Kind::text, "JWKS file (RSA, EC and oct keys, selected by kid) for subscriber tokens",
+       [](Options& o, std::string_view v) { return set_path(o.auth_jwks_file, v, "auth-jwks-file"); }},
+      {"auth-audience", Kind::text, "tokens must name this in aud (default: aud not checked)",
+       [](Options& o, std::string_view v) { return set_path(o.auth_audience, v, "auth-audience"); }},
+      {"auth-issuer", Kind::text, "tokens must have this iss (default: iss not checked)",
+       [](Options& o, std::string_view v) { return set_path(o.auth_issuer, v, "auth-issuer"); }},
   };
   return all;
 }
@@ -264,6 +288,7 @@ std::string help_text() {
     if (flag.size() < 30) flag.resize(30, ' ');
     h += flag + s.help + " [" + env_name(s.name) + "]\n";
   }
+  h += "  (AGENTWIRE_AUTH_SECRET)     the HMAC secret itself, instead of --auth-secret-file\n";
   h += "  --help                      this text\n  --version                   the server version\n";
   return h;
 }
@@ -304,6 +329,14 @@ ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
     }
     if (auto err = spec->set(out, value); !err.empty()) return {ParseOutcome::Kind::error, err};
   }
+  if (const char* secret = env("AGENTWIRE_AUTH_SECRET"); secret && *secret) {
+    if (!out.auth_secret_file.empty())
+      return {ParseOutcome::Kind::error, "give the HMAC secret once: --auth-secret-file or AGENTWIRE_AUTH_SECRET"};
+    out.auth_secret = secret;
+  }
+  if ((!out.auth_audience.empty() || !out.auth_issuer.empty()) && !out.auth_enabled())
+    return {ParseOutcome::Kind::error,
+            "--auth-audience and --auth-issuer need a key: --auth-secret-file, --auth-public-key or --auth-jwks-file"};
   if (out.idle_timeout_ms <= out.heartbeat_interval_ms)
     return {ParseOutcome::Kind::error, "--idle-timeout must be longer than --heartbeat-interval"};
   if (out.max_snapshot_bytes > out.max_queue_bytes / 2)

@@ -45,6 +45,18 @@ struct Options {
   bool compression = false;   // permessage-deflate when the client offers it
   std::string web_dir;        // the dashboard's files; empty = web/dist beside the binary's build dir
   std::uint64_t max_web_file_bytes = 4 << 20;  // a dashboard file is read whole into memory per request
+  // Subscriber tokens (JWT). With any key, /ws/agents/{id} needs a token allowing the agent; the files
+  // are read and checked at start (src/auth/key_set) and again on SIGHUP.
+  std::string auth_secret_file;               // HMAC secret (HS256/384/512)
+  std::string auth_secret;                    // the same, from AGENTWIRE_AUTH_SECRET only (never a flag)
+  std::vector<std::string> auth_public_keys;  // PEM public keys (RS*, ES*), kid = file name stem
+  std::string auth_jwks_file;                 // a JWKS document
+  std::string auth_audience;                  // aud must name it, when set
+  std::string auth_issuer;                    // iss must be it, when set
+
+  bool auth_enabled() const noexcept {
+    return !auth_secret_file.empty() || !auth_secret.empty() || !auth_public_keys.empty() || !auth_jwks_file.empty();
+  }
 
   unsigned effective_threads() const;
   // At most half of max_queue_bytes, so a snapshot always fits in a client's queue beside live events.

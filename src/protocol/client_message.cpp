@@ -28,11 +28,20 @@ ClientMessage parse_client_message(std::string_view text) {
     m.kind = ClientMessage::Kind::ping;
   } else if (t == "snapshot") {
     m.kind = ClientMessage::Kind::snapshot;
+  } else if (t == "refresh") {
+    const boost::json::value* token = obj->if_contains("token");
+    if (!token || !token->is_string() || token->get_string().empty()) {
+      m.error_code = "bad_message";
+      m.error_message = "refresh needs a string \"token\"";
+      return m;
+    }
+    m.kind = ClientMessage::Kind::refresh;
+    m.token = std::string(token->get_string());
   } else {
     m.error_code = "unknown_type";
     // The type is echoed back cut to 64 bytes, at a character boundary: the envelope stays UTF-8.
     std::string_view shown = t.substr(0, complete_utf8_prefix(t.substr(0, 64)));
-    m.error_message = "unknown message type \"" + std::string(shown) + "\"; expected ping or snapshot";
+    m.error_message = "unknown message type \"" + std::string(shown) + "\"; expected ping, snapshot or refresh";
   }
   return m;
 }

@@ -1,5 +1,6 @@
 #include "protocol/envelope.hpp"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "core/clock.hpp"
@@ -146,6 +147,23 @@ std::string error(std::string_view agent_id, std::string_view code, std::string_
   json::append_quoted(d, message);
   d.push_back('}');
   return session_envelope("error", agent_id, d);
+}
+
+namespace {
+
+std::string token_lifetime(std::string_view type, std::string_view agent_id, std::int64_t exp_s, std::int64_t in_ms) {
+  std::string d = "{\"exp\":" + std::to_string(exp_s) + ",\"expires_in\":" + seconds(std::max<std::int64_t>(in_ms, 0)) + "}";
+  return session_envelope(type, agent_id, d);
+}
+
+}  // namespace
+
+std::string token_expiring(std::string_view agent_id, std::int64_t exp_s, std::int64_t in_ms) {
+  return token_lifetime("token_expiring", agent_id, exp_s, in_ms);
+}
+
+std::string token_refreshed(std::string_view agent_id, std::int64_t exp_s, std::int64_t in_ms) {
+  return token_lifetime("token_refreshed", agent_id, exp_s, in_ms);
 }
 
 std::string snapshot(std::string_view agent_id, std::uint64_t seq, std::string_view epoch, bool recovered,

@@ -40,6 +40,10 @@ std::string connected(const ConnectedInfo& info);
 std::string heartbeat(std::string_view agent_id);
 std::string pong(std::string_view agent_id);
 std::string error(std::string_view agent_id, std::string_view code, std::string_view message);
+// The subscriber's token expires at `exp_s` (seconds since the epoch), `in_ms` from now: a `refresh` with a
+// new token keeps the connection (token_expiring), or did (token_refreshed).
+std::string token_expiring(std::string_view agent_id, std::int64_t exp_s, std::int64_t in_ms);
+std::string token_refreshed(std::string_view agent_id, std::int64_t exp_s, std::int64_t in_ms);
 
 // `state_json` is the channel's current state (an object) as the domain describes it.
 std::string snapshot(std::string_view agent_id, std::uint64_t seq, std::string_view epoch, bool recovered,

@@ -27,6 +27,8 @@ inline constexpr std::uint16_t no_status = 1005;  // never sent: a close frame w
 inline constexpr std::uint16_t invalid_payload = 1007;
 inline constexpr std::uint16_t policy = 1008;
 inline constexpr std::uint16_t too_big = 1009;
+// Application codes (4000-4999): the subscriber's token expired and no refresh came in time.
+inline constexpr std::uint16_t token_expired = 4001;
 }  // namespace close_code
 
 // A code a peer may put in a close frame: 1000-1003, 1007-1011, 3000-4999.

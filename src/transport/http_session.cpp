@@ -5,6 +5,7 @@
 #include <boost/beast/websocket/rfc6455.hpp>
 
 #include "api/errors.hpp"
+#include "api/subscriber_auth.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
 #include "transport/websocket_session.hpp"
@@ -378,6 +379,27 @@ bool HttpSession::route_websocket(http::request<http::string_body>&& msg, bool k
     ctx_.counters.connections_rejected.fetch_add(1, std::memory_order_relaxed);
     reply_now(*t.error, keep_alive, head);
     return true;
+  }
+  if (t.kind == api::SubscribeTarget::Kind::agent) {
+    std::string protocols;
+    for (auto [it, end] = msg.equal_range(http::field::sec_websocket_protocol); it != end; ++it) {
+      if (!protocols.empty()) protocols.append(", ");
+      protocols.append(it->value());
+    }
+    auto authz = msg.find(http::field::authorization);
+    auto token = api::find_subscriber_token(
+        protocols, authz == msg.end() ? std::nullopt : std::optional<std::string_view>(authz->value()),
+        request_.query);
+    // A client that offers `bearer` gets it selected (browsers fail a handshake that selects none),
+    // whether or not a token is needed.
+    t.bearer_subprotocol = token.via_subprotocol;
+    auto verdict = api::authorize_subscriber(ctx_.verifier, t.agent_id, token, now_unix_ms() / 1000);
+    if (verdict.refusal) {
+      ctx_.counters.connections_rejected.fetch_add(1, std::memory_order_relaxed);
+      reply_now(*verdict.refusal, keep_alive, head);
+      return true;
+    }
+    t.token_expires_s = verdict.expires_s;
   }
   if (!beast::websocket::is_upgrade(msg)) {
     auto res = api::error_response(426, "upgrade_required", "this route needs a WebSocket upgrade");

@@ -1,6 +1,7 @@
 // What every connection needs from the rest of the server.
 #pragma once
 #include "api/router.hpp"
+#include "auth/verifier.hpp"
 #include "config/options.hpp"
 #include "hub/hub.hpp"
 #include "metrics/counters.hpp"
@@ -12,6 +13,7 @@ struct ServerContext {
   Hub& hub;
   const api::Router& router;
   Counters& counters;
+  const auth::Verifier* verifier = nullptr;  // null: no key configured, subscribers need no token
 };
 
 }  // namespace aw::transport

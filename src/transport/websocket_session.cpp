@@ -27,6 +27,8 @@ constexpr std::size_t kScratchBytes = 64 * 1024;
 constexpr int kReadsPerWake = 4;
 // The queued segment that is a snapshot (CorkedSocket::holds): one at a time per connection.
 constexpr std::uint8_t kSnapshotKind = 1;
+// A subscriber hears that its token is about to expire this long before (or halfway through a shorter life).
+constexpr std::int64_t kTokenWarningMs = 30'000;
 
 // The shard thread's read buffer: whatever a read brings is handled before the next read, and only
 // an incomplete frame is copied out of it (into the connection's reader).
@@ -121,6 +123,7 @@ void WebSocketSession::run(const http::request<http::string_body>& req, api::Sub
     extensions.append(it->value());
   }
   up.extensions = extensions;
+  if (target.bearer_subprotocol) up.subprotocol = "bearer";
   ws::HandshakeAnswer answer = ws::answer_upgrade(up, ctx_.options.compression);
   send_own(std::move(answer.response));
 
@@ -139,6 +142,7 @@ void WebSocketSession::run(const http::request<http::string_body>& req, api::Sub
   deflate_bits_ = static_cast<std::uint8_t>(answer.deflate_window_bits);
   reader_.set_deflate(answer.deflate);
   deadline_ms_ = last_activity_ms_ + first_heartbeat_delay_ms(ctx_.options.heartbeat_interval_ms);
+  if (target.token_expires_s != 0) set_token_expiry(target.token_expires_s, started_ms_);
   counted_ = true;
   ctx_.counters.connections_accepted.fetch_add(1, std::memory_order_relaxed);
   ctx_.counters.live_connections.fetch_add(1, std::memory_order_relaxed);
@@ -401,10 +405,49 @@ void WebSocketSession::handle_client_message(ws::Reader::Kind kind, std::string_
       send_text(protocol::snapshot(agent_id(), snap.seq, snap.epoch, false, snap.state_json), kSnapshotKind);
       break;
     }
+    case protocol::ClientMessage::Kind::refresh:
+      refresh_token(msg.token);
+      break;
     case protocol::ClientMessage::Kind::invalid:
       send_text(protocol::error(agent_id(), msg.error_code, msg.error_message));
       break;
   }
+}
+
+void WebSocketSession::set_token_expiry(std::int64_t exp_s, std::int64_t now) {
+  token_expires_ms_ = exp_s * 1000;
+  // The warning comes kTokenWarningMs before the end, or halfway through a shorter life.
+  token_warn_ms_ = token_expires_ms_ - std::min(kTokenWarningMs, std::max<std::int64_t>(token_expires_ms_ - now, 0) / 2);
+  token_warned_ = false;
+}
+
+void WebSocketSession::refresh_token(const std::string& token) {
+  if (!ctx_.verifier || token_expires_ms_ == 0) {
+    send_text(protocol::error(agent_id(), "refresh_not_needed", "this server needs no token for this connection"));
+    return;
+  }
+  const std::int64_t now = now_unix_ms();
+  auth::Verdict v = ctx_.verifier->authorize(token, agent_id(), now / 1000);
+  if (!v.ok()) {
+    // The connection keeps its current token, and ends when that expires.
+    send_text(protocol::error(agent_id(), v.code_name(), v.message));
+    return;
+  }
+  set_token_expiry(v.claims.exp, now);
+  send_text(protocol::token_refreshed(agent_id(), v.claims.exp, token_expires_ms_ - now));
+}
+
+bool WebSocketSession::check_token(std::int64_t now) {
+  if (token_expires_ms_ == 0) return true;
+  if (now >= token_expires_ms_) {
+    close_with(ws::close_code::token_expired, "token_expired");
+    return false;
+  }
+  if (!token_warned_ && now >= token_warn_ms_) {
+    token_warned_ = true;
+    send_text(protocol::token_expiring(agent_id(), token_expires_ms_ / 1000, token_expires_ms_ - now));
+  }
+  return state_ == State::open;
 }
 
 void WebSocketSession::close_with(std::uint16_t code, const char* reason) {
@@ -457,6 +500,7 @@ void WebSocketSession::on_sweep(std::int64_t now) {
     case State::open:
       break;
   }
+  if (!check_token(now)) return;
   const std::int64_t interval = ctx_.options.heartbeat_interval_ms;
   if (is_idle(now, interval)) {
     // Bytes waiting on the socket (a pong this thread had no turn to read) break the silence too.

@@ -65,6 +65,13 @@ class WebSocketSession final : public Subscriber,
   void consume(char* data, std::size_t size);
   void handle_message(ws::Reader::Kind kind, std::string_view payload);
   void handle_client_message(ws::Reader::Kind kind, std::string_view payload);
+  // The token (checked before the upgrade) expires at `exp_s`: when to warn and when to close.
+  void set_token_expiry(std::int64_t exp_s, std::int64_t now);
+  // A `refresh` message: a new token allowing this agent moves the expiry; a bad one gets an error.
+  void refresh_token(const std::string& token);
+  // The sweep's look at the token: a token_expiring message when due, a 4001 close once expired. False
+  // when the connection is no longer open.
+  bool check_token(std::int64_t now);
   // Queues a session message (connected, pong, error, snapshot, heartbeat): framed here, sent unshared.
   // Like every reply it counts against --max-queue-bytes (see send_reply).
   bool send_text(std::string payload, std::uint8_t kind = 0);
@@ -119,6 +126,10 @@ class WebSocketSession final : public Subscriber,
   std::int64_t last_activity_ms_ = 0;
   // open: when the next heartbeat is due; closing, draining: when the socket is cut.
   std::int64_t deadline_ms_ = 0;
+  // When the subscriber's token expires (0: it needs none) and when it is told so.
+  std::int64_t token_expires_ms_ = 0;
+  std::int64_t token_warn_ms_ = 0;
+  bool token_warned_ = false;
 };
 
 }  // namespace aw::transport
