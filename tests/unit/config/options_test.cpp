@@ -162,5 +162,36 @@ TEST(Options, HelpNamesEveryFlag) {
     EXPECT_NE(r.message.find(flag), std::string::npos) << flag;
 }
 
+TEST(Options, AuthKeysAndTheirRules) {
+  Options o;
+  EXPECT_FALSE(o.auth_enabled());
+  ASSERT_EQ(parse({"--auth-public-key", "a.pem", "--auth-public-key=b.pem", "--auth-jwks-file", "k.json",
+                   "--auth-audience", "aw", "--auth-issuer", "idp"},
+                  o)
+                .kind,
+            ParseOutcome::Kind::run);
+  EXPECT_EQ(o.auth_public_keys, (std::vector<std::string>{"a.pem", "b.pem"}));
+  EXPECT_EQ(o.auth_jwks_file, "k.json");
+  EXPECT_EQ(o.auth_audience, "aw");
+  EXPECT_EQ(o.auth_issuer, "idp");
+  EXPECT_TRUE(o.auth_enabled());
+
+  Options e;
+  ASSERT_EQ(parse({}, e, {{"AGENTWIRE_AUTH_SECRET", "s3cret"}}).kind, ParseOutcome::Kind::run);
+  EXPECT_EQ(e.auth_secret, "s3cret");
+  EXPECT_TRUE(e.auth_enabled());
+
+  Options both;
+  auto r = parse({"--auth-secret-file", "f"}, both, {{"AGENTWIRE_AUTH_SECRET", "s"}});
+  EXPECT_EQ(r.kind, ParseOutcome::Kind::error);
+  EXPECT_NE(r.message.find("--auth-secret-file"), std::string::npos);
+  Options aud;
+  r = parse({"--auth-audience", "aw"}, aud);
+  EXPECT_EQ(r.kind, ParseOutcome::Kind::error);
+  EXPECT_NE(r.message.find("--auth-audience"), std::string::npos);
+  EXPECT_NE(help_text().find("--auth-secret-file"), std::string::npos);
+  EXPECT_NE(help_text().find("AGENTWIRE_AUTH_SECRET"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace aw
