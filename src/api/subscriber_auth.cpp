@@ -15,14 +15,15 @@ std::string_view trim(std::string_view s) {
 bool iequals(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
   for (std::size_t i = 0; i < a.size(); ++i)
-    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i]))) return false;
+    if (std::tolower(static_cast<unsigned char>(a[i])) != std::tolower(static_cast<unsigned char>(b[i])))
+      return false;
   return true;
 }
 
 }  // namespace
 
-SubscriberToken find_subscriber_token(std::string_view protocols, std::optional<std::string_view> authorization,
-                                      std::string_view query) {
+SubscriberToken find_subscriber_token(std::string_view protocols,
+                                      std::optional<std::string_view> authorization, std::string_view query) {
   SubscriberToken t;
   // Subprotocols are a comma-separated list: "bearer" and, right after it, the token.
   bool after_bearer = false;

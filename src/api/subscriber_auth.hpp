@@ -17,8 +17,8 @@ struct SubscriberToken {
 };
 
 // `protocols`: every Sec-WebSocket-Protocol value, comma-joined; `authorization`: the header, if any.
-SubscriberToken find_subscriber_token(std::string_view protocols, std::optional<std::string_view> authorization,
-                                      std::string_view query);
+SubscriberToken find_subscriber_token(std::string_view protocols,
+                                      std::optional<std::string_view> authorization, std::string_view query);
 
 struct SubscriberAuth {
   std::optional<Response> refusal;  // 401/403 with a JSON error, when refused

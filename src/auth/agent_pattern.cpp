@@ -3,7 +3,8 @@
 namespace aw::auth {
 
 bool agent_matches(std::string_view pattern, std::string_view agent) noexcept {
-  if (!pattern.empty() && pattern.back() == '*') return agent.starts_with(pattern.substr(0, pattern.size() - 1));
+  if (!pattern.empty() && pattern.back() == '*')
+    return agent.starts_with(pattern.substr(0, pattern.size() - 1));
   return pattern == agent;
 }
 

@@ -10,16 +10,20 @@ std::optional<std::string> base64url_decode(std::string_view in) {
   std::string std64;
   std64.reserve(in.size() + 3);
   for (char c : in) {
-    if (c == '-') c = '+';
-    else if (c == '_') c = '/';
-    else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return std::nullopt;
+    if (c == '-')
+      c = '+';
+    else if (c == '_')
+      c = '/';
+    else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')))
+      return std::nullopt;
     std64.push_back(c);
   }
   const std::size_t pad = (4 - std64.size() % 4) % 4;
   std64.append(pad, '=');
   std::string out(std64.size() / 4 * 3, '\0');
-  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(std64.data()), static_cast<int>(std64.size()));
+  int n =
+      EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(std64.data()), static_cast<int>(std64.size()));
   if (n < 0 || static_cast<std::size_t>(n) < pad) return std::nullopt;
   out.resize(static_cast<std::size_t>(n) - pad);  // EVP_DecodeBlock counts the padding as zero bytes
   return out;

@@ -53,8 +53,10 @@ ClaimCheck check_claims(const boost::json::object& payload, const ClaimRules& ru
   if (!nbf.valid) return refuse(Code::invalid, "the token's nbf claim is not a NumericDate");
   Date iat = numeric_date(payload, "iat");
   if (!iat.valid) return refuse(Code::invalid, "the token's iat claim is not a NumericDate");
-  if (nbf.present && nbf.seconds > now_s + kLeewaySeconds) return refuse(Code::invalid, "the token is not valid yet (nbf)");
-  if (iat.present && iat.seconds > now_s + kLeewaySeconds) return refuse(Code::invalid, "the token was issued in the future (iat)");
+  if (nbf.present && nbf.seconds > now_s + kLeewaySeconds)
+    return refuse(Code::invalid, "the token is not valid yet (nbf)");
+  if (iat.present && iat.seconds > now_s + kLeewaySeconds)
+    return refuse(Code::invalid, "the token was issued in the future (iat)");
   if (exp.seconds <= now_s) return refuse(Code::expired, "the token has expired");
   out.claims.exp = exp.seconds;
 
@@ -69,7 +71,8 @@ ClaimCheck check_claims(const boost::json::object& payload, const ClaimRules& ru
     bool ours = false;
     if (aud && aud->is_string()) ours = aud->get_string() == rules.audience;
     if (aud && aud->is_array())
-      for (const auto& a : aud->get_array()) ours = ours || (a.is_string() && a.get_string() == rules.audience);
+      for (const auto& a : aud->get_array())
+        ours = ours || (a.is_string() && a.get_string() == rules.audience);
     if (!ours) return refuse(Code::invalid, "the token's aud does not name the configured audience");
   }
 
@@ -77,7 +80,8 @@ ClaimCheck check_claims(const boost::json::object& payload, const ClaimRules& ru
   // No agents claim: the token is genuine but allows no agent (403, not 401).
   if (!agents) return out;
   if (!agents->is_array())
-    return refuse(Code::invalid, "the token's agents claim must be an array of agent ids or prefixes ending in *");
+    return refuse(Code::invalid,
+                  "the token's agents claim must be an array of agent ids or prefixes ending in *");
   for (const auto& a : agents->get_array()) {
     if (!a.is_string()) return refuse(Code::invalid, "the token's agents claim must hold only strings");
     out.claims.agents.emplace_back(a.get_string());

@@ -33,7 +33,8 @@ std::string read_file(const std::string& path, const std::string& what) {
   std::error_code ec;
   auto size = std::filesystem::file_size(path, ec);
   if (ec) throw KeyError(what + ": cannot read " + path + ": " + ec.message());
-  if (size > kMaxKeyFileBytes) throw KeyError(what + ": " + path + " is larger than a key file can be (1 MiB)");
+  if (size > kMaxKeyFileBytes)
+    throw KeyError(what + ": " + path + " is larger than a key file can be (1 MiB)");
   std::ifstream in(path, std::ios::binary);
   std::ostringstream s;
   s << in.rdbuf();
@@ -65,10 +66,15 @@ Key key_of(EVP_PKEY* pkey, std::string kid, const std::string& what) {
       std::size_t len = 0;
       EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &len);
       std::string_view g(group, len);
-      if (g == "prime256v1" || g == "P-256") k.algs = {"ES256"};
-      else if (g == "secp384r1" || g == "P-384") k.algs = {"ES384"};
-      else if (g == "secp521r1" || g == "P-521") k.algs = {"ES512"};
-      else throw KeyError(what + ": EC key on curve " + std::string(g) + " (P-256, P-384 or P-521 are used by JWS)");
+      if (g == "prime256v1" || g == "P-256")
+        k.algs = {"ES256"};
+      else if (g == "secp384r1" || g == "P-384")
+        k.algs = {"ES384"};
+      else if (g == "secp521r1" || g == "P-521")
+        k.algs = {"ES512"};
+      else
+        throw KeyError(what + ": EC key on curve " + std::string(g) +
+                       " (P-256, P-384 or P-521 are used by JWS)");
       break;
     }
     default:
@@ -82,7 +88,8 @@ Key key_of(EVP_PKEY* pkey, std::string kid, const std::string& what) {
 Owned<BIGNUM> bignum(const boost::json::object& jwk, const char* name, const std::string& what) {
   const auto* v = jwk.if_contains(name);
   auto bytes = v && v->is_string() ? base64url_decode(v->get_string()) : std::nullopt;
-  if (!bytes || bytes->empty()) throw KeyError(what + ": member \"" + name + "\" is missing or not base64url");
+  if (!bytes || bytes->empty())
+    throw KeyError(what + ": member \"" + name + "\" is missing or not base64url");
   return Owned<BIGNUM>(BN_bin2bn(reinterpret_cast<const unsigned char*>(bytes->data()),
                                  static_cast<int>(bytes->size()), nullptr));
 }
@@ -207,10 +214,12 @@ std::vector<Key> load_keys(const KeySources& sources) {
   for (const auto& path : sources.public_keys) {
     // A PEM key's kid is its file name without the extension: keys/2026-12.pem has kid "2026-12".
     keys.push_back(public_key_from_pem(read_file(path, "--auth-public-key"),
-                                       std::filesystem::path(path).stem().string(), "--auth-public-key " + path));
+                                       std::filesystem::path(path).stem().string(),
+                                       "--auth-public-key " + path));
   }
   if (!sources.jwks_file.empty()) {
-    auto jwks = parse_jwks(read_file(sources.jwks_file, "--auth-jwks-file"), "--auth-jwks-file " + sources.jwks_file);
+    auto jwks =
+        parse_jwks(read_file(sources.jwks_file, "--auth-jwks-file"), "--auth-jwks-file " + sources.jwks_file);
     for (auto& k : jwks) keys.push_back(std::move(k));
   }
   return keys;

@@ -11,9 +11,9 @@ namespace aw::auth {
 
 struct Key {
   enum class Type { hmac, rsa, ec } type = Type::hmac;
-  std::string kid;                 // empty: the key has none (it is tried for tokens with any kid)
-  std::string material;            // the secret's bytes, or the public key as PEM
-  std::vector<std::string> algs;   // the JWS algorithms this key may verify
+  std::string kid;                // empty: the key has none (it is tried for tokens with any kid)
+  std::string material;           // the secret's bytes, or the public key as PEM
+  std::vector<std::string> algs;  // the JWS algorithms this key may verify
 };
 
 struct KeySources {
@@ -21,7 +21,9 @@ struct KeySources {
   std::string secret;                    // AGENTWIRE_AUTH_SECRET (the secret itself)
   std::vector<std::string> public_keys;  // --auth-public-key, repeatable
   std::string jwks_file;                 // --auth-jwks-file
-  bool empty() const noexcept { return secret_file.empty() && secret.empty() && public_keys.empty() && jwks_file.empty(); }
+  bool empty() const noexcept {
+    return secret_file.empty() && secret.empty() && public_keys.empty() && jwks_file.empty();
+  }
 };
 
 // A key file that cannot be used; what() names the flag and the file.

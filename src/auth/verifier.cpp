@@ -10,7 +10,8 @@
 namespace aw::auth {
 namespace {
 
-constexpr const char* kAlgs[] = {"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "ES512"};
+constexpr const char* kAlgs[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                 "RS512", "ES256", "ES384", "ES512"};
 
 Verdict refuse(Verdict::Code code, std::string message) {
   Verdict v;
@@ -49,11 +50,16 @@ bool signature_valid(const std::string& token, const Key& key, std::string_view 
 
 const char* Verdict::code_name() const noexcept {
   switch (code) {
-    case Code::ok: return "ok";
-    case Code::missing: return "token_missing";
-    case Code::invalid: return "token_invalid";
-    case Code::expired: return "token_expired";
-    case Code::forbidden: return "agent_forbidden";
+    case Code::ok:
+      return "ok";
+    case Code::missing:
+      return "token_missing";
+    case Code::invalid:
+      return "token_invalid";
+    case Code::expired:
+      return "token_expired";
+    case Code::forbidden:
+      return "agent_forbidden";
   }
   return "token_invalid";
 }
@@ -65,7 +71,9 @@ void Verifier::replace_keys(std::vector<Key> keys) {
   keys_.store(std::make_shared<const std::vector<Key>>(std::move(keys)));
 }
 
-std::size_t Verifier::key_count() const { return keys_.load()->size(); }
+std::size_t Verifier::key_count() const {
+  return keys_.load()->size();
+}
 
 Verdict Verifier::verify(std::string_view token, std::int64_t now_s) const {
   using Code = Verdict::Code;
@@ -102,15 +110,16 @@ Verdict Verifier::verify(std::string_view token, std::int64_t now_s) const {
     }
   }
   if (!candidate)
-    return refuse(Code::invalid, kid.empty() ? "no configured key verifies " + alg
-                                             : "no configured key has kid \"" + kid.substr(0, 64) + "\" for " + alg);
+    return refuse(Code::invalid, kid.empty()
+                                     ? "no configured key verifies " + alg
+                                     : "no configured key has kid \"" + kid.substr(0, 64) + "\" for " + alg);
   if (!verified) return refuse(Code::invalid, "the token's signature does not verify");
 
   auto payload = json_part(token.substr(dot1 + 1, dot2 - dot1 - 1));
   if (!payload) return refuse(Code::invalid, "the token's payload is not a JSON object");
   ClaimCheck c = check_claims(*payload, rules_, now_s);
   Verdict v;
-  v.code = c.code == ClaimCheck::Code::ok ? Code::ok
+  v.code = c.code == ClaimCheck::Code::ok        ? Code::ok
            : c.code == ClaimCheck::Code::expired ? Code::expired
                                                  : Code::invalid;
   v.message = std::move(c.message);

@@ -68,7 +68,8 @@ TEST(SubscriberToken, RefreshMessagesAndTheSelectedSubprotocol) {
   auto m = protocol::parse_client_message(R"({"type":"refresh","token":"a.b.c"})");
   EXPECT_EQ(m.kind, protocol::ClientMessage::Kind::refresh);
   EXPECT_EQ(m.token, "a.b.c");
-  for (const char* bad : {R"({"type":"refresh"})", R"({"type":"refresh","token":""})", R"({"type":"refresh","token":1})"}) {
+  for (const char* bad :
+       {R"({"type":"refresh"})", R"({"type":"refresh","token":""})", R"({"type":"refresh","token":1})"}) {
     m = protocol::parse_client_message(bad);
     EXPECT_EQ(m.kind, protocol::ClientMessage::Kind::invalid) << bad;
     EXPECT_EQ(m.error_code, "bad_message") << bad;

@@ -43,7 +43,9 @@ TEST(Claims, ExpIsRequiredAndExact) {
 }
 
 TEST(Claims, NbfAndIatHaveLeeway) {
-  auto at = [](const char* name, std::int64_t t) { return with(std::string(",\"") + name + "\":" + std::to_string(t)); };
+  auto at = [](const char* name, std::int64_t t) {
+    return with(std::string(",\"") + name + "\":" + std::to_string(t));
+  };
   for (const char* name : {"nbf", "iat"}) {
     EXPECT_EQ(check(at(name, kNow + kLeewaySeconds)).code, ClaimCheck::Code::ok) << name;
     EXPECT_EQ(check(at(name, kNow + kLeewaySeconds + 1)).code, ClaimCheck::Code::invalid) << name;

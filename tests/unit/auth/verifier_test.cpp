@@ -21,7 +21,8 @@ std::string payload(std::int64_t exp = kNow + 60, std::string agents = R"(["agen
   return R"({"sub":"u","exp":)" + std::to_string(exp) + R"(,"agents":)" + agents + "}";
 }
 
-std::string mint(jwt_alg_t alg, const std::string& key, std::string claims = payload(), std::string kid = "") {
+std::string mint(jwt_alg_t alg, const std::string& key, std::string claims = payload(),
+                 std::string kid = "") {
   jwt_t* jwt = nullptr;
   jwt_new(&jwt);
   jwt_add_grants_json(jwt, claims.c_str());
@@ -36,8 +37,8 @@ std::string mint(jwt_alg_t alg, const std::string& key, std::string claims = pay
 
 std::string b64url(std::string_view s) {
   std::string out(4 * ((s.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(s.data()),
-                          static_cast<int>(s.size()));
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
   out.resize(static_cast<std::size_t>(n));
   while (!out.empty() && out.back() == '=') out.pop_back();
   for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
@@ -50,11 +51,13 @@ struct KeyPem {
 
 KeyPem make_key(const char* type) {
   EVP_PKEY* k = std::string_view(type) == "RSA" ? EVP_PKEY_Q_keygen(nullptr, nullptr, "RSA", size_t{2048})
-                                                  : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
+                                                : EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
   auto pem = [k](bool priv) {
     BIO* bio = BIO_new(BIO_s_mem());
-    if (priv) PEM_write_bio_PrivateKey(bio, k, nullptr, nullptr, 0, nullptr, nullptr);
-    else PEM_write_bio_PUBKEY(bio, k);
+    if (priv)
+      PEM_write_bio_PrivateKey(bio, k, nullptr, nullptr, 0, nullptr, nullptr);
+    else
+      PEM_write_bio_PUBKEY(bio, k);
     char* data = nullptr;
     long n = BIO_get_mem_data(bio, &data);
     std::string s(data, static_cast<std::size_t>(n));
@@ -99,7 +102,8 @@ TEST(Verifier, MissingMalformedExpiredForbidden) {
   for (const char* bad : {"x", "a.b", "a.b.c.d", ".b.c", "a..c", "a.b.", "e30.e30.e30"})
     EXPECT_EQ(v.authorize(bad, "agent-7", kNow).code, Verdict::Code::invalid) << bad;
   EXPECT_EQ(v.authorize(std::string(kMaxTokenBytes + 1, 'a'), "agent-7", kNow).code, Verdict::Code::invalid);
-  EXPECT_EQ(v.authorize(mint(JWT_ALG_HS256, kSecret, payload(kNow - 1)), "agent-7", kNow).code, Verdict::Code::expired);
+  EXPECT_EQ(v.authorize(mint(JWT_ALG_HS256, kSecret, payload(kNow - 1)), "agent-7", kNow).code,
+            Verdict::Code::expired);
   auto forbidden = v.authorize(mint(JWT_ALG_HS256, kSecret), "agent-8", kNow);
   EXPECT_EQ(forbidden.code, Verdict::Code::forbidden);
   EXPECT_STREQ(forbidden.code_name(), "agent_forbidden");
@@ -122,8 +126,10 @@ TEST(Verifier, KidSelectsTheKey) {
   EXPECT_TRUE(v.authorize(mint(JWT_ALG_HS256, kSecret, payload(), "a"), "agent-7", kNow).ok());
   EXPECT_TRUE(v.authorize(mint(JWT_ALG_HS256, kSecret + "-b", payload(), "b"), "agent-7", kNow).ok());
   // Signed with a's secret but naming b: b alone is tried.
-  EXPECT_EQ(v.authorize(mint(JWT_ALG_HS256, kSecret, payload(), "b"), "agent-7", kNow).code, Verdict::Code::invalid);
-  EXPECT_EQ(v.authorize(mint(JWT_ALG_HS256, kSecret, payload(), "c"), "agent-7", kNow).code, Verdict::Code::invalid);
+  EXPECT_EQ(v.authorize(mint(JWT_ALG_HS256, kSecret, payload(), "b"), "agent-7", kNow).code,
+            Verdict::Code::invalid);
+  EXPECT_EQ(v.authorize(mint(JWT_ALG_HS256, kSecret, payload(), "c"), "agent-7", kNow).code,
+            Verdict::Code::invalid);
   // Without a kid every key of the alg is tried.
   EXPECT_TRUE(v.authorize(mint(JWT_ALG_HS256, kSecret + "-b"), "agent-7", kNow).ok());
 }
@@ -137,7 +143,8 @@ TEST(Verifier, AlgMustFitTheKeyType) {
   EXPECT_EQ(v.authorize(mint(JWT_ALG_HS256, rsa.pub), "agent-7", kNow).code, Verdict::Code::invalid);
   const Key stored = public_key_from_pem(rsa.pub, "r", "test");
   EXPECT_EQ(v.authorize(mint(JWT_ALG_HS256, stored.material), "agent-7", kNow).code, Verdict::Code::invalid);
-  EXPECT_EQ(v.authorize(mint(JWT_ALG_ES256, make_key("EC").priv), "agent-7", kNow).code, Verdict::Code::invalid);
+  EXPECT_EQ(v.authorize(mint(JWT_ALG_ES256, make_key("EC").priv), "agent-7", kNow).code,
+            Verdict::Code::invalid);
 }
 
 TEST(Verifier, EcKeysVerifyEs256) {
@@ -147,7 +154,8 @@ TEST(Verifier, EcKeysVerifyEs256) {
   EXPECT_EQ(k.algs, std::vector<std::string>{"ES256"});
   Verifier v({k}, {});
   EXPECT_TRUE(v.authorize(mint(JWT_ALG_ES256, ec.priv), "agent-7", kNow).ok());
-  EXPECT_EQ(v.authorize(mint(JWT_ALG_ES256, make_key("EC").priv), "agent-7", kNow).code, Verdict::Code::invalid);
+  EXPECT_EQ(v.authorize(mint(JWT_ALG_ES256, make_key("EC").priv), "agent-7", kNow).code,
+            Verdict::Code::invalid);
 }
 
 TEST(Verifier, KeysCanBeReplaced) {
@@ -169,10 +177,11 @@ TEST(KeySet, JwksKeysAndErrors) {
   EXPECT_EQ(keys[0].kid, "h");
   EXPECT_EQ(keys[0].material, "secret-secret-secret");
   EXPECT_EQ(keys[0].algs, std::vector<std::string>{"HS384"});
-  for (const char* bad : {"", "[]", R"({"keys":{}})", R"({"keys":[]})", R"({"keys":[1]})",
-                          R"({"keys":[{"kty":"RSA","kid":"x"}]})", R"({"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]})",
-                          R"({"keys":[{"kty":"EC","crv":"secp256k1"}]})", R"({"keys":[{"kty":"OKP"}]})",
-                          R"({"keys":[{"kty":"oct","k":"c2VjcmV0","alg":"RS256"}]})"}) {
+  for (const char* bad :
+       {"", "[]", R"({"keys":{}})", R"({"keys":[]})", R"({"keys":[1]})",
+        R"({"keys":[{"kty":"RSA","kid":"x"}]})", R"({"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]})",
+        R"({"keys":[{"kty":"EC","crv":"secp256k1"}]})", R"({"keys":[{"kty":"OKP"}]})",
+        R"({"keys":[{"kty":"oct","k":"c2VjcmV0","alg":"RS256"}]})"}) {
     try {
       parse_jwks(bad, "--auth-jwks-file f");
       ADD_FAILURE() << "accepted " << bad;
