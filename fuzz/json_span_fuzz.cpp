@@ -28,18 +28,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::string text = in.rest();
 
   std::string quoted;
-  aw::json::append_quoted(quoted, text);
+  aw::protocol::append_quoted(quoted, text);
   if (aw::fuzz::reference_utf8(text)) FUZZ_CHECK(parses_to(quoted, boost::json::value(text)));
 
   auto ref = aw::fuzz::json_reference(text);
   if (!ref.value) return 0;  // member_span takes valid JSON only
   const boost::json::object* obj = ref.value->if_object();
   if (!obj) {
-    FUZZ_CHECK(!aw::json::member_span(text, key));
+    FUZZ_CHECK(!aw::protocol::member_span(text, key));
     return 0;
   }
   for (const auto& member : *obj) {
-    auto span = aw::json::member_span(text, member.key());
+    auto span = aw::protocol::member_span(text, member.key());
     FUZZ_CHECK(span);
     // Boost.JSON 1.81 reads 0e400 as NaN, which equals nothing: then the span need only parse.
     if (ref.non_finite)
@@ -47,6 +47,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     else
       FUZZ_CHECK(parses_to(*span, member.value()));
   }
-  if (!obj->contains(key)) FUZZ_CHECK(!aw::json::member_span(text, key));
+  if (!obj->contains(key)) FUZZ_CHECK(!aw::protocol::member_span(text, key));
   return 0;
 }

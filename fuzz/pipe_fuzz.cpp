@@ -25,6 +25,11 @@
 namespace {
 
 using namespace aw;
+using aw::hub::Hub;
+using aw::hub::HubOptions;
+using aw::hub::PublishResult;
+using aw::hub::ShardDispatcher;
+using aw::store::MemoryEventStore;
 
 class InlineShards final : public ShardDispatcher {
  public:

@@ -36,7 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   aw::fuzz::FuzzInput in(data, size);
   const std::uint8_t present = in.byte();
   const bool compression = in.flag();
-  aw::ws::UpgradeRequest req;
+  aw::protocol::UpgradeRequest req;
   req.version = in.pick<unsigned>({11, 10, 9, 20});
   req.get = !(present & 0x80);
   req.has_host = !(present & 0x40);
@@ -48,12 +48,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (present & 8) req.ws_version = version;
   req.extensions = extensions;
 
-  aw::ws::HandshakeAnswer answer = aw::ws::answer_upgrade(req, compression);
+  aw::protocol::HandshakeAnswer answer = aw::protocol::answer_upgrade(req, compression);
   FUZZ_CHECK(well_formed_head(answer.response));
   if (answer.accepted) {
     FUZZ_CHECK(answer.response.rfind("HTTP/1.1 101 ", 0) == 0);
     FUZZ_CHECK(req.key.has_value());
-    FUZZ_CHECK(answer.response.find("Sec-WebSocket-Accept: " + aw::ws::sec_websocket_accept(*req.key) +
+    FUZZ_CHECK(answer.response.find("Sec-WebSocket-Accept: " + aw::protocol::sec_websocket_accept(*req.key) +
                                     "\r\n") != std::string::npos);
     FUZZ_CHECK(!answer.deflate || compression);
     FUZZ_CHECK(answer.deflate == (answer.response.find("permessage-deflate") != std::string::npos));
@@ -64,7 +64,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                status == "HTTP/1.0 426 ");
   }
 
-  const aw::ws::DeflateAgreement deflate = aw::ws::negotiate_deflate(extensions);
+  const aw::protocol::DeflateAgreement deflate = aw::protocol::negotiate_deflate(extensions);
   const std::string& agreed = deflate.extension;
   if (!agreed.empty()) {
     FUZZ_CHECK(agreed.rfind("permessage-deflate", 0) == 0 && printable(agreed));
@@ -76,8 +76,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(named == std::string::npos ||
                agreed.substr(named + 23) == std::to_string(deflate.server_window_bits));
   }
-  const std::string b64 = aw::ws::base64(key);
+  const std::string b64 = aw::protocol::base64(key);
   FUZZ_CHECK(b64.size() == (key.size() + 2) / 3 * 4 && printable(b64));
-  FUZZ_CHECK(aw::ws::sha1(key).size() == 20);
+  FUZZ_CHECK(aw::protocol::sha1(key).size() == 20);
   return 0;
 }

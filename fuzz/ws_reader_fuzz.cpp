@@ -14,7 +14,7 @@
 
 namespace {
 
-using aw::ws::Reader;
+using aw::protocol::Reader;
 
 struct Seen {
   Reader::Kind kind;
@@ -58,13 +58,15 @@ std::vector<Seen> read_all(const std::string& bytes, const std::vector<std::size
         case Reader::Kind::close:
           FUZZ_CHECK(r.payload.size() <= 123);
           FUZZ_CHECK(aw::fuzz::reference_utf8(r.payload));
-          FUZZ_CHECK(r.code == aw::ws::close_code::no_status || aw::ws::is_valid_close_code(r.code));
+          FUZZ_CHECK(r.code == aw::protocol::close_code::no_status ||
+                     aw::protocol::is_valid_close_code(r.code));
           break;
         case Reader::Kind::fail: {
           FUZZ_CHECK(r.error != nullptr);
-          FUZZ_CHECK(r.code == aw::ws::close_code::protocol_error ||
-                     r.code == aw::ws::close_code::invalid_payload || r.code == aw::ws::close_code::policy ||
-                     r.code == aw::ws::close_code::too_big);
+          FUZZ_CHECK(r.code == aw::protocol::close_code::protocol_error ||
+                     r.code == aw::protocol::close_code::invalid_payload ||
+                     r.code == aw::protocol::close_code::policy ||
+                     r.code == aw::protocol::close_code::too_big);
           char* none = nullptr;
           std::size_t zero = 0;
           Reader::Result again = reader.next(none, zero);

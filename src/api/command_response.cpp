@@ -3,6 +3,7 @@
 #include "api/events_api.hpp"
 
 namespace aw::api {
+using hub::PublishResult;
 namespace {
 
 // `{...}` + seq → `{...,"seq":N}`.
@@ -34,7 +35,7 @@ Response command_response(const PublishResult& r, unsigned ok_status, bool with_
   return publish_response(r);
 }
 
-PublishCallback reply_with(Reply reply, unsigned ok_status, bool with_seq) {
+hub::PublishCallback reply_with(Reply reply, unsigned ok_status, bool with_seq) {
   return [reply = std::move(reply), ok_status, with_seq](const PublishResult& r) {
     reply(command_response(r, ok_status, with_seq));
   };

@@ -7,9 +7,9 @@ namespace aw::api {
 
 // ok → `ok_status` with the command's reply (plus `"seq"` when `with_seq`); a duplicate → 200 with the
 // original's description and `Idempotent-Replayed: true`; a refusal or failure → its JSON error.
-Response command_response(const PublishResult& result, unsigned ok_status, bool with_seq = false);
+Response command_response(const hub::PublishResult& result, unsigned ok_status, bool with_seq = false);
 
 // The hub callback that answers `reply` with command_response.
-PublishCallback reply_with(Reply reply, unsigned ok_status, bool with_seq = false);
+hub::PublishCallback reply_with(Reply reply, unsigned ok_status, bool with_seq = false);
 
 }  // namespace aw::api

@@ -7,9 +7,9 @@
 namespace aw::api {
 
 struct Context {
-  Hub& hub;
-  Counters& counters;
-  const Options& options;
+  hub::Hub& hub;
+  metrics::Counters& counters;
+  const config::Options& options;
 };
 
 }  // namespace aw::api

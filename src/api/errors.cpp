@@ -9,7 +9,7 @@ namespace {
 // A message may quote the client's own bytes (a path with a raw 0xFF): when they are not UTF-8 the body
 // would not be JSON to a strict parser, so every byte above 0x7F is shown percent-encoded, as in a URL.
 void append_message(std::string& out, std::string_view message) {
-  if (is_valid_utf8(message)) return json::append_quoted(out, message);
+  if (is_valid_utf8(message)) return protocol::append_quoted(out, message);
   static constexpr char kHex[] = "0123456789ABCDEF";
   std::string safe;
   safe.reserve(message.size() * 3);
@@ -22,7 +22,7 @@ void append_message(std::string& out, std::string_view message) {
       safe.push_back(kHex[c & 0xF]);
     }
   }
-  json::append_quoted(out, safe);
+  protocol::append_quoted(out, safe);
 }
 
 }  // namespace
@@ -40,7 +40,7 @@ Response error_response(unsigned status, std::string_view code, std::string_view
   Response r;
   r.status = status;
   r.body = "{\"error\":{\"code\":";
-  json::append_quoted(r.body, code);
+  protocol::append_quoted(r.body, code);
   r.body.append(",\"message\":");
   append_message(r.body, message);
   // "{...}" -> ",..." appended inside the error object

@@ -7,6 +7,8 @@
 #include "protocol/publish_request.hpp"
 
 namespace aw::api {
+using hub::Decision;
+using hub::PublishResult;
 namespace {
 
 std::optional<Response> check_agent(std::string_view agent_id) {
@@ -42,14 +44,14 @@ void history(Context& ctx, const Request& req, const Params& params, Reply reply
     limit = *n;
   }
 
-  HistoryPage page = ctx.hub.history(agent_id, since, static_cast<std::size_t>(limit));
+  hub::HistoryPage page = ctx.hub.history(agent_id, since, static_cast<std::size_t>(limit));
   Response res;
   std::string& b = res.body;
   b.reserve(128 + page.events.size() * 256);
   b.append("{\"agent_id\":");
-  json::append_quoted(b, agent_id);
+  protocol::append_quoted(b, agent_id);
   b.append(",\"epoch\":");
-  json::append_quoted(b, page.epoch);
+  protocol::append_quoted(b, page.epoch);
   b.append(",\"latest\":").append(std::to_string(page.latest));
   b.append(",\"oldest\":").append(std::to_string(page.oldest));
   b.append(",\"complete\":").append(page.complete ? "true" : "false");

@@ -11,6 +11,6 @@ inline constexpr std::size_t kMaxHistoryLimit = 1000;
 void add_event_routes(Router& router, Context& ctx);
 
 // The answer to a finished publish: 202 {"seq"} or the error the failure deserves.
-Response publish_response(const PublishResult& result);
+Response publish_response(const hub::PublishResult& result);
 
 }  // namespace aw::api

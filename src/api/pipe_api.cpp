@@ -12,6 +12,7 @@
 #include "workflow/limits.hpp"
 
 namespace aw::api {
+using hub::PublishResult;
 namespace {
 
 using workflow::StreamStatus;
@@ -106,7 +107,7 @@ class PipeSink final : public BodySink, public std::enable_shared_from_this<Pipe
   }
 
   // Wraps a hub callback so that it runs on the connection's thread with this sink alive.
-  PublishCallback on_connection(std::function<void(const PublishResult&)> fn) {
+  hub::PublishCallback on_connection(std::function<void(const PublishResult&)> fn) {
     return [self = shared_from_this(), fn = std::move(fn)](const PublishResult& r) {
       self->ctx_.run_on_connection([self, fn, r] { fn(r); });
     };

@@ -8,7 +8,7 @@ namespace {
 constexpr std::size_t kBusiestAgents = 10;
 constexpr std::size_t kLaggingSubscribers = 10;
 
-StatsInput gather(Context& ctx) {
+metrics::StatsInput gather(Context& ctx) {
   return {ctx.counters.totals(), ctx.hub.stats(kBusiestAgents), ctx.hub.store_stats(), ctx.hub.durable(),
           ctx.options.effective_threads(), ctx.counters.lag.top(kLaggingSubscribers)};
 }
@@ -18,13 +18,13 @@ StatsInput gather(Context& ctx) {
 void add_stats_routes(Router& router, Context& ctx) {
   router.add("GET", "/api/websocket/stats", [&ctx](const Request&, const Params&, Reply reply) {
     Response res;
-    res.body = stats_json(gather(ctx));
+    res.body = metrics::stats_json(gather(ctx));
     reply(std::move(res));
   });
   router.add("GET", "/metrics", [&ctx](const Request&, const Params&, Reply reply) {
     Response res;
     res.content_type = "text/plain; version=0.0.4";
-    res.body = prometheus_text(gather(ctx));
+    res.body = metrics::prometheus_text(gather(ctx));
     reply(std::move(res));
   });
   router.add("GET", "/healthz", [](const Request&, const Params&, Reply reply) {

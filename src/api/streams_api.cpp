@@ -12,7 +12,9 @@ using Need = JsonBody::Need;
 using workflow::WorkflowService;
 
 // Stream answers are small status objects, so they also carry the event's seq.
-PublishCallback answer(Reply reply, unsigned ok_status) { return reply_with(std::move(reply), ok_status, true); }
+hub::PublishCallback answer(Reply reply, unsigned ok_status) {
+  return reply_with(std::move(reply), ok_status, true);
+}
 
 // POST /api/workflows/{workflow_id}/streams (the body may be empty)
 void open(WorkflowService& service, const Request& req, const Params& params, Reply reply) {

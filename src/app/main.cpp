@@ -41,19 +41,19 @@ void raise_fd_limit() {
   }
 }
 
-std::unique_ptr<aw::EventStore> open_store(const aw::Options& o) {
-  if (o.store == "memory") return std::make_unique<aw::MemoryEventStore>();
+std::unique_ptr<aw::store::EventStore> open_store(const aw::config::Options& o) {
+  if (o.store == "memory") return std::make_unique<aw::store::MemoryEventStore>();
   std::filesystem::create_directories(o.data_dir);
-  aw::FsyncMode mode = o.fsync == "always" ? aw::FsyncMode::always
-                       : o.fsync == "off"  ? aw::FsyncMode::off
-                                           : aw::FsyncMode::normal;
+  aw::store::FsyncMode mode = o.fsync == "always" ? aw::store::FsyncMode::always
+                              : o.fsync == "off"  ? aw::store::FsyncMode::off
+                                                  : aw::store::FsyncMode::normal;
   // The history size lets the store trim a fast channel between the hub's prunes (disk stays bounded).
-  return std::make_unique<aw::SqliteEventStore>((std::filesystem::path(o.data_dir) / "events.db").string(),
-                                                mode, o.store_max_bytes, o.history_size);
+  return std::make_unique<aw::store::SqliteEventStore>(
+      (std::filesystem::path(o.data_dir) / "events.db").string(), mode, o.store_max_bytes, o.history_size);
 }
 
 // The dashboard: --web-dir, else web/dist of the source tree the binary was built in (build/agentwire).
-std::string web_dir(const aw::Options& o, const char* argv0) {
+std::string web_dir(const aw::config::Options& o, const char* argv0) {
   if (!o.web_dir.empty()) return o.web_dir;
   std::error_code ec;
   auto exe = std::filesystem::canonical("/proc/self/exe", ec);
@@ -65,13 +65,14 @@ std::string web_dir(const aw::Options& o, const char* argv0) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "check") return aw::check::check_main(argc - 1, argv + 1);
-  aw::Options options;
-  auto parsed = aw::parse_options(argc, argv, options);
+  aw::config::Options options;
+  auto parsed = aw::config::parse_options(argc, argv, options);
+  using Kind = aw::config::ParseOutcome::Kind;
   switch (parsed.kind) {
-    case aw::ParseOutcome::Kind::help: std::fputs(parsed.message.c_str(), stdout); return 0;
-    case aw::ParseOutcome::Kind::version: std::printf("agentwire %s\n", parsed.message.c_str()); return 0;
-    case aw::ParseOutcome::Kind::error: std::fprintf(stderr, "agentwire: %s\n", parsed.message.c_str()); return 2;
-    case aw::ParseOutcome::Kind::run: break;
+    case Kind::help: std::fputs(parsed.message.c_str(), stdout); return 0;
+    case Kind::version: std::printf("agentwire %s\n", parsed.message.c_str()); return 0;
+    case Kind::error: std::fprintf(stderr, "agentwire: %s\n", parsed.message.c_str()); return 2;
+    case Kind::run: break;
   }
   aw::log::Level level;
   aw::log::parse_level(options.log_level, level);
@@ -105,12 +106,12 @@ int main(int argc, char** argv) {
 
     auto store = open_store(options);
     const unsigned threads = options.effective_threads();
-    aw::Counters counters(threads);
+    aw::metrics::Counters counters(threads);
     // The sweep drives heartbeats and timeouts: a few ticks per heartbeat, at most one per second.
     std::int64_t sweep_ms = std::clamp<std::int64_t>(options.heartbeat_interval_ms / 4, 50, 1000);
     aw::transport::ShardPool pool(threads, counters, sweep_ms);
 
-    aw::HubOptions hub_options;
+    aw::hub::HubOptions hub_options;
     hub_options.history_size = options.history_size;
     hub_options.history_ttl_ms = options.history_ttl_ms;
     hub_options.history_max_bytes = options.history_max_bytes;
@@ -121,7 +122,7 @@ int main(int argc, char** argv) {
     hub_options.prune_interval_ms = std::clamp<std::int64_t>(options.history_ttl_ms / 4, 100, 5000);
     aw::workflow::WorkflowIndex workflow_index;  // filled by each agent's state, so it outlives the hub
     auto agent_states = aw::workflow::agent_state_factory(workflow_index, aw::now_unix_ms);
-    aw::Hub hub(hub_options, *store, pool, std::move(agent_states));
+    aw::hub::Hub hub(hub_options, *store, pool, std::move(agent_states));
     hub.start();
     aw::workflow::WorkflowServiceOptions workflow_options;
     workflow_options.stream_idle_timeout_ms = options.stream_idle_timeout_ms;

@@ -8,7 +8,7 @@
 
 #include "core/log.hpp"
 
-namespace aw {
+namespace aw::config {
 namespace {
 
 enum class Kind { text, size, seconds, count, flag };
@@ -347,4 +347,4 @@ ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
   return {};
 }
 
-}  // namespace aw
+}  // namespace aw::config

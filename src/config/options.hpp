@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace aw {
+namespace aw::config {
 
 struct Options {
   std::string listen_host = "127.0.0.1";  // loopback by default: exposing it is a decision
@@ -74,4 +74,4 @@ ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
 
 std::string help_text();
 
-}  // namespace aw
+}  // namespace aw::config

@@ -1,6 +1,6 @@
 #include "hub/channel.hpp"
 
-namespace aw {
+namespace aw::hub {
 
 namespace {
 // How many subscribers ahead deliver() prefetches: enough to cover a memory access while it hands the
@@ -57,4 +57,4 @@ std::uint32_t Channel::subscriber_count() const {
   return n;
 }
 
-}  // namespace aw
+}  // namespace aw::hub

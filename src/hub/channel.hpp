@@ -13,7 +13,7 @@
 #include "hub/history_ring.hpp"
 #include "hub/subscriber.hpp"
 
-namespace aw {
+namespace aw::hub {
 
 // Subscribers of one channel on one shard. Padded so shards do not share cache lines.
 struct alignas(64) LocalSubscribers {
@@ -55,4 +55,4 @@ struct Channel : std::enable_shared_from_this<Channel> {
   std::uint32_t subscriber_count() const;  // under mutex
 };
 
-}  // namespace aw
+}  // namespace aw::hub

@@ -11,13 +11,13 @@
 
 #include "store/event_store.hpp"
 
-namespace aw {
+namespace aw::hub {
 
 class ChannelState {
  public:
   virtual ~ChannelState() = default;
   // Records committed (or loaded at start-up), in commit order. Empty json erases a record.
-  virtual void apply(const std::vector<StateRecord>& records) = 0;
+  virtual void apply(const std::vector<store::StateRecord>& records) = 0;
   // A JSON object describing the channel now.
   virtual std::string snapshot_json() const = 0;
   // True when it holds no record at all, so the channel may leave memory and come back from the store
@@ -27,4 +27,4 @@ class ChannelState {
 
 using ChannelStateFactory = std::function<std::unique_ptr<ChannelState>(std::string_view agent_id)>;
 
-}  // namespace aw
+}  // namespace aw::hub

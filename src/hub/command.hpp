@@ -8,7 +8,7 @@
 
 #include "hub/channel_state.hpp"
 
-namespace aw {
+namespace aw::hub {
 
 struct Decision {
   enum class Refusal { none, invalid, not_found, conflict } refusal = Refusal::none;
@@ -19,7 +19,7 @@ struct Decision {
   std::string type;                // the event, when not refused
   std::string data;                // raw JSON object
   bool mergeable = false;          // Event::mergeable: only the workflow domain sets it
-  std::vector<StateRecord> records;
+  std::vector<store::StateRecord> records;
   std::string reply_json;          // what the caller answers with (e.g. the new workflow), optional
 
   static Decision refuse(Refusal r, std::string code, std::string message, std::string details = {}) {
@@ -40,4 +40,4 @@ struct Command {
   std::function<Decision(const ChannelState* state)> decide;
 };
 
-}  // namespace aw
+}  // namespace aw::hub

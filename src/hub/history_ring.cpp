@@ -1,6 +1,6 @@
 #include "hub/history_ring.hpp"
 
-namespace aw {
+namespace aw::hub {
 
 void HistoryRing::push(EventPtr ev) {
   if (capacity_ == 0) return;
@@ -78,4 +78,4 @@ void HistoryRing::pop_front() {
   ++first_seq_;
 }
 
-}  // namespace aw
+}  // namespace aw::hub

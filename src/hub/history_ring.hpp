@@ -15,7 +15,7 @@
 
 #include "core/event.hpp"
 
-namespace aw {
+namespace aw::hub {
 
 class HistoryRing {
  public:
@@ -66,4 +66,4 @@ class HistoryRing {
   std::uint64_t bytes_ = 0;
 };
 
-}  // namespace aw
+}  // namespace aw::hub

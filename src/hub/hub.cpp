@@ -10,7 +10,10 @@
 #include "core/random_id.hpp"
 #include "protocol/envelope.hpp"
 
-namespace aw {
+namespace aw::hub {
+using store::StateRecord;
+using store::StoredEvent;
+using store::StoreError;
 namespace {
 
 // The calling thread's choice made with Hub::defer_wakes_on_this_thread.
@@ -39,7 +42,7 @@ EventPtr event_from(StoredEvent&& se) {
 
 }  // namespace
 
-Hub::Hub(HubOptions options, EventStore& store, ShardDispatcher& shards, ChannelStateFactory state)
+Hub::Hub(HubOptions options, store::EventStore& store, ShardDispatcher& shards, ChannelStateFactory state)
     : options_(options),
       store_(store),
       shards_(shards),
@@ -262,7 +265,7 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
     Decision decision;
   };
 
-  std::vector<StoredChannel> new_channels;
+  std::vector<store::StoredChannel> new_channels;
   std::vector<const Event*> events;
   std::vector<const StateRecord*> records;
   std::vector<Staged> staged;
@@ -731,4 +734,4 @@ HubStats Hub::stats(std::size_t top) {
   return s;
 }
 
-}  // namespace aw
+}  // namespace aw::hub

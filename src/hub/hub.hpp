@@ -30,7 +30,7 @@
 #include "hub/subscriber.hpp"
 #include "store/event_store.hpp"
 
-namespace aw {
+namespace aw::hub {
 
 struct HubOptions {
   std::size_t history_size = 1000;                  // events kept per channel for resume
@@ -87,7 +87,7 @@ struct HubStats {
 
 class Hub {
  public:
-  Hub(HubOptions options, EventStore& store, ShardDispatcher& shards, ChannelStateFactory state = {});
+  Hub(HubOptions options, store::EventStore& store, ShardDispatcher& shards, ChannelStateFactory state = {});
   ~Hub();
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
@@ -137,7 +137,7 @@ class Hub {
 
   HistoryPage history(std::string_view agent_id, std::uint64_t since, std::size_t limit);
   HubStats stats(std::size_t top);
-  StoreStats store_stats() { return store_.stats(); }
+  store::StoreStats store_stats() { return store_.stats(); }
   bool durable() const noexcept { return store_.durable(); }
 
  private:
@@ -186,7 +186,7 @@ class Hub {
   using ShardDeliveries = std::vector<std::vector<Delivery>>;  // index = shard
   // Appends a committed event to its channel's history and state, and lists it for every shard where
   // the channel has subscribers.
-  void record(Channel& ch, const EventPtr& event, const std::vector<StateRecord>& records,
+  void record(Channel& ch, const EventPtr& event, const std::vector<store::StateRecord>& records,
               ShardDeliveries& deliveries);
   // One task per shard hands it everything listed for it.
   void post_deliveries(ShardDeliveries& deliveries);
@@ -194,7 +194,7 @@ class Hub {
   std::string state_of(Channel& ch) const;  // under ch.mutex
 
   HubOptions options_;
-  EventStore& store_;
+  store::EventStore& store_;
   ShardDispatcher& shards_;
   ChannelStateFactory state_factory_;
   const std::string epoch_salt_;  // random per process: a new history never reuses an old epoch
@@ -215,4 +215,4 @@ class Hub {
   std::atomic<std::uint64_t> publish_failures_{0};
 };
 
-}  // namespace aw
+}  // namespace aw::hub

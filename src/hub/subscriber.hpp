@@ -5,7 +5,7 @@
 
 #include "core/event.hpp"
 
-namespace aw {
+namespace aw::hub {
 
 class Subscriber {
  public:
@@ -32,4 +32,4 @@ class ShardDispatcher {
   virtual void post(unsigned shard, std::function<void()> work) = 0;
 };
 
-}  // namespace aw
+}  // namespace aw::hub

@@ -2,7 +2,7 @@
 
 #include "core/clock.hpp"
 
-namespace aw {
+namespace aw::metrics {
 
 Counters::Counters(unsigned shards)
     : lag(shards), count_(shards), shards_(new ShardCounters[shards]), started_ms_(now_unix_ms()) {}
@@ -34,4 +34,4 @@ CounterTotals Counters::totals() const {
   return t;
 }
 
-}  // namespace aw
+}  // namespace aw::metrics

@@ -7,7 +7,7 @@
 
 #include "metrics/lag_board.hpp"
 
-namespace aw {
+namespace aw::metrics {
 
 struct alignas(64) ShardCounters {
   std::atomic<std::uint64_t> messages_out{0};
@@ -74,4 +74,4 @@ class Counters {
   std::int64_t started_ms_;
 };
 
-}  // namespace aw
+}  // namespace aw::metrics

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace aw {
+namespace aw::metrics {
 
 void LagBoard::publish(unsigned shard, std::vector<SubscriberLag> worst) {
   std::lock_guard lock(mutex_);
@@ -20,4 +20,4 @@ std::vector<SubscriberLag> LagBoard::top(std::size_t n) const {
   return all;
 }
 
-}  // namespace aw
+}  // namespace aw::metrics

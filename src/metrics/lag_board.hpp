@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace aw {
+namespace aw::metrics {
 
 struct SubscriberLag {
   std::string session_id;
@@ -30,4 +30,4 @@ class LagBoard {
   std::vector<std::vector<SubscriberLag>> per_shard_;
 };
 
-}  // namespace aw
+}  // namespace aw::metrics

@@ -5,7 +5,7 @@
 
 #include "protocol/json_span.hpp"
 
-namespace aw {
+namespace aw::metrics {
 
 std::string stats_json(const StatsInput& in) {
   const auto& c = in.counters;
@@ -136,4 +136,4 @@ std::string prometheus_text(const StatsInput& in) {
   return out;
 }
 
-}  // namespace aw
+}  // namespace aw::metrics

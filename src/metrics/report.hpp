@@ -5,12 +5,12 @@
 #include "hub/hub.hpp"
 #include "metrics/counters.hpp"
 
-namespace aw {
+namespace aw::metrics {
 
 struct StatsInput {
   CounterTotals counters;
-  HubStats hub;
-  StoreStats store;
+  hub::HubStats hub;
+  store::StoreStats store;
   bool durable = false;
   unsigned threads = 0;
   std::vector<SubscriberLag> lagging;  // furthest behind first
@@ -19,4 +19,4 @@ struct StatsInput {
 std::string stats_json(const StatsInput& in);
 std::string prometheus_text(const StatsInput& in);
 
-}  // namespace aw
+}  // namespace aw::metrics

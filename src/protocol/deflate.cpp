@@ -27,8 +27,8 @@ std::string make_deflated_text_frame(std::string_view payload, int window_bits) 
   // A sync flush ends with 00 00 ff ff, which the receiver appends back (RFC 7692 §7.2.1).
   out.resize(produced - 4);
   std::string frame;
-  frame.reserve(ws::frame_header_size(out.size()) + out.size());
-  ws::append_text_frame_header(frame, out.size());
+  frame.reserve(frame_header_size(out.size()) + out.size());
+  append_text_frame_header(frame, out.size());
   frame[0] = static_cast<char>(0xC1);  // FIN + RSV1 (compressed) + text
   frame.append(out);
   return frame;

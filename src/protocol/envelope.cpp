@@ -12,9 +12,9 @@ namespace {
 
 void append_head(std::string& out, std::string_view type, std::string_view agent_id) {
   out.append("{\"type\":");
-  json::append_quoted(out, type);
+  append_quoted(out, type);
   out.append(",\"agent_id\":");
-  json::append_quoted(out, agent_id);
+  append_quoted(out, agent_id);
 }
 
 void append_ts(std::string& out, std::int64_t ts_ms) {
@@ -44,7 +44,7 @@ namespace {
 // escaping changed it (the caller then keeps the spelling elsewhere; size 0 here says so).
 TextSpan append_name(std::string& out, std::string_view name) {
   const std::size_t at = out.size() + 1;
-  json::append_quoted(out, name);
+  append_quoted(out, name);
   if (out.size() - at - 1 != name.size()) return TextSpan{0, 0};
   return TextSpan{static_cast<std::uint32_t>(at), static_cast<std::uint32_t>(name.size())};
 }
@@ -70,12 +70,12 @@ EventPtr build_event(std::string_view agent_id, std::uint64_t first_seq, std::ui
   body.append(data).push_back('}');
 
   auto ev = std::make_shared<Event>();
-  const std::size_t header = ws::frame_header_size(body.size());
+  const std::size_t header = frame_header_size(body.size());
   const bool type_escaped = type_at.size != type.size();
   const bool agent_id_escaped = agent_id_at.size != agent_id.size();
   ev->bytes.reserve(header + body.size() + (type_escaped ? type.size() : 0) +
                     (agent_id_escaped ? agent_id.size() : 0));
-  ws::append_text_frame_header(ev->bytes, body.size());
+  append_text_frame_header(ev->bytes, body.size());
   ev->bytes.append(body);
   ev->frame_size = static_cast<std::uint32_t>(ev->bytes.size());
   ev->payload_offset = static_cast<std::uint32_t>(header);
@@ -121,9 +121,9 @@ std::string session_envelope(std::string_view type, std::string_view agent_id, s
 
 std::string connected(const ConnectedInfo& c) {
   std::string d = "{\"session_id\":";
-  json::append_quoted(d, c.session_id);
+  append_quoted(d, c.session_id);
   d.append(",\"epoch\":");
-  json::append_quoted(d, c.epoch);
+  append_quoted(d, c.epoch);
   d.append(",\"seq\":").append(std::to_string(c.seq));
   d.append(",\"resumed\":").append(c.resumed ? "true" : "false");
   d.append(",\"recovered\":").append(c.recovered ? "true" : "false");
@@ -131,7 +131,7 @@ std::string connected(const ConnectedInfo& c) {
   d.append(",\"heartbeat_interval\":").append(seconds(c.heartbeat_interval_ms));
   d.append(",\"idle_timeout\":").append(seconds(c.idle_timeout_ms));
   d.append(",\"server_version\":");
-  json::append_quoted(d, kServerVersion);
+  append_quoted(d, kServerVersion);
   d.push_back('}');
   return session_envelope("connected", c.agent_id, d);
 }
@@ -142,9 +142,9 @@ std::string pong(std::string_view agent_id) { return session_envelope("pong", ag
 
 std::string error(std::string_view agent_id, std::string_view code, std::string_view message) {
   std::string d = "{\"code\":";
-  json::append_quoted(d, code);
+  append_quoted(d, code);
   d.append(",\"message\":");
-  json::append_quoted(d, message);
+  append_quoted(d, message);
   d.push_back('}');
   return session_envelope("error", agent_id, d);
 }
@@ -170,7 +170,7 @@ std::string snapshot(std::string_view agent_id, std::uint64_t seq, std::string_v
                      std::string_view state_json) {
   std::string d = "{\"seq\":";
   d.append(std::to_string(seq)).append(",\"epoch\":");
-  json::append_quoted(d, epoch);
+  append_quoted(d, epoch);
   d.append(",\"recovered\":").append(recovered ? "true" : "false");
   d.append(",\"state\":").append(state_json).push_back('}');
   return session_envelope("snapshot", agent_id, d);

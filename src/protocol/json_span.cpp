@@ -4,7 +4,7 @@
 #include <boost/json/value.hpp>
 #include <cstdio>
 
-namespace aw::json {
+namespace aw::protocol {
 namespace {
 
 bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -117,4 +117,4 @@ void append_quoted(std::string& out, std::string_view text) {
   out.push_back('"');
 }
 
-}  // namespace aw::json
+}  // namespace aw::protocol

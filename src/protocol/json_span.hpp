@@ -5,7 +5,7 @@
 #include <string>
 #include <string_view>
 
-namespace aw::json {
+namespace aw::protocol {
 
 // The raw text of member `key` of the top-level object in `json`, which must already be valid JSON
 // (parse it first). Keys compare as parsers read them (`"d\u0061ta"` is `data`); with duplicate keys (which
@@ -15,4 +15,4 @@ std::optional<std::string_view> member_span(std::string_view json, std::string_v
 // Appends `text` as a JSON string literal (quotes included), escaping as RFC 8259 requires.
 void append_quoted(std::string& out, std::string_view text);
 
-}  // namespace aw::json
+}  // namespace aw::protocol

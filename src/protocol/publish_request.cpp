@@ -173,7 +173,7 @@ PublishParse parse_publish_request(std::string_view body) {
   }
   r.request.type = scan.type;
   if (scan.data_kind == BodyScan::Kind::object) {
-    auto span = json::member_span(body, "data");
+    auto span = member_span(body, "data");
     if (!span) {
       r.error_code = "bad_data";
       r.error_message = "\"data\" could not be read";

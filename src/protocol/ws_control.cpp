@@ -4,7 +4,7 @@
 #include "protocol/ws_frame.hpp"
 #include "protocol/ws_reader.hpp"
 
-namespace aw::ws {
+namespace aw::protocol {
 
 std::string make_frame(std::uint8_t op, std::string_view payload) {
   std::string out;
@@ -28,4 +28,4 @@ std::string make_close_frame(std::uint16_t code, std::string_view reason) {
   return make_frame(opcode::close, payload);
 }
 
-}  // namespace aw::ws
+}  // namespace aw::protocol

@@ -6,7 +6,7 @@
 #include <string>
 #include <string_view>
 
-namespace aw::ws {
+namespace aw::protocol {
 
 namespace opcode {
 inline constexpr std::uint8_t text = 0x1;
@@ -26,4 +26,4 @@ std::string make_close_frame(std::uint16_t code, std::string_view reason = {});
 // An empty ping, the heartbeat's frame: the same two bytes for every connection.
 inline constexpr std::string_view kEmptyPingFrame{"\x89\x00", 2};
 
-}  // namespace aw::ws
+}  // namespace aw::protocol

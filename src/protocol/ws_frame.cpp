@@ -1,6 +1,6 @@
 #include "protocol/ws_frame.hpp"
 
-namespace aw::ws {
+namespace aw::protocol {
 
 std::size_t frame_header_size(std::size_t n) noexcept {
   if (n < 126) return 2;
@@ -30,4 +30,4 @@ std::string make_text_frame(std::string_view payload) {
   return out;
 }
 
-}  // namespace aw::ws
+}  // namespace aw::protocol

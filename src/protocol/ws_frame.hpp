@@ -4,7 +4,7 @@
 #include <string>
 #include <string_view>
 
-namespace aw::ws {
+namespace aw::protocol {
 
 // Size of the header of an unmasked, final frame carrying `payload_size` bytes.
 std::size_t frame_header_size(std::size_t payload_size) noexcept;
@@ -15,4 +15,4 @@ void append_text_frame_header(std::string& out, std::size_t payload_size);
 // Header + payload in one string.
 std::string make_text_frame(std::string_view payload);
 
-}  // namespace aw::ws
+}  // namespace aw::protocol

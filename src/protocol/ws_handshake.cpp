@@ -5,7 +5,7 @@
 #include <utility>
 #include <vector>
 
-namespace aw::ws {
+namespace aw::protocol {
 namespace {
 
 constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -245,4 +245,4 @@ HandshakeAnswer answer_upgrade(const UpgradeRequest& req, bool compression) {
   return a;
 }
 
-}  // namespace aw::ws
+}  // namespace aw::protocol

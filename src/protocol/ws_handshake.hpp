@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-namespace aw::ws {
+namespace aw::protocol {
 
 // The request fields the handshake looks at; an absent header is nullopt.
 struct UpgradeRequest {
@@ -57,4 +57,4 @@ DeflateAgreement negotiate_deflate(std::string_view offers);
 std::string sha1(std::string_view data);
 std::string base64(std::string_view data);
 
-}  // namespace aw::ws
+}  // namespace aw::protocol

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
-namespace aw::ws {
+namespace aw::protocol {
 namespace {
 
 constexpr std::uint8_t kContinuation = 0x0;
@@ -286,4 +286,4 @@ Reader::Result Reader::next(char*& data, std::size_t& size) {
   }
 }
 
-}  // namespace aw::ws
+}  // namespace aw::protocol

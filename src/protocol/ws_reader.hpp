@@ -16,7 +16,7 @@
 
 #include "core/utf8.hpp"
 
-namespace aw::ws {
+namespace aw::protocol {
 
 // Close codes (RFC 6455 §7.4.1) the server sends or interprets.
 namespace close_code {
@@ -105,4 +105,4 @@ class Reader {
   Utf8Validator utf8_;
 };
 
-}  // namespace aw::ws
+}  // namespace aw::protocol

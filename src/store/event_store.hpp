@@ -11,7 +11,7 @@
 
 #include "core/event.hpp"
 
-namespace aw {
+namespace aw::store {
 
 // A channel as the store knows it: its history epoch and the highest seq ever stored (kept even after
 // the events themselves are pruned, so seq never goes back).
@@ -105,4 +105,4 @@ class EventStore {
   virtual bool durable() const noexcept = 0;
 };
 
-}  // namespace aw
+}  // namespace aw::store

@@ -2,7 +2,7 @@
 // epoch and last seq (~100 bytes a channel) so that numbering survives the hub letting a channel go.
 #include "store/memory_event_store.hpp"
 
-namespace aw {
+namespace aw::store {
 
 std::optional<StoredChannel> MemoryEventStore::find_channel(std::string_view agent_id) {
   auto it = channels_.find(agent_id);
@@ -38,4 +38,4 @@ std::optional<std::string> MemoryEventStore::load_cold_record(std::string_view a
   return it->second;
 }
 
-}  // namespace aw
+}  // namespace aw::store

@@ -10,7 +10,7 @@
 #include "core/string_hash.hpp"
 #include "store/event_store.hpp"
 
-namespace aw {
+namespace aw::store {
 
 class MemoryEventStore final : public EventStore {
  public:
@@ -39,4 +39,4 @@ class MemoryEventStore final : public EventStore {
   std::map<ColdKey, std::string, std::less<>> cold_;
 };
 
-}  // namespace aw
+}  // namespace aw::store

@@ -40,7 +40,7 @@ class ConnectionGate {
  public:
   enum class Verdict { admitted, over_max, over_per_ip };
 
-  explicit ConnectionGate(Counters& counters) : counters_(counters) {}
+  explicit ConnectionGate(metrics::Counters& counters) : counters_(counters) {}
 
   // Before the first admission. `max_per_ip` 0: no per-address limit.
   void set_limits(std::uint64_t max_total, std::uint64_t max_per_ip);
@@ -58,7 +58,7 @@ class ConnectionGate {
   friend class ConnectionSlot;
   void release(std::uint64_t client) noexcept;
 
-  Counters& counters_;
+  metrics::Counters& counters_;
   std::uint64_t max_total_ = UINT64_MAX;
   std::uint64_t max_per_ip_ = 0;
   std::mutex mutex_;                                             // guards per_client_

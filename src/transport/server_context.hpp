@@ -9,10 +9,10 @@
 namespace aw::transport {
 
 struct ServerContext {
-  const Options& options;
-  Hub& hub;
+  const config::Options& options;
+  hub::Hub& hub;
   const api::Router& router;
-  Counters& counters;
+  metrics::Counters& counters;
   const auth::Verifier* verifier = nullptr;  // null: no key configured, subscribers need no token
 };
 

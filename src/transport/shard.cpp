@@ -23,7 +23,7 @@ void ConnectionSet::hand_over(Connection* from, Connection* to) {
   items_[to] = std::move(slot);
 }
 
-ShardPool::ShardPool(unsigned count, Counters& counters, std::int64_t sweep_interval_ms)
+ShardPool::ShardPool(unsigned count, metrics::Counters& counters, std::int64_t sweep_interval_ms)
     : gate_(counters), sweep_interval_ms_(sweep_interval_ms), counters_(counters) {
   for (unsigned i = 0; i < count; ++i) shards_.push_back(std::make_unique<Shard>(i, counters.shard(i)));
 }

@@ -30,7 +30,7 @@ class Connection {
   // Outbound bytes waiting (for the queued-bytes gauge).
   virtual std::size_t queued_bytes() const noexcept { return 0; }
   // How far behind this connection is, when it is a subscriber with something queued.
-  virtual std::optional<SubscriberLag> lag() { return std::nullopt; }
+  virtual std::optional<metrics::SubscriberLag> lag() { return std::nullopt; }
 };
 
 // The connections living on a shard, each with its place under the connection limits (none for a
@@ -53,10 +53,11 @@ class ConnectionSet {
 };
 
 struct Shard {
-  Shard(unsigned i, ShardCounters& c) : index(i), counters(c), sweep_timer(ioc), flush_queue(ioc, pending_deliveries) {}
+  Shard(unsigned i, metrics::ShardCounters& c)
+      : index(i), counters(c), sweep_timer(ioc), flush_queue(ioc, pending_deliveries) {}
 
   const unsigned index;
-  ShardCounters& counters;
+  metrics::ShardCounters& counters;
   // Declared before ioc so that it outlives the handlers (and sessions) the io_context destroys.
   ConnectionSet connections;  // this shard's thread only
   net::io_context ioc{1};
@@ -69,9 +70,9 @@ struct Shard {
   FlushQueue flush_queue;
 };
 
-class ShardPool final : public ShardDispatcher {
+class ShardPool final : public hub::ShardDispatcher {
  public:
-  ShardPool(unsigned count, Counters& counters, std::int64_t sweep_interval_ms);
+  ShardPool(unsigned count, metrics::Counters& counters, std::int64_t sweep_interval_ms);
   ~ShardPool() override;
 
   unsigned shard_count() const noexcept override { return static_cast<unsigned>(shards_.size()); }
@@ -97,7 +98,7 @@ class ShardPool final : public ShardDispatcher {
     std::vector<Connection*> todo;
     std::size_t next = 0;
     std::uint64_t queued = 0;
-    std::vector<SubscriberLag> worst;
+    std::vector<metrics::SubscriberLag> worst;
   };
   void arm_sweep(Shard& s);
   void sweep_some(Shard& s, std::shared_ptr<SweepRound> round);
@@ -106,7 +107,7 @@ class ShardPool final : public ShardDispatcher {
   std::vector<std::unique_ptr<Shard>> shards_;
   std::vector<std::thread> threads_;
   std::int64_t sweep_interval_ms_;
-  Counters& counters_;
+  metrics::Counters& counters_;
   std::atomic<unsigned> next_{0};
   std::optional<std::vector<net::executor_work_guard<net::io_context::executor_type>>> work_;
 };

@@ -17,6 +17,8 @@
 #include "protocol/ws_handshake.hpp"
 
 namespace aw::transport {
+using metrics::ShardCounters;
+using metrics::SubscriberLag;
 namespace {
 
 // A peer that does not finish a close handshake in this time is cut off.
@@ -64,9 +66,9 @@ std::string describe_read_error(const boost::system::error_code& ec) {
 }
 
 // The ws_disconnect reason for a frame the reader refused.
-std::string describe_failure(const ws::Reader::Result& r) {
-  if (r.code == ws::close_code::too_big) return "message_too_big";
-  if (r.code == ws::close_code::invalid_payload && std::strstr(r.error, "UTF-8")) return "invalid_utf8";
+std::string describe_failure(const protocol::Reader::Result& r) {
+  if (r.code == protocol::close_code::too_big) return "message_too_big";
+  if (r.code == protocol::close_code::invalid_payload && std::strstr(r.error, "UTF-8")) return "invalid_utf8";
   return std::string("error ") + r.error;
 }
 
@@ -104,7 +106,7 @@ void WebSocketSession::run(const http::request<http::string_body>& req, api::Sub
   started_ms_ = last_activity_ms_ = now_unix_ms();
   echo_ = target.kind == api::SubscribeTarget::Kind::echo;
 
-  ws::UpgradeRequest up;
+  protocol::UpgradeRequest up;
   up.version = req.version();
   up.get = req.method() == http::verb::get;
   up.has_host = req.find(http::field::host) != req.end();
@@ -124,7 +126,7 @@ void WebSocketSession::run(const http::request<http::string_body>& req, api::Sub
   }
   up.extensions = extensions;
   if (target.bearer_subprotocol) up.subprotocol = "bearer";
-  ws::HandshakeAnswer answer = ws::answer_upgrade(up, ctx_.options.compression);
+  protocol::HandshakeAnswer answer = protocol::answer_upgrade(up, ctx_.options.compression);
   send_own(std::move(answer.response));
 
   boost::system::error_code ec;
@@ -162,7 +164,7 @@ void WebSocketSession::run(const http::request<http::string_body>& req, api::Sub
 }
 
 void WebSocketSession::join_channel(const api::SubscribeTarget& target) {
-  JoinResult j = ctx_.hub.join(target.agent_id, shard_.index, this, target.since);
+  hub::JoinResult j = ctx_.hub.join(target.agent_id, shard_.index, this, target.since);
   channel_ = j.channel;
   const std::string id = session_id();
   protocol::ConnectedInfo info;
@@ -214,7 +216,7 @@ void WebSocketSession::drop_slow() {
   slow_ = true;
   ctx_.counters.connections_dropped_slow.fetch_add(1, std::memory_order_relaxed);
   net::post(sock_.get_executor(),
-            [self = shared_from_this()] { self->close_with(ws::close_code::policy, kSlowReason); });
+            [self = shared_from_this()] { self->close_with(protocol::close_code::policy, kSlowReason); });
 }
 
 std::optional<SubscriberLag> WebSocketSession::lag() {
@@ -241,7 +243,7 @@ void WebSocketSession::send_frame(std::shared_ptr<const void> keep, std::string_
 }
 
 bool WebSocketSession::send_text(std::string payload, std::uint8_t kind) {
-  auto frame = std::make_shared<const std::string>(ws::make_text_frame(payload));
+  auto frame = std::make_shared<const std::string>(protocol::make_text_frame(payload));
   std::string_view bytes(*frame);
   if (!send_reply(std::move(frame), bytes, kind)) return false;
   ShardCounters::bump(shard_.counters.messages_out, 1);
@@ -321,45 +323,46 @@ void WebSocketSession::consume(char* data, std::size_t size) {
   bool alive = false;
   while (state_ == State::open || state_ == State::closing) {
     // Over its limit, a client gets its close now: the rest of what it sent is parsed but not acted on.
-    if (slow_ && state_ == State::open) close_with(ws::close_code::policy, kSlowReason);
-    ws::Reader::Result r = reader_.next(data, size);
+    if (slow_ && state_ == State::open) close_with(protocol::close_code::policy, kSlowReason);
+    protocol::Reader::Result r = reader_.next(data, size);
     switch (r.kind) {
-      case ws::Reader::Kind::need_more:
+      case protocol::Reader::Kind::need_more:
         if (alive) {
           last_activity_ms_ = now_unix_ms();
           pinged_ = false;
         }
         return;
-      case ws::Reader::Kind::text:
-      case ws::Reader::Kind::binary:
+      case protocol::Reader::Kind::text:
+      case protocol::Reader::Kind::binary:
         alive = true;
         // After our close frame, messages are no longer taken.
         if (state_ == State::open) handle_message(r.kind, r.payload);
         break;
-      case ws::Reader::Kind::ping:
+      case protocol::Reader::Kind::ping:
         alive = true;
         if (state_ == State::open) {
-          auto pong = std::make_shared<const std::string>(ws::make_frame(ws::opcode::pong, r.payload));
+          auto pong =
+              std::make_shared<const std::string>(protocol::make_frame(protocol::opcode::pong, r.payload));
           std::string_view bytes(*pong);
           send_reply(std::move(pong), bytes);
         }
         break;
-      case ws::Reader::Kind::pong:
+      case protocol::Reader::Kind::pong:
         alive = true;  // an answer to our heartbeat ping
         break;
-      case ws::Reader::Kind::close:
+      case protocol::Reader::Kind::close:
         if (state_ == State::open) {
           // The client starts the close: answer with its code, then the server closes TCP.
-          send_own(ws::make_close_frame(r.code));
+          send_own(protocol::make_close_frame(r.code));
           end("client_closed code=" + std::to_string(r.code));
         } else {
           end(close_reason_ ? close_reason_ : "closed");
         }
         sock_.shutdown_when_drained();
         return;
-      case ws::Reader::Kind::fail:
+      case protocol::Reader::Kind::fail:
         if (state_ == State::open) {
-          send_own(ws::make_close_frame(r.code, r.error));
+          send_own(protocol::make_close_frame(r.code, r.error));
           end(describe_failure(r));
         } else {
           end(close_reason_ ? close_reason_ : "closed");
@@ -370,12 +373,12 @@ void WebSocketSession::consume(char* data, std::size_t size) {
   }
 }
 
-void WebSocketSession::handle_message(ws::Reader::Kind kind, std::string_view payload) {
+void WebSocketSession::handle_message(protocol::Reader::Kind kind, std::string_view payload) {
   ShardCounters::bump(shard_.counters.messages_in, 1);
   ShardCounters::bump(shard_.counters.bytes_in, payload.size());
   if (echo_) {
-    auto frame = std::make_shared<const std::string>(
-        ws::make_frame(kind == ws::Reader::Kind::text ? ws::opcode::text : ws::opcode::binary, payload));
+    auto frame = std::make_shared<const std::string>(protocol::make_frame(
+        kind == protocol::Reader::Kind::text ? protocol::opcode::text : protocol::opcode::binary, payload));
     std::string_view bytes(*frame);
     if (!send_reply(std::move(frame), bytes)) return;
     ShardCounters::bump(shard_.counters.messages_out, 1);
@@ -386,8 +389,8 @@ void WebSocketSession::handle_message(ws::Reader::Kind kind, std::string_view pa
   handle_client_message(kind, payload);
 }
 
-void WebSocketSession::handle_client_message(ws::Reader::Kind kind, std::string_view text) {
-  if (kind != ws::Reader::Kind::text) {
+void WebSocketSession::handle_client_message(protocol::Reader::Kind kind, std::string_view text) {
+  if (kind != protocol::Reader::Kind::text) {
     send_text(
         protocol::error(agent_id(), "bad_message", "binary messages are not supported; send JSON text"));
     return;
@@ -440,7 +443,7 @@ void WebSocketSession::refresh_token(const std::string& token) {
 bool WebSocketSession::check_token(std::int64_t now) {
   if (token_expires_ms_ == 0) return true;
   if (now >= token_expires_ms_) {
-    close_with(ws::close_code::token_expired, "token_expired");
+    close_with(protocol::close_code::token_expired, "token_expired");
     return false;
   }
   if (!token_warned_ && now >= token_warn_ms_) {
@@ -456,8 +459,8 @@ void WebSocketSession::close_with(std::uint16_t code, const char* reason) {
   close_reason_ = reason;
   deadline_ms_ = now_unix_ms() + kCloseGraceMs;
   // What has not started to leave is dropped, so the close frame is not stuck behind a backlog.
-  if (code == ws::close_code::policy) sock_.drop_pending();
-  send_own(ws::make_close_frame(code, reason));
+  if (code == protocol::close_code::policy) sock_.drop_pending();
+  send_own(protocol::make_close_frame(code, reason));
 }
 
 void WebSocketSession::end(std::string_view reason) {
@@ -508,7 +511,7 @@ void WebSocketSession::on_sweep(std::int64_t now) {
     if (state_ != State::open) return;
     if (is_idle(now, interval)) {
       ctx_.counters.connections_timed_out.fetch_add(1, std::memory_order_relaxed);
-      close_with(ws::close_code::going_away, "idle timeout");
+      close_with(protocol::close_code::going_away, "idle timeout");
       return;
     }
   }
@@ -517,7 +520,7 @@ void WebSocketSession::on_sweep(std::int64_t now) {
     // The client's silence counts from one interval before the first ping it could answer: as before
     // when pings come on time, and not from before a stall of the server, when none came.
     if (!std::exchange(pinged_, true)) last_activity_ms_ = std::max(last_activity_ms_, now - interval);
-    if (!send_reply(nullptr, ws::kEmptyPingFrame)) return;
+    if (!send_reply(nullptr, protocol::kEmptyPingFrame)) return;
     // Browsers cannot see ping frames, so the heartbeat envelope goes along (not on the echo route).
     if (!echo_) send_text(protocol::heartbeat(agent_id()));
   }
@@ -531,7 +534,7 @@ bool WebSocketSession::is_idle(std::int64_t now, std::int64_t interval) const no
 }
 
 void WebSocketSession::on_shutdown() {
-  if (state_ == State::open) close_with(ws::close_code::going_away, "server shutting down");
+  if (state_ == State::open) close_with(protocol::close_code::going_away, "server shutting down");
 }
 
 }  // namespace aw::transport

@@ -26,7 +26,7 @@ namespace aw::transport {
 
 namespace http = boost::beast::http;
 
-class WebSocketSession final : public Subscriber,
+class WebSocketSession final : public hub::Subscriber,
                                public Connection,
                                public std::enable_shared_from_this<WebSocketSession> {
  public:
@@ -42,7 +42,7 @@ class WebSocketSession final : public Subscriber,
   void on_sweep(std::int64_t now_ms) override;
   void on_shutdown() override;
   std::size_t queued_bytes() const noexcept override { return sock_.queued_bytes(); }
-  std::optional<SubscriberLag> lag() override;
+  std::optional<metrics::SubscriberLag> lag() override;
 
  private:
   enum class State : std::uint8_t {
@@ -63,8 +63,8 @@ class WebSocketSession final : public Subscriber,
   void read_failed(boost::system::error_code ec);
   // Runs the bytes through the frame reader and acts on what it yields.
   void consume(char* data, std::size_t size);
-  void handle_message(ws::Reader::Kind kind, std::string_view payload);
-  void handle_client_message(ws::Reader::Kind kind, std::string_view payload);
+  void handle_message(protocol::Reader::Kind kind, std::string_view payload);
+  void handle_client_message(protocol::Reader::Kind kind, std::string_view payload);
   // The token (checked before the upgrade) expires at `exp_s`: when to warn and when to close.
   void set_token_expiry(std::int64_t exp_s, std::int64_t now);
   // A `refresh` message: a new token allowing this agent moves the expiry; a bad one gets an error.
@@ -118,8 +118,8 @@ class WebSocketSession final : public Subscriber,
   Shard& shard_;
   ServerContext& ctx_;
   OpMemory wait_memory_;  // the one wait wait_readable() has pending
-  ws::Reader reader_;
-  Channel* channel_ = nullptr;
+  protocol::Reader reader_;
+  hub::Channel* channel_ = nullptr;
   std::uint64_t session_id_;
   const char* close_reason_ = nullptr;  // why we closed it, when we did
   std::int64_t started_ms_ = 0;

@@ -10,6 +10,7 @@
 #include "workflow/snapshot_size.hpp"
 
 namespace aw::workflow {
+using store::StateRecord;
 namespace json = boost::json;
 namespace {
 
@@ -300,8 +301,8 @@ std::string AgentState::snapshot_json() const {
   return json::serialize(o);
 }
 
-ChannelStateFactory agent_state_factory(WorkflowIndex& index, Clock clock) {
-  return [&index, clock = std::move(clock)](std::string_view agent_id) -> std::unique_ptr<ChannelState> {
+hub::ChannelStateFactory agent_state_factory(WorkflowIndex& index, Clock clock) {
+  return [&index, clock = std::move(clock)](std::string_view agent_id) -> std::unique_ptr<hub::ChannelState> {
     return std::make_unique<AgentState>(std::string(agent_id), index, clock);
   };
 }

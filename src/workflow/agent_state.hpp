@@ -26,12 +26,12 @@ namespace aw::workflow {
 // Wall-clock milliseconds; injectable so tests control time.
 using Clock = std::function<std::int64_t()>;
 
-class AgentState final : public ChannelState {
+class AgentState final : public hub::ChannelState {
  public:
   // `index` learns every workflow and stream applied here; `clock` stamps stream activity.
   AgentState(std::string agent_id, WorkflowIndex& index, Clock clock);
 
-  void apply(const std::vector<StateRecord>& records) override;
+  void apply(const std::vector<store::StateRecord>& records) override;
   // {"workflows": [every workflow, by number], "streams": [every open stream with its text so far]}
   std::string snapshot_json() const override;
   // No workflow, stream or counter: the agent never used the workflow routes (nothing in the index).
@@ -68,11 +68,11 @@ class AgentState final : public ChannelState {
   std::size_t open_streams_of(std::string_view workflow_id) const;
 
  private:
-  void apply_workflow(const StateRecord& r);
-  void apply_requirements(const StateRecord& r);
-  void apply_stream(const StateRecord& r);
-  void apply_delta(const StateRecord& r);
-  void apply_counter(const StateRecord& r);
+  void apply_workflow(const store::StateRecord& r);
+  void apply_requirements(const store::StateRecord& r);
+  void apply_stream(const store::StateRecord& r);
+  void apply_delta(const store::StateRecord& r);
+  void apply_counter(const store::StateRecord& r);
   void append_text(Stream& st, std::string_view delta);
   void unlist_stream(const Stream& st);  // out of streams_by_workflow_
   void forget_stream(const std::string& id);
@@ -102,6 +102,6 @@ class AgentState final : public ChannelState {
 };
 
 // For the hub: one AgentState per channel, all feeding `index`. `index` must outlive the hub.
-ChannelStateFactory agent_state_factory(WorkflowIndex& index, Clock clock);
+hub::ChannelStateFactory agent_state_factory(WorkflowIndex& index, Clock clock);
 
 }  // namespace aw::workflow

@@ -9,6 +9,8 @@
 #include "workflow/snapshot_size.hpp"
 
 namespace aw::workflow {
+using hub::Decision;
+using store::StateRecord;
 namespace json = boost::json;
 namespace {
 

@@ -38,8 +38,8 @@ struct NewRequirements {
 };
 
 // The refusals for ids no agent owns, also given before anything is submitted.
-Decision workflow_not_found(const std::string& workflow_id);
-Decision stream_not_found(const std::string& stream_id);
+hub::Decision workflow_not_found(const std::string& workflow_id);
+hub::Decision stream_not_found(const std::string& stream_id);
 
 // `state` is null only when the hub runs without the workflow domain; every decision then refuses.
 //
@@ -47,32 +47,35 @@ Decision stream_not_found(const std::string& stream_id);
 // `metadata_too_large` / `requirements_too_large`, or 409 `too_many_workflows` / `too_many_streams` /
 // `snapshot_full`. Finishing (a final phase, a stream's end) is only refused for its reason's size, and
 // never without a reason, so a publisher can always finish and delete to free room.
-Decision decide_create(const AgentState* state, const std::string& workflow_id, const NewWorkflow& request,
-                       std::int64_t now_ms, const Limits& limits = {});
-Decision decide_requirements(const AgentState* state, const std::string& workflow_id,
-                             const NewRequirements& request, std::int64_t now_ms, const Limits& limits = {});
-Decision decide_phase(const AgentState* state, const std::string& workflow_id, Phase to,
-                      const std::optional<std::string>& reason, std::int64_t now_ms,
-                      const Limits& limits = {});
+hub::Decision decide_create(const AgentState* state, const std::string& workflow_id,
+                            const NewWorkflow& request, std::int64_t now_ms, const Limits& limits = {});
+hub::Decision decide_requirements(const AgentState* state, const std::string& workflow_id,
+                                  const NewRequirements& request, std::int64_t now_ms,
+                                  const Limits& limits = {});
+hub::Decision decide_phase(const AgentState* state, const std::string& workflow_id, Phase to,
+                           const std::optional<std::string>& reason, std::int64_t now_ms,
+                           const Limits& limits = {});
 // `percent` 0..100; fractions are floored (a bar at 99.6 % is not done).
-Decision decide_progress(const AgentState* state, const std::string& workflow_id, double percent,
-                         const std::optional<std::string>& message, std::int64_t now_ms,
-                         const Limits& limits = {});
+hub::Decision decide_progress(const AgentState* state, const std::string& workflow_id, double percent,
+                              const std::optional<std::string>& message, std::int64_t now_ms,
+                              const Limits& limits = {});
 // Only finished workflows (completed, failed, cancelled) are deleted; with them go their requirements
 // and streams.
-Decision decide_delete(const AgentState* state, const std::string& workflow_id);
+hub::Decision decide_delete(const AgentState* state, const std::string& workflow_id);
 
-Decision decide_open_stream(const AgentState* state, const std::string& workflow_id,
-                            const std::string& stream_id, std::int64_t now_ms, const Limits& limits = {});
+hub::Decision decide_open_stream(const AgentState* state, const std::string& workflow_id,
+                                 const std::string& stream_id, std::int64_t now_ms,
+                                 const Limits& limits = {});
 // `expected_index`, when given, must be the index this delta gets (a publisher's guard against reordering
 // and double sends).
-Decision decide_append(const AgentState* state, const std::string& stream_id, std::string_view delta,
-                       std::optional<std::uint64_t> expected_index, const Limits& limits = {});
+hub::Decision decide_append(const AgentState* state, const std::string& stream_id, std::string_view delta,
+                            std::optional<std::uint64_t> expected_index, const Limits& limits = {});
 // `status` completed or failed.
-Decision decide_end(const AgentState* state, const std::string& stream_id, StreamStatus status,
-                    const std::optional<std::string>& reason, std::int64_t now_ms, const Limits& limits = {});
+hub::Decision decide_end(const AgentState* state, const std::string& stream_id, StreamStatus status,
+                         const std::optional<std::string>& reason, std::int64_t now_ms,
+                         const Limits& limits = {});
 // Ends the stream as failed if nothing reached it since `idle_before_ms`; refuses (conflict) otherwise.
-Decision decide_expire(const AgentState* state, const std::string& stream_id, std::int64_t idle_before_ms,
-                       std::int64_t now_ms);
+hub::Decision decide_expire(const AgentState* state, const std::string& stream_id,
+                            std::int64_t idle_before_ms, std::int64_t now_ms);
 
 }  // namespace aw::workflow

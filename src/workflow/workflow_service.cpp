@@ -4,6 +4,10 @@
 #include "core/random_id.hpp"
 
 namespace aw::workflow {
+using hub::ChannelState;
+using hub::Decision;
+using hub::PublishCallback;
+using hub::PublishResult;
 namespace json = boost::json;
 namespace {
 
@@ -26,13 +30,13 @@ const AgentState* as_agent_state(const ChannelState* state) {
 
 }  // namespace
 
-WorkflowService::WorkflowService(Hub& hub, WorkflowIndex& index, EventStore& store,
+WorkflowService::WorkflowService(hub::Hub& hub, WorkflowIndex& index, store::EventStore& store,
                                  WorkflowServiceOptions options, Clock clock)
     : hub_(hub), index_(index), store_(store), options_(options), clock_(std::move(clock)) {}
 
 void WorkflowService::submit(std::string agent_id, Decide decide, std::string idempotency_key,
                              PublishCallback done) {
-  Command command;
+  hub::Command command;
   command.stateful = true;
   command.decide = [decide = std::move(decide)](const ChannelState* state) {
     return decide(as_agent_state(state));
@@ -43,7 +47,7 @@ void WorkflowService::submit(std::string agent_id, Decide decide, std::string id
 std::optional<std::string> WorkflowService::original_event_data(std::string_view agent_id,
                                                                 std::uint64_t seq) const {
   if (seq == 0) return std::nullopt;
-  HistoryPage page = hub_.history(agent_id, seq - 1, 1);
+  hub::HistoryPage page = hub_.history(agent_id, seq - 1, 1);
   if (page.events.empty() || page.events.front()->seq != seq) return std::nullopt;
   return std::string(page.events.front()->data());
 }
@@ -247,7 +251,7 @@ std::optional<std::string> WorkflowService::get_stream(std::string_view stream_i
     try {
       if (auto record = store_.load_cold_record(*agent_id, kStreamTextKind, stream_id))
         if (auto parsed = parse_delta_record(*record)) text = json::string(*parsed);
-    } catch (const StoreError& e) {
+    } catch (const store::StoreError& e) {
       log::warn("stream_text_unreadable", {{"stream_id", std::string(stream_id)}, {"error", e.what()}});
     }
     (*out)["text"] = std::move(text);

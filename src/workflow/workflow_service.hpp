@@ -31,31 +31,31 @@ struct WorkflowServiceOptions {
 class WorkflowService {
  public:
   // `index` is the one the hub's agent_state_factory feeds; `store` the hub's, for ended streams' text.
-  WorkflowService(Hub& hub, WorkflowIndex& index, EventStore& store, WorkflowServiceOptions options,
-                  Clock clock);
+  WorkflowService(hub::Hub& hub, WorkflowIndex& index, store::EventStore& store,
+                  WorkflowServiceOptions options, Clock clock);
 
-  void create(NewWorkflow request, std::string idempotency_key, PublishCallback done);
+  void create(NewWorkflow request, std::string idempotency_key, hub::PublishCallback done);
   void submit_requirements(std::string workflow_id, NewRequirements request, std::string idempotency_key,
-                           PublishCallback done);
+                           hub::PublishCallback done);
   void change_phase(std::string workflow_id, Phase to, std::optional<std::string> reason,
-                    std::string idempotency_key, PublishCallback done);
+                    std::string idempotency_key, hub::PublishCallback done);
   void report_progress(std::string workflow_id, double percent, std::optional<std::string> message,
-                       std::string idempotency_key, PublishCallback done);
+                       std::string idempotency_key, hub::PublishCallback done);
   // A phase change to cancelled.
   void cancel(std::string workflow_id, std::optional<std::string> reason, std::string idempotency_key,
-              PublishCallback done);
-  void remove(std::string workflow_id, std::string idempotency_key, PublishCallback done);
+              hub::PublishCallback done);
+  void remove(std::string workflow_id, std::string idempotency_key, hub::PublishCallback done);
 
   // Returns the id the new stream gets once `done` reports ok (on a duplicate, reply_json names the
   // original). Appends may be submitted once `done` has reported ok; from one thread, in the order
   // they are submitted, they get indexes 0, 1, 2, …
-  std::string open_stream(std::string workflow_id, std::string idempotency_key, PublishCallback done);
+  std::string open_stream(std::string workflow_id, std::string idempotency_key, hub::PublishCallback done);
   // `delta` must be valid UTF-8 on its own: a caller cutting a byte stream into pieces must cut between
   // characters.
   void append(std::string stream_id, std::string delta, std::optional<std::uint64_t> expected_index,
-              std::string idempotency_key, PublishCallback done);
+              std::string idempotency_key, hub::PublishCallback done);
   void end(std::string stream_id, StreamStatus status, std::optional<std::string> reason,
-           std::string idempotency_key, PublishCallback done);
+           std::string idempotency_key, hub::PublishCallback done);
   // Ends, as failed, every open stream nothing reached for the idle timeout; returns how many it asked
   // to end. Call it periodically.
   std::size_t expire_idle_streams(std::int64_t now_ms);
@@ -78,23 +78,23 @@ class WorkflowService {
   const WorkflowServiceOptions& options() const noexcept { return options_; }
 
  private:
-  using Decide = std::function<Decision(const AgentState*)>;
-  void submit(std::string agent_id, Decide decide, std::string idempotency_key, PublishCallback done);
+  using Decide = std::function<hub::Decision(const AgentState*)>;
+  void submit(std::string agent_id, Decide decide, std::string idempotency_key, hub::PublishCallback done);
   // `done`, but a duplicate's reply_json is the workflow as it is now (empty `workflow_id`: the one the
   // original create made).
-  PublishCallback describe_duplicates(std::string agent_id, std::string workflow_id,
-                                      PublishCallback done) const;
+  hub::PublishCallback describe_duplicates(std::string agent_id, std::string workflow_id,
+                                           hub::PublishCallback done) const;
   // `done`, but a duplicate's reply_json is the original event's data (stream commands).
-  PublishCallback replay_duplicates(std::string agent_id, PublishCallback done) const;
-  void workflow_command(std::string workflow_id, std::string idempotency_key, PublishCallback done,
-                        std::function<Decision(const AgentState*, const std::string&)> decide);
-  void stream_command(const std::string& stream_id, std::string idempotency_key, PublishCallback done,
+  hub::PublishCallback replay_duplicates(std::string agent_id, hub::PublishCallback done) const;
+  void workflow_command(std::string workflow_id, std::string idempotency_key, hub::PublishCallback done,
+                        std::function<hub::Decision(const AgentState*, const std::string&)> decide);
+  void stream_command(const std::string& stream_id, std::string idempotency_key, hub::PublishCallback done,
                       Decide decide);
   std::optional<std::string> original_event_data(std::string_view agent_id, std::uint64_t seq) const;
 
-  Hub& hub_;
+  hub::Hub& hub_;
   WorkflowIndex& index_;
-  EventStore& store_;
+  store::EventStore& store_;
   WorkflowServiceOptions options_;
   Clock clock_;
 };

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-namespace aw {
+namespace aw::store {
 
 void CommitTimes::add(std::int64_t id, std::int64_t ts_ms) {
   if (!ranges_.empty()) {
@@ -51,4 +51,4 @@ void CommitTimes::coarsen() {
   ranges_.swap(merged);
 }
 
-}  // namespace aw
+}  // namespace aw::store

@@ -12,7 +12,7 @@
 #include <deque>
 #include <vector>
 
-namespace aw {
+namespace aw::store {
 
 class CommitTimes {
  public:
@@ -48,4 +48,4 @@ class CommitTimes {
   std::deque<Range> ranges_;  // in rowid order, not overlapping
 };
 
-}  // namespace aw
+}  // namespace aw::store

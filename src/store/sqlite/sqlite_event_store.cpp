@@ -18,7 +18,7 @@
 #include "core/log.hpp"
 #include "core/random_id.hpp"
 
-namespace aw {
+namespace aw::store {
 namespace {
 
 constexpr int kSchemaVersion = 3;
@@ -964,4 +964,4 @@ StoreStats SqliteEventStore::stats() {
   return stats;
 }
 
-}  // namespace aw
+}  // namespace aw::store

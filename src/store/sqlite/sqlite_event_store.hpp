@@ -36,7 +36,7 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
-namespace aw {
+namespace aw::store {
 
 // What an acknowledged append survives.
 enum class FsyncMode {
@@ -214,4 +214,4 @@ class SqliteEventStore final : public EventStore {
   bool checkpoint_failing_ = false;  // logged once per spell of failures
 };
 
-}  // namespace aw
+}  // namespace aw::store

@@ -17,6 +17,7 @@
 #include "core/utf8.hpp"
 
 namespace aw::api {
+using hub::PublishResult;
 namespace {
 
 Response route(const Router& r, std::string method, std::string path) {
@@ -144,8 +145,11 @@ TEST(PublishResponse, MapsEveryOutcome) {
   EXPECT_EQ(publish_response({S::store_full, 0, "full", {}}).status, 503u);
   EXPECT_EQ(publish_response({S::store_failed, 0, "x", {}}).status, 503u);
   EXPECT_EQ(publish_response({S::overloaded, 0, "x", {}}).status, 503u);
-  PublishResult refused{S::refused, 0, {}, Decision::refuse(Decision::Refusal::conflict, "illegal_transition", "no",
-                                                             R"({"allowed":["design"]})")};
+  PublishResult refused{S::refused,
+                        0,
+                        {},
+                        hub::Decision::refuse(hub::Decision::Refusal::conflict, "illegal_transition", "no",
+                                              R"({"allowed":["design"]})")};
   auto r = publish_response(refused);
   EXPECT_EQ(r.status, 409u);
   EXPECT_EQ(r.body, R"({"error":{"code":"illegal_transition","message":"no","allowed":["design"]}})");

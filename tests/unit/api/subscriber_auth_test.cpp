@@ -74,17 +74,17 @@ TEST(SubscriberToken, RefreshMessagesAndTheSelectedSubprotocol) {
     EXPECT_EQ(m.kind, protocol::ClientMessage::Kind::invalid) << bad;
     EXPECT_EQ(m.error_code, "bad_message") << bad;
   }
-  ws::UpgradeRequest up;
+  protocol::UpgradeRequest up;
   up.connection = "Upgrade";
   up.upgrade = "websocket";
   up.key = "dGhlIHNhbXBsZSBub25jZQ==";
   up.ws_version = "13";
   up.subprotocol = "bearer";
-  auto answer = ws::answer_upgrade(up, false);
+  auto answer = protocol::answer_upgrade(up, false);
   ASSERT_TRUE(answer.accepted);
   EXPECT_NE(answer.response.find("\r\nSec-WebSocket-Protocol: bearer\r\n"), std::string::npos);
   up.subprotocol = {};
-  EXPECT_EQ(ws::answer_upgrade(up, false).response.find("Sec-WebSocket-Protocol"), std::string::npos);
+  EXPECT_EQ(protocol::answer_upgrade(up, false).response.find("Sec-WebSocket-Protocol"), std::string::npos);
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 
 #include <map>
 
-namespace aw {
+namespace aw::config {
 namespace {
 
 ParseOutcome parse(std::vector<const char*> args, Options& o, std::map<std::string, std::string> env = {}) {
@@ -194,4 +194,4 @@ TEST(Options, AuthKeysAndTheirRules) {
 }
 
 }  // namespace
-}  // namespace aw
+}  // namespace aw::config

@@ -5,7 +5,7 @@
 
 #include "protocol/envelope.hpp"
 
-namespace aw {
+namespace aw::hub {
 namespace {
 
 EventPtr ev(std::uint64_t seq, std::int64_t ts = 1000, std::string key = "") {
@@ -96,4 +96,4 @@ TEST(HistoryRing, ByteBoundReleasesTheOldestButKeepsTheirPlaceAndKeys) {
 }
 
 }  // namespace
-}  // namespace aw
+}  // namespace aw::hub

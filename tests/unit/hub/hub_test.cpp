@@ -12,7 +12,11 @@
 
 #include "store/memory_event_store.hpp"
 
-namespace aw {
+namespace aw::hub {
+using store::MemoryEventStore;
+using store::StateRecord;
+using store::StoredChannel;
+using store::StoredEvent;
 namespace {
 
 // Collects posted work; the test drains it on its own thread, playing the part of the shard threads.
@@ -44,7 +48,7 @@ struct RecordingSubscriber final : Subscriber {
 };
 
 // A store that can be told to fail its next appends.
-class FlakyStore final : public EventStore {
+class FlakyStore final : public store::EventStore {
  public:
   std::vector<StoredChannel> load_channels() override { return {}; }
   void load_events(std::int64_t, const std::function<void(StoredEvent&&)>&) override {}
@@ -56,13 +60,13 @@ class FlakyStore final : public EventStore {
               const std::vector<const StateRecord*>&) override {
     if (fail_next > 0) {
       --fail_next;
-      throw StoreError("injected failure", full);
+      throw store::StoreError("injected failure", full);
     }
     appended += events.size();
     ++commits;
   }
   void prune(std::size_t, std::int64_t) override {}
-  StoreStats stats() override { return {}; }
+  store::StoreStats stats() override { return {}; }
   bool durable() const noexcept override { return true; }
 
   int fail_next = 0;
@@ -383,4 +387,4 @@ TEST_F(HubEvictionTest, MemoryBudgetLetsTheOldestEventsGoFirst) {
 }
 
 }  // namespace
-}  // namespace aw
+}  // namespace aw::hub

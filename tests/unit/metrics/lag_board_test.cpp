@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-namespace aw {
+namespace aw::metrics {
 namespace {
 
 SubscriberLag lag(std::string id, std::uint64_t bytes) { return {std::move(id), "a", bytes, 1, 1}; }
@@ -26,4 +26,4 @@ TEST(LagBoard, ANewReportReplacesTheOld) {
 }
 
 }  // namespace
-}  // namespace aw
+}  // namespace aw::metrics

@@ -10,19 +10,23 @@
 namespace aw {
 namespace {
 
-namespace js = boost::json;
+namespace json = boost::json;
 
 EventPtr delta(std::uint64_t seq, int index, std::string_view text, std::string_view stream = "st_1") {
-  js::object d{{"stream_id", stream}, {"workflow_id", "wf_1"}, {"index", index}, {"delta", text}};
-  return protocol::make_event("agent-1", seq, "stream", 1000 + static_cast<std::int64_t>(seq), js::serialize(d), "", true);
+  json::object d{{"stream_id", stream}, {"workflow_id", "wf_1"}, {"index", index}, {"delta", text}};
+  return protocol::make_event("agent-1", seq, "stream", 1000 + static_cast<std::int64_t>(seq),
+                              json::serialize(d), "", true);
 }
 
 EventPtr progress(std::uint64_t seq, int percent, std::string_view workflow = "wf_1") {
-  js::object d{{"workflow_id", workflow}, {"percent", percent}, {"message", "m"}};
-  return protocol::make_event("agent-1", seq, "progress", 1000 + static_cast<std::int64_t>(seq), js::serialize(d), "", true);
+  json::object d{{"workflow_id", workflow}, {"percent", percent}, {"message", "m"}};
+  return protocol::make_event("agent-1", seq, "progress", 1000 + static_cast<std::int64_t>(seq),
+                              json::serialize(d), "", true);
 }
 
-js::object envelope_of(const Event& ev) { return js::parse(ev.envelope()).as_object(); }
+json::object envelope_of(const Event& ev) {
+  return json::parse(ev.envelope()).as_object();
+}
 
 TEST(Coalesce, ConsecutiveDeltasOfOneStreamMergeIntoOneMessage) {
   auto a = delta(5, 0, "Hello");

@@ -16,16 +16,16 @@ namespace {
 
 TEST(JsonSpan, SlicesMembersVerbatim) {
   std::string_view body = R"({"type":"x", "data" : {"b": 1.50, "s": "h\"é}", "n": [1, {"d": "}"}]} , "z": null})";
-  auto span = json::member_span(body, "data");
+  auto span = protocol::member_span(body, "data");
   ASSERT_TRUE(span);
   EXPECT_EQ(*span, R"({"b": 1.50, "s": "h\"é}", "n": [1, {"d": "}"}]})");
-  EXPECT_EQ(*json::member_span(body, "z"), "null");
-  EXPECT_EQ(*json::member_span(body, "type"), "\"x\"");
-  EXPECT_FALSE(json::member_span(body, "missing"));
-  EXPECT_EQ(*json::member_span(R"({"a":1,"a":2})", "a"), "2");  // last wins
+  EXPECT_EQ(*protocol::member_span(body, "z"), "null");
+  EXPECT_EQ(*protocol::member_span(body, "type"), "\"x\"");
+  EXPECT_FALSE(protocol::member_span(body, "missing"));
+  EXPECT_EQ(*protocol::member_span(R"({"a":1,"a":2})", "a"), "2");  // last wins
   // Keys are compared as parsers read them.
-  EXPECT_EQ(*json::member_span(R"({"d\u0061ta":{"b":2},"x\"":3})", "data"), R"({"b":2})");
-  EXPECT_EQ(*json::member_span(R"({"x\"":3})", "x\""), "3");
+  EXPECT_EQ(*protocol::member_span(R"({"d\u0061ta":{"b":2},"x\"":3})", "data"), R"({"b":2})");
+  EXPECT_EQ(*protocol::member_span(R"({"x\"":3})", "x\""), "3");
 }
 
 TEST(JsonRules, RefusesWhatParsersWouldReadTwoWays) {
@@ -68,16 +68,16 @@ TEST(JsonRules, RefusesWhatParsersWouldReadTwoWays) {
 
 TEST(JsonSpan, QuotesAndEscapes) {
   std::string out;
-  json::append_quoted(out, "a\"b\\c\n\x01é");
+  protocol::append_quoted(out, "a\"b\\c\n\x01é");
   EXPECT_EQ(out, "\"a\\\"b\\\\c\\n\\u0001é\"");
 }
 
 TEST(WsFrame, HeaderSizesFollowRfc6455) {
-  EXPECT_EQ(ws::make_text_frame(std::string(125, 'x')).substr(0, 2), std::string("\x81\x7d"));
-  auto mid = ws::make_text_frame(std::string(126, 'x'));
+  EXPECT_EQ(protocol::make_text_frame(std::string(125, 'x')).substr(0, 2), std::string("\x81\x7d"));
+  auto mid = protocol::make_text_frame(std::string(126, 'x'));
   EXPECT_EQ(mid.substr(0, 4), std::string("\x81\x7e\x00\x7e", 4));
   EXPECT_EQ(mid.size(), 130u);
-  auto big = ws::make_text_frame(std::string(70000, 'x'));
+  auto big = protocol::make_text_frame(std::string(70000, 'x'));
   EXPECT_EQ(big.substr(0, 10), std::string("\x81\x7f\x00\x00\x00\x00\x00\x01\x11\x70", 10));
   EXPECT_EQ(big.size(), 70010u);
 }
@@ -86,7 +86,7 @@ TEST(Envelope, EventIsFramedOnceWithDataVerbatim) {
   auto ev = protocol::make_event("agent-7", 42, "progress", 0, R"({"b": 1.50})");
   EXPECT_EQ(ev->envelope(),
             R"({"type":"progress","agent_id":"agent-7","seq":42,"ts":"1970-01-01T00:00:00.000Z","data":{"b": 1.50}})");
-  EXPECT_EQ(ev->frame(), ws::make_text_frame(ev->envelope()));
+  EXPECT_EQ(ev->frame(), protocol::make_text_frame(ev->envelope()));
   EXPECT_EQ(ev->agent_id(), "agent-7");
   EXPECT_EQ(ev->type(), "progress");
   EXPECT_EQ(ev->data(), R"({"b": 1.50})");
@@ -102,7 +102,7 @@ TEST(Envelope, EventKeepsNamesTheEnvelopeHadToEscapeInTheirOwnSpelling) {
   EXPECT_EQ(ev->agent_id(), agent);
   EXPECT_EQ(ev->data(), "[1]");
   EXPECT_EQ(ev->idempotency_key, "key-1");
-  EXPECT_EQ(ev->frame(), ws::make_text_frame(ev->envelope()));
+  EXPECT_EQ(ev->frame(), protocol::make_text_frame(ev->envelope()));
   auto env = boost::json::parse(ev->envelope()).as_object();
   EXPECT_EQ(env.at("type").as_string(), type);
   EXPECT_EQ(env.at("agent_id").as_string(), agent);

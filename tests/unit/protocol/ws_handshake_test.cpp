@@ -6,7 +6,7 @@
 
 #include "protocol/ws_control.hpp"
 
-namespace aw::ws {
+namespace aw::protocol {
 namespace {
 
 std::string hex(std::string_view bytes) {
@@ -216,4 +216,4 @@ TEST(WsControl, Frames) {
 }
 
 }  // namespace
-}  // namespace aw::ws
+}  // namespace aw::protocol

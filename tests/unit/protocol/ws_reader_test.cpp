@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-namespace aw::ws {
+namespace aw::protocol {
 namespace {
 
 using Kind = Reader::Kind;
@@ -431,4 +431,4 @@ TEST(WsReader, StaysFailed) {
 }
 
 }  // namespace
-}  // namespace aw::ws
+}  // namespace aw::protocol

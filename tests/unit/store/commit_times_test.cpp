@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-namespace aw {
+namespace aw::store {
 namespace {
 
 // Rows (id, ts) that older_than(cutoff) must cover.
@@ -93,4 +93,4 @@ TEST(CommitTimes, TooManyRangesMergeAndStillCoverEveryRow) {
 }
 
 }  // namespace
-}  // namespace aw
+}  // namespace aw::store

@@ -23,7 +23,7 @@
 
 #include "protocol/envelope.hpp"
 
-namespace aw {
+namespace aw::store {
 namespace {
 
 constexpr std::int64_t kNoAgeLimit = std::numeric_limits<std::int64_t>::min();
@@ -944,4 +944,4 @@ TEST_F(SqliteEventStoreTest, ColdRecordsAreStoredButNotLoadedWithTheState) {
 }
 
 }  // namespace
-}  // namespace aw
+}  // namespace aw::store

@@ -9,6 +9,7 @@
 #include "transport/server.hpp"
 
 namespace aw::transport {
+using metrics::Counters;
 namespace {
 
 using boost::asio::ip::make_address;

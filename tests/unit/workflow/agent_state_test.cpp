@@ -7,6 +7,7 @@
 #include <random>
 
 namespace aw::workflow {
+using store::StateRecord;
 namespace {
 
 namespace json = boost::json;

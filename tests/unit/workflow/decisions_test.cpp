@@ -9,6 +9,7 @@
 #include "workflow/limits.hpp"
 
 namespace aw::workflow {
+using hub::Decision;
 namespace {
 
 namespace json = boost::json;
@@ -250,7 +251,7 @@ TEST_F(DecisionsTest, AStreamCountsItsDeltasFromZero) {
     EXPECT_TRUE(ended.records[i].json.empty());
   }
   EXPECT_EQ(ended.records[4].kind, kStreamTextKind);
-  EXPECT_EQ(ended.records[4].kind.front(), kColdKindPrefix);
+  EXPECT_EQ(ended.records[4].kind.front(), store::kColdKindPrefix);
   EXPECT_EQ(parse_delta_record(ended.records[4].json), "Hello, w\xc3\xb6rld");
   const Stream* st = state_.find_stream("st_1");
   EXPECT_EQ(st->status, StreamStatus::completed);

@@ -10,6 +10,7 @@
 #include "workflow/decisions.hpp"
 
 namespace aw::workflow {
+using hub::Decision;
 namespace {
 
 namespace json = boost::json;

@@ -15,13 +15,18 @@
 #include "store/sqlite/sqlite_event_store.hpp"
 
 namespace aw::workflow {
+using hub::Decision;
+using hub::PublishCallback;
+using hub::PublishResult;
+using store::FsyncMode;
+using store::SqliteEventStore;
 namespace {
 
 namespace json = boost::json;
 using Status = PublishResult::Status;
 
 // No subscribers in these tests, so nothing is ever posted; run it inline if it were.
-class InlineShards final : public ShardDispatcher {
+class InlineShards final : public hub::ShardDispatcher {
  public:
   unsigned shard_count() const noexcept override { return 1; }
   void post(unsigned, std::function<void()> work) override { work(); }
@@ -29,9 +34,9 @@ class InlineShards final : public ShardDispatcher {
 
 // A hub, its index and the service, over a given store.
 struct Node {
-  Node(EventStore& store, std::atomic<std::int64_t>& now, std::int64_t idle_timeout_ms = 60'000)
+  Node(store::EventStore& store, std::atomic<std::int64_t>& now, std::int64_t idle_timeout_ms = 60'000)
       : clock([&now] { return now.load(); }),
-        hub(HubOptions{}, store, shards, agent_state_factory(index, clock)),
+        hub(hub::HubOptions{}, store, shards, agent_state_factory(index, clock)),
         service(hub, index, store, {idle_timeout_ms, {}}, clock) {
     hub.start();
   }
@@ -40,7 +45,7 @@ struct Node {
   Clock clock;
   InlineShards shards;
   WorkflowIndex index;
-  Hub hub;
+  hub::Hub hub;
   WorkflowService service;
 };
 
@@ -72,7 +77,7 @@ std::string create(WorkflowService& s, const std::string& agent, const std::stri
 class WorkflowServiceTest : public ::testing::Test {
  protected:
   std::atomic<std::int64_t> now_{1'700'000'000'000};
-  MemoryEventStore store_;
+  store::MemoryEventStore store_;
   Node node_{store_, now_, 1000};
   WorkflowService& service_ = node_.service;
 };
