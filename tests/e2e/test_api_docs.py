@@ -266,11 +266,11 @@ def test_documents_are_well_formed_and_cover_every_route(docs):
     server_names = {docs.resolve(aa, m)["name"] for m in channel["subscribe"]["message"]["oneOf"]}
     assert server_names == {
         "connected", "workflow_created", "requirements_submitted", "phase_changed", "progress", "stream",
-        "workflow_deleted", "heartbeat", "snapshot", "error", "pong", "event",
+        "workflow_deleted", "heartbeat", "snapshot", "error", "pong", "event", "token_expiring", "token_refreshed",
     }
     client_types = {docs.resolve(aa, docs.resolve(aa, m)["payload"])["properties"]["type"]["enum"][0]
                     for m in channel["publish"]["message"]["oneOf"]}
-    assert client_types == {"ping", "snapshot"}
+    assert client_types == {"ping", "snapshot", "refresh"}
 
 
 def test_the_validators_reject_what_the_documents_forbid(docs):

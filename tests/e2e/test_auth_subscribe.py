@@ -175,6 +175,17 @@ def test_without_keys_no_token_is_needed_and_bearer_is_still_answered(server):
 # ---- refusals before the upgrade ----------------------------------------------------------------------
 
 
+def test_refusals_and_messages_match_the_api_documents(hs_server):
+    docs = json.loads((awtest.REPO_ROOT / "docs" / "openapi.json").read_text())
+    responses = docs["paths"]["/ws/agents/{agent_id}"]["get"]["responses"]
+    for status, code in (("401", "token_missing"), ("401", "token_invalid"), ("401", "token_expired"), ("403", "agent_forbidden")):
+        assert code in json.dumps(responses[status]), (status, code)
+    asyncapi = json.loads((awtest.REPO_ROOT / "docs" / "asyncapi.json").read_text())
+    for name in ("token_expiring", "token_refreshed", "refresh"):
+        assert name in asyncapi["components"]["messages"], name
+    assert "4001" in asyncapi["info"]["description"]
+
+
 def test_missing_token_is_401_token_missing(hs_server):
     refused(hs_server, "/ws/agents/agent-7", 401, "token_missing")
     refused(hs_server, "/ws/agents/agent-7?token=", 401, "token_missing")
