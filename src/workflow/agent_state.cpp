@@ -105,6 +105,7 @@ void AgentState::apply_stream(const StateRecord& r) {
   const bool open = st.status == StreamStatus::streaming;
   if (open) ++open_streams_;
   size_stream(st);
+  last_stream_start_ms_ = std::max(last_stream_start_ms_, st.started_at_ms);
   const std::int64_t now = clock_();
   if (open && fresh) last_activity_[st.id] = now;
   index_.add_stream(st.id, agent_id_, open, now);

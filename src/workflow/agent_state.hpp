@@ -45,6 +45,9 @@ class AgentState final : public hub::ChannelState {
   std::vector<const Stream*> streams_of(std::string_view workflow_id) const;
   // The highest workflow number ever given (0 when none); never goes down, deletes included.
   std::uint64_t last_number() const;
+  // The latest start time of any stream this agent has had (0 when none): a new stream starts after it,
+  // so that start times order streams exactly, even two opened within one millisecond.
+  std::int64_t last_stream_start_ms() const noexcept { return last_stream_start_ms_; }
   // Workflows numbered above `after_number`, at most `limit`, by number; `more` tells if others follow.
   std::vector<const Workflow*> workflows_after(std::uint64_t after_number, std::size_t limit,
                                                bool& more) const;
@@ -87,7 +90,8 @@ class AgentState final : public hub::ChannelState {
   Clock clock_;
   std::map<std::string, Workflow, std::less<>> workflows_;
   std::set<std::pair<std::uint64_t, std::string>> by_number_;  // (number, id)
-  std::uint64_t numbered_ = 0;                                  // the counter record
+  std::uint64_t numbered_ = 0;                                 // the counter record
+  std::int64_t last_stream_start_ms_ = 0;
   std::map<std::string, Requirements, std::less<>> requirements_;
   std::map<std::string, Stream, std::less<>> streams_;
   // workflow id → (started_at_ms, stream id)

@@ -337,7 +337,8 @@ Decision decide_open_stream(const AgentState* state, const std::string& workflow
   Stream st;
   st.id = stream_id;
   st.workflow_id = workflow_id;
-  st.started_at_ms = now_ms;
+  // Strictly after the agent's latest start, so lists and snapshots order streams as they were opened.
+  st.started_at_ms = std::max(now_ms, state->last_stream_start_ms() + 1);
   if (auto full = check_room(*state, static_cast<std::int64_t>(stream_share(st)), false, limits))
     return *full;
   json::object data{{"stream_id", stream_id}, {"workflow_id", workflow_id}, {"started", true}};

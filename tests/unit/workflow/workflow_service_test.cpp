@@ -161,6 +161,22 @@ TEST_F(WorkflowServiceTest, AppendsSubmittedBackToBackKeepTheirOrder) {
   EXPECT_FALSE(st.contains("index"));
 }
 
+TEST_F(WorkflowServiceTest, StreamsOpenedWithinOneMillisecondAreListedAsOpened) {
+  // The clock stands still here: every stream opens in the same millisecond, and random ids must not
+  // decide the order of the list.
+  std::string wf = create(service_, "agent-7", "many streams");
+  std::vector<std::string> opened;
+  for (int i = 0; i < 8; ++i) {
+    std::string id;
+    reply_of(await([&](PublishCallback cb) { id = service_.open_stream(wf, {}, std::move(cb)); }));
+    opened.push_back(id);
+  }
+  auto listed = json::parse(*service_.workflow_streams(wf)).as_object()["streams"].as_array();
+  ASSERT_EQ(listed.size(), opened.size());
+  for (std::size_t i = 0; i < opened.size(); ++i)
+    EXPECT_EQ(listed[i].as_object()["stream_id"].as_string(), opened[i]) << i;
+}
+
 TEST_F(WorkflowServiceTest, ARetriedCreateDescribesTheOriginalWorkflow) {
   std::string first = create(service_, "agent-7", "once", "key-1");
   auto again = await([&](PublishCallback cb) {
