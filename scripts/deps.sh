@@ -9,6 +9,8 @@ if [ "${1:-build}" = "test" ]; then
   # The fuzz targets and the ThreadSanitizer build use clang 14 and its sanitizer runtimes (libFuzzer
   # among them); stress-ng is the CPU hog the black-box suite runs beside once.
   want+=(clang-14 libclang-rt-14-dev stress-ng)
+  # clang-format-14 checks the tree's formatting against .clang-format.
+  want+=(clang-format-14)
 fi
 
 missing=()

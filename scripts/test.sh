@@ -49,6 +49,9 @@ scripts/deps.sh test
 stage "layering check"
 scripts/check-layering.sh
 
+stage "format check (clang-format-14, .clang-format)"
+scripts/check-format.sh
+
 stage "build (RelWithDebInfo, warnings are errors)"
 cmake -S . -B build -G Ninja -DAGENTWIRE_WERROR=ON >/dev/null
 cmake --build build -j "$JOBS"

@@ -62,14 +62,20 @@ Options parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--sockets") o.sockets = std::atoi(value());
-    else if (a == "--bytes") o.bytes = std::atoi(value());
-    else if (a == "--seconds") o.seconds = std::atof(value());
-    else if (a == "--writer-cpu") o.writer_cpu = std::atoi(value());
-    else if (a == "--reader-cpu") o.reader_cpu = std::atoi(value());
+    if (a == "--sockets")
+      o.sockets = std::atoi(value());
+    else if (a == "--bytes")
+      o.bytes = std::atoi(value());
+    else if (a == "--seconds")
+      o.seconds = std::atof(value());
+    else if (a == "--writer-cpu")
+      o.writer_cpu = std::atoi(value());
+    else if (a == "--reader-cpu")
+      o.reader_cpu = std::atoi(value());
     else {
       std::fprintf(stderr,
-                   "usage: loopback-floor [--sockets N] [--bytes M] [--seconds S] [--writer-cpu C] [--reader-cpu C]\n");
+                   "usage: loopback-floor [--sockets N] [--bytes M] [--seconds S] [--writer-cpu C] "
+                   "[--reader-cpu C]\n");
       std::exit(a == "--help" ? 0 : 2);
     }
   }
@@ -150,7 +156,8 @@ int main(int argc, char** argv) {
   std::vector<char> message(static_cast<std::size_t>(o.bytes), 'x');
   using clock = std::chrono::steady_clock;
   const auto start = clock::now();
-  const auto until = start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(o.seconds));
+  const auto until =
+      start + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(o.seconds));
   long long written = 0;
   std::size_t next = 0;
   // At most this many messages in flight, so that no socket's buffer fills and a write never blocks.

@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cctype>
+#include <chrono>
 #include <cmath>
 #include <cstdarg>
 #include <cstdio>
@@ -96,7 +96,7 @@ struct Options {
   std::string prefix;
   bool json = false;
   bool stream = false;  // publish AI output stream deltas (/api/streams/{id}/append) instead of events
-  uint64_t slow = 0;     // fanout: subscribers that never read
+  uint64_t slow = 0;    // fanout: subscribers that never read
 };
 
 [[noreturn]] void usage_error(const std::string& msg) {
@@ -112,8 +112,7 @@ Options parse_args(int argc, char** argv) {
     fputs(kUsage, stdout);
     exit(0);
   }
-  if (o.scenario != "idle" && o.scenario != "fanout" && o.scenario != "channels" &&
-      o.scenario != "resume")
+  if (o.scenario != "idle" && o.scenario != "fanout" && o.scenario != "channels" && o.scenario != "resume")
     usage_error("unknown scenario '" + o.scenario + "'");
   for (int i = 2; i < argc; ++i) {
     std::string a = argv[i];
@@ -136,31 +135,53 @@ Options parse_args(int argc, char** argv) {
       if (s.empty() || *end || d < 0) usage_error("bad number for " + a + ": " + s);
       return d;
     };
-    if (a == "--url") o.url = val();
-    else if (a == "--connections") o.connections = uint64_t(num());
-    else if (a == "--channels") o.channels = uint64_t(num());
-    else if (a == "--rate") o.rate = num();
-    else if (a == "--duration") o.duration = num();
-    else if (a == "--inflight") o.inflight = uint64_t(num());
-    else if (a == "--pipeline") o.pipeline = uint32_t(num());
-    else if (a == "--http-conns") o.http_conns = uint32_t(num());
-    else if (a == "--payload-bytes") o.payload = uint64_t(num());
-    else if (a == "--threads") o.threads = int(num());
-    else if (a == "--source-ips") o.source_ips = uint32_t(num());
-    else if (a == "--connect-concurrency") o.connect_concurrency = uint32_t(num());
-    else if (a == "--connect-timeout") o.connect_timeout = num();
-    else if (a == "--drain-timeout") o.drain_timeout = num();
-    else if (a == "--server-pid") o.server_pid = int(num());
-    else if (a == "--settle") o.settle = num();
-    else if (a == "--missed") o.missed = uint64_t(num());
-    else if (a == "--prefix") o.prefix = val();
-    else if (a == "--json") o.json = true;
-    else if (a == "--stream") o.stream = true;
-    else if (a == "--slow") o.slow = uint64_t(num());
+    if (a == "--url")
+      o.url = val();
+    else if (a == "--connections")
+      o.connections = uint64_t(num());
+    else if (a == "--channels")
+      o.channels = uint64_t(num());
+    else if (a == "--rate")
+      o.rate = num();
+    else if (a == "--duration")
+      o.duration = num();
+    else if (a == "--inflight")
+      o.inflight = uint64_t(num());
+    else if (a == "--pipeline")
+      o.pipeline = uint32_t(num());
+    else if (a == "--http-conns")
+      o.http_conns = uint32_t(num());
+    else if (a == "--payload-bytes")
+      o.payload = uint64_t(num());
+    else if (a == "--threads")
+      o.threads = int(num());
+    else if (a == "--source-ips")
+      o.source_ips = uint32_t(num());
+    else if (a == "--connect-concurrency")
+      o.connect_concurrency = uint32_t(num());
+    else if (a == "--connect-timeout")
+      o.connect_timeout = num();
+    else if (a == "--drain-timeout")
+      o.drain_timeout = num();
+    else if (a == "--server-pid")
+      o.server_pid = int(num());
+    else if (a == "--settle")
+      o.settle = num();
+    else if (a == "--missed")
+      o.missed = uint64_t(num());
+    else if (a == "--prefix")
+      o.prefix = val();
+    else if (a == "--json")
+      o.json = true;
+    else if (a == "--stream")
+      o.stream = true;
+    else if (a == "--slow")
+      o.slow = uint64_t(num());
     else if (a == "-h" || a == "--help") {
       fputs(kUsage, stdout);
       exit(0);
-    } else usage_error("unknown option " + a);
+    } else
+      usage_error("unknown option " + a);
   }
   if (o.threads < 1 || o.threads > 64) usage_error("--threads must be 1..64");
   if (o.pipeline < 1) usage_error("--pipeline must be >= 1");
@@ -252,7 +273,9 @@ void say(const char* f, ...) {
   fflush(g_human);
 }
 
-double ms(uint64_t ns) { return double(ns) / 1e6; }
+double ms(uint64_t ns) {
+  return double(ns) / 1e6;
+}
 
 J hist_json_ms(const Histogram& h) {
   J j;
@@ -324,7 +347,8 @@ int find_listener_pid(int port) {
 double process_cpu_s() {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
-  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) + double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+  return double(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         double(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 bool raise_nofile(uint64_t need, std::string& note) {
@@ -381,7 +405,8 @@ class Runner {
   bool setup();
   void assign_subs(const std::function<uint32_t(uint64_t)>& channel_of);
   bool wait_for(const std::function<bool()>& pred, double timeout_s);
-  bool setup_post(const std::string& path, const std::string& body, const std::string& key, std::string& value);
+  bool setup_post(const std::string& path, const std::string& body, const std::string& key,
+                  std::string& value);
   template <class M>
   uint64_t sum(M Progress::*m) {
     uint64_t s = 0;
@@ -419,8 +444,10 @@ class Runner {
 bool Runner::setup() {
   // URL: http://host[:port][/...]
   std::string u = o_.url;
-  if (u.rfind("http://", 0) == 0) u = u.substr(7);
-  else if (u.rfind("ws://", 0) == 0) u = u.substr(5);
+  if (u.rfind("http://", 0) == 0)
+    u = u.substr(7);
+  else if (u.rfind("ws://", 0) == 0)
+    u = u.substr(5);
   else if (u.find("://") != std::string::npos) {
     fprintf(stderr, "agentwire-bench: only http:// URLs are supported\n");
     return false;
@@ -489,7 +516,8 @@ bool Runner::setup() {
       std::string wf, st;
       if (!setup_post("/api/workflows", "{\"agent_id\":\"" + id + "\",\"name\":\"bench\"}", "\"id\":", wf) ||
           !setup_post("/api/workflows/" + wf + "/streams", "{}", "\"stream_id\":", st)) {
-        fprintf(stderr, "agentwire-bench: --stream setup failed for %s (does the server have workflow routes?)\n",
+        fprintf(stderr,
+                "agentwire-bench: --stream setup failed for %s (does the server have workflow routes?)\n",
                 id.c_str());
         return false;
       }
@@ -611,8 +639,9 @@ ConnectResult Runner::connect_phase(bool resume, uint64_t target) {
     });
   }
   r.seconds = last > t0 ? double(last - t0) / 1e9 : 0;
-  if (!done) error("connect timeout: " + std::to_string(r.ok) + " of " + std::to_string(target) + " connected after " +
-                   fmt_num(o_.connect_timeout) + " s");
+  if (!done)
+    error("connect timeout: " + std::to_string(r.ok) + " of " + std::to_string(target) + " connected after " +
+          fmt_num(o_.connect_timeout) + " s");
   if (r.failed) error(std::to_string(r.failed) + " connections failed");
   return r;
 }
@@ -660,7 +689,8 @@ PublishResult Runner::publish_phase(PubMode mode, double rate, double duration, 
   for (auto& wp : workers_) {
     Worker* w = wp.get();
     w->call([&] {
-      for (size_t c = 0; c < r.final_seq.size(); ++c) r.final_seq[c] = std::max(r.final_seq[c], w->final_seq[c]);
+      for (size_t c = 0; c < r.final_seq.size(); ++c)
+        r.final_seq[c] = std::max(r.final_seq[c], w->final_seq[c]);
       r.sent += w->c.sent;
       r.acked += w->c.acked;
       r.errors += w->c.http_errors;
@@ -702,7 +732,8 @@ DeliveryResult Runner::drain_phase(const std::vector<uint64_t>& final_seq, int64
 }
 
 void Runner::report_connect(const char* what, const ConnectResult& r, J& j) {
-  say("%-9s %llu/%llu connected in %.3f s (%.0f/s), per connection p50 %.2f ms p99 %.2f ms max %.2f ms, failed %llu",
+  say("%-9s %llu/%llu connected in %.3f s (%.0f/s), per connection p50 %.2f ms p99 %.2f ms max %.2f ms, "
+      "failed %llu",
       what, (unsigned long long)r.ok, (unsigned long long)r.target, r.seconds,
       r.seconds > 0 ? double(r.ok) / r.seconds : 0.0, ms(r.hist.quantile(0.5)), ms(r.hist.quantile(0.99)),
       ms(r.hist.max()), (unsigned long long)r.failed);
@@ -723,8 +754,10 @@ void Runner::report_delivery(const PublishResult& p, const DeliveryResult& d, J&
   double pub_rate = p.seconds > 0 ? double(p.acked) / p.seconds : 0;
   double del_rate = d.seconds > 0 ? double(d.c.received) / d.seconds : 0;
   say("publish   %llu sent, %llu answered 202 in %.3f s = %.0f publishes/s, errors %llu",
-      (unsigned long long)p.sent, (unsigned long long)p.acked, p.seconds, pub_rate, (unsigned long long)p.errors);
-  say("delivery  %llu of %llu expected in %.3f s = %.0f msg/s; lost %llu, duplicates %llu, out-of-order %llu, "
+      (unsigned long long)p.sent, (unsigned long long)p.acked, p.seconds, pub_rate,
+      (unsigned long long)p.errors);
+  say("delivery  %llu of %llu expected in %.3f s = %.0f msg/s; lost %llu, duplicates %llu, out-of-order "
+      "%llu, "
       "beyond-acked %llu, subscribers lost %llu%s",
       (unsigned long long)d.c.received, (unsigned long long)d.exp.expected, d.seconds, del_rate,
       (unsigned long long)lost, (unsigned long long)d.c.duplicates, (unsigned long long)d.c.out_of_order,
@@ -735,7 +768,11 @@ void Runner::report_delivery(const PublishResult& p, const DeliveryResult& d, J&
         ms(d.latency.quantile(0.5)), ms(d.latency.quantile(0.99)), ms(d.latency.quantile(0.999)),
         ms(d.latency.max()), (unsigned long long)d.latency.count());
   J pj;
-  pj.u("sent", p.sent).u("acked", p.acked).u("errors", p.errors).num("seconds", p.seconds).num("per_s", pub_rate);
+  pj.u("sent", p.sent)
+      .u("acked", p.acked)
+      .u("errors", p.errors)
+      .num("seconds", p.seconds)
+      .num("per_s", pub_rate);
   j.obj("publish", pj);
   J dj;
   dj.u("subscribers", d.exp.subs)
@@ -766,13 +803,14 @@ void Runner::report_delivery(const PublishResult& p, const DeliveryResult& d, J&
   if (d.c.parse_errors) error(std::to_string(d.c.parse_errors) + " unparsable frames");
   if (d.c.server_errors) error(std::to_string(d.c.server_errors) + " error frames from the server");
   if (d.c.no_timestamp)
-    error(std::to_string(d.c.no_timestamp) + " events without the embedded \"t\" (data not delivered as published?)");
+    error(std::to_string(d.c.no_timestamp) +
+          " events without the embedded \"t\" (data not delivered as published?)");
 }
 
 void Runner::report_generator(double cpu_s, double wall_s, J& j) {
   double util = wall_s > 0 ? cpu_s / wall_s : 0;
-  say("generator %.2f CPU-s in %.2f s = %.0f%% of one core (%d thread%s)%s", cpu_s, wall_s, util * 100, o_.threads,
-      o_.threads > 1 ? "s" : "",
+  say("generator %.2f CPU-s in %.2f s = %.0f%% of one core (%d thread%s)%s", cpu_s, wall_s, util * 100,
+      o_.threads, o_.threads > 1 ? "s" : "",
       util > 0.9 * o_.threads ? " -- near saturation: the load generator may be the bottleneck" : "");
   if (util > 0.9 * o_.threads) notes_.push_back("load generator near CPU saturation during the measurement");
   J g;
@@ -793,9 +831,11 @@ int Runner::scenario_idle(J& j) {
   m.u("server_pid", uint64_t(pid));
   if (before >= 0 && after >= 0 && cr.ok) {
     double per = double(after - before) * 1024.0 / double(cr.ok);
-    say("memory    server pid %d RSS %ld kB -> %ld kB: %.0f bytes per connection (%llu connections)", pid, before,
-        after, per, (unsigned long long)cr.ok);
-    m.num("rss_before_kb", double(before)).num("rss_after_kb", double(after)).num("bytes_per_connection", per);
+    say("memory    server pid %d RSS %ld kB -> %ld kB: %.0f bytes per connection (%llu connections)", pid,
+        before, after, per, (unsigned long long)cr.ok);
+    m.num("rss_before_kb", double(before))
+        .num("rss_after_kb", double(after))
+        .num("bytes_per_connection", per);
   } else {
     say("memory    server RSS not available (pass --server-pid)");
     notes_.push_back("server RSS not available");
@@ -806,8 +846,10 @@ int Runner::scenario_idle(J& j) {
 }
 
 int Runner::scenario_fanout(J& j, bool fanout) {
-  if (fanout) assign_subs([](uint64_t) { return 0u; });
-  else assign_subs([](uint64_t i) { return uint32_t(i); });
+  if (fanout)
+    assign_subs([](uint64_t) { return 0u; });
+  else
+    assign_subs([](uint64_t i) { return uint32_t(i); });
   ConnectResult cr = connect_phase(false, o_.connections);
   report_connect("connect", cr, j);
   if (!cr.ok) return 1;
@@ -844,8 +886,9 @@ void Runner::report_slow(MuteSubscribers& mute, int pid, long rss_before, J& j) 
   MuteSubscribers::Outcome o = mute.inspect(10);
   say("slow      %llu subscribers read nothing: closed by the server with 1008 %llu, closed otherwise %llu, "
       "still open %llu (%llu bytes were waiting for them); server RSS %ld kB before publishing, %ld kB after",
-      (unsigned long long)mute.size(), (unsigned long long)o.closed_policy, (unsigned long long)o.closed_other,
-      (unsigned long long)o.still_open, (unsigned long long)o.bytes_read, rss_before, rss_after);
+      (unsigned long long)mute.size(), (unsigned long long)o.closed_policy,
+      (unsigned long long)o.closed_other, (unsigned long long)o.still_open, (unsigned long long)o.bytes_read,
+      rss_before, rss_after);
   J sj;
   sj.u("subscribers", mute.size())
       .u("closed_1008", o.closed_policy)
@@ -902,7 +945,8 @@ int Runner::scenario_resume(J& j) {
   double all_s = last_complete > t0 ? double(last_complete - t0) / 1e9 : 0;
   report_connect("reconnect", rr, j);
   Counters c = sum_counters();
-  say("resume    %llu/%llu clients had all %llu missed events %.3f s after reconnecting (per client p50 %.2f ms, "
+  say("resume    %llu/%llu clients had all %llu missed events %.3f s after reconnecting (per client p50 %.2f "
+      "ms, "
       "p99 %.2f ms); recovered %llu, not recovered %llu, replayed %llu",
       (unsigned long long)complete_n, (unsigned long long)cr.ok, (unsigned long long)o_.missed, all_s,
       ms(complete.quantile(0.5)), ms(complete.quantile(0.99)), (unsigned long long)(rr.ok - c.not_recovered),
@@ -938,9 +982,9 @@ int Runner::run() {
   if (!setup()) return 2;
   say("agentwire-bench %s  url %s  connections %llu  channels %llu  rate %s  duration %s s  threads %d  "
       "source-ips %u  prefix %s",
-      o_.scenario.c_str(), o_.url.c_str(), (unsigned long long)o_.connections, (unsigned long long)o_.channels,
-      o_.rate > 0 ? fmt_num(o_.rate).c_str() : "max", fmt_num(o_.duration).c_str(), o_.threads, o_.source_ips,
-      o_.prefix.c_str());
+      o_.scenario.c_str(), o_.url.c_str(), (unsigned long long)o_.connections,
+      (unsigned long long)o_.channels, o_.rate > 0 ? fmt_num(o_.rate).c_str() : "max",
+      fmt_num(o_.duration).c_str(), o_.threads, o_.source_ips, o_.prefix.c_str());
   J j;
   j.str("scenario", o_.scenario).str("url", o_.url);
   J params;
@@ -958,10 +1002,14 @@ int Runner::run() {
       .u("missed", o_.missed)
       .str("prefix", o_.prefix);
   j.obj("params", params);
-  if (o_.scenario == "idle") scenario_idle(j);
-  else if (o_.scenario == "fanout") scenario_fanout(j, true);
-  else if (o_.scenario == "channels") scenario_fanout(j, false);
-  else scenario_resume(j);
+  if (o_.scenario == "idle")
+    scenario_idle(j);
+  else if (o_.scenario == "fanout")
+    scenario_fanout(j, true);
+  else if (o_.scenario == "channels")
+    scenario_fanout(j, false);
+  else
+    scenario_resume(j);
   for (auto& w : workers_) w->stop();
 
   for (const auto& n : notes_) say("note      %s", n.c_str());

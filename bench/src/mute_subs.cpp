@@ -62,8 +62,8 @@ MuteSubscribers::~MuteSubscribers() {
   for (int fd : fds_) close(fd);
 }
 
-bool MuteSubscribers::open(const sockaddr_in& server, const std::string& host, const std::string& agent, uint64_t n,
-                           std::string& error) {
+bool MuteSubscribers::open(const sockaddr_in& server, const std::string& host, const std::string& agent,
+                           uint64_t n, std::string& error) {
   for (uint64_t i = 0; i < n; ++i) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -128,9 +128,12 @@ MuteSubscribers::Outcome MuteSubscribers::inspect(double timeout_s) {
       pollfd p{fd, POLLIN, 0};
       if (poll(&p, 1, int(left > 1000 ? 1000 : left)) == 0) break;
     }
-    if (code == 1008) ++out.closed_policy;
-    else if (code >= 0 || ended) ++out.closed_other;
-    else ++out.still_open;
+    if (code == 1008)
+      ++out.closed_policy;
+    else if (code >= 0 || ended)
+      ++out.closed_other;
+    else
+      ++out.still_open;
   }
   return out;
 }

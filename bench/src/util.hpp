@@ -124,10 +124,14 @@ inline void sha1(const uint8_t* data, size_t len, uint8_t out[20]) {
     for (size_t i = 0; i < 64; ++i) {
       size_t idx = off + i;
       uint8_t b;
-      if (idx < len) b = data[idx];
-      else if (idx == len) b = 0x80;
-      else if (idx >= total - 8) b = uint8_t(bits >> (8 * (total - 1 - idx)));
-      else b = 0;
+      if (idx < len)
+        b = data[idx];
+      else if (idx == len)
+        b = 0x80;
+      else if (idx >= total - 8)
+        b = uint8_t(bits >> (8 * (total - 1 - idx)));
+      else
+        b = 0;
       block[i] = b;
     }
     uint32_t w[80];
@@ -138,14 +142,31 @@ inline void sha1(const uint8_t* data, size_t len, uint8_t out[20]) {
     uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
     for (int i = 0; i < 80; ++i) {
       uint32_t f, k;
-      if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999u; }
-      else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1u; }
-      else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDCu; }
-      else { f = b ^ c ^ d; k = 0xCA62C1D6u; }
+      if (i < 20) {
+        f = (b & c) | (~b & d);
+        k = 0x5A827999u;
+      } else if (i < 40) {
+        f = b ^ c ^ d;
+        k = 0x6ED9EBA1u;
+      } else if (i < 60) {
+        f = (b & c) | (b & d) | (c & d);
+        k = 0x8F1BBCDCu;
+      } else {
+        f = b ^ c ^ d;
+        k = 0xCA62C1D6u;
+      }
       uint32_t t = rol(a, 5) + f + e + k + w[i];
-      e = d; d = c; c = rol(b, 30); b = a; a = t;
+      e = d;
+      d = c;
+      c = rol(b, 30);
+      b = a;
+      a = t;
     }
-    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
   }
   for (int i = 0; i < 5; ++i) {
     out[4 * i] = uint8_t(h[i] >> 24);

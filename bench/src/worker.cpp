@@ -26,7 +26,10 @@ bool is_control_type(std::string_view t) {
 }  // namespace
 
 Worker::Worker(int id, int nworkers, const Config& cfg, const std::vector<Worker*>* all)
-    : id_(id), nworkers_(nworkers), cfg_(cfg), all_(all),
+    : id_(id),
+      nworkers_(nworkers),
+      cfg_(cfg),
+      all_(all),
       rng_(uint64_t(mono_ns()) ^ (uint64_t(id + 1) * 0x9E3779B97F4A7C15ull) ^ uint64_t(getpid())) {
   ep_ = epoll_create1(EPOLL_CLOEXEC);
   evfd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -60,7 +63,9 @@ Worker::~Worker() {
   if (tfd_ >= 0) close(tfd_);
 }
 
-void Worker::start() { thread_ = std::thread([this] { run(); }); }
+void Worker::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void Worker::stop() {
   if (!thread_.joinable()) return;
@@ -109,16 +114,23 @@ void Worker::run() {
       Handle* h = static_cast<Handle*>(evs[size_t(i)].data.ptr);
       uint32_t e = evs[size_t(i)].events;
       switch (h->kind) {
-        case kKindSub: on_sub_event(*static_cast<Sub*>(h), e); break;
-        case kKindHttp: on_http_event(*static_cast<HttpConn*>(h), e); break;
-        case kKindEvent: run_tasks(); break;
+        case kKindSub:
+          on_sub_event(*static_cast<Sub*>(h), e);
+          break;
+        case kKindHttp:
+          on_http_event(*static_cast<HttpConn*>(h), e);
+          break;
+        case kKindEvent:
+          run_tasks();
+          break;
         case kKindTimer: {
           uint64_t x;
           ssize_t r = read(tfd_, &x, sizeof x);
           (void)r;
           break;
         }
-        default: break;
+        default:
+          break;
       }
     }
     if (plan_.mode != PubMode::None || outstanding_) pump_publish();
@@ -381,8 +393,10 @@ void Worker::read_sub(Sub& s) {
     size_t n = off + size_t(r);
     size_t used = consume_sub(s, scratch_.data(), n);
     if (s.fd < 0) return;
-    if (used < n) s.inbuf.assign(scratch_.data() + used, n - used);
-    else s.inbuf.clear();
+    if (used < n)
+      s.inbuf.assign(scratch_.data() + used, n - used);
+    else
+      s.inbuf.clear();
     if (size_t(r) < room) return;
   }
 }
@@ -795,7 +809,8 @@ void Worker::pump_publish() {
       allowed = plan_.inflight > inflight ? plan_.inflight - inflight : 0;
       break;
     }
-    case PubMode::None: break;
+    case PubMode::None:
+      break;
   }
   const uint32_t nh = uint32_t(http_.size());
   while (allowed > 0 && !plan_.channels.empty()) {
@@ -954,8 +969,10 @@ void Worker::http_read(HttpConn& h) {
     size_t n = off + size_t(r);
     size_t used = parse_http(h, scratch_.data(), n);
     if (h.fd < 0) return;
-    if (used < n) h.in.assign(scratch_.data() + used, n - used);
-    else h.in.clear();
+    if (used < n)
+      h.in.assign(scratch_.data() + used, n - used);
+    else
+      h.in.clear();
     if (size_t(r) < room) return;
   }
 }

@@ -22,14 +22,14 @@ namespace awb {
 
 struct Config {
   sockaddr_in server{};
-  std::string host;                   // Host header value
-  uint32_t source_ips = 1;            // > 1: bind connection i to 127.0.0.(1 + i % source_ips)
-  uint32_t connect_concurrency = 256; // per worker: connections being set up at once
-  uint32_t pipeline = 32;             // per HTTP connection: requests without answer
-  uint32_t http_conns = 1;            // per worker
-  std::string pad;                    // "xxxx..." filler in published data
-  std::vector<std::string> channels;  // agent ids
-  std::vector<std::string> pub_heads; // per channel: request line + headers up to "Content-Length: "
+  std::string host;                    // Host header value
+  uint32_t source_ips = 1;             // > 1: bind connection i to 127.0.0.(1 + i % source_ips)
+  uint32_t connect_concurrency = 256;  // per worker: connections being set up at once
+  uint32_t pipeline = 32;              // per HTTP connection: requests without answer
+  uint32_t http_conns = 1;             // per worker
+  std::string pad;                     // "xxxx..." filler in published data
+  std::vector<std::string> channels;   // agent ids
+  std::vector<std::string> pub_heads;  // per channel: request line + headers up to "Content-Length: "
   // The publish body around the send timestamp and the pad: an event by default, a stream delta
   // ({"delta":"t=<ns> <pad>"}) with --stream.
   std::string body_a = "{\"type\":\"bench\",\"data\":{\"t\":";
@@ -41,12 +41,12 @@ enum class PubMode : uint8_t { None, Count, Rate, Max };
 
 struct PubPlan {
   PubMode mode = PubMode::None;
-  std::vector<uint32_t> channels;      // round-robin over these
-  uint64_t count = 0;                  // Count: number of publishes
-  double rate = 0;                     // Rate: publishes per second (this worker)
-  int64_t start_ns = 0, end_ns = 0;    // Rate/Max
-  uint64_t inflight = 0;               // Max: publishes not yet fully delivered (all workers)
-  uint64_t deliveries_per_publish = 1; // Max: subscribers per published event
+  std::vector<uint32_t> channels;       // round-robin over these
+  uint64_t count = 0;                   // Count: number of publishes
+  double rate = 0;                      // Rate: publishes per second (this worker)
+  int64_t start_ns = 0, end_ns = 0;     // Rate/Max
+  uint64_t inflight = 0;                // Max: publishes not yet fully delivered (all workers)
+  uint64_t deliveries_per_publish = 1;  // Max: subscribers per published event
 };
 
 struct Handle {
@@ -66,20 +66,20 @@ struct Sub : Handle {
   bool recovered = false;
   bool complete = false;
   bool in_frag = false;
-  bool closing = false;  // we initiated the close
-  uint64_t expect_from = 0;  // events with seq > expect_from are expected
-  uint64_t last = 0;         // highest seq accepted
-  uint64_t holes = 0;        // seqs skipped below `last` and not yet seen
-  uint64_t lat_from = 0;     // latency recorded only for seq > lat_from
-  uint64_t since = 0;        // resume position (seq) recorded at disconnect
+  bool closing = false;          // we initiated the close
+  uint64_t expect_from = 0;      // events with seq > expect_from are expected
+  uint64_t last = 0;             // highest seq accepted
+  uint64_t holes = 0;            // seqs skipped below `last` and not yet seen
+  uint64_t lat_from = 0;         // latency recorded only for seq > lat_from
+  uint64_t since = 0;            // resume position (seq) recorded at disconnect
   uint64_t target = UINT64_MAX;  // complete when last >= target
   uint64_t replayed = 0;         // from the `connected` envelope
   int64_t t_start = 0;           // connect() issued
   std::string epoch;
-  std::string accept;  // expected Sec-WebSocket-Accept
-  std::string inbuf;   // unparsed tail (partial frame)
-  std::string outbuf;  // unsent bytes
-  std::string fragbuf; // fragmented message
+  std::string accept;   // expected Sec-WebSocket-Accept
+  std::string inbuf;    // unparsed tail (partial frame)
+  std::string outbuf;   // unsent bytes
+  std::string fragbuf;  // fragmented message
 };
 
 struct HttpConn : Handle {
@@ -105,10 +105,10 @@ struct Counters {
 };
 
 struct Expectation {
-  uint64_t expected = 0;     // sum over counted subs of final - expect_from
-  uint64_t subs = 0;         // counted subs
-  uint64_t incomplete = 0;   // subs whose last < final
-  uint64_t beyond = 0;       // seqs received above the acknowledged final seq
+  uint64_t expected = 0;    // sum over counted subs of final - expect_from
+  uint64_t subs = 0;        // counted subs
+  uint64_t incomplete = 0;  // subs whose last < final
+  uint64_t beyond = 0;      // seqs received above the acknowledged final seq
 };
 
 struct alignas(64) Progress {
@@ -155,9 +155,9 @@ class Worker {
 
   // Results: read through call() or after stop().
   Counters c;
-  Histogram latency;       // publish -> receipt, ns
-  Histogram connect_time;  // connect() -> `connected` envelope, ns
-  Histogram complete_time; // resume: reconnect start -> last missed event, ns
+  Histogram latency;        // publish -> receipt, ns
+  Histogram connect_time;   // connect() -> `connected` envelope, ns
+  Histogram complete_time;  // resume: reconnect start -> last missed event, ns
   std::vector<Sub> subs;
   std::vector<uint64_t> final_seq;  // per channel: highest seq acknowledged by 202
   int64_t measure_start_ns = 0;

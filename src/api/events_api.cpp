@@ -90,19 +90,25 @@ Response publish_response(const PublishResult& r) {
                                                                    : 400;
       return error_response(status, d.error_code, d.error_message, d.error_details_json);
     }
-    case S::store_full: return error_response(503, "store_full", r.message);
-    case S::store_failed: return error_response(503, "store_unavailable", r.message);
-    case S::overloaded: return error_response(503, "overloaded", r.message);
-    case S::shutting_down: return error_response(503, "shutting_down", r.message);
+    case S::store_full:
+      return error_response(503, "store_full", r.message);
+    case S::store_failed:
+      return error_response(503, "store_unavailable", r.message);
+    case S::overloaded:
+      return error_response(503, "overloaded", r.message);
+    case S::shutting_down:
+      return error_response(503, "shutting_down", r.message);
   }
   return error_response(500, "internal", "unexpected publish result");
 }
 
 void add_event_routes(Router& router, Context& ctx) {
-  router.add("POST", "/api/agents/{agent_id}/events",
-             [&ctx](const Request& req, const Params& p, Reply reply) { publish(ctx, req, p, std::move(reply)); });
-  router.add("GET", "/api/agents/{agent_id}/events",
-             [&ctx](const Request& req, const Params& p, Reply reply) { history(ctx, req, p, std::move(reply)); });
+  router.add(
+      "POST", "/api/agents/{agent_id}/events",
+      [&ctx](const Request& req, const Params& p, Reply reply) { publish(ctx, req, p, std::move(reply)); });
+  router.add(
+      "GET", "/api/agents/{agent_id}/events",
+      [&ctx](const Request& req, const Params& p, Reply reply) { history(ctx, req, p, std::move(reply)); });
 }
 
 }  // namespace aw::api

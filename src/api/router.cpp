@@ -1,8 +1,8 @@
 #include "api/router.hpp"
 
-#include "api/errors.hpp"
-
 #include <charconv>
+
+#include "api/errors.hpp"
 
 namespace aw::api {
 
@@ -35,7 +35,9 @@ void Router::add(std::string method, std::string_view pattern, Handler handler) 
 }
 
 namespace {
-bool is_param(const std::string& seg) noexcept { return seg.size() > 2 && seg.front() == '{' && seg.back() == '}'; }
+bool is_param(const std::string& seg) noexcept {
+  return seg.size() > 2 && seg.front() == '{' && seg.back() == '}';
+}
 }  // namespace
 
 bool Router::fits(const std::vector<std::string>& segments, const PathSegments& path) {
@@ -138,7 +140,8 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
     std::string_view pair = query.substr(i, amp - i);
     std::size_t eq = pair.find('=');
     std::string_view key = pair.substr(0, eq);
-    if (key == name) return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+    if (key == name)
+      return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
     i = amp + 1;
   }
   return std::nullopt;

@@ -1,13 +1,12 @@
 // Routes `METHOD /path/{param}` to handlers. A path that matches no pattern is 404; one that matches a
 // pattern under another method is 405 with an Allow header.
 #pragma once
+#include <boost/container/small_vector.hpp>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <boost/container/small_vector.hpp>
 
 #include "api/body_sink.hpp"
 #include "api/http_types.hpp"
@@ -36,7 +35,8 @@ class Router {
 
   void add_streaming(std::string method, std::string_view pattern, StreamingHandler handler);
   // The streaming route for this method and path, with its params; null when there is none.
-  const StreamingHandler* match_streaming(std::string_view method, std::string_view path, Params& params) const;
+  const StreamingHandler* match_streaming(std::string_view method, std::string_view path,
+                                          Params& params) const;
 
  private:
   struct Route {

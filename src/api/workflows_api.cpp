@@ -20,8 +20,7 @@ void create(WorkflowService& service, const Request& req, Reply reply) {
   auto name = body.string("name", Need::required);
   auto metadata = body.object("metadata", Need::optional);
   if (!body.ok()) return reply(body.error());
-  if (!is_valid_agent_id(*agent_id))
-    return reply(bad_agent_id_response());
+  if (!is_valid_agent_id(*agent_id)) return reply(bad_agent_id_response());
   workflow::NewWorkflow request{std::move(*agent_id), std::move(*name),
                                 metadata ? std::move(*metadata) : boost::json::object()};
   service.create(std::move(request), req.idempotency_key, reply_with(std::move(reply), 201));
@@ -40,8 +39,7 @@ void get(WorkflowService& service, const Params& params, Reply reply) {
 // GET /api/agents/{agent_id}/workflows?limit=&cursor=
 void list(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
   std::string_view agent_id = params.get("agent_id");
-  if (!is_valid_agent_id(agent_id))
-    return reply(bad_agent_id_response());
+  if (!is_valid_agent_id(agent_id)) return reply(bad_agent_id_response());
   std::uint64_t limit = kDefaultWorkflowPage;
   std::uint64_t after = 0;
   if (auto l = query_param(req.query, "limit"); l) {
@@ -53,7 +51,8 @@ void list(WorkflowService& service, const Request& req, const Params& params, Re
   }
   if (auto c = query_param(req.query, "cursor"); c) {
     auto n = parse_count(*c);
-    if (!n) return reply(error_response(400, "bad_cursor", "cursor must be the next_cursor of an earlier page"));
+    if (!n)
+      return reply(error_response(400, "bad_cursor", "cursor must be the next_cursor of an earlier page"));
     after = *n;
   }
   Response res;
@@ -134,7 +133,8 @@ void cancel(WorkflowService& service, const Request& req, const Params& params, 
 // DELETE /api/workflows/{workflow_id}
 void remove(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
   if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
-  service.remove(std::string(params.get("workflow_id")), req.idempotency_key, reply_with(std::move(reply), 200));
+  service.remove(std::string(params.get("workflow_id")), req.idempotency_key,
+                 reply_with(std::move(reply), 200));
 }
 
 }  // namespace

@@ -14,12 +14,12 @@
 
 #include "api/events_api.hpp"
 #include "api/pipe_api.hpp"
-#include "check/check.hpp"
 #include "api/static_api.hpp"
 #include "api/stats_api.hpp"
 #include "api/streams_api.hpp"
 #include "api/workflows_api.hpp"
 #include "auth/verifier.hpp"
+#include "check/check.hpp"
 #include "config/options.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -69,10 +69,17 @@ int main(int argc, char** argv) {
   auto parsed = aw::config::parse_options(argc, argv, options);
   using Kind = aw::config::ParseOutcome::Kind;
   switch (parsed.kind) {
-    case Kind::help: std::fputs(parsed.message.c_str(), stdout); return 0;
-    case Kind::version: std::printf("agentwire %s\n", parsed.message.c_str()); return 0;
-    case Kind::error: std::fprintf(stderr, "agentwire: %s\n", parsed.message.c_str()); return 2;
-    case Kind::run: break;
+    case Kind::help:
+      std::fputs(parsed.message.c_str(), stdout);
+      return 0;
+    case Kind::version:
+      std::printf("agentwire %s\n", parsed.message.c_str());
+      return 0;
+    case Kind::error:
+      std::fprintf(stderr, "agentwire: %s\n", parsed.message.c_str());
+      return 2;
+    case Kind::run:
+      break;
   }
   aw::log::Level level;
   aw::log::parse_level(options.log_level, level);
@@ -85,8 +92,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<aw::auth::Verifier> verifier;
   if (options.auth_enabled()) {
     try {
-      verifier = std::make_unique<aw::auth::Verifier>(aw::auth::load_keys(key_sources),
-                                                      aw::auth::ClaimRules{options.auth_audience, options.auth_issuer});
+      verifier = std::make_unique<aw::auth::Verifier>(
+          aw::auth::load_keys(key_sources), aw::auth::ClaimRules{options.auth_audience, options.auth_issuer});
     } catch (const aw::auth::KeyError& e) {
       std::fprintf(stderr, "agentwire: %s\n", e.what());
       return 2;

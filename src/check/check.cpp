@@ -34,7 +34,8 @@ struct Target {
 
 Target parse_url(std::string url) {
   const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0) throw std::invalid_argument("base URL must start with http:// (got " + url + ")");
+  if (url.rfind(scheme, 0) != 0)
+    throw std::invalid_argument("base URL must start with http:// (got " + url + ")");
   url = url.substr(scheme.size());
   if (auto slash = url.find('/'); slash != std::string::npos) url = url.substr(0, slash);
   Target t;
@@ -86,7 +87,8 @@ class Checker {
       for (;;) {
         auto ev = read_json(*ws_);
         if (ev.at("type") == "heartbeat") continue;
-        if (ev.at("type") != "check") throw StepFailed("unexpected frame of type " + json::serialize(ev.at("type")));
+        if (ev.at("type") != "check")
+          throw StepFailed("unexpected frame of type " + json::serialize(ev.at("type")));
         if (ev.at("seq").to_number<std::uint64_t>() != seq) throw StepFailed("received seq does not match");
         return "event seq " + std::to_string(seq) + " arrived";
       }
@@ -98,7 +100,8 @@ class Checker {
       missed = publish(R"({"type":"check","data":{"step":"resume"}})");
       auto ws = connect_ws("/ws/agents/" + agent_ + "?since=" + std::to_string(seq) + "&epoch=" + epoch_);
       auto hello = read_json(*ws);
-      if (!hello.at("data").at("recovered").as_bool()) throw StepFailed("server did not recover the missed event");
+      if (!hello.at("data").at("recovered").as_bool())
+        throw StepFailed("server did not recover the missed event");
       auto ev = read_json(*ws);
       while (ev.at("type") == "heartbeat") ev = read_json(*ws);
       if (ev.at("seq").to_number<std::uint64_t>() != missed) throw StepFailed("replayed seq does not match");
@@ -139,8 +142,9 @@ class Checker {
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
     char timing[32];
     std::snprintf(timing, sizeof timing, "%8.2f ms", ms);
-    out_ << (ok ? "PASS  " : "FAIL  ") << name << std::string(10 - std::min<std::size_t>(9, std::strlen(name)), ' ')
-         << timing << "  " << detail << "\n";
+    out_ << (ok ? "PASS  " : "FAIL  ") << name
+         << std::string(10 - std::min<std::size_t>(9, std::strlen(name)), ' ') << timing << "  " << detail
+         << "\n";
     if (!ok) {
       ++failed_;
       stop_ = true;  // later steps depend on earlier ones
@@ -155,7 +159,8 @@ class Checker {
     return stream;
   }
 
-  std::pair<unsigned, std::string> request(http::verb verb, const std::string& target, const std::string& body) {
+  std::pair<unsigned, std::string> request(http::verb verb, const std::string& target,
+                                           const std::string& body) {
     auto stream = open();
     http::request<http::string_body> req{verb, target, 11};
     req.set(http::field::host, target_.host);
@@ -224,11 +229,14 @@ int check_main(int argc, char** argv) {
     std::string a = argv[i];
     if ((a == "--agent" || a == "--timeout") && i + 1 < argc) {
       std::string v = argv[++i];
-      if (a == "--agent") o.agent_id = v;
-      else o.timeout_s = std::atof(v.c_str());
+      if (a == "--agent")
+        o.agent_id = v;
+      else
+        o.timeout_s = std::atof(v.c_str());
     } else if (a == "--help" || a == "-h") {
-      std::cout << "usage: agentwire check [--agent ID] [--timeout SECONDS] http://host:port\n"
-                   "Checks a running agentwire end to end: health, connect, publish, receive, resume, stats.\n";
+      std::cout
+          << "usage: agentwire check [--agent ID] [--timeout SECONDS] http://host:port\n"
+             "Checks a running agentwire end to end: health, connect, publish, receive, resume, stats.\n";
       return 0;
     } else if (o.base_url.empty() && a.rfind("--", 0) != 0) {
       o.base_url = a;

@@ -7,9 +7,9 @@
 namespace aw::check {
 
 struct CheckOptions {
-  std::string base_url;      // http://host:port
-  std::string agent_id;      // empty: a fresh "agentwire-check-<random>" channel
-  double timeout_s = 10.0;   // per step
+  std::string base_url;     // http://host:port
+  std::string agent_id;     // empty: a fresh "agentwire-check-<random>" channel
+  double timeout_s = 10.0;  // per step
 };
 
 // Runs every step, printing to `out`; returns the process exit code (0 when every step passed).

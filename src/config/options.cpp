@@ -55,7 +55,9 @@ bool parse_seconds(std::string_view s, std::int64_t& ms) {
 
 std::string set_size(std::uint64_t& field, std::string_view v, std::uint64_t min, const char* name) {
   std::uint64_t n;
-  if (!parse_size(v, n) || n < min) return std::string("--") + name + " must be a size of at least " + std::to_string(min) + " bytes (e.g. 65536, 64K, 4M)";
+  if (!parse_size(v, n) || n < min)
+    return std::string("--") + name + " must be a size of at least " + std::to_string(min) +
+           " bytes (e.g. 65536, 64K, 4M)";
   field = n;
   return {};
 }
@@ -90,7 +92,8 @@ const std::vector<Spec>& specs() {
              port > 65535)
            return "--listen must be host:port, e.g. 127.0.0.1:8080 (port 0 picks a free port)";
          std::string_view host = v.substr(0, colon);
-         if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+         if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+           host = host.substr(1, host.size() - 2);
          o.listen_host = std::string(host);
          o.listen_port = static_cast<std::uint16_t>(port);
          return {};
@@ -114,7 +117,8 @@ const std::vector<Spec>& specs() {
          o.fsync = std::string(v);
          return {};
        }},
-      {"store-max-bytes", Kind::size, "quota on the database size; publishes get 503 when full (default 0: none)",
+      {"store-max-bytes", Kind::size,
+       "quota on the database size; publishes get 503 when full (default 0: none)",
        [](Options& o, std::string_view v) { return set_size(o.store_max_bytes, v, 0, "store-max-bytes"); }},
       {"threads", Kind::count, "io threads (default: one per core)",
        [](Options& o, std::string_view v) -> std::string {
@@ -125,11 +129,16 @@ const std::vector<Spec>& specs() {
        }},
       {"max-body-bytes", Kind::size, "largest HTTP request body; larger get 413 (default 1M)",
        [](Options& o, std::string_view v) { return set_size(o.max_body_bytes, v, 64, "max-body-bytes"); }},
-      {"max-message-bytes", Kind::size, "largest client WebSocket message; larger close with 1009 (default 64K)",
-       [](Options& o, std::string_view v) { return set_size(o.max_message_bytes, v, 64, "max-message-bytes"); }},
+      {"max-message-bytes", Kind::size,
+       "largest client WebSocket message; larger close with 1009 (default 64K)",
+       [](Options& o, std::string_view v) {
+         return set_size(o.max_message_bytes, v, 64, "max-message-bytes");
+       }},
       {"max-queue-bytes", Kind::size,
        "outbound backlog per connection before a slow client is closed with 1008 (default 4M)",
-       [](Options& o, std::string_view v) { return set_size(o.max_queue_bytes, v, 1024, "max-queue-bytes"); }},
+       [](Options& o, std::string_view v) {
+         return set_size(o.max_queue_bytes, v, 1024, "max-queue-bytes");
+       }},
       {"max-connections", Kind::count,
        "connections (HTTP and WebSocket) held at once; more get 503 (default 100000, lowered to the "
        "file descriptor limit less a reserve)",
@@ -150,8 +159,11 @@ const std::vector<Spec>& specs() {
          return {};
        }},
       {"heartbeat-interval", Kind::seconds, "seconds between ping + heartbeat envelope (default 30)",
-       [](Options& o, std::string_view v) { return set_seconds(o.heartbeat_interval_ms, v, "heartbeat-interval"); }},
-      {"idle-timeout", Kind::seconds, "seconds of client silence before the connection is closed (default 90)",
+       [](Options& o, std::string_view v) {
+         return set_seconds(o.heartbeat_interval_ms, v, "heartbeat-interval");
+       }},
+      {"idle-timeout", Kind::seconds,
+       "seconds of client silence before the connection is closed (default 90)",
        [](Options& o, std::string_view v) { return set_seconds(o.idle_timeout_ms, v, "idle-timeout"); }},
       {"history-size", Kind::count, "events per channel kept for resume (default 1000)",
        [](Options& o, std::string_view v) -> std::string {
@@ -194,7 +206,9 @@ const std::vector<Spec>& specs() {
          return set_count(o.max_workflows_per_agent, v, 1, 1'000'000, "max-workflows-per-agent");
        }},
       {"max-metadata-bytes", Kind::size, "largest workflow metadata, as JSON; larger get 400 (default 64K)",
-       [](Options& o, std::string_view v) { return set_size(o.max_metadata_bytes, v, 2, "max-metadata-bytes"); }},
+       [](Options& o, std::string_view v) {
+         return set_size(o.max_metadata_bytes, v, 2, "max-metadata-bytes");
+       }},
       {"max-requirements-bytes", Kind::size,
        "largest requirements submission (text and items, as JSON); larger get 400 (default 64K)",
        [](Options& o, std::string_view v) {
@@ -239,7 +253,8 @@ const std::vector<Spec>& specs() {
          return {};
        }},
       {"auth-secret-file", Kind::text,
-       "file holding the HMAC secret subscriber tokens (HS256/384/512) are signed with; with any --auth-* key, "
+       "file holding the HMAC secret subscriber tokens (HS256/384/512) are signed with; with any --auth-* "
+       "key, "
        "/ws/agents/{id} needs a token (AGENTWIRE_AUTH_SECRET may hold the secret itself instead)",
        [](Options& o, std::string_view v) { return set_path(o.auth_secret_file, v, "auth-secret-file"); }},
       {"auth-public-key", Kind::text,
@@ -250,7 +265,8 @@ const std::vector<Spec>& specs() {
          o.auth_public_keys.emplace_back(v);
          return {};
        }},
-      {"auth-jwks-file", Kind::text, "JWKS file (RSA, EC and oct keys, selected by kid) for subscriber tokens",
+      {"auth-jwks-file", Kind::text,
+       "JWKS file (RSA, EC and oct keys, selected by kid) for subscriber tokens",
        [](Options& o, std::string_view v) { return set_path(o.auth_jwks_file, v, "auth-jwks-file"); }},
       {"auth-audience", Kind::text, "tokens must name this in aud (default: aud not checked)",
        [](Options& o, std::string_view v) { return set_path(o.auth_audience, v, "auth-audience"); }},
@@ -298,14 +314,16 @@ ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
   auto env = getenv ? getenv : [](const char* n) -> const char* { return std::getenv(n); };
   for (const auto& s : specs()) {
     if (const char* v = env(env_name(s.name).c_str()); v && *v) {
-      if (auto err = s.set(out, v); !err.empty()) return {ParseOutcome::Kind::error, env_name(s.name) + ": " + err};
+      if (auto err = s.set(out, v); !err.empty())
+        return {ParseOutcome::Kind::error, env_name(s.name) + ": " + err};
     }
   }
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") return {ParseOutcome::Kind::help, help_text()};
     if (arg == "--version") return {ParseOutcome::Kind::version, AGENTWIRE_VERSION};
-    if (arg.substr(0, 2) != "--") return {ParseOutcome::Kind::error, "unexpected argument '" + std::string(arg) + "'"};
+    if (arg.substr(0, 2) != "--")
+      return {ParseOutcome::Kind::error, "unexpected argument '" + std::string(arg) + "'"};
     arg.remove_prefix(2);
     std::string_view value;
     bool has_value = false;
@@ -331,12 +349,14 @@ ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
   }
   if (const char* secret = env("AGENTWIRE_AUTH_SECRET"); secret && *secret) {
     if (!out.auth_secret_file.empty())
-      return {ParseOutcome::Kind::error, "give the HMAC secret once: --auth-secret-file or AGENTWIRE_AUTH_SECRET"};
+      return {ParseOutcome::Kind::error,
+              "give the HMAC secret once: --auth-secret-file or AGENTWIRE_AUTH_SECRET"};
     out.auth_secret = secret;
   }
   if ((!out.auth_audience.empty() || !out.auth_issuer.empty()) && !out.auth_enabled())
     return {ParseOutcome::Kind::error,
-            "--auth-audience and --auth-issuer need a key: --auth-secret-file, --auth-public-key or --auth-jwks-file"};
+            "--auth-audience and --auth-issuer need a key: --auth-secret-file, --auth-public-key or "
+            "--auth-jwks-file"};
   if (out.idle_timeout_ms <= out.heartbeat_interval_ms)
     return {ParseOutcome::Kind::error, "--idle-timeout must be longer than --heartbeat-interval"};
   if (out.max_snapshot_bytes > out.max_queue_bytes / 2)

@@ -12,16 +12,16 @@ namespace aw::config {
 struct Options {
   std::string listen_host = "127.0.0.1";  // loopback by default: exposing it is a decision
   std::uint16_t listen_port = 8080;
-  std::string data_dir = "./data";        // the SQLite event log lives here
-  std::string store = "sqlite";           // "sqlite" (durable) or "memory" (nothing survives a restart)
-  std::string fsync = "normal";           // normal: survives kill -9; always: survives power loss; off
-  std::uint64_t store_max_bytes = 0;      // quota on the database; 0 = no quota
-  unsigned threads = 0;                   // io threads; 0 = one per core
+  std::string data_dir = "./data";              // the SQLite event log lives here
+  std::string store = "sqlite";                 // "sqlite" (durable) or "memory" (nothing survives a restart)
+  std::string fsync = "normal";                 // normal: survives kill -9; always: survives power loss; off
+  std::uint64_t store_max_bytes = 0;            // quota on the database; 0 = no quota
+  unsigned threads = 0;                         // io threads; 0 = one per core
   std::uint64_t max_body_bytes = 1 << 20;       // HTTP request bodies; larger get 413
   std::uint64_t max_message_bytes = 64 << 10;   // client WebSocket messages; larger close with 1009
   std::uint64_t max_queue_bytes = 4 << 20;      // per-connection outbound backlog before 1008
-  std::uint64_t max_connections = 100'000;       // HTTP + WebSocket; lowered to the descriptor limit
-  std::uint64_t max_connections_per_ip = 1000;   // per IPv4 address or IPv6 /64; 0 = no limit
+  std::uint64_t max_connections = 100'000;      // HTTP + WebSocket; lowered to the descriptor limit
+  std::uint64_t max_connections_per_ip = 1000;  // per IPv4 address or IPv6 /64; 0 = no limit
   std::int64_t heartbeat_interval_ms = 30'000;  // ping + heartbeat envelope; under common proxy idle cuts
   std::int64_t idle_timeout_ms = 90'000;        // three missed heartbeats
   std::size_t history_size = 1000;              // events per channel kept for resume
@@ -41,9 +41,9 @@ struct Options {
   // trickling a head in byte by byte (slowloris) cannot hold a descriptor for long.
   std::int64_t header_timeout_ms = 10'000;
   std::string log_level = "info";
-  bool enable_echo = false;   // /ws/echo for RFC 6455 conformance suites
-  bool compression = false;   // permessage-deflate when the client offers it
-  std::string web_dir;        // the dashboard's files; empty = web/dist beside the binary's build dir
+  bool enable_echo = false;  // /ws/echo for RFC 6455 conformance suites
+  bool compression = false;  // permessage-deflate when the client offers it
+  std::string web_dir;       // the dashboard's files; empty = web/dist beside the binary's build dir
   std::uint64_t max_web_file_bytes = 4 << 20;  // a dashboard file is read whole into memory per request
   // Subscriber tokens (JWT). With any key, /ws/agents/{id} needs a token allowing the agent; the files
   // are read and checked at start (src/auth/key_set) and again on SIGHUP.
@@ -55,7 +55,8 @@ struct Options {
   std::string auth_issuer;                    // iss must be it, when set
 
   bool auth_enabled() const noexcept {
-    return !auth_secret_file.empty() || !auth_secret.empty() || !auth_public_keys.empty() || !auth_jwks_file.empty();
+    return !auth_secret_file.empty() || !auth_secret.empty() || !auth_public_keys.empty() ||
+           !auth_jwks_file.empty();
   }
 
   unsigned effective_threads() const;

@@ -88,7 +88,9 @@ struct Event {
   std::string_view data() const noexcept { return text(data_at); }
 
  private:
-  std::string_view text(TextSpan at) const noexcept { return std::string_view(bytes.data() + at.offset, at.size); }
+  std::string_view text(TextSpan at) const noexcept {
+    return std::string_view(bytes.data() + at.offset, at.size);
+  }
 };
 
 using EventPtr = std::shared_ptr<const Event>;

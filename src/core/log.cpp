@@ -42,7 +42,9 @@ bool parse_level(std::string_view text, Level& out) noexcept {
   return false;
 }
 
-void set_level(Level level) noexcept { g_level.store(static_cast<int>(level), std::memory_order_relaxed); }
+void set_level(Level level) noexcept {
+  g_level.store(static_cast<int>(level), std::memory_order_relaxed);
+}
 
 bool enabled(Level level) noexcept {
   return static_cast<int>(level) >= g_level.load(std::memory_order_relaxed) && level != Level::off;

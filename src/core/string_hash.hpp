@@ -1,12 +1,11 @@
 // Hash maps keyed by std::string that are looked up by std::string_view, without building a string
 // for each lookup (agent ids are often past the short-string buffer, so that would allocate).
 #pragma once
+#include <boost/unordered/unordered_flat_map.hpp>
+#include <boost/unordered/unordered_map.hpp>
 #include <functional>
 #include <string>
 #include <string_view>
-
-#include <boost/unordered/unordered_flat_map.hpp>
-#include <boost/unordered/unordered_map.hpp>
 
 namespace aw {
 

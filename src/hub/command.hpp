@@ -16,11 +16,11 @@ struct Decision {
   std::string error_message;
   std::string error_details_json;  // optional extra JSON object for the caller (e.g. allowed phases)
 
-  std::string type;                // the event, when not refused
-  std::string data;                // raw JSON object
-  bool mergeable = false;          // Event::mergeable: only the workflow domain sets it
+  std::string type;        // the event, when not refused
+  std::string data;        // raw JSON object
+  bool mergeable = false;  // Event::mergeable: only the workflow domain sets it
   std::vector<store::StateRecord> records;
-  std::string reply_json;          // what the caller answers with (e.g. the new workflow), optional
+  std::string reply_json;  // what the caller answers with (e.g. the new workflow), optional
 
   static Decision refuse(Refusal r, std::string code, std::string message, std::string details = {}) {
     Decision d;

@@ -38,7 +38,7 @@ std::optional<std::int64_t> HistoryRing::oldest_held_ts() const {
 }
 
 std::optional<std::vector<EventPtr>> HistoryRing::since(std::uint64_t since, std::uint64_t latest,
-                                                         std::size_t limit) const {
+                                                        std::size_t limit) const {
   if (since > latest) return std::nullopt;
   std::vector<EventPtr> out;
   if (since == latest) return out;

@@ -57,7 +57,9 @@ std::string Hub::new_epoch(std::string_view agent_id) const {
   return out;
 }
 
-Hub::~Hub() { stop(); }
+Hub::~Hub() {
+  stop();
+}
 
 void Hub::start() {
   const std::int64_t now = now_unix_ms();
@@ -330,11 +332,11 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
     std::uint64_t seq = ch.next_seq++;
     o.staged_index = staged.size();
     o.seq = seq;
-    staged.push_back({&ch,
-                      protocol::make_event(p.agent_id, seq, std::move(o.decision.type), now,
-                                           std::move(o.decision.data), std::move(p.idempotency_key),
-                                           o.decision.mergeable),
-                      std::move(o.decision.records)});
+    staged.push_back(
+        {&ch,
+         protocol::make_event(p.agent_id, seq, std::move(o.decision.type), now, std::move(o.decision.data),
+                              std::move(p.idempotency_key), o.decision.mergeable),
+         std::move(o.decision.records)});
   }
   for (auto& s : staged) {
     events.push_back(s.event.get());
@@ -346,8 +348,10 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
     try {
       store_.append(new_channels, events, records);
     } catch (const StoreError& e) {
-      failure = {e.full() ? PublishResult::Status::store_full : PublishResult::Status::store_failed, 0,
-                 e.full() ? "event store is full" : "event store write failed", {}};
+      failure = {e.full() ? PublishResult::Status::store_full : PublishResult::Status::store_failed,
+                 0,
+                 e.full() ? "event store is full" : "event store write failed",
+                 {}};
       log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(events.size())}});
     }
   }
@@ -376,7 +380,9 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
         r.status = PublishResult::Status::refused;
         r.decision = std::move(o.decision);
         break;
-      case Outcome::Kind::duplicate_of_history: r.status = PublishResult::Status::duplicate; break;
+      case Outcome::Kind::duplicate_of_history:
+        r.status = PublishResult::Status::duplicate;
+        break;
       case Outcome::Kind::unloadable:
         r = {PublishResult::Status::store_failed, 0, "event store read failed", {}};
         publish_failures_.fetch_add(1, std::memory_order_relaxed);
@@ -546,7 +552,9 @@ void Hub::leave(Channel* ch, unsigned shard, Subscriber* sub) {
   if (wake) queue_cv_.notify_one();
 }
 
-std::string Hub::state_of(Channel& ch) const { return ch.state ? ch.state->snapshot_json() : "{}"; }
+std::string Hub::state_of(Channel& ch) const {
+  return ch.state ? ch.state->snapshot_json() : "{}";
+}
 
 Hub::Snapshot Hub::snapshot(Channel* ch) {
   std::lock_guard lock(ch->mutex);

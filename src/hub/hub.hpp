@@ -33,12 +33,12 @@
 namespace aw::hub {
 
 struct HubOptions {
-  std::size_t history_size = 1000;                  // events kept per channel for resume
-  std::int64_t history_ttl_ms = 24LL * 3600 * 1000; // ... and for at most this long
-  std::size_t max_batch = 1024;                     // events per group commit
-  std::size_t max_pending = 100000;                 // publishes queued before new ones get 503
-  std::int64_t prune_interval_ms = 5000;            // how often history and store are trimmed
-  std::uint64_t history_max_bytes = 16ULL << 20;    // event bytes one channel holds in memory
+  std::size_t history_size = 1000;                     // events kept per channel for resume
+  std::int64_t history_ttl_ms = 24LL * 3600 * 1000;    // ... and for at most this long
+  std::size_t max_batch = 1024;                        // events per group commit
+  std::size_t max_pending = 100000;                    // publishes queued before new ones get 503
+  std::int64_t prune_interval_ms = 5000;               // how often history and store are trimmed
+  std::uint64_t history_max_bytes = 16ULL << 20;       // event bytes one channel holds in memory
   std::uint64_t history_memory_budget = 256ULL << 20;  // event bytes all channels hold in memory
   std::uint64_t max_stored_read_bytes = 4ULL << 20;    // read back from the store for one resume or page
 };
@@ -54,10 +54,10 @@ using PublishCallback = std::function<void(const PublishResult&)>;
 struct JoinResult {
   Channel* channel = nullptr;
   std::string epoch;
-  std::uint64_t seq = 0;     // latest seq at join
-  bool recovered = false;    // the replay covers everything after `since`
+  std::uint64_t seq = 0;   // latest seq at join
+  bool recovered = false;  // the replay covers everything after `since`
   std::vector<EventPtr> replay;
-  std::string state_json;    // filled when a resume was asked for and failed
+  std::string state_json;  // filled when a resume was asked for and failed
 };
 
 struct HistoryPage {

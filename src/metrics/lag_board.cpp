@@ -15,7 +15,8 @@ std::vector<SubscriberLag> LagBoard::top(std::size_t n) const {
     std::lock_guard lock(mutex_);
     for (const auto& v : per_shard_) all.insert(all.end(), v.begin(), v.end());
   }
-  std::sort(all.begin(), all.end(), [](const auto& a, const auto& b) { return a.queued_bytes > b.queued_bytes; });
+  std::sort(all.begin(), all.end(),
+            [](const auto& a, const auto& b) { return a.queued_bytes > b.queued_bytes; });
   if (all.size() > n) all.resize(n);
   return all;
 }

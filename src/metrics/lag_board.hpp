@@ -13,7 +13,8 @@ struct SubscriberLag {
   std::string agent_id;
   std::uint64_t queued_bytes = 0;
   std::uint64_t queued_events = 0;
-  std::uint64_t seq_behind = 0;  // newest seq handed to the subscriber minus the oldest still queued, plus one
+  std::uint64_t seq_behind =
+      0;  // newest seq handed to the subscriber minus the oldest still queued, plus one
 };
 
 class LagBoard {

@@ -98,14 +98,17 @@ std::string prometheus_text(const StatsInput& in) {
          "Events merged into a queued message of a subscriber that fell behind (stream deltas, progress).",
          c.messages_merged);
   metric(out, "agentwire_bytes_in_total", "counter", "WebSocket payload bytes received.", c.bytes_in);
-  metric(out, "agentwire_bytes_out_total", "counter", "WebSocket frame bytes queued for sending.", c.bytes_out);
-  metric(out, "agentwire_queued_bytes", "gauge", "Outbound bytes waiting in connection queues.", c.queued_bytes);
+  metric(out, "agentwire_bytes_out_total", "counter", "WebSocket frame bytes queued for sending.",
+         c.bytes_out);
+  metric(out, "agentwire_queued_bytes", "gauge", "Outbound bytes waiting in connection queues.",
+         c.queued_bytes);
   metric(out, "agentwire_publishes_total", "counter", "Events published and acknowledged.", in.hub.publishes);
   metric(out, "agentwire_publish_failures_total", "counter", "Publishes refused (store failure, overload).",
          in.hub.publish_failures);
   metric(out, "agentwire_http_requests_total", "counter", "HTTP requests handled.", c.http_requests);
   metric(out, "agentwire_channels", "gauge", "Agent channels known.", in.hub.channels);
-  metric(out, "agentwire_history_events", "gauge", "Events held in memory for resume.", in.hub.history_events);
+  metric(out, "agentwire_history_events", "gauge", "Events held in memory for resume.",
+         in.hub.history_events);
   metric(out, "agentwire_history_bytes", "gauge", "Bytes of events held in memory for resume.",
          in.hub.history_bytes);
   metric(out, "agentwire_store_bytes", "gauge", "Size of the event store on disk.", in.store.bytes);
@@ -113,16 +116,30 @@ std::string prometheus_text(const StatsInput& in) {
   metric(out, "agentwire_uptime_seconds", "gauge", "Seconds since start.",
          static_cast<std::uint64_t>(c.uptime_ms / 1000));
   if (!in.lagging.empty()) {
-    out.append("# HELP agentwire_subscriber_queued_bytes Outbound bytes queued for the subscribers furthest behind.\n");
+    out.append(
+        "# HELP agentwire_subscriber_queued_bytes Outbound bytes queued for the subscribers furthest "
+        "behind.\n");
     out.append("# TYPE agentwire_subscriber_queued_bytes gauge\n");
     for (const auto& l : in.lagging)
-      out.append("agentwire_subscriber_queued_bytes{session=\"").append(l.session_id).append("\",agent_id=\"")
-          .append(l.agent_id).append("\"} ").append(std::to_string(l.queued_bytes)).append("\n");
-    out.append("# HELP agentwire_subscriber_seq_behind Events the subscribers furthest behind have yet to receive.\n");
+      out.append("agentwire_subscriber_queued_bytes{session=\"")
+          .append(l.session_id)
+          .append("\",agent_id=\"")
+          .append(l.agent_id)
+          .append("\"} ")
+          .append(std::to_string(l.queued_bytes))
+          .append("\n");
+    out.append(
+        "# HELP agentwire_subscriber_seq_behind Events the subscribers furthest behind have yet to "
+        "receive.\n");
     out.append("# TYPE agentwire_subscriber_seq_behind gauge\n");
     for (const auto& l : in.lagging)
-      out.append("agentwire_subscriber_seq_behind{session=\"").append(l.session_id).append("\",agent_id=\"")
-          .append(l.agent_id).append("\"} ").append(std::to_string(l.seq_behind)).append("\n");
+      out.append("agentwire_subscriber_seq_behind{session=\"")
+          .append(l.session_id)
+          .append("\",agent_id=\"")
+          .append(l.agent_id)
+          .append("\"} ")
+          .append(std::to_string(l.seq_behind))
+          .append("\n");
   }
   if (!in.hub.busiest.empty()) {
     out.append("# HELP agentwire_agent_connections Live connections of the busiest agents.\n");

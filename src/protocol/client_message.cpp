@@ -41,7 +41,8 @@ ClientMessage parse_client_message(std::string_view text) {
     m.error_code = "unknown_type";
     // The type is echoed back cut to 64 bytes, at a character boundary: the envelope stays UTF-8.
     std::string_view shown = t.substr(0, complete_utf8_prefix(t.substr(0, 64)));
-    m.error_message = "unknown message type \"" + std::string(shown) + "\"; expected ping, snapshot or refresh";
+    m.error_message =
+        "unknown message type \"" + std::string(shown) + "\"; expected ping, snapshot or refresh";
   }
   return m;
 }

@@ -8,8 +8,8 @@ namespace aw::protocol {
 
 struct ClientMessage {
   enum class Kind { ping, snapshot, refresh, invalid } kind = Kind::invalid;
-  std::string token;          // for refresh
-  std::string error_code;     // for invalid: "bad_json", "bad_message", "unknown_type"
+  std::string token;       // for refresh
+  std::string error_code;  // for invalid: "bad_json", "bad_message", "unknown_type"
   std::string error_message;
 };
 

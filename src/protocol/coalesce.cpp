@@ -90,7 +90,8 @@ EventPtr merge_progress(const Event& queued, const Event& next) {
 
 EventPtr coalesce(const Event& queued, const Event& next, std::size_t max_delta_bytes) {
   if (!queued.mergeable || !next.mergeable) return nullptr;  // a generic publish, whatever it looks like
-  if (next.seq != queued.seq + 1 || next.type() != queued.type() || next.agent_id() != queued.agent_id()) return nullptr;
+  if (next.seq != queued.seq + 1 || next.type() != queued.type() || next.agent_id() != queued.agent_id())
+    return nullptr;
   if (next.type() == "stream") return merge_deltas(queued, next, max_delta_bytes);
   if (next.type() == "progress") return merge_progress(queued, next);
   return nullptr;

@@ -136,9 +136,13 @@ std::string connected(const ConnectedInfo& c) {
   return session_envelope("connected", c.agent_id, d);
 }
 
-std::string heartbeat(std::string_view agent_id) { return session_envelope("heartbeat", agent_id, "{}"); }
+std::string heartbeat(std::string_view agent_id) {
+  return session_envelope("heartbeat", agent_id, "{}");
+}
 
-std::string pong(std::string_view agent_id) { return session_envelope("pong", agent_id, "{}"); }
+std::string pong(std::string_view agent_id) {
+  return session_envelope("pong", agent_id, "{}");
+}
 
 std::string error(std::string_view agent_id, std::string_view code, std::string_view message) {
   std::string d = "{\"code\":";
@@ -151,8 +155,10 @@ std::string error(std::string_view agent_id, std::string_view code, std::string_
 
 namespace {
 
-std::string token_lifetime(std::string_view type, std::string_view agent_id, std::int64_t exp_s, std::int64_t in_ms) {
-  std::string d = "{\"exp\":" + std::to_string(exp_s) + ",\"expires_in\":" + seconds(std::max<std::int64_t>(in_ms, 0)) + "}";
+std::string token_lifetime(std::string_view type, std::string_view agent_id, std::int64_t exp_s,
+                           std::int64_t in_ms) {
+  std::string d = "{\"exp\":" + std::to_string(exp_s) +
+                  ",\"expires_in\":" + seconds(std::max<std::int64_t>(in_ms, 0)) + "}";
   return session_envelope(type, agent_id, d);
 }
 

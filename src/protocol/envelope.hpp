@@ -28,9 +28,9 @@ struct ConnectedInfo {
   std::string_view session_id;
   std::string_view agent_id;
   std::string_view epoch;
-  std::uint64_t seq = 0;  // latest seq of the channel when the session joined
-  bool resumed = false;   // the client asked to resume (sent `since`)
-  bool recovered = false; // ... and every missed event follows
+  std::uint64_t seq = 0;   // latest seq of the channel when the session joined
+  bool resumed = false;    // the client asked to resume (sent `since`)
+  bool recovered = false;  // ... and every missed event follows
   std::uint64_t replayed = 0;
   std::int64_t heartbeat_interval_ms = 0;  // sent in seconds, fractions kept (0.5)
   std::int64_t idle_timeout_ms = 0;

@@ -48,8 +48,10 @@ class BodyScan {
 
   bool on_object_begin(ec_t&) {
     rules.object_begin();
-    if (depth_ == 0) top_is_object = true;
-    else if (depth_ == 1) member_value(Kind::object);
+    if (depth_ == 0)
+      top_is_object = true;
+    else if (depth_ == 1)
+      member_value(Kind::object);
     ++depth_;
     return true;
   }
@@ -167,8 +169,9 @@ PublishParse parse_publish_request(std::string_view body) {
   }
   if (is_session_message_type(scan.type)) {
     r.error_code = "reserved_type";
-    r.error_message = "\"" + scan.type +
-                      "\" is a session message of the protocol (connected, heartbeat, snapshot, error, pong), not an event";
+    r.error_message =
+        "\"" + scan.type +
+        "\" is a session message of the protocol (connected, heartbeat, snapshot, error, pong), not an event";
     return r;
   }
   r.request.type = scan.type;

@@ -15,7 +15,8 @@ struct PublishRequest {
 
 struct PublishParse {
   bool ok = false;
-  std::string error_code;  // "bad_json", "number_out_of_range", "duplicate_key", "bad_type", "reserved_type", "bad_data"
+  std::string error_code;  // "bad_json", "number_out_of_range", "duplicate_key", "bad_type", "reserved_type",
+                           // "bad_data"
   std::string error_message;
   PublishRequest request;
 };

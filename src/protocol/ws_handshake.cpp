@@ -240,7 +240,8 @@ HandshakeAnswer answer_upgrade(const UpgradeRequest& req, bool compression) {
   a.response.append("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n");
   a.response.append("Sec-WebSocket-Accept: ").append(sec_websocket_accept(*req.key)).append("\r\n");
   if (a.deflate) a.response.append("Sec-WebSocket-Extensions: ").append(extension).append("\r\n");
-  if (!req.subprotocol.empty()) a.response.append("Sec-WebSocket-Protocol: ").append(req.subprotocol).append("\r\n");
+  if (!req.subprotocol.empty())
+    a.response.append("Sec-WebSocket-Protocol: ").append(req.subprotocol).append("\r\n");
   a.response.append(kServerHeader).append("\r\n");
   return a;
 }

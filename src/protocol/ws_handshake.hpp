@@ -19,7 +19,7 @@ struct UpgradeRequest {
   std::optional<std::string_view> key;         // Sec-WebSocket-Key
   std::optional<std::string_view> ws_version;  // Sec-WebSocket-Version
   std::string_view extensions;                 // every Sec-WebSocket-Extensions value, comma-joined
-  std::string_view subprotocol;                // the one the server selects (Sec-WebSocket-Protocol); empty: none
+  std::string_view subprotocol;  // the one the server selects (Sec-WebSocket-Protocol); empty: none
 };
 
 struct HandshakeAnswer {

@@ -1,7 +1,7 @@
 #include "transport/corked_socket.hpp"
 
-#include <boost/asio/post.hpp>
 #include <array>
+#include <boost/asio/post.hpp>
 
 namespace aw::transport {
 
@@ -95,11 +95,12 @@ void CorkedSocket::flush() {
   auto keep = owner_.lock();
   if (!keep) return;
   waiting_ = true;
-  socket_.async_wait(tcp::socket::wait_write, [this, keep = std::move(keep)](const boost::system::error_code& ec) {
-    waiting_ = false;
-    if (ec) return fail();
-    flush();
-  });
+  socket_.async_wait(tcp::socket::wait_write,
+                     [this, keep = std::move(keep)](const boost::system::error_code& ec) {
+                       waiting_ = false;
+                       if (ec) return fail();
+                       flush();
+                     });
 }
 
 void CorkedSocket::consume(std::size_t n) {

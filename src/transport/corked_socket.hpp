@@ -28,9 +28,9 @@ struct Segment {
   std::shared_ptr<const void> keep;
   std::string_view bytes;
   bool droppable = false;
-  std::uint8_t kind = 0;          // what its owner says it is, to find it again (0: nothing in particular)
-  std::uint64_t seq = 0;          // the (first) seq of the event it carries, 0 for anything else
-  const Event* event = nullptr;   // that event (owned by `keep`), for merging while the client lags
+  std::uint8_t kind = 0;         // what its owner says it is, to find it again (0: nothing in particular)
+  std::uint64_t seq = 0;         // the (first) seq of the event it carries, 0 for anything else
+  const Event* event = nullptr;  // that event (owned by `keep`), for merging while the client lags
 };
 
 // A FIFO of segments that allocates nothing while empty — std::deque allocates ~600 B up front, which

@@ -19,7 +19,8 @@ class CorkedSocket;
 class FlushQueue {
  public:
   // `pending` counts deliveries posted to this shard and not yet run.
-  FlushQueue(net::io_context& ioc, const std::atomic<std::uint32_t>& pending) : ioc_(ioc), pending_(pending) {}
+  FlushQueue(net::io_context& ioc, const std::atomic<std::uint32_t>& pending)
+      : ioc_(ioc), pending_(pending) {}
 
   // Puts `socket` at the end of the line; `keep` holds its owner alive until its turn.
   void add(std::shared_ptr<void> keep, CorkedSocket* socket);

@@ -1,7 +1,7 @@
 #include "transport/shard.hpp"
 
-#include <boost/asio/post.hpp>
 #include <algorithm>
+#include <boost/asio/post.hpp>
 #include <future>
 
 #include "core/clock.hpp"
@@ -28,7 +28,9 @@ ShardPool::ShardPool(unsigned count, metrics::Counters& counters, std::int64_t s
   for (unsigned i = 0; i < count; ++i) shards_.push_back(std::make_unique<Shard>(i, counters.shard(i)));
 }
 
-ShardPool::~ShardPool() { destroy(); }
+ShardPool::~ShardPool() {
+  destroy();
+}
 
 void ShardPool::destroy() {
   stop();
@@ -44,7 +46,9 @@ void ShardPool::post(unsigned shard, std::function<void()> work) {
   });
 }
 
-Shard& ShardPool::next() noexcept { return *shards_[next_.fetch_add(1, std::memory_order_relaxed) % shards_.size()]; }
+Shard& ShardPool::next() noexcept {
+  return *shards_[next_.fetch_add(1, std::memory_order_relaxed) % shards_.size()];
+}
 
 void ShardPool::start() {
   work_.emplace();
@@ -122,8 +126,10 @@ std::size_t ShardPool::live_connections() {
     auto p = std::make_shared<std::promise<std::size_t>>();
     auto f = p->get_future();
     net::post(s->ioc, [&s, p] { p->set_value(s->connections.size()); });
-    if (f.wait_for(std::chrono::seconds(1)) == std::future_status::ready) total += f.get();
-    else total += 1;  // a shard that does not answer is not idle
+    if (f.wait_for(std::chrono::seconds(1)) == std::future_status::ready)
+      total += f.get();
+    else
+      total += 1;  // a shard that does not answer is not idle
   }
   return total;
 }

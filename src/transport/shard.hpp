@@ -84,10 +84,10 @@ class ShardPool final : public hub::ShardDispatcher {
   // Round-robin choice for a new connection.
   Shard& next() noexcept;
 
-  void start();          // one thread per shard, sweep timers armed
-  void shutdown_all();   // posts on_shutdown to every connection
+  void start();                    // one thread per shard, sweep timers armed
+  void shutdown_all();             // posts on_shutdown to every connection
   std::size_t live_connections();  // sum over shards, asked on each shard's thread
-  void stop();           // stops the io_contexts and joins the threads
+  void stop();                     // stops the io_contexts and joins the threads
   // Destroys the shards and whatever their queues still hold; after stop(), before the hub goes.
   void destroy();
 

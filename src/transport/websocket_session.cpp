@@ -281,10 +281,9 @@ void WebSocketSession::wait_readable() {
                               }));
     return;
   }
-  sock_.socket().async_wait(tcp::socket::wait_read, in(wait_memory_, [self = shared_from_this()](
-                                                                    boost::system::error_code ec) {
-                              self->on_readable(ec);
-                            }));
+  sock_.socket().async_wait(
+      tcp::socket::wait_read,
+      in(wait_memory_, [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); }));
 }
 
 void WebSocketSession::on_readable(boost::system::error_code ec) {
@@ -420,13 +419,15 @@ void WebSocketSession::handle_client_message(protocol::Reader::Kind kind, std::s
 void WebSocketSession::set_token_expiry(std::int64_t exp_s, std::int64_t now) {
   token_expires_ms_ = exp_s * 1000;
   // The warning comes kTokenWarningMs before the end, or halfway through a shorter life.
-  token_warn_ms_ = token_expires_ms_ - std::min(kTokenWarningMs, std::max<std::int64_t>(token_expires_ms_ - now, 0) / 2);
+  token_warn_ms_ =
+      token_expires_ms_ - std::min(kTokenWarningMs, std::max<std::int64_t>(token_expires_ms_ - now, 0) / 2);
   token_warned_ = false;
 }
 
 void WebSocketSession::refresh_token(const std::string& token) {
   if (!ctx_.verifier || token_expires_ms_ == 0) {
-    send_text(protocol::error(agent_id(), "refresh_not_needed", "this server needs no token for this connection"));
+    send_text(
+        protocol::error(agent_id(), "refresh_not_needed", "this server needs no token for this connection"));
     return;
   }
   const std::int64_t now = now_unix_ms();

@@ -109,7 +109,7 @@ class WebSocketSession final : public hub::Subscriber,
   State state_ =
       State::draining;  // until the handshake is accepted: a refusal leaves, then the socket closes
   bool echo_ = false;
-  bool slow_ = false;     // its queue overflowed; a close is on its way
+  bool slow_ = false;  // its queue overflowed; a close is on its way
   // permessage-deflate negotiated: broadcasts go out compressed with this window (9..15 bits); 0: off.
   std::uint8_t deflate_bits_ = 0;
   bool counted_ = false;  // it was accepted: its end is counted and logged

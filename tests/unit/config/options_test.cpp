@@ -10,10 +10,11 @@ namespace {
 
 ParseOutcome parse(std::vector<const char*> args, Options& o, std::map<std::string, std::string> env = {}) {
   args.insert(args.begin(), "agentwire");
-  return parse_options(static_cast<int>(args.size()), args.data(), o, [&env](const char* name) -> const char* {
-    auto it = env.find(name);
-    return it == env.end() ? nullptr : it->second.c_str();
-  });
+  return parse_options(static_cast<int>(args.size()), args.data(), o,
+                       [&env](const char* name) -> const char* {
+                         auto it = env.find(name);
+                         return it == env.end() ? nullptr : it->second.c_str();
+                       });
 }
 
 TEST(Options, DefaultsMatchTheDocs) {
@@ -50,8 +51,9 @@ TEST(Options, FlagsInBothSpellings) {
 
 TEST(Options, EnvironmentAppliesAndFlagsWin) {
   Options o;
-  auto r = parse({"--max-queue-bytes", "2M"}, o,
-                 {{"AGENTWIRE_MAX_QUEUE_BYTES", "1M"}, {"AGENTWIRE_LOG_LEVEL", "warn"}, {"AGENTWIRE_COMPRESSION", "1"}});
+  auto r = parse(
+      {"--max-queue-bytes", "2M"}, o,
+      {{"AGENTWIRE_MAX_QUEUE_BYTES", "1M"}, {"AGENTWIRE_LOG_LEVEL", "warn"}, {"AGENTWIRE_COMPRESSION", "1"}});
   ASSERT_EQ(r.kind, ParseOutcome::Kind::run) << r.message;
   EXPECT_EQ(o.max_queue_bytes, 2u << 20);
   EXPECT_EQ(o.log_level, "warn");

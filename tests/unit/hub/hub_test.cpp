@@ -110,7 +110,8 @@ TEST_F(HubTest, SeqStartsAtOnePerAgentAndGrowsByOne) {
 
 TEST_F(HubTest, DeferredWakeCommitsABurstTogether) {
   std::vector<std::function<void()>> wakes;
-  hub_->defer_wakes_on_this_thread([&wakes](std::function<void()> wake) { wakes.push_back(std::move(wake)); });
+  hub_->defer_wakes_on_this_thread(
+      [&wakes](std::function<void()> wake) { wakes.push_back(std::move(wake)); });
   std::mutex m;
   std::condition_variable cv;
   int done = 0;

@@ -6,7 +6,9 @@
 namespace aw::metrics {
 namespace {
 
-SubscriberLag lag(std::string id, std::uint64_t bytes) { return {std::move(id), "a", bytes, 1, 1}; }
+SubscriberLag lag(std::string id, std::uint64_t bytes) {
+  return {std::move(id), "a", bytes, 1, 1};
+}
 
 TEST(LagBoard, MergesShardsWorstFirst) {
   LagBoard board(2);

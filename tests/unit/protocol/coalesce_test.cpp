@@ -2,8 +2,9 @@
 // else is ever merged away.
 #include "protocol/coalesce.hpp"
 
-#include <boost/json.hpp>
 #include <gtest/gtest.h>
+
+#include <boost/json.hpp>
 
 #include "protocol/envelope.hpp"
 
@@ -62,16 +63,19 @@ TEST(Coalesce, EventsThatStandAloneAreMarkedAsSuch) {
 
 TEST(Coalesce, DeltasOfOtherStreamsOrWithAGapDoNotMerge) {
   EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *delta(6, 0, "b", "st_2")));
-  EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *delta(6, 2, "b")));   // index gap
-  EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *delta(7, 1, "b")));   // seq gap
+  EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *delta(6, 2, "b")));  // index gap
+  EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *delta(7, 1, "b")));  // seq gap
   EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *progress(6, 10)));
 }
 
 TEST(Coalesce, StreamStartsEndsAndForeignStreamEventsNeverMerge) {
-  auto start = protocol::make_event("agent-1", 4, "stream", 1, R"({"stream_id":"st_1","workflow_id":"wf_1","started":true})", "", true);
-  auto end = protocol::make_event("agent-1", 6, "stream", 1,
-                                  R"({"stream_id":"st_1","workflow_id":"wf_1","status":"completed","deltas":1,"done":true})", "", true);
-  auto foreign = protocol::make_event("agent-1", 6, "stream", 1, R"({"stream_id":"st_1","index":1,"delta":"b","extra":1})", "", true);
+  auto start = protocol::make_event("agent-1", 4, "stream", 1,
+                                    R"({"stream_id":"st_1","workflow_id":"wf_1","started":true})", "", true);
+  auto end = protocol::make_event(
+      "agent-1", 6, "stream", 1,
+      R"({"stream_id":"st_1","workflow_id":"wf_1","status":"completed","deltas":1,"done":true})", "", true);
+  auto foreign = protocol::make_event("agent-1", 6, "stream", 1,
+                                      R"({"stream_id":"st_1","index":1,"delta":"b","extra":1})", "", true);
   EXPECT_FALSE(protocol::coalesce(*start, *delta(5, 0, "a")));
   EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *end));
   EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *foreign));
@@ -116,8 +120,8 @@ TEST(Coalesce, GenericEventsShapedLikeTheDomainsNeverMerge) {
   EXPECT_FALSE(protocol::coalesce(*generic_progress(1), *generic_progress(2)));
   EXPECT_FALSE(protocol::coalesce(*progress(1, 5), *generic_progress(2)));
   EXPECT_FALSE(protocol::coalesce(*generic_progress(1), *progress(2, 5)));
-  auto generic_delta = protocol::make_event("agent-1", 6, "stream", 1,
-                                            R"({"stream_id":"st_1","workflow_id":"wf_1","index":1,"delta":"b"})");
+  auto generic_delta = protocol::make_event(
+      "agent-1", 6, "stream", 1, R"({"stream_id":"st_1","workflow_id":"wf_1","index":1,"delta":"b"})");
   EXPECT_FALSE(protocol::coalesce(*delta(5, 0, "a"), *generic_delta));
   // The same shapes from the domain do merge, and what they merge into may merge again.
   auto merged = protocol::coalesce(*progress(1, 5), *progress(2, 6));

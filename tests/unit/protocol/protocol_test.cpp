@@ -15,7 +15,8 @@ namespace aw {
 namespace {
 
 TEST(JsonSpan, SlicesMembersVerbatim) {
-  std::string_view body = R"({"type":"x", "data" : {"b": 1.50, "s": "h\"é}", "n": [1, {"d": "}"}]} , "z": null})";
+  std::string_view body =
+      R"({"type":"x", "data" : {"b": 1.50, "s": "h\"é}", "n": [1, {"d": "}"}]} , "z": null})";
   auto span = protocol::member_span(body, "data");
   ASSERT_TRUE(span);
   EXPECT_EQ(*span, R"({"b": 1.50, "s": "h\"é}", "n": [1, {"d": "}"}]})");
@@ -84,8 +85,9 @@ TEST(WsFrame, HeaderSizesFollowRfc6455) {
 
 TEST(Envelope, EventIsFramedOnceWithDataVerbatim) {
   auto ev = protocol::make_event("agent-7", 42, "progress", 0, R"({"b": 1.50})");
-  EXPECT_EQ(ev->envelope(),
-            R"({"type":"progress","agent_id":"agent-7","seq":42,"ts":"1970-01-01T00:00:00.000Z","data":{"b": 1.50}})");
+  EXPECT_EQ(
+      ev->envelope(),
+      R"({"type":"progress","agent_id":"agent-7","seq":42,"ts":"1970-01-01T00:00:00.000Z","data":{"b": 1.50}})");
   EXPECT_EQ(ev->frame(), protocol::make_text_frame(ev->envelope()));
   EXPECT_EQ(ev->agent_id(), "agent-7");
   EXPECT_EQ(ev->type(), "progress");
@@ -173,10 +175,10 @@ TEST(PublishRequest, RejectsBadBodies) {
       {R"({"type":"x","data":"s"})", "bad_data"},
       {R"({"type":"x","data":null})", "bad_data"},
       {"{\"type\":\"x\",\"data\":{\"s\":\"\xff\"}}", "bad_json"},  // invalid UTF-8
-      {R"({"type":"x"} {})", "bad_json"},                 // something after the object
+      {R"({"type":"x"} {})", "bad_json"},                          // something after the object
       {R"({"type":"x","data":{}}])", "bad_json"},
       {R"("type")", "bad_json"},
-      {R"({"data":{"type":"x"}})", "bad_type"},           // a nested "type" is not the event's
+      {R"({"data":{"type":"x"}})", "bad_type"},  // a nested "type" is not the event's
       {R"({"type":{"type":"x"}})", "bad_type"},
       {R"({"type":["x"]})", "bad_type"},
       {R"({"type":"x","type":7})", "duplicate_key"},  // parsers would differ on which counts

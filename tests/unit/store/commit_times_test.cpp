@@ -21,7 +21,8 @@ void expect_covered(const CommitTimes& times, const std::vector<std::pair<std::i
     auto it = std::upper_bound(ranges.begin(), ranges.end(), id,
                                [](std::int64_t v, const CommitTimes::Range& r) { return v < r.first_id; });
     const bool covered = it != ranges.begin() && id <= std::prev(it)->last_id;
-    ASSERT_TRUE(covered) << "row " << id << " (ts " << ts << ") is older than " << cutoff << " but not in a range";
+    ASSERT_TRUE(covered) << "row " << id << " (ts " << ts << ") is older than " << cutoff
+                         << " but not in a range";
   }
 }
 
