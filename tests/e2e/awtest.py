@@ -52,6 +52,10 @@ def binary_path() -> str:
 def clean_env(extra: dict | None = None) -> dict:
     """The test runner's environment without AGENTWIRE_* settings (they would change the server's options)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTWIRE_")}
+    if SANITIZED:
+        # AddressSanitizer keeps up to 256 MB of freed memory in quarantine by default, which RSS bounds would
+        # measure instead of what the server holds; a small quarantine lets freed memory be reused.
+        env["ASAN_OPTIONS"] = env.get("ASAN_OPTIONS", "") + ":quarantine_size_mb=4:thread_local_quarantine_size_kb=64"
     if extra:
         env.update(extra)
     return env
