@@ -1,6 +1,7 @@
-// Client messages on an agent channel against Boost.JSON: ping and snapshot exactly when the text is an
-// object whose "type" is that string; otherwise the right error code, with a message that is valid UTF-8
-// (it goes back to the client inside an `error` envelope) and short whatever the input's size.
+// Client messages on an agent channel against Boost.JSON: ping, snapshot and refresh (with its string
+// token) exactly when the text is an object whose "type" is that string; otherwise the right error code, with
+// a message that is valid UTF-8 (it goes back to the client inside an `error` envelope) and short whatever
+// the input's size.
 #include <string>
 
 #include "fuzz_check.hpp"
@@ -27,6 +28,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(got.kind == Kind::ping);
   } else if (type->get_string() == "snapshot") {
     FUZZ_CHECK(got.kind == Kind::snapshot);
+  } else if (type->get_string() == "refresh") {
+    // A refresh carries its new token as a non-empty string; anything else is a bad message.
+    const boost::json::value* token = obj->if_contains("token");
+    if (token && token->is_string() && !token->get_string().empty())
+      FUZZ_CHECK(got.kind == Kind::refresh && got.token == std::string_view(token->get_string()));
+    else
+      FUZZ_CHECK(got.kind == Kind::invalid && got.error_code == "bad_message");
   } else {
     FUZZ_CHECK(got.kind == Kind::invalid && got.error_code == "unknown_type");
   }

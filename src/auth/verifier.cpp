@@ -68,11 +68,18 @@ Verifier::Verifier(std::vector<Key> keys, ClaimRules rules)
     : keys_(std::make_shared<const std::vector<Key>>(std::move(keys))), rules_(std::move(rules)) {}
 
 void Verifier::replace_keys(std::vector<Key> keys) {
-  keys_.store(std::make_shared<const std::vector<Key>>(std::move(keys)));
+  auto fresh = std::make_shared<const std::vector<Key>>(std::move(keys));
+  std::lock_guard lock(keys_mutex_);
+  keys_.swap(fresh);
+}
+
+std::shared_ptr<const std::vector<Key>> Verifier::current_keys() const {
+  std::lock_guard lock(keys_mutex_);
+  return keys_;
 }
 
 std::size_t Verifier::key_count() const {
-  return keys_.load()->size();
+  return current_keys()->size();
 }
 
 Verdict Verifier::verify(std::string_view token, std::int64_t now_s) const {
@@ -97,7 +104,7 @@ Verdict Verifier::verify(std::string_view token, std::int64_t now_s) const {
 
   // Candidates: keys for this alg whose kid is the token's (a token without kid, or a key without one,
   // matches any).
-  auto keys = keys_.load();
+  auto keys = current_keys();
   const std::string whole(token);
   bool candidate = false;
   bool verified = false;

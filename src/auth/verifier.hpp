@@ -3,9 +3,9 @@
 // signature is checked), then its claims (auth/claims) and whether it allows the agent. Signatures are
 // checked by libjwt on OpenSSL. The key set can be replaced while tokens are being verified (SIGHUP).
 #pragma once
-#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,7 +41,12 @@ class Verifier {
   std::size_t key_count() const;
 
  private:
-  std::atomic<std::shared_ptr<const std::vector<Key>>> keys_;
+  std::shared_ptr<const std::vector<Key>> current_keys() const;
+
+  // Swapped whole on SIGHUP while handshakes verify: a mutex rather than libstdc++'s
+  // atomic<shared_ptr>, whose internal lock ThreadSanitizer cannot see (it reported a race on it).
+  mutable std::mutex keys_mutex_;
+  std::shared_ptr<const std::vector<Key>> keys_;
   const ClaimRules rules_;
 };
 
