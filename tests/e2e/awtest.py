@@ -317,6 +317,23 @@ class RawHttp:
         return status, headers, _decode_body(headers, body)
 
 
+def pipelined(server, requests):
+    """Sends (path, body) requests in one write on one connection; returns the answers in order."""
+    conn = RawHttp(server.host, server.port)
+    try:
+        out = b""
+        for path, body in requests:
+            data = json.dumps(body).encode()
+            out += (
+                f"POST {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+            ).encode() + data
+        conn.send(out)
+        return [conn.read_response() for _ in requests]
+    finally:
+        conn.close()
+
+
 def post_request_bytes(host, port, agent_id, body: bytes) -> bytes:
     return (
         f"POST /api/agents/{agent_id}/events HTTP/1.1\r\nHost: {host}:{port}\r\n"

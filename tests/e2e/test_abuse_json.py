@@ -8,7 +8,7 @@ import http.client
 import json
 import subprocess
 
-from awtest import IO_TIMEOUT, binary_path, clean_env, RawHttp, RawWebSocket, assert_json_error, connect_agent, recv_json_skip, run
+from awtest import IO_TIMEOUT, binary_path, clean_env, RawHttp, RawWebSocket, assert_json_error, connect_agent, pipelined, recv_json_skip, run
 
 OUT_OF_RANGE = ["1e400", "-1e400", "1" + "0" * 400]
 
@@ -232,23 +232,6 @@ def test_duplicate_keys_are_refused_however_they_are_spelled(server):
 FILLER_EVENTS = 6000
 FILLER_PAD = "f" * 1000
 RUN = 20
-
-
-def pipelined(server, requests):
-    """Sends (path, body) requests in one write on one connection; returns the answers in order."""
-    conn = RawHttp(server.host, server.port)
-    try:
-        out = b""
-        for path, body in requests:
-            data = json.dumps(body).encode()
-            out += (
-                f"POST {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-            ).encode() + data
-        conn.send(out)
-        return [conn.read_response() for _ in requests]
-    finally:
-        conn.close()
 
 
 def test_generic_events_shaped_like_the_domains_reach_a_lagging_subscriber_as_published(start_server):

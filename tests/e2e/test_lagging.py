@@ -4,7 +4,7 @@ and it stays connected."""
 
 import json
 
-from awtest import RawHttp, RawWebSocket, connect_agent, recv_json, run
+from awtest import RawWebSocket, connect_agent, pipelined, recv_json, run
 
 OP_TEXT = 0x1
 DELTAS = 2000
@@ -13,23 +13,6 @@ PIECE = "token-" + "x" * 400 + "|"
 # (its send buffer grows to 4 MiB by default): the deltas then wait in the server's own queue.
 FILLER_EVENTS = 6000
 FILLER_PAD = "f" * 1000
-
-
-def pipelined(server, requests):
-    """Sends (path, body) requests in one write on one connection; returns the parsed answers in order."""
-    conn = RawHttp(server.host, server.port)
-    try:
-        out = b""
-        for path, body in requests:
-            data = json.dumps(body).encode()
-            out += (
-                f"POST {path} HTTP/1.1\r\nHost: {server.host}:{server.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
-            ).encode() + data
-        conn.send(out)
-        return [conn.read_response() for _ in requests]
-    finally:
-        conn.close()
 
 
 def call(server, method, path, body):
