@@ -13,6 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PY=/usr/bin/python3  # Debian's python3, which has python3-websockets and python3-pytest
+# A test that hangs fails on its own after 5 minutes (with every thread's stack) instead of running into
+# CI's time limit; the slowest test takes seconds, under ThreadSanitizer beside a CPU hog well under a minute.
+PYTEST=("$PY" -m pytest -q -p no:cacheprovider --timeout 300)
 JOBS=$(nproc)
 FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 # clang-14 builds the fuzz targets (libFuzzer) and the TSan server (GCC 12's TSan refuses the atomic
@@ -60,7 +63,7 @@ stage "unit tests (and fuzz corpus replays)"
 ctest --test-dir build --output-on-failure -j "$JOBS"
 
 stage "black-box tests"
-AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
+AGENTWIRE_BIN="$PWD/build/agentwire" "${PYTEST[@]}" tests/e2e
 
 stage "black-box tests beside a CPU hog (stress-ng --cpu 2)"
 # Two busy workers as many as the cores of the CI machine: the suite must not depend on the machine's
@@ -68,13 +71,13 @@ stage "black-box tests beside a CPU hog (stress-ng --cpu 2)"
 stress-ng --cpu 2 --quiet &
 hog=$!
 trap 'rc=$?; kill "$hog" 2>/dev/null; wait "$hog" 2>/dev/null; (exit "$rc"); summary' EXIT
-AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
+AGENTWIRE_BIN="$PWD/build/agentwire" "${PYTEST[@]}" tests/e2e
 kill "$hog"
 wait "$hog" || true
 trap summary EXIT
 
 stage "Python client tests"
-AGENTWIRE_BIN="$PWD/build/agentwire" "$PY" -m pytest clients/python/tests -q -p no:cacheprovider
+AGENTWIRE_BIN="$PWD/build/agentwire" "${PYTEST[@]}" clients/python/tests
 
 stage "TypeScript client (tests against the real server)"
 (cd clients/ts && npm ci --no-audit --no-fund --loglevel=error && npm test)
@@ -122,7 +125,7 @@ if [ "${AGENTWIRE_SKIP_SANITIZERS:-0}" != "1" ]; then
     ctest --test-dir build-asan --output-on-failure -j "$JOBS"
   stage "black-box tests (ASan + UBSan server)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-    AGENTWIRE_SANITIZED=1 AGENTWIRE_BIN="$PWD/build-asan/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
+    AGENTWIRE_SANITIZED=1 AGENTWIRE_BIN="$PWD/build-asan/agentwire" "${PYTEST[@]}" tests/e2e
 
   stage "build with ThreadSanitizer (clang)"
   cmake -S . -B build-tsan -G Ninja -DCMAKE_CXX_COMPILER="$CLANG" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
@@ -134,7 +137,7 @@ if [ "${AGENTWIRE_SKIP_SANITIZERS:-0}" != "1" ]; then
   stage "unit tests (TSan)"
   ctest --test-dir build-tsan --output-on-failure -j "$JOBS"
   stage "black-box tests (TSan server)"
-  AGENTWIRE_SANITIZED=1 AGENTWIRE_BIN="$PWD/build-tsan/agentwire" "$PY" -m pytest tests/e2e -q -p no:cacheprovider
+  AGENTWIRE_SANITIZED=1 AGENTWIRE_BIN="$PWD/build-tsan/agentwire" "${PYTEST[@]}" tests/e2e
 fi
 end_stage
 echo "== all tests passed"
