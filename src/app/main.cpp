@@ -1,10 +1,8 @@
 // The composition root: reads the options, builds the store, shards, hub, API and server, runs until
 // SIGTERM or SIGINT, then shuts down in order. The only place that names concrete types.
-#include <signal.h>
 #include <sys/resource.h>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <chrono>
 #include <cstdio>
@@ -19,6 +17,7 @@
 #include "api/stats_api.hpp"
 #include "api/streams_api.hpp"
 #include "api/workflows_api.hpp"
+#include "app/control_signals.hpp"
 #include "auth/verifier.hpp"
 #include "check/check.hpp"
 #include "config/options.hpp"
@@ -102,23 +101,20 @@ int main(int argc, char** argv) {
   }
 
   try {
-    // Signals are caught from here on: a SIGTERM that arrives as soon as we say "listening" is honoured.
-    // They are blocked until main_ioc runs, and stay blocked in every thread started meanwhile (threads
-    // inherit the mask), so the kernel hands them to this thread alone. A signal handed to a worker stays
-    // with that worker until its next system call under ThreadSanitizer, and the hub writer can sleep on a
-    // condition variable for seconds (CI's ThreadSanitizer run once saw a SIGTERM go unhandled for an hour).
-    sigset_t control_signals;
-    sigemptyset(&control_signals);
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&control_signals, sig);
-    pthread_sigmask(SIG_BLOCK, &control_signals, nullptr);
+    // Signals are taken from here on (before any thread starts: see control_signals.hpp): a SIGTERM that
+    // arrives as soon as we say "listening" is honoured once main_ioc runs.
     boost::asio::io_context main_ioc;
-    boost::asio::signal_set signals(main_ioc, SIGINT, SIGTERM);
-    boost::asio::signal_set reload(main_ioc, SIGHUP);  // handled below, once the server runs
     int received = 0;
-    signals.async_wait([&](const boost::system::error_code&, int sig) {
-      received = sig;
-      main_ioc.stop();  // also ends the stream idle checks
-    });
+    std::function<void()> reload_keys;  // set below, once there is something to reload
+    aw::app::ControlSignals signals(
+        main_ioc,
+        [&](int sig) {
+          received = sig;
+          main_ioc.stop();  // also ends the stream idle checks
+        },
+        [&] {
+          if (reload_keys) reload_keys();
+        });
 
     auto store = open_store(options);
     const unsigned threads = options.effective_threads();
@@ -187,23 +183,16 @@ int main(int argc, char** argv) {
 
     // SIGHUP reloads the token keys (rotation without a restart); keys that cannot be used leave the
     // old ones in place.
-    std::function<void()> await_reload = [&] {
-      reload.async_wait([&](const boost::system::error_code& ec, int) {
-        if (ec) return;
-        if (verifier) {
-          try {
-            verifier->replace_keys(aw::auth::load_keys(key_sources));
-            aw::log::info("auth_keys_reloaded", {{"keys", std::to_string(verifier->key_count())}});
-          } catch (const aw::auth::KeyError& e) {
-            aw::log::error("auth_keys_reload_failed", {{"error", e.what()}});
-          }
-        }
-        await_reload();
-      });
+    reload_keys = [&] {
+      if (!verifier) return;
+      try {
+        verifier->replace_keys(aw::auth::load_keys(key_sources));
+        aw::log::info("auth_keys_reloaded", {{"keys", std::to_string(verifier->key_count())}});
+      } catch (const aw::auth::KeyError& e) {
+        aw::log::error("auth_keys_reload_failed", {{"error", e.what()}});
+      }
     };
-    await_reload();
 
-    pthread_sigmask(SIG_UNBLOCK, &control_signals, nullptr);  // any that came meanwhile are handled now
     main_ioc.run();
 
     // Shutdown: stop accepting, close every WebSocket with 1001, give them a moment, then stop.

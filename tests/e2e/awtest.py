@@ -147,16 +147,19 @@ class Server:
         return f"ws://{self.host}:{self.port}{path}"
 
     def handles_signals(self) -> bool:
-        """True once the process catches SIGTERM and SIGINT (SigCgt in /proc/<pid>/status)."""
+        """True once SIGTERM and SIGINT can no longer kill the process: caught by a handler (SigCgt) or
+        blocked to be read from a signalfd (SigBlk, the main thread's mask) -- see /proc/<pid>/status."""
+        masks = {}
         try:
             with open(f"/proc/{self.pid}/status") as f:
                 for line in f:
-                    if line.startswith("SigCgt:"):
-                        mask = int(line.split()[1], 16)
-                        return all(mask & (1 << (sig - 1)) for sig in (signal.SIGTERM, signal.SIGINT))
-        except OSError:
+                    key, _, value = line.partition(":")
+                    if key in ("SigCgt", "SigBlk"):
+                        masks[key] = int(value.split()[0], 16)
+        except (OSError, ValueError, IndexError):
             return False
-        return False
+        handled = masks.get("SigCgt", 0) | masks.get("SigBlk", 0)
+        return all(handled & (1 << (sig - 1)) for sig in (signal.SIGTERM, signal.SIGINT))
 
     def settle(self):
         """Waits (bounded) until the server has installed its signal handlers; see HANDLERS_TIMEOUT."""

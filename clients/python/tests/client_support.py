@@ -73,16 +73,18 @@ class ServerProcess:
         self._eof.set()
 
     def _wait_for_signal_handlers(self) -> None:
-        """A SIGTERM sent before the handlers are installed kills the server instead of stopping it."""
+        """A SIGTERM sent before the server takes signals kills it instead of stopping it."""
         deadline = time.monotonic() + 5.0
         while self.running and time.monotonic() < deadline:
             try:
                 with open(f"/proc/{self.proc.pid}/status") as f:
+                    # Caught by a handler (SigCgt) or blocked to be read from a signalfd (SigBlk).
+                    mask = 0
                     for line in f:
-                        if line.startswith("SigCgt:"):
-                            mask = int(line.split()[1], 16)
-                            if all(mask & (1 << (s - 1)) for s in (signal.SIGTERM, signal.SIGINT)):
-                                return
+                        if line.startswith(("SigCgt:", "SigBlk:")):
+                            mask |= int(line.split()[1], 16)
+                    if all(mask & (1 << (s - 1)) for s in (signal.SIGTERM, signal.SIGINT)):
+                        return
             except OSError:
                 return
             time.sleep(0.005)
