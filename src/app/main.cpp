@@ -18,6 +18,7 @@
 #include "api/streams_api.hpp"
 #include "api/workflows_api.hpp"
 #include "app/control_signals.hpp"
+#include "app/token_command.hpp"
 #include "auth/verifier.hpp"
 #include "check/check.hpp"
 #include "config/options.hpp"
@@ -65,6 +66,7 @@ std::string web_dir(const aw::config::Options& o, const char* argv0) {
 
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "check") return aw::check::check_main(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "token") return aw::app::token_main(argc - 1, argv + 1);
   aw::config::Options options;
   auto parsed = aw::config::parse_options(argc, argv, options);
   using Kind = aw::config::ParseOutcome::Kind;

@@ -202,15 +202,20 @@ std::vector<Key> parse_jwks(std::string_view json, const std::string& what) {
   return out;
 }
 
-std::vector<Key> load_keys(const KeySources& sources) {
-  std::vector<Key> keys;
+std::string hmac_secret(const KeySources& sources, const std::string& flag) {
   std::string secret = sources.secret;
-  if (!sources.secret_file.empty()) secret = read_file(sources.secret_file, "--auth-secret-file");
+  if (!sources.secret_file.empty()) secret = read_file(sources.secret_file, flag);
   // A trailing newline (echo > file) is not part of the secret.
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
   if (!sources.secret_file.empty() && secret.empty())
-    throw KeyError("--auth-secret-file: " + sources.secret_file + " is empty");
-  if (!secret.empty()) keys.push_back(hmac_key(std::move(secret), {}));
+    throw KeyError(flag + ": " + sources.secret_file + " is empty");
+  return secret;
+}
+
+std::vector<Key> load_keys(const KeySources& sources) {
+  std::vector<Key> keys;
+  if (std::string secret = hmac_secret(sources); !secret.empty())
+    keys.push_back(hmac_key(std::move(secret), {}));
   for (const auto& path : sources.public_keys) {
     // A PEM key's kid is its file name without the extension: keys/2026-12.pem has kid "2026-12".
     keys.push_back(public_key_from_pem(read_file(path, "--auth-public-key"),

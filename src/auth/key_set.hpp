@@ -38,6 +38,11 @@ inline constexpr std::size_t kMaxKeyFileBytes = 1 << 20;
 
 std::vector<Key> load_keys(const KeySources& sources);
 
+// The HMAC secret of `sources` (the file's bytes, else the value), without a trailing newline: empty when
+// neither is given. `flag` names the file's flag in errors. For load_keys and `agentwire token`, so a
+// token minted from a file verifies against a server reading the same file. Throws KeyError.
+std::string hmac_secret(const KeySources& sources, const std::string& flag = "--auth-secret-file");
+
 // Keys from a JWKS document ({"keys": [...]}), for load_keys and the tests. Throws KeyError.
 std::vector<Key> parse_jwks(std::string_view json, const std::string& what);
 
