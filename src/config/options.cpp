@@ -297,7 +297,9 @@ unsigned Options::effective_threads() const {
 std::string help_text() {
   std::string h =
       "agentwire: real-time updates for AI-agent workflows over WebSocket\n\n"
-      "usage: agentwire [options]\n\n"
+      "usage: agentwire [options]\n"
+      "       agentwire check [--token JWT] [--api-key KEY] URL    check a running server (check --help)\n"
+      "       agentwire token --secret-file FILE --agents LIST      mint a dev token (token --help)\n\n"
       "Every option can also be set with an environment variable, shown in brackets.\n\n";
   for (const auto& s : specs()) {
     std::string flag = std::string("  --") + s.name + (s.kind == Kind::flag ? "" : " VALUE");

@@ -2,7 +2,11 @@
 
 import re
 import socket
+import socketserver
 import subprocess
+import threading
+
+import pytest
 
 from awtest import binary_path
 
@@ -35,3 +39,86 @@ def test_check_rejects_bad_arguments():
     assert run_check().returncode == 2
     r = run_check("ftp://example")
     assert r.returncode == 1 and "http://" in r.stdout
+
+
+# ---- with keys (issue 15, item 7): --token and --api-key ----------------------------------------------
+
+CHECK_SECRET = "check-secret-of-at-least-32-bytes-0123456789"
+
+
+def mint(secret_file, agents, *extra):
+    r = subprocess.run([binary_path(), "token", "--secret-file", str(secret_file), "--agents", agents, *extra],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.strip()
+
+
+@pytest.fixture
+def keyed_server(start_server, tmp_path):
+    f = tmp_path / "secret"
+    f.write_text(CHECK_SECRET)
+    return start_server("--auth-secret-file", str(f)), f
+
+
+def test_check_passes_with_a_token_on_a_server_with_keys(keyed_server):
+    server, secret = keyed_server
+    token = mint(secret, "agentwire-check-*", "--scopes", "publish,read,admin")
+    r = run_check("--token", token, f"http://127.0.0.1:{server.port}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "all checks passed" in r.stdout
+    assert token not in r.stdout + r.stderr  # credentials are never printed
+
+
+def test_check_without_or_with_a_wrong_token_says_why(keyed_server):
+    server, secret = keyed_server
+    r = run_check(f"http://127.0.0.1:{server.port}")
+    assert r.returncode == 1
+    assert re.search(r"^FAIL  connect .*401.*token_missing.*--token", r.stdout, re.M), r.stdout
+    r = run_check("--agent", "agent-7", "--token", mint(secret, "agent-8"), f"http://127.0.0.1:{server.port}")
+    assert r.returncode == 1
+    assert re.search(r"^FAIL  connect .*403.*agent_forbidden", r.stdout, re.M), r.stdout
+
+
+class HeadRecorder(socketserver.BaseRequestHandler):
+    """Records each request's head; /healthz gets 200, anything else 401 with a JSON error."""
+
+    heads: list = []
+
+    def handle(self):
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = self.request.recv(4096)
+            if not chunk:
+                return
+            data += chunk
+        head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1")
+        HeadRecorder.heads.append(head)
+        if head.startswith("GET /healthz "):
+            body = b'{"status":"ok"}'
+            status = b"200 OK"
+        else:
+            body = b'{"error":{"code":"token_invalid","message":"recorded"}}'
+            status = b"401 Unauthorized"
+        self.request.sendall(b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
+                             + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+
+
+def headers_of(head: str) -> dict:
+    return {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in head.split("\r\n")[1:])}
+
+
+@pytest.mark.parametrize("args,http_bearer", [(["--token", "tok.en.x"], "tok.en.x"),
+                                               (["--token", "tok.en.x", "--api-key", "key-1"], "key-1")])
+def test_check_sends_the_key_over_http_and_the_token_as_the_bearer_subprotocol(args, http_bearer):
+    HeadRecorder.heads = []
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), HeadRecorder) as fake:
+        threading.Thread(target=fake.serve_forever, daemon=True).start()
+        try:
+            r = run_check("--timeout", "5", *args, f"http://127.0.0.1:{fake.server_address[1]}")
+        finally:
+            fake.shutdown()
+    assert r.returncode == 1 and re.search(r"^FAIL  connect .*401", r.stdout, re.M), r.stdout
+    health = headers_of(next(h for h in HeadRecorder.heads if h.startswith("GET /healthz ")))
+    assert health["authorization"] == f"Bearer {http_bearer}"
+    upgrade = headers_of(next(h for h in HeadRecorder.heads if h.startswith("GET /ws/agents/")))
+    assert upgrade["sec-websocket-protocol"] == "bearer, tok.en.x"
