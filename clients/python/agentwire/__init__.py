@@ -23,8 +23,15 @@ from .client import (
     SequenceTracker,
     StateChange,
     Subscription,
+    TokenProvider,
 )
-from .errors import AgentwireConnectionError, AgentwireError
+from .errors import (
+    AgentwireAuthError,
+    AgentwireConnectionError,
+    AgentwireError,
+    AuthenticationError,
+    PermissionDeniedError,
+)
 from .events import (
     Event,
     PhaseChanged,
@@ -44,14 +51,17 @@ from .publisher import AsyncPublisher, HistoryPage, Publisher
 __version__ = "0.1.0"
 
 __all__ = [
+    "AgentwireAuthError",
     "AgentwireClient",
     "AgentwireConnectionError",
     "AgentwireError",
     "AsyncPublisher",
+    "AuthenticationError",
     "Backoff",
     "ConnectionState",
     "Event",
     "HistoryPage",
+    "PermissionDeniedError",
     "PhaseChanged",
     "Position",
     "Progress",
@@ -65,6 +75,7 @@ __all__ = [
     "StreamEvent",
     "StreamStarted",
     "Subscription",
+    "TokenProvider",
     "WorkflowCreated",
     "WorkflowDeleted",
     "event_from_envelope",

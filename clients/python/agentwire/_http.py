@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional
 from urllib.parse import quote, urlencode, urlsplit
 
-from .errors import AgentwireConnectionError, AgentwireError
+from .errors import AgentwireConnectionError, error_for
 
 USER_AGENT = "agentwire-python/0.1.0"
 
@@ -98,8 +98,8 @@ def decode_json(response: HttpResponse) -> Any:
         code = raw_code if isinstance(raw_code, str) else f"http_{response.status}"
         message = raw_message if isinstance(raw_message, str) else ""
         details = {k: v for k, v in err.items() if k not in ("code", "message")}
-        raise AgentwireError(response.status, code, message, details)
-    raise AgentwireError(response.status, f"http_{response.status}", text.strip()[:500])
+        raise error_for(response.status, code, message, details)
+    raise error_for(response.status, f"http_{response.status}", text.strip()[:500])
 
 
 # ---- blocking -----------------------------------------------------------------------------------------------

@@ -59,16 +59,44 @@ import websockets
 import websockets.exceptions as ws_errors
 
 _ws_connect: Any
+_refusal_protocol: Any = None
 try:  # websockets 10–13: the API this was written against; 14+ keeps it under legacy/.
+    from websockets.legacy.client import WebSocketClientProtocol as _LegacyProtocol
     from websockets.legacy.client import connect as _legacy_connect
 
     _ws_connect = _legacy_connect
+
+    class _RefusalReadingProtocol(_LegacyProtocol):  # type: ignore[misc,valid-type]
+        """Keeps the JSON body of a refused upgrade (``{"error": {"code": "token_expired", …}}``), which
+        the legacy client drops, so a refusal can say which one it was."""
+
+        refusal_body = b""
+
+        async def read_http_response(self) -> Any:
+            status, headers = await super().read_http_response()
+            if status != 101:
+                length = headers.get("Content-Length", "")
+                if length.isdigit() and 0 < int(length) <= MAX_REFUSAL_BODY:
+                    try:
+                        self.refusal_body = await asyncio.wait_for(self.reader.readexactly(int(length)), 5.0)
+                    except (asyncio.TimeoutError, asyncio.IncompleteReadError, OSError):
+                        pass
+            return status, headers
+
+        async def handshake(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().handshake(*args, **kwargs)
+            except ws_errors.InvalidStatusCode as exc:
+                exc.refusal_body = self.refusal_body  # type: ignore[attr-defined]
+                raise
+
+    _refusal_protocol = _RefusalReadingProtocol
 except ImportError:  # pragma: no cover - only on very new releases that dropped legacy/
     _ws_connect = getattr(websockets, "connect")
 
-from ._http import Endpoint, segment
+from ._http import Endpoint, HttpResponse, decode_json, segment
 from .backoff import Backoff
-from .errors import AgentwireConnectionError, AgentwireError
+from .errors import AgentwireConnectionError, AgentwireError, AuthenticationError, error_for
 from .events import CONTROL_TYPES, Event, Snapshot, event_from_envelope
 from .publisher import AsyncPublisher
 
@@ -85,6 +113,14 @@ STABLE_AFTER_SECONDS = 5.0
 #: sub-second intervals down to 0). Longer than any such interval, so it never declares a live
 #: connection dead.
 FALLBACK_HEARTBEAT_INTERVAL = 1.0
+
+#: The largest refusal body read from a refused upgrade (the server's are a few hundred bytes).
+MAX_REFUSAL_BODY = 64 * 1024
+
+#: With a ``token_provider``, how many upgrades in a row may be refused with 401 (each time after asking
+#: the provider again) before the subscription gives up with :class:`AuthenticationError`. A provider
+#: that keeps handing out expired or foreign-signed tokens must not make the client retry for ever.
+MAX_AUTH_ATTEMPTS = 3
 
 #: How many state changes :attr:`Subscription.state_history` keeps (a process that runs for months
 #: through many reconnects must not grow without bound).
@@ -148,6 +184,30 @@ class Position(NamedTuple):
 
 
 StateCallback = Callable[[StateChange], Union[None, Awaitable[None]]]
+
+#: Hands out a subscriber token (a JWT allowing the agent): a function, or a coroutine function. Called
+#: before every connection attempt and on every ``token_expiring``, so it can fetch a fresh token from
+#: the application's backend each time.
+TokenProvider = Callable[[], Union[str, Awaitable[str]]]
+
+#: Session messages of the token's life, consumed by the subscription (not events).
+_TOKEN_MESSAGES = frozenset({"token_expiring", "token_refreshed"})
+
+
+def _check_credentials(token: Optional[str], token_provider: Optional[TokenProvider]) -> None:
+    if token is not None and token_provider is not None:
+        raise ValueError("give token or token_provider, not both")
+    if token is not None:
+        _check_token(token)
+    if token_provider is not None and not callable(token_provider):
+        raise ValueError("token_provider must be a function or a coroutine function returning the token")
+
+
+def _check_token(token: object) -> str:
+    # A JWT is base64url parts joined by dots; anything else cannot travel as a subprotocol.
+    if not isinstance(token, str) or not re.fullmatch(r"[A-Za-z0-9_.~+/=-]+", token):
+        raise ValueError("a token must be a non-empty string of base64url characters and dots (a JWT)")
+    return token
 
 
 class SequenceTracker:
@@ -221,7 +281,8 @@ def _describe_close(exc: ws_errors.ConnectionClosed) -> str:
     rcvd = exc.rcvd
     if rcvd is None:
         return "connection lost (no close frame)"
-    meaning = {1001: "going away", 1007: "invalid data", 1008: "policy (slow consumer)", 1009: "message too big"}
+    meaning = {1001: "going away", 1007: "invalid data", 1008: "policy (slow consumer)", 1009: "message too big",
+               4001: "token expired"}
     text = f"closed by server: {rcvd.code}"
     if rcvd.code in meaning:
         text += f" {meaning[rcvd.code]}"
@@ -247,7 +308,10 @@ class Subscription:
         epoch: Optional[str] = None,
         on_state: Optional[StateCallback] = None,
         max_attempts: Optional[int] = None,
+        token: Optional[str] = None,
+        token_provider: Optional[TokenProvider] = None,
     ) -> None:
+        _check_credentials(token, token_provider)
         if not isinstance(agent_id, str) or not AGENT_ID_RE.match(agent_id):
             raise ValueError(f"agent_id must be 1-128 characters of [A-Za-z0-9_.:-], not {agent_id!r}")
         if since is None and epoch is not None:
@@ -259,6 +323,12 @@ class Subscription:
         self.max_attempts = max_attempts
         self._tracker = SequenceTracker(Position(since, epoch or "") if since is not None else None)
         self._on_state = on_state
+        if token is None and token_provider is None:
+            token, token_provider = client.token, client.token_provider
+        self._token = token
+        self._token_provider = token_provider
+        self._auth_failures = 0
+        self._refresh_task: "Optional[asyncio.Future[Any]]" = None
         self._state = ConnectionState.CONNECTING
         self._history: "collections.deque[StateChange]" = collections.deque(maxlen=STATE_HISTORY_LENGTH)
         self._listeners: "List[asyncio.Queue[StateChange]]" = []
@@ -278,6 +348,10 @@ class Subscription:
         """How many connections reached ``connected`` so far."""
         self.last_server_error: Optional[Dict[str, Any]] = None
         """The ``data`` of the last ``error`` envelope (a complaint about something this client sent)."""
+        self.token_refreshes = 0
+        """How many ``refresh`` messages the server accepted (``token_refreshed``) on this subscription."""
+        self.token_exp: Optional[int] = None
+        """When the current connection's token expires (seconds since the epoch), once the server said so."""
 
     # ---- what callers read ----
 
@@ -460,10 +534,47 @@ class Subscription:
                 self._set_state(ConnectionState.CLOSED, why)
             self._finished.set()
 
-    async def _open(self, url: str) -> Optional[Any]:
+    async def _fetch_token(self) -> Optional[str]:
+        """The token for the next connection or refresh: the provider's answer (awaited when it is a
+        coroutine), else the fixed token, else None (anonymous)."""
+        if self._token_provider is None:
+            return self._token
+        try:
+            result = self._token_provider()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                result = await result
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise _Disconnected(f"the token provider failed: {exc!r}") from exc
+        try:
+            return _check_token(result)
+        except ValueError as exc:
+            raise _Disconnected(f"the token provider returned no usable token: {exc}") from exc
+
+    def _refusal(self, exc: Exception, status: int) -> AgentwireError:
+        """The typed error of a refused upgrade, with the server's code when its JSON body was read."""
+        body = getattr(exc, "refusal_body", b"") or b""
+        response = getattr(exc, "response", None)  # websockets 14+: InvalidStatus carries the response
+        if not body and response is not None:
+            body = getattr(response, "body", b"") or b""
+        try:
+            decode_json(HttpResponse(status, {}, bytes(body)))
+        except AgentwireError as err:
+            if err.code != f"http_{status}":
+                return err
+        return error_for(status, "handshake_refused",
+                         f"the server refused to subscribe to {self.agent_id} (HTTP {status})")
+
+    async def _open(self, url: str, token: Optional[str]) -> Optional[Any]:
         """The WebSocket handshake; None when the subscription was closed meanwhile."""
         client = self.client
         options: Dict[str, Any] = {"ssl": client.ssl_context} if client.ssl_context is not None else {}
+        if token is not None:
+            # Where browsers must put it: the subprotocol list "bearer, <token>"; the server selects "bearer".
+            options["subprotocols"] = ["bearer", token]
+        if _refusal_protocol is not None:
+            options["create_protocol"] = _refusal_protocol
         connecting = asyncio.ensure_future(_ws_connect(
             url,
             open_timeout=client.open_timeout,
@@ -483,8 +594,12 @@ class Subscription:
         except ws_errors.InvalidStatusCode as exc:
             status = exc.status_code
             if 400 <= status < 500 and status not in (408, 429):
-                raise AgentwireError(status, "handshake_refused",
-                                     f"the server refused to subscribe to {self.agent_id} (HTTP {status})") from exc
+                err = self._refusal(exc, status)
+                if status == 401 and self._token_provider is not None and self._auth_failures + 1 < MAX_AUTH_ATTEMPTS:
+                    # An expired or rotated-out token: the provider may have a fresh one by the next attempt.
+                    self._auth_failures += 1
+                    raise _Disconnected(f"handshake refused: {err}") from exc
+                raise err from exc
             raise _Disconnected(f"handshake answered HTTP {status}") from exc
         except asyncio.TimeoutError as exc:
             raise _Disconnected(f"no handshake answer within {client.open_timeout:g}s") from exc
@@ -502,9 +617,13 @@ class Subscription:
         """
         self._connected_at = None
         url = self.client.endpoint.ws_url(f"/ws/agents/{segment(self.agent_id)}", self._tracker.resume_query())
-        ws = await self._open(url)
+        token = await self._fetch_token()  # asked again on every attempt
+        if self._closing:
+            return
+        ws = await self._open(url, token)
         if ws is None:
             return
+        self.token_exp = None
         self._ws = ws
         timeout: float = self.client.open_timeout  # until `connected` names the heartbeat interval
         replay_left = 0
@@ -547,6 +666,7 @@ class Subscription:
                     data: Dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
                     self.connected_info = data
                     self.connections += 1
+                    self._auth_failures = 0
                     self._connected_at = time.monotonic()
                     timeout = self._heartbeat_timeout(data)
                     self.heartbeat_timeout = timeout
@@ -561,6 +681,9 @@ class Subscription:
                     # Resumed but not recovered: a snapshot follows, and LIVE with it.
                     continue
                 if etype in ("heartbeat", "pong"):
+                    continue
+                if etype in _TOKEN_MESSAGES:
+                    self._on_token_message(ws, etype, envelope.get("data"))
                     continue
                 if etype == "error":
                     err = envelope.get("data")
@@ -597,6 +720,9 @@ class Subscription:
         finally:
             if pending is not None and not pending.done():
                 pending.cancel()
+            if self._refresh_task is not None:
+                self._refresh_task.cancel()
+                self._refresh_task = None
             if self._ws is ws:
                 self._ws = None
             if polite or self._closing:
@@ -612,6 +738,36 @@ class Subscription:
                     await asyncio.wait_for(ws.wait_closed(), timeout=1.0)
                 except (asyncio.TimeoutError, OSError, ws_errors.WebSocketException):
                     pass
+
+    def _on_token_message(self, ws: Any, etype: str, data: Any) -> None:
+        data = data if isinstance(data, dict) else {}
+        exp = data.get("exp")
+        if isinstance(exp, int) and not isinstance(exp, bool):
+            self.token_exp = exp
+        if etype == "token_refreshed":
+            self.token_refreshes += 1
+            log.info("agentwire: %s token refreshed until %s", self.agent_id, exp)
+            return
+        if self._token_provider is None:
+            # A fixed token cannot be renewed: the server closes with 4001 at exp, and the reconnect is
+            # refused with token_expired (raised as AuthenticationError).
+            log.warning("agentwire: the token of %s expires in %ss and there is no token_provider to renew it",
+                        self.agent_id, data.get("expires_in"))
+            return
+        if self._refresh_task is None or self._refresh_task.done():
+            # Off the read loop, so a slow provider does not hold up events or heartbeats.
+            self._refresh_task = asyncio.ensure_future(self._refresh(ws))
+
+    async def _refresh(self, ws: Any) -> None:
+        """Asks the provider for a new token and sends it as ``refresh``; a failure is logged (the server
+        then closes with 4001 at exp, and the reconnect asks the provider again)."""
+        try:
+            token = await self._fetch_token()
+            await ws.send(json.dumps({"type": "refresh", "token": token}))
+        except _Disconnected as exc:
+            log.warning("agentwire: cannot refresh the token of %s: %s", self.agent_id, exc.reason)
+        except ws_errors.ConnectionClosed:
+            pass
 
     def _heartbeat_timeout(self, data: Mapping[str, Any]) -> float:
         client = self.client
@@ -659,6 +815,9 @@ class AgentwireClient:
         headers: Optional[Mapping[str, str]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
         http_timeout: float = 10.0,
+        token: Optional[str] = None,
+        token_provider: Optional[TokenProvider] = None,
+        api_key: Optional[str] = None,
     ) -> None:
         """
         ``backoff``: reconnect delays (full jitter between 0 and ``min(max, base * 2**attempt)``).
@@ -669,9 +828,23 @@ class AgentwireClient:
         to the server's body limit, 1 MiB by default). ``compression``: ``"deflate"`` offers
         permessage-deflate (used only if the server runs with ``--compression``), ``None`` does not.
         ``headers``: sent with every handshake and HTTP request.
+
+        Credentials, for a server with keys (without any, the server asks for none): ``token``, a
+        subscriber JWT that allows the agents subscribed to, or ``token_provider``, a function or coroutine
+        function returning one — called before every connection attempt and on every ``token_expiring``
+        (the new token goes back as ``refresh``, keeping the connection). The token travels as the
+        ``bearer`` subprotocol. A 403 (``agent_forbidden``) ends the subscription with
+        :class:`~agentwire.errors.PermissionDeniedError`; a 401 (``token_expired``, ``token_invalid``) with
+        :class:`~agentwire.errors.AuthenticationError` — at once with a fixed token, after
+        ``MAX_AUTH_ATTEMPTS`` refusals in a row with a provider. ``api_key``: ``Authorization: Bearer`` on
+        the HTTP calls of :attr:`publisher` (without one, a fixed ``token`` is sent there).
         """
         if heartbeat_grace <= 1.0:
             raise ValueError("heartbeat_grace must be above 1: a heartbeat arriving on time must not count as missed")
+        _check_credentials(token, token_provider)
+        self.token = token
+        self.token_provider = token_provider
+        self.api_key = api_key
         self.base_url = base_url
         self.endpoint = Endpoint.parse(base_url)
         self.backoff = backoff
@@ -694,6 +867,8 @@ class AgentwireClient:
         epoch: Optional[str] = None,
         on_state: Optional[StateCallback] = None,
         max_attempts: Optional[int] = None,
+        token: Optional[str] = None,
+        token_provider: Optional[TokenProvider] = None,
     ) -> Subscription:
         """Follows ``agent_id``'s events. Nothing connects until the subscription is iterated.
 
@@ -703,15 +878,18 @@ class AgentwireClient:
         without an epoch asks for everything the server still has. ``on_state`` is called (synchronously;
         a coroutine it returns is scheduled) with each :class:`StateChange`. ``max_attempts``: consecutive
         failed attempts after which iteration raises :class:`AgentwireConnectionError` (default: never).
+        ``token`` / ``token_provider``: this subscription's credentials instead of the client's.
         """
-        return Subscription(self, agent_id, since=since, epoch=epoch, on_state=on_state, max_attempts=max_attempts)
+        return Subscription(self, agent_id, since=since, epoch=epoch, on_state=on_state, max_attempts=max_attempts,
+                            token=token, token_provider=token_provider)
 
     @property
     def publisher(self) -> AsyncPublisher:
         """An :class:`AsyncPublisher` for the same server (created on first use)."""
         if self._publisher is None:
+            # The API key, else a fixed token (a JWT may carry the scopes the HTTP routes need).
             self._publisher = AsyncPublisher(self.base_url, timeout=self.http_timeout, headers=self.headers,
-                                             ssl_context=self.ssl_context)
+                                             ssl_context=self.ssl_context, api_key=self.api_key or self.token)
         return self._publisher
 
     async def stream_text(self, stream_id: str) -> Optional[str]:

@@ -8,7 +8,7 @@ the server put in the error object (``details``), e.g. the allowed phases of an 
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Type
 
 
 class AgentwireError(Exception):
@@ -54,3 +54,26 @@ class AgentwireConnectionError(AgentwireError):
     def __init__(self, message: str, cause: Optional[BaseException] = None) -> None:
         super().__init__(0, "connection_failed", message)
         self.cause = cause
+
+
+class AgentwireAuthError(AgentwireError):
+    """The server refused the credentials (401) or what they allow (403). Never retried as is: a retry with
+    the same token or key gets the same answer. The two subclasses tell which."""
+
+
+class AuthenticationError(AgentwireAuthError):
+    """401: no usable credentials — ``token_missing``, ``token_invalid``, ``token_expired`` (or the API key's
+    equivalents). A subscription with a ``token_provider`` asks it for a new token and tries again a few
+    times before raising this; with a fixed token it raises at once."""
+
+
+class PermissionDeniedError(AgentwireAuthError):
+    """403: the credentials are genuine but do not allow this — ``agent_forbidden`` (the token's agents
+    claim), a missing scope, or a refused origin. A subscription gives up with it at once."""
+
+
+def error_for(status: int, code: str, message: str, details: Optional[Mapping[str, Any]] = None) -> AgentwireError:
+    """The typed error for a refusal: :class:`AuthenticationError` for 401, :class:`PermissionDeniedError`
+    for 403, :class:`AgentwireError` otherwise."""
+    cls: Type[AgentwireError] = {401: AuthenticationError, 403: PermissionDeniedError}.get(status, AgentwireError)
+    return cls(status, code, message, details)

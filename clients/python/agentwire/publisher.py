@@ -123,14 +123,23 @@ class _Base:
         backoff: Backoff = Backoff(base=0.2, max=5.0),
         headers: Optional[Mapping[str, str]] = None,
         ssl_context: Optional[ssl.SSLContext] = None,
+        api_key: Optional[str] = None,
     ) -> None:
         """``base_url`` is the server's HTTP address (``http://127.0.0.1:8080``, or with a path prefix when
-        behind a proxy). ``headers`` are sent with every request (an ``Authorization`` for a proxy, say)."""
+        behind a proxy). ``headers`` are sent with every request. ``api_key``: sent as ``Authorization:
+        Bearer <api_key>`` on every request, for a server with keys — an API key with the scopes the calls
+        need (``publish``, ``workflows``, ``read``, ``admin``), or a JWT carrying them. A 401 raises
+        :class:`~agentwire.errors.AuthenticationError`, a 403 :class:`~agentwire.errors.PermissionDeniedError`;
+        neither is retried."""
         self.endpoint = Endpoint.parse(base_url)
         self.timeout = timeout
         self.retries = retries
         self.backoff = backoff
         self.headers: Dict[str, str] = dict(headers or {})
+        if api_key is not None:
+            if not isinstance(api_key, str) or not api_key or any(c in api_key for c in "\r\n"):
+                raise ValueError("api_key must be a non-empty string on one line")
+            self.headers["Authorization"] = f"Bearer {api_key}"
         self.ssl_context = ssl_context
 
     # ---- request plumbing ----
