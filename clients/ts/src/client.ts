@@ -2,7 +2,7 @@
 // Subscription per agent it follows.
 
 import type { BackoffOptions } from "./backoff.js";
-import { checkAgentId } from "./errors.js";
+import { checkAgentId, checkToken, type TokenProvider } from "./errors.js";
 import { Publisher, type AgentsOptions, type PublisherOptions } from "./publisher.js";
 import { Subscription, type ConnectionSettings, type SubscribeOptions } from "./subscription.js";
 import type { AgentList, StreamListing } from "./types.js";
@@ -26,6 +26,18 @@ export interface ClientOptions {
   defaultHeartbeatIntervalS?: number;
   /** Give up (state `closed`) after this many failed attempts in a row (default: never). */
   maxReconnectAttempts?: number;
+  /**
+   * For a server with keys: a subscriber token (a JWT whose `agents` claim allows the agents followed),
+   * sent as the WebSocket subprotocol `bearer, <token>` (browsers cannot set headers on a WebSocket).
+   */
+  token?: string;
+  /**
+   * Instead of `token`: asked before every connection attempt and on every `token_expiring` (its answer
+   * goes back as `refresh`, keeping the connection open). Typically a call to your backend.
+   */
+  tokenProvider?: TokenProvider;
+  /** `Authorization: Bearer` on the client's HTTP calls and its publishers (default: a fixed `token`). */
+  apiKey?: string;
 }
 
 function pageOrigin(): string | undefined {
@@ -49,12 +61,19 @@ export class AgentwireClient {
   private wsCtor: Promise<WebSocketConstructor> | null = null;
   /** For the reads (stream text, lists), made on first use. */
   private reader: Publisher | null = null;
+  /** The HTTP calls' bearer: the API key, else a fixed token. */
+  private readonly httpKey: string | undefined;
 
   constructor(options: ClientOptions = {}) {
     const url = options.url ?? pageOrigin();
     if (!url) throw new Error("agentwire: pass `url` (e.g. http://127.0.0.1:8080): there is no page origin to default to");
     this.url = url;
     const injected = options.WebSocket;
+    if (options.token !== undefined && options.tokenProvider !== undefined) {
+      throw new Error("agentwire: give token or tokenProvider, not both");
+    }
+    if (options.token !== undefined) checkToken(options.token);
+    this.httpKey = options.apiKey ?? options.token;
     this.settings = {
       wsUrl: toWebSocketUrl(url),
       resolveWebSocket: () => (this.wsCtor ??= resolveWebSocket(injected)),
@@ -63,6 +82,9 @@ export class AgentwireClient {
       heartbeatTimeoutFactor: options.heartbeatTimeoutFactor ?? 2.5,
       defaultHeartbeatIntervalS: options.defaultHeartbeatIntervalS ?? 30,
       maxReconnectAttempts: options.maxReconnectAttempts ?? Infinity,
+      httpUrl: url,
+      token: options.token,
+      tokenProvider: options.tokenProvider,
     };
   }
 
@@ -84,8 +106,9 @@ export class AgentwireClient {
   }
 
   /** A Publisher for the same server. */
+  /** A Publisher for the same server, with the client's API key unless `options` names another. */
   publisher(options: Omit<PublisherOptions, "url"> = {}): Publisher {
-    return new Publisher({ ...options, url: this.url });
+    return new Publisher({ apiKey: this.httpKey, ...options, url: this.url });
   }
 
   /**
@@ -107,7 +130,7 @@ export class AgentwireClient {
   }
 
   private http(): Publisher {
-    return (this.reader ??= new Publisher({ url: this.url }));
+    return (this.reader ??= new Publisher({ url: this.url, apiKey: this.httpKey }));
   }
 
   /** Closes every subscription of this client. */

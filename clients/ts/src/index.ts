@@ -21,7 +21,13 @@ export {
   type NewWorkflowRequest,
   type RequirementsRequest,
 } from "./publisher.js";
-export { AgentwireError, isValidAgentId } from "./errors.js";
+export {
+  AgentwireError,
+  AuthenticationError,
+  PermissionDeniedError,
+  isValidAgentId,
+  type TokenProvider,
+} from "./errors.js";
 export { Backoff, type BackoffOptions } from "./backoff.js";
 export type { WebSocketConstructor, WebSocketLike } from "./websocket.js";
 export { AgentView, type AgentViewOptions, type StreamTextSource, type WorkflowView, type StreamView } from "./view.js";

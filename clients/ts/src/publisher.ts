@@ -1,7 +1,7 @@
 // The HTTP side: publish events, read history and stats, and drive workflows and their AI output
 // streams — a thin layer over fetch that turns error answers into AgentwireError.
 
-import { AgentwireError, checkAgentId } from "./errors.js";
+import { AgentwireError, checkAgentId, errorFor } from "./errors.js";
 import type {
   AgentList,
   AgentSummary,
@@ -25,8 +25,14 @@ export interface PublisherOptions {
   url?: string;
   /** fetch to use (default: the global one; Node.js 18+ has it). */
   fetch?: FetchLike;
-  /** Headers sent with every request (e.g. a proxy's Authorization). */
+  /** Headers sent with every request. */
   headers?: Record<string, string>;
+  /**
+   * For a server with keys: sent as `Authorization: Bearer <apiKey>` on every request — an API key with
+   * the scopes the calls need (publish, workflows, read, admin), or a JWT carrying them. 401 rejects with
+   * AuthenticationError, 403 with PermissionDeniedError; neither is retried.
+   */
+  apiKey?: string;
   /** A request without an answer after this long fails with code `timeout` (ms, default 10000). */
   timeoutMs?: number;
   /**
@@ -103,6 +109,12 @@ export class Publisher {
     if (!f) throw new Error("agentwire: no fetch available: pass `fetch` in the publisher options");
     this.fetchImpl = options.fetch ?? ((input, init) => f(input, init));
     this.headers = { ...(options.headers ?? {}) };
+    if (options.apiKey !== undefined) {
+      if (typeof options.apiKey !== "string" || options.apiKey === "" || /[\r\n]/.test(options.apiKey)) {
+        throw new Error("agentwire: apiKey must be a non-empty string on one line");
+      }
+      this.headers.Authorization = `Bearer ${options.apiKey}`;
+    }
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.retries = Math.max(0, options.retries ?? 0);
     this.retryDelayMs = options.retryDelayMs ?? 200;
@@ -315,9 +327,9 @@ export class Publisher {
       const err = (parsed as { error?: Record<string, unknown> } | undefined)?.error;
       if (err && typeof err.code === "string") {
         const { code, message, ...details } = err;
-        throw new AgentwireError(response.status, code, typeof message === "string" ? message : code, details);
+        throw errorFor(response.status, code, typeof message === "string" ? message : code, details);
       }
-      throw new AgentwireError(response.status, "http_error", `${method} ${path}: HTTP ${response.status} ${text.slice(0, 200)}`);
+      throw errorFor(response.status, "http_error", `${method} ${path}: HTTP ${response.status} ${text.slice(0, 200)}`);
     }
     if (parsed === undefined) {
       throw new AgentwireError(response.status, "bad_response", `${method} ${path}: the answer is not JSON`);

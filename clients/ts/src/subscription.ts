@@ -4,7 +4,7 @@
 // seqs first_seq..seq, counts for all of them).
 
 import { Backoff, type BackoffOptions } from "./backoff.js";
-import { AgentwireError } from "./errors.js";
+import { AgentwireError, checkToken, errorFor, type TokenProvider } from "./errors.js";
 import type {
   ChannelEvent,
   ConnectedInfo,
@@ -67,7 +67,18 @@ export interface SubscriptionHandlers {
 export interface SubscribeOptions extends SubscriptionHandlers {
   /** Default "live". */
   start?: StartFrom;
+  /** This subscription's token instead of the client's. */
+  token?: string;
+  /** This subscription's token provider instead of the client's. */
+  tokenProvider?: TokenProvider;
 }
+
+/**
+ * With a `tokenProvider`, how many upgrades in a row may be refused with 401 (asking the provider again
+ * each time) before the subscription gives up with AuthenticationError: a provider that keeps handing out
+ * expired tokens must not make the client retry for ever.
+ */
+export const MAX_AUTH_ATTEMPTS = 3;
 
 /** Connection settings shared by a client's subscriptions. */
 export interface ConnectionSettings {
@@ -83,7 +94,13 @@ export interface ConnectionSettings {
   defaultHeartbeatIntervalS: number;
   /** Give up after this many failed attempts in a row. */
   maxReconnectAttempts: number;
+  /** http(s) base URL, to ask why an upgrade was refused (browsers do not show a refused upgrade's status). */
+  httpUrl?: string;
+  token?: string;
+  tokenProvider?: TokenProvider;
 }
+
+type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
 type Timer = ReturnType<typeof setTimeout>;
 
@@ -167,6 +184,13 @@ export class Subscription implements AsyncIterable<SubscriptionItem> {
   private deadTimer: Timer | null = null;
   private retryTimer: Timer | null = null;
   private heartbeatMs: number;
+  private readonly token: string | undefined;
+  private readonly tokenProvider: TokenProvider | undefined;
+  /** Upgrades refused with 401 in a row. */
+  private authFailures = 0;
+  private refreshing = false;
+  private exp: number | null = null;
+  private refreshes = 0;
   private resolveReady!: (info: ConnectedInfo) => void;
   private rejectReady!: (e: unknown) => void;
   /** The browser says the network is back: skip the rest of the backoff wait (a live connection stays). */
@@ -180,6 +204,13 @@ export class Subscription implements AsyncIterable<SubscriptionItem> {
     this.handlers = options;
     this.backoff = new Backoff(settings.backoff);
     this.heartbeatMs = settings.defaultHeartbeatIntervalS * 1000;
+    if (options.token !== undefined && options.tokenProvider !== undefined) {
+      throw new Error("agentwire: give token or tokenProvider, not both");
+    }
+    if (options.token !== undefined) checkToken(options.token);
+    const own = options.token !== undefined || options.tokenProvider !== undefined;
+    this.token = own ? options.token : settings.token;
+    this.tokenProvider = own ? options.tokenProvider : settings.tokenProvider;
     const start = options.start ?? "live";
     this.needSnapshot = start === "snapshot";
     if (typeof start === "object") this.pos = { seq: start.seq, epoch: start.epoch };
@@ -207,6 +238,16 @@ export class Subscription implements AsyncIterable<SubscriptionItem> {
   /** The latest `connected` data, or null before the first connection. */
   get connectedInfo(): ConnectedInfo | null {
     return this.info;
+  }
+
+  /** When the current connection's token expires (seconds since the epoch), once the server said so. */
+  get tokenExp(): number | null {
+    return this.exp;
+  }
+
+  /** How many `refresh` messages the server accepted (`token_refreshed`). */
+  get tokenRefreshes(): number {
+    return this.refreshes;
   }
 
   /** Listens to state changes; returns the function that stops listening. */
@@ -281,9 +322,20 @@ export class Subscription implements AsyncIterable<SubscriptionItem> {
       url += `?since=${this.pos.seq}`;
       if (this.pos.epoch) url += `&epoch=${encodeURIComponent(this.pos.epoch)}`;
     }
+    let token: string | undefined;
+    try {
+      token = await this.fetchToken();
+    } catch (e) {
+      if (this.closing || generation !== this.attemptGeneration) return;
+      this.report(e);
+      this.lost(`the token provider failed: ${String(e)}`);
+      return;
+    }
+    if (this.closing || generation !== this.attemptGeneration) return;
     let socket: WebSocketLike;
     try {
-      socket = new Ctor(url) as WebSocketLike;
+      // Browsers cannot set headers on a WebSocket: the token goes as the subprotocol list "bearer, <token>".
+      socket = (token === undefined ? new Ctor(url) : new Ctor(url, ["bearer", token])) as WebSocketLike;
     } catch (e) {
       this.report(e);
       this.lost(`cannot open ${url}: ${String(e)}`);
@@ -299,11 +351,100 @@ export class Subscription implements AsyncIterable<SubscriptionItem> {
       if (this.socket === socket) this.onFrame(event.data);
     };
     socket.onclose = (event) => {
-      if (this.socket === socket) this.lost(`closed by the server (${event.code}${event.reason ? " " + event.reason : ""})`);
+      if (this.socket !== socket) return;
+      const reason = `closed by the server (${event.code}${event.reason ? " " + event.reason : ""})`;
+      if (this.joined) this.lost(reason);
+      else void this.refusedOrLost(generation, token, reason);
     };
-    socket.onerror = () => {
-      if (this.socket === socket) this.lost("connection failed");
+    socket.onerror = (event) => {
+      if (this.socket !== socket) return;
+      if (this.joined) {
+        this.lost("connection failed");
+        return;
+      }
+      // `ws` names a refused upgrade's status in its error; browsers say nothing.
+      const text = String((event as { message?: unknown })?.message ?? "");
+      const m = /Unexpected server response: (\d+)/.exec(text);
+      void this.refusedOrLost(generation, token, m ? `handshake answered HTTP ${m[1]}` : "connection failed", m ? Number(m[1]) : undefined);
     };
+  }
+
+  /** The provider's token (awaited), else the fixed one, else none. */
+  private async fetchToken(): Promise<string | undefined> {
+    if (!this.tokenProvider) return this.token;
+    return checkToken(await this.tokenProvider());
+  }
+
+  /**
+   * A connection that failed before `connected`: if the server refused the token (401) or what it allows
+   * (403), end or retry as the refusal says; anything else is an ordinary lost connection.
+   */
+  private async refusedOrLost(generation: number, token: string | undefined, reason: string, status?: number): Promise<void> {
+    this.dropSocket(false);
+    let refusal: AgentwireError | null = null;
+    if (status === undefined || status === 401 || status === 403) refusal = await this.askWhyRefused(token, status);
+    if (this.closing || generation !== this.attemptGeneration || this.socket !== null || this.retryTimer !== null) return;
+    if (refusal === null) {
+      this.lost(reason);
+      return;
+    }
+    if (refusal.status === 401 && this.tokenProvider && ++this.authFailures < MAX_AUTH_ATTEMPTS) {
+      // An expired or rotated-out token: the provider may have a fresh one by the next attempt.
+      this.lost(`refused: ${refusal.code}: ${refusal.message}`);
+      return;
+    }
+    this.report(refusal);
+    this.finish(refusal);
+  }
+
+  /**
+   * The server's reason for refusing the upgrade: the same route asked over plain HTTP with the token as
+   * `Authorization: Bearer` answers 401/403 with the JSON error (a token it accepts gets 426 instead).
+   * Null when it was not a refusal of the credentials, or nobody answers.
+   */
+  private async askWhyRefused(token: string | undefined, status?: number): Promise<AgentwireError | null> {
+    const fetchImpl = (globalThis as { fetch?: FetchLike }).fetch;
+    const base = this.settings.httpUrl?.replace(/^ws(s?):\/\//i, "http$1://").replace(/\/+$/, "");
+    if (fetchImpl && base) {
+      const controller = typeof AbortController === "function" ? new AbortController() : undefined;
+      const timer = controller ? setTimeout(() => controller.abort(), this.settings.connectTimeoutMs) : undefined;
+      try {
+        const headers: Record<string, string> = { Accept: "application/json" };
+        if (token !== undefined) headers.Authorization = `Bearer ${token}`;
+        const res = await fetchImpl(`${base}/ws/agents/${encodeURIComponent(this.agentId)}`, { headers, signal: controller?.signal });
+        if (res.status === 401 || res.status === 403) {
+          const body = (await res.json().catch(() => null)) as { error?: { code?: unknown; message?: unknown } } | null;
+          const code = typeof body?.error?.code === "string" ? body.error.code : res.status === 401 ? "unauthorized" : "forbidden";
+          const message = typeof body?.error?.message === "string" ? body.error.message : `HTTP ${res.status}`;
+          return errorFor(res.status, code, message);
+        }
+        return null;
+      } catch {
+        // nobody answers (or CORS refused the question): fall back on the status, if any
+      } finally {
+        if (timer !== undefined) clearTimeout(timer);
+      }
+    }
+    if (status === 401 || status === 403) {
+      return errorFor(status, status === 401 ? "unauthorized" : "forbidden", `the server refused to subscribe to ${this.agentId} (HTTP ${status})`);
+    }
+    return null;
+  }
+
+  /** token_expiring: ask the provider for a new token and send it as `refresh`, off the event path. */
+  private async refreshToken(): Promise<void> {
+    if (!this.tokenProvider || this.refreshing) return;
+    this.refreshing = true;
+    const socket = this.socket;
+    try {
+      const token = await this.fetchToken();
+      if (this.socket === socket && token !== undefined) this.send({ type: "refresh", token });
+    } catch (e) {
+      // The server closes with 4001 at exp; the reconnect asks the provider again.
+      this.report(e);
+    } finally {
+      this.refreshing = false;
+    }
   }
 
   /** The connection is gone (or judged dead): forget it and try again after a backoff wait. */
@@ -405,6 +546,15 @@ export class Subscription implements AsyncIterable<SubscriptionItem> {
       case "heartbeat":
       case "pong":
         return;
+      case "token_expiring":
+      case "token_refreshed": {
+        const exp = (envelope.data as { exp?: unknown } | undefined)?.exp;
+        if (typeof exp === "number") this.exp = exp;
+        if (envelope.type === "token_refreshed") this.refreshes++;
+        else if (this.tokenProvider) void this.refreshToken();
+        else this.report(new AgentwireError(0, "token_expiring", "the token expires soon and there is no tokenProvider to renew it"));
+        return;
+      }
       case "error":
         this.report(new ServerMessageError(envelope.data as ErrorData));
         return;
@@ -421,6 +571,8 @@ export class Subscription implements AsyncIterable<SubscriptionItem> {
     this.connectTimer = null;
     this.joined = true;
     this.info = info;
+    this.authFailures = 0;
+    this.exp = null;
     this.backoff.reset();
     if (typeof info.heartbeat_interval === "number" && info.heartbeat_interval > 0) {
       this.heartbeatMs = info.heartbeat_interval * 1000;

@@ -8,6 +8,8 @@ export interface WebSocketLike {
   onmessage: ((event: { data: unknown }) => void) | null;
   onclose: ((event: { code: number; reason: string }) => void) | null;
   onerror: ((event: unknown) => void) | null;
+  /** The subprotocol the server selected ("bearer" when a token was sent that way). */
+  readonly protocol?: string;
   send(data: string): void;
   close(code?: number, reason?: string): void;
   /** `ws` only: drop the connection without a close handshake. */
@@ -16,7 +18,7 @@ export interface WebSocketLike {
 
 /** A WebSocket class: `globalThis.WebSocket`, or `WebSocket` from the `ws` package. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type WebSocketConstructor = new (url: string) => any;
+export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => any;
 
 export const OPEN = 1;
 

@@ -3,6 +3,9 @@ import {
   AgentView,
   AgentwireClient,
   AgentwireError,
+  AuthenticationError,
+  PermissionDeniedError,
+  type TokenProvider,
   deltaCount,
   firstSeqOf,
   isCustomEvent,
@@ -73,6 +76,17 @@ async function finished(): Promise<void> {
   const st = view.needsText("st_1") ? await view.fillText("st_1") : undefined;
   void [text, status, next, count, st?.text];
 }
+
+// Credentials: a provider may answer synchronously or with a promise; refusals are AgentwireErrors.
+const fixed: TokenProvider = () => "a.b.c";
+const fetched: TokenProvider = async () => "a.b.c";
+const authed = new AgentwireClient({ url: "https://example.com", tokenProvider: fetched, apiKey: "key" });
+authed.subscribe("agent-7", { tokenProvider: fixed }).onStateChange((_state, change) => {
+  const e = change.error;
+  if (e instanceof PermissionDeniedError || e instanceof AuthenticationError) void (e.code satisfies string);
+});
+const refusal: AgentwireError = new AuthenticationError(401, "token_expired", "expired");
+void refusal.retryable;
 
 void iterate;
 void publish;
