@@ -6,6 +6,7 @@
 import {
   AgentView,
   AgentwireClient,
+  AgentwireError,
   isStreamDelta,
   isStreamStart,
   isValidAgentId,
@@ -42,8 +43,19 @@ const empty = $("empty");
 const workflowsEl = $("workflows");
 const log = $<HTMLOListElement>("event-log");
 
+// A server with keys wants a token: `?token=` in the page's URL (fine for a dev tool; it stays in the
+// browser's history and in the access logs of anything in between). It goes to the WebSocket as the
+// bearer subprotocol and to the HTTP GETs as Authorization: Bearer.
+const token = new URLSearchParams(window.location.search).get("token") || undefined;
 // The page is served by agentwire, so the server is the page's origin.
-const client = new AgentwireClient();
+const client = ((): AgentwireClient => {
+  try {
+    return new AgentwireClient(token ? { token } : {});
+  } catch (e) {
+    console.warn("agentwire: ignoring ?token=:", e);  // not a JWT; the server then answers token_missing
+    return new AgentwireClient();
+  }
+})();
 const api = client.publisher();
 let sub: Subscription | null = null;
 let view = new AgentView({ textSource: client });
@@ -77,8 +89,10 @@ function showState(state: ConnectionState | "idle", change?: StateChange): void 
   if (state === "reconnecting" && change?.delayMs !== undefined) {
     text += ` (attempt ${change.attempt ?? 1})`;
   }
+  const refusal = state === "closed" && change?.error instanceof AgentwireError ? change.error : null;
+  if (refusal) text += ` · ${refusal.code}`;  // token_missing, token_expired, agent_forbidden, …
   connectionText.textContent = text;
-  connection.title = change?.reason ?? "";
+  connection.title = refusal ? `${refusal.message}${token ? "" : " (add ?token=<jwt> to the page's URL)"}` : (change?.reason ?? "");
 }
 
 function showPosition(): void {
