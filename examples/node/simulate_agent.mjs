@@ -18,6 +18,8 @@
 //   --fail-in PHASE      fail the workflow in this phase instead of completing it
 //   --runs N             run N workflows one after the other (default 1)
 //   --retries N          attempts per write while the server is away (default 30, about a minute)
+//   --api-key KEY        for a server with keys: sent as Authorization: Bearer (default AGENTWIRE_API_KEY);
+//                        an API key with the workflows scope, or a JWT carrying it
 //   --quiet              print only the workflow id at the end
 
 import { randomUUID } from "node:crypto";
@@ -54,7 +56,7 @@ class AgentwireError extends Error {
 
 function usage(message) {
   if (message) console.error(`simulate_agent: ${message}`);
-  console.error("usage: node examples/node/simulate_agent.mjs [--url URL] [--agent ID] [--name NAME] [--token-delay MS] [--step-delay MS] [--fail-in PHASE] [--runs N] [--retries N] [--quiet]");
+  console.error("usage: node examples/node/simulate_agent.mjs [--url URL] [--agent ID] [--name NAME] [--token-delay MS] [--step-delay MS] [--fail-in PHASE] [--runs N] [--retries N] [--api-key KEY] [--quiet]");
   process.exit(2);
 }
 
@@ -70,6 +72,7 @@ try {
       "fail-in": { type: "string" },
       runs: { type: "string", default: "1" },
       retries: { type: "string", default: "30" },
+      "api-key": { type: "string", default: process.env.AGENTWIRE_API_KEY },
       quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
@@ -100,6 +103,7 @@ async function call(method, path, body, idempotencyKey) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
+  if (options["api-key"]) headers.Authorization = `Bearer ${options["api-key"]}`;
   let res;
   try {
     res = await fetch(base + path, {

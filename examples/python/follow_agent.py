@@ -8,6 +8,11 @@ exactly once (or a snapshot when too much was missed). On exit it prints the pos
 
     /usr/bin/python3 examples/python/follow_agent.py agent-7 --since 42 --epoch 3f0c...
 
+On a server with keys, give it a token that allows the agent (--token or AGENTWIRE_TOKEN):
+
+    AGENTWIRE_TOKEN=$(build/agentwire token --secret-file secret --agents agent-7) \
+        /usr/bin/python3 examples/python/follow_agent.py agent-7
+
 Runs as-is from a checkout: it imports the client from clients/python next to it (or an installed one).
 """
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -76,7 +82,8 @@ def show_state(change: StateChange) -> None:
 
 
 async def follow(args: argparse.Namespace) -> Optional[Subscription]:
-    client = AgentwireClient(args.url, backoff=Backoff(base=args.backoff_base, max=args.backoff_max))
+    client = AgentwireClient(args.url, backoff=Backoff(base=args.backoff_base, max=args.backoff_max),
+                             token=args.token or None)
     sub = client.subscribe(args.agent_id, since=args.since, epoch=args.epoch, on_state=show_state)
 
     loop = asyncio.get_running_loop()
@@ -98,6 +105,9 @@ def main() -> int:
     parser.add_argument("--epoch", default=None, help="the epoch --since belongs to")
     parser.add_argument("--backoff-base", type=float, default=0.5, help="first reconnect delay cap, seconds")
     parser.add_argument("--backoff-max", type=float, default=30.0, help="largest reconnect delay, seconds")
+    parser.add_argument("--token", default=os.environ.get("AGENTWIRE_TOKEN"),
+                        help="for a server with keys: a token allowing the agent (default $AGENTWIRE_TOKEN), e.g. "
+                             "from `agentwire token --secret-file F --agents AGENT`")
     args = parser.parse_args()
     try:
         sub = asyncio.run(follow(args))
