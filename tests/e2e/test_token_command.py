@@ -115,3 +115,20 @@ def test_errors_exit_2_with_a_message(secret_file, tmp_path):
 def test_help():
     r = mint("--help")
     assert r.returncode == 0 and "--secret-file" in r.stdout and "--agents" in r.stdout
+
+
+def test_a_plain_get_tells_why_a_token_is_refused(start_server, secret_file):
+    """Browsers cannot see a refused upgrade's status; the clients ask the route over plain HTTP instead
+    (docs/protocol.md, Tokens): 401/403 with the code for a refused token, 426 for an accepted one."""
+    server = start_server("--auth-secret-file", str(secret_file))
+    token = mint("--secret-file", str(secret_file), "--agents", "agent-7").stdout.strip()
+
+    def plain_get(agent, headers):
+        st, _, body = http_request(server.host, server.port, "GET", f"/ws/agents/{agent}", headers=headers)
+        return st, body["error"]["code"]
+
+    assert plain_get("agent-7", {"Authorization": f"Bearer {token}"}) == (426, "upgrade_required")
+    assert plain_get("agent-8", {"Authorization": f"Bearer {token}"}) == (403, "agent_forbidden")
+    assert plain_get("agent-7", {}) == (401, "token_missing")
+    forged = token.rsplit(".", 1)[0] + ".c2lnbmVkLWJ5LW5vYm9keQ"  # a signature no key made
+    assert plain_get("agent-7", {"Authorization": f"Bearer {forged}"}) == (401, "token_invalid")
