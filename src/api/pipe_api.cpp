@@ -7,6 +7,7 @@
 #include "api/command_response.hpp"
 #include "api/errors.hpp"
 #include "api/idempotency_key.hpp"
+#include "api/media_type.hpp"
 #include "core/utf8.hpp"
 #include "protocol/json_rules.hpp"
 #include "workflow/limits.hpp"
@@ -223,13 +224,14 @@ void add_pipe_route(Router& router, WorkflowService& service) {
           reply(std::move(*err));
           return nullptr;
         }
-        std::string type = req.content_type.substr(0, req.content_type.find(';'));
-        bool ndjson = type == "application/x-ndjson" || type == "application/ndjson";
-        if (!ndjson && type != "text/plain" && !type.empty()) {
-          reply(error_response(415, "unsupported_media_type",
-                               "pipe takes text/plain (each piece is a delta) or application/x-ndjson"));
+        // Text (each piece a delta) or NDJSON (a delta a line), said explicitly like JSON elsewhere.
+        if (auto refusal = check_media_type(req.content_type,
+                                            {"text/plain", "application/x-ndjson", "application/ndjson"})) {
+          reply(std::move(*refusal));
           return nullptr;
         }
+        const std::string type = media_type(req.content_type);
+        bool ndjson = type == "application/x-ndjson" || type == "application/ndjson";
         auto sink = std::make_shared<PipeSink>(*s, std::move(ctx), ndjson);
         sink->open(std::string(params.get("workflow_id")), req.idempotency_key);
         return sink;

@@ -3,6 +3,7 @@
 #include <charconv>
 
 #include "api/errors.hpp"
+#include "api/media_type.hpp"
 
 namespace aw::api {
 
@@ -61,6 +62,8 @@ void Router::handle(const Request& req, Reply reply) const {
   for (const auto& r : routes_) {
     if (!fits(r.segments, path)) continue;
     if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
+      // Every plain route takes JSON (the pipe, which takes text, is a streaming route).
+      if (auto refusal = check_json_body(req)) return reply(std::move(*refusal));
       Params params;
       capture(r.segments, path, params);
       r.handler(req, params, std::move(reply));

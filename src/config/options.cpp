@@ -3,10 +3,12 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <string_view>
 #include <thread>
 
 #include "core/log.hpp"
+#include "core/web_origin.hpp"
 
 namespace aw::config {
 namespace {
@@ -79,6 +81,61 @@ std::string set_seconds(std::int64_t& field, std::string_view v, const char* nam
 std::string set_path(std::string& field, std::string_view v, const char* name) {
   if (v.empty()) return std::string("--") + name + " must not be empty";
   field = std::string(v);
+  return {};
+}
+
+// A comma-separated list, each item trimmed; empty items are an error.
+std::optional<std::vector<std::string_view>> split_list(std::string_view v) {
+  std::vector<std::string_view> out;
+  while (true) {
+    auto comma = v.find(',');
+    std::string_view item = v.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    if (item.empty()) return std::nullopt;
+    out.push_back(item);
+    if (comma == std::string_view::npos) return out;
+    v.remove_prefix(comma + 1);
+  }
+}
+
+std::string set_origins(Options& o, std::string_view v) {
+  const std::string usage =
+      "--allowed-origins takes a comma-separated list of origins scheme://host[:port] (e.g. "
+      "https://app.example.com,http://localhost:5173), null, or * for any";
+  auto items = split_list(v);
+  if (!items) return usage;
+  std::vector<std::string> out;
+  for (auto item : *items) {
+    if (item == "*" || item == "null") {
+      out.emplace_back(item);
+      continue;
+    }
+    auto origin = parse_web_origin(item);
+    if (!origin) return usage + "; not an origin: '" + std::string(item) + "'";
+    out.push_back(origin->serialized());
+  }
+  o.allowed_origins = std::move(out);
+  return {};
+}
+
+std::string set_hosts(Options& o, std::string_view v) {
+  const std::string usage =
+      "--allowed-hosts takes a comma-separated list of host names or IP addresses without ports (e.g. "
+      "agentwire.example.com,10.0.0.5), or * for any";
+  auto items = split_list(v);
+  if (!items) return usage;
+  std::vector<std::string> out;
+  for (auto item : *items) {
+    if (item == "*") {
+      out.emplace_back(item);
+      continue;
+    }
+    auto host = normalize_host_name(item);
+    if (!host) return usage + "; not a host name: '" + std::string(item) + "'";
+    out.push_back(std::move(*host));
+  }
+  o.allowed_hosts = std::move(out);
   return {};
 }
 
@@ -252,6 +309,16 @@ const std::vector<Spec>& specs() {
          o.compression = v == "true" || v == "1";
          return {};
        }},
+      {"allowed-origins", Kind::text,
+       "web origins (scheme://host[:port], comma-separated; null; * for any) whose pages may call the API "
+       "and open WebSockets; others get 403 origin_forbidden, the server's own origin is always allowed "
+       "(default: none)",
+       set_origins},
+      {"allowed-hosts", Kind::text,
+       "host names the Host header may name (comma-separated, port ignored; * for any); others get 421 "
+       "host_forbidden, against DNS rebinding (default: localhost, 127.0.0.1, [::1] and a literal listen "
+       "address while no key is configured; any host once one is)",
+       set_hosts},
       {"auth-secret-file", Kind::text,
        "file holding the HMAC secret subscriber tokens (HS256/384/512) are signed with; with any --auth-* "
        "key, "

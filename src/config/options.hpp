@@ -54,6 +54,13 @@ struct Options {
   std::string auth_audience;                  // aud must name it, when set
   std::string auth_issuer;                    // iss must be it, when set
 
+  // Browsers (see src/api/browser_policy). Origins other than the server's own that may make requests
+  // and open WebSockets, normalised ("scheme://host[:port]", "null", or "*" for any but null); none by
+  // default. Host names the Host header may name ("*": any); empty = the default: loopback names and a
+  // literal listen address while anonymous (against DNS rebinding), any host once a key is configured.
+  std::vector<std::string> allowed_origins;
+  std::vector<std::string> allowed_hosts;
+
   bool auth_enabled() const noexcept {
     return !auth_secret_file.empty() || !auth_secret.empty() || !auth_public_keys.empty() ||
            !auth_jwks_file.empty();

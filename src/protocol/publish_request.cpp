@@ -22,6 +22,11 @@ bool is_session_message_type(std::string_view t) noexcept {
   return t == "connected" || t == "heartbeat" || t == "snapshot" || t == "error" || t == "pong";
 }
 
+bool is_workflow_event_type(std::string_view t) noexcept {
+  return t == "workflow_created" || t == "requirements_submitted" || t == "phase_changed" || t == "stream" ||
+         t == "workflow_deleted";
+}
+
 namespace {
 
 // What validation needs from a publish body, gathered while Boost.JSON's parser checks all of it
@@ -38,7 +43,8 @@ class BodyScan {
   bool top_is_object = false;
   Kind type_kind = Kind::absent;
   Kind data_kind = Kind::absent;
-  std::string type;  // when type_kind is string (its first kMaxEventTypeLength + 1 bytes)
+  std::string type;                  // when type_kind is string (its first kMaxEventTypeLength + 1 bytes)
+  bool data_names_workflow = false;  // `data` has a member "workflow_id"
 
   using ec_t = boost::json::error_code;
   using sv = boost::json::string_view;
@@ -48,15 +54,17 @@ class BodyScan {
 
   bool on_object_begin(ec_t&) {
     rules.object_begin();
-    if (depth_ == 0)
+    if (depth_ == 0) {
       top_is_object = true;
-    else if (depth_ == 1)
+    } else if (depth_ == 1) {
+      in_data_ = next_ == Member::data;
       member_value(Kind::object);
+    }
     ++depth_;
     return true;
   }
   bool on_object_end(std::size_t, ec_t& ec) {
-    --depth_;
+    if (--depth_ == 1) in_data_ = false;
     return kept(rules.object_end(), ec);
   }
   bool on_array_begin(ec_t&) {
@@ -67,11 +75,17 @@ class BodyScan {
   bool on_array_end(std::size_t, ec_t&) { return --depth_, true; }
   bool on_key_part(sv part, std::size_t, ec_t&) {
     rules.key_part(part);
-    if (depth_ == 1) append_capped(key_, part);
+    if (depth_ == 1 || (depth_ == 2 && in_data_)) append_capped(key_, part);
     return true;
   }
   bool on_key(sv part, std::size_t, ec_t&) {
     rules.key(part);
+    if (depth_ == 2 && in_data_) {
+      append_capped(key_, part);
+      if (key_ == "workflow_id") data_names_workflow = true;
+      key_.clear();
+      return true;
+    }
     if (depth_ != 1) return true;
     append_capped(key_, part);
     next_ = key_ == "type" ? Member::type : key_ == "data" ? Member::data : Member::other;
@@ -122,6 +136,7 @@ class BodyScan {
   }
 
   int depth_ = 0;
+  bool in_data_ = false;  // inside the top-level member "data" (an object)
   Member next_ = Member::other;
   std::string key_;
 };
@@ -172,6 +187,20 @@ PublishParse parse_publish_request(std::string_view body) {
     r.error_message =
         "\"" + scan.type +
         "\" is a session message of the protocol (connected, heartbeat, snapshot, error, pong), not an event";
+    return r;
+  }
+  if (is_workflow_event_type(scan.type)) {
+    r.error_code = "reserved_type";
+    r.error_message = "\"" + scan.type +
+                      "\" events come only from the workflow routes (/api/workflows/...), so subscribers can "
+                      "trust them; publish your own events under another type";
+    return r;
+  }
+  if (scan.type == "progress" && scan.data_names_workflow) {
+    r.error_code = "reserved_type";
+    r.error_message =
+        "progress of a workflow (data with \"workflow_id\") comes only from POST "
+        "/api/workflows/{workflow_id}/progress; generic progress leaves workflow_id out";
     return r;
   }
   r.request.type = scan.type;

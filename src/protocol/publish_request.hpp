@@ -28,6 +28,12 @@ bool is_valid_event_type(std::string_view type) noexcept;
 // mistake it for the server's own message.
 bool is_session_message_type(std::string_view type) noexcept;
 
+// Types only the workflow routes publish (workflow_created, requirements_submitted, phase_changed,
+// stream, workflow_deleted): the generic route refuses them, so a subscriber can trust where they came
+// from. `progress` is both: generic progress is fine, but progress naming a workflow (a `workflow_id` in
+// its data) is the workflow route's, and refused here too.
+bool is_workflow_event_type(std::string_view type) noexcept;
+
 PublishParse parse_publish_request(std::string_view body);
 
 }  // namespace aw::protocol

@@ -4,6 +4,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
 
+#include "api/browser_policy.hpp"
 #include "api/errors.hpp"
 #include "api/subscriber_auth.hpp"
 #include "core/clock.hpp"
@@ -36,8 +37,11 @@ std::string serialize(const api::Response& res, unsigned version, bool keep_aliv
   auto reason = http::obsolete_reason(static_cast<http::status>(res.status));
   out.append(reason.data(), reason.size()).append("\r\n");
   out.append(kServerHeader);
-  out.append("Content-Type: ").append(res.content_type).append("\r\n");
-  out.append("Content-Length: ").append(std::to_string(res.body.size())).append("\r\n");
+  // 204 has no content, and says nothing about its length (RFC 9110 8.6).
+  if (res.status != 204) {
+    out.append("Content-Type: ").append(res.content_type).append("\r\n");
+    out.append("Content-Length: ").append(std::to_string(res.body.size())).append("\r\n");
+  }
   for (const auto& [k, v] : res.headers) out.append(k).append(": ").append(v).append("\r\n");
   if (!keep_alive)
     out.append("Connection: close\r\n");
@@ -75,6 +79,16 @@ std::optional<api::Response> check_framing(const http::request_parser<http::empt
   if (hosts > 1 || (hosts == 0 && head.version() >= 11))
     return api::error_response(400, "bad_host", "an HTTP/1.1 request needs exactly one Host header");
   return std::nullopt;
+}
+
+// What the browser policy needs from a head.
+api::BrowserRequest browser_request(const http::request_header<>& head) {
+  auto value = [&](http::field f) -> std::optional<std::string_view> {
+    auto it = head.find(f);
+    if (it == head.end()) return std::nullopt;
+    return std::string_view(it->value());
+  };
+  return {head.method_string(), value(http::field::host), value(http::field::origin)};
 }
 
 // A streamed body that broke its own framing (as opposed to a connection that broke).
@@ -180,6 +194,16 @@ void HttpSession::refuse_head(const api::Response& res) {
   reply_now(res, false, false);
 }
 
+void HttpSession::answer_head(const api::Response& res) {
+  const auto& head = header_parser_->get();
+  // Without a body there is nothing to skip: the connection can stay for the next request.
+  bool bodiless = !header_parser_->chunked() && header_parser_->content_length().value_or(0) == 0;
+  if (!bodiless || !head.keep_alive()) return refuse_head(res);
+  bool is_head = head.method() == http::verb::head;
+  header_parser_.reset();
+  reply_now(res, true, is_head);
+}
+
 void HttpSession::on_header(beast::error_code ec) {
   head_deadline_ms_ = 0;  // the next head is due from its first byte
   if (ec) {
@@ -193,6 +217,10 @@ void HttpSession::on_header(beast::error_code ec) {
   ctx_.counters.http_requests.fetch_add(1, std::memory_order_relaxed);
   const auto& head = header_parser_->get();
   version_ = head.version();
+  // Hosts, origins and CORS, for every route and before any WebSocket upgrade.
+  auto browser = api::check_browser_request(browser_request(head), ctx_.options);
+  cors_headers_ = std::move(browser.cors_headers);
+  if (browser.answer) return answer_head(*browser.answer);
   request_ = to_api_request(head);
   api::Params params;
   if (auto* handler = ctx_.router.match_streaming(request_.method, request_.path, params))
@@ -340,13 +368,15 @@ api::Reply HttpSession::answer_to(std::uint64_t slot, bool keep_alive, bool head
   // The reference to the session moves into the posted handler, so the last one is always dropped on
   // this shard's thread: a session destroyed on the writer thread would leave its shard's connection
   // set from there, racing the shard's sweep (found by ThreadSanitizer).
-  return [self = shared_from_this(), slot, keep_alive, head](api::Response res) mutable {
-    if (!self) return;  // answered once already
-    auto ex = self->stream_.get_executor();
-    net::post(ex, [self = std::move(self), slot, res = std::move(res), keep_alive, head] {
-      self->complete(slot, res, keep_alive, head);
-    });
-  };
+  return
+      [self = shared_from_this(), slot, keep_alive, head, cors = cors_headers_](api::Response res) mutable {
+        if (!self) return;  // answered once already
+        res.headers.insert(res.headers.end(), cors.begin(), cors.end());
+        auto ex = self->stream_.get_executor();
+        net::post(ex, [self = std::move(self), slot, res = std::move(res), keep_alive, head] {
+          self->complete(slot, res, keep_alive, head);
+        });
+      };
 }
 
 void HttpSession::reply_now(const api::Response& res, bool keep_alive, bool head) {

@@ -15,6 +15,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "api/body_sink.hpp"
 #include "api/http_types.hpp"
@@ -72,6 +74,8 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   void on_header(beast::error_code ec);
   // Refuses a request from its head alone: the body is not read, so the answer ends the connection.
   void refuse_head(const api::Response& res);
+  // Answers a request from its head alone, keeping the connection when there is no body to skip.
+  void answer_head(const api::Response& res);
   void on_body(beast::error_code ec);
   // A read failed: answers what can be answered and stops reading.
   void read_failed(beast::error_code ec);
@@ -104,6 +108,8 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::request_parser<http::buffer_body>> body_parser_;  // streaming routes
   api::Request request_;  // the request being read, built once from its head and handed over when routed
+  // CORS headers for the answers to the request being read (an allowed cross-origin one); else empty.
+  std::vector<std::pair<std::string, std::string>> cors_headers_;
   std::shared_ptr<api::BodySink> sink_;
   std::unique_ptr<char[]> chunk_;  // streaming reads land here; only sessions that stream have one
   // Holds the session while reading waits for the sink (no read in flight holds it then).

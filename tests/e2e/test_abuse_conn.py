@@ -28,8 +28,8 @@ from awtest import (
     ws_connect,
 )
 
-HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
-STATS = b"GET /api/websocket/stats HTTP/1.1\r\nHost: t\r\n\r\n"
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+STATS = b"GET /api/websocket/stats HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 def keepalive(server, source: str | None = None) -> RawHttp:
@@ -56,7 +56,7 @@ def stats_on(conn: RawHttp) -> dict:
 
 def publish_on(conn: RawHttp, agent_id: str) -> int:
     body = b'{"type":"t","data":{"a":1}}'
-    conn.send(f"POST /api/agents/{agent_id}/events HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+    conn.send(f"POST /api/agents/{agent_id}/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
               f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     status, _, answer = conn.read_response()
     assert status == 202, answer
@@ -69,7 +69,7 @@ def fresh_request(server, path="/healthz", source: str | None = None):
     conn.sock = socket.create_connection((server.host, server.port), IO_TIMEOUT, (source, 0) if source else None)
     conn.buf = b""
     try:
-        conn.send(f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        conn.send(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
         return conn.read_response()
     finally:
         conn.close()
@@ -81,7 +81,7 @@ def open_fds(pid: int) -> int:
 
 def upgrade_request(key: str) -> bytes:
     return (
-        "GET /ws/agents/abuse HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "GET /ws/agents/abuse HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
     ).encode()
 
@@ -143,7 +143,7 @@ def test_max_connections_refuses_http_and_websocket_with_503_json(start_server):
 
     s = stats_on(ctl)["connections"]
     assert s["refused_max"] >= 3 and s["refused_per_ip"] == 0, s
-    ctl.send(b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n")
+    ctl.send(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
     _, _, metrics = ctl.read_response()
     m = re.search(r'^agentwire_connections_refused_total\{limit="max"\} (\d+)$', metrics, re.M)
     assert m and int(m.group(1)) >= 3, metrics

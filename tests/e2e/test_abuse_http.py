@@ -60,7 +60,7 @@ def only_error(raw: bytes, status: int, code: str):
     return err
 
 
-STATS = b"GET /api/websocket/stats HTTP/1.1\r\nHost: x\r\n\r\n"
+STATS = b"GET /api/websocket/stats HTTP/1.1\r\nHost: localhost\r\n\r\n"
 
 
 @pytest.mark.parametrize("coding", [b"gzip", b"chunked, gzip", b"identity", b"chunked\r\nTransfer-Encoding: gzip"])
@@ -68,7 +68,7 @@ def test_a_transfer_encoding_not_ending_in_chunked_is_refused_and_closes(server,
     # Today's body would be read as a second request (the stats request smuggled in it).
     raw = exchange(
         server,
-        b"POST /api/agents/smuggle/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"POST /api/agents/smuggle/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         b"Transfer-Encoding: " + coding + b"\r\n\r\n" + STATS,
     )
     only_error(raw, 400, "bad_transfer_encoding")
@@ -79,7 +79,7 @@ def test_a_transfer_encoding_not_ending_in_chunked_is_refused_and_closes(server,
 def test_a_transfer_encoding_with_a_content_length_is_refused(server):
     raw = exchange(
         server,
-        b"POST /api/agents/smuggle/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+        b"POST /api/agents/smuggle/events HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
         b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + STATS,
     )
     only_error(raw, 400, "bad_transfer_encoding")
@@ -102,12 +102,12 @@ def test_chunked_bodies_still_work(server):
     conn = RawHttp(server.host, server.port)
     try:
         conn.send(
-            b"POST /api/agents/chunky/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /api/agents/chunky/events HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
         )
         status, _, res = conn.read_response()
         assert status == 202, res
-        conn.send(b"GET /api/agents/chunky/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        conn.send(b"GET /api/agents/chunky/events HTTP/1.1\r\nHost: localhost\r\n\r\n")
         status, _, res = conn.read_response()
         assert status == 200 and [e["type"] for e in res["events"]] == ["note"], res
     finally:
@@ -150,7 +150,7 @@ def test_a_websocket_upgrade_without_host_is_refused(server):
     ids=["raw-ff", "bad-continuation", "surrogate", "405-raw-ff", "405-pipe"],
 )
 def test_error_bodies_are_utf8_json_whatever_the_path_bytes(server, method, path, status):
-    raw = exchange(server, method + b" " + path + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    raw = exchange(server, method + b" " + path + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     answers = responses(raw)
     assert len(answers) == 1, raw
     got_status, _, body = answers[0]
@@ -161,7 +161,7 @@ def test_error_bodies_are_utf8_json_whatever_the_path_bytes(server, method, path
 
 
 def test_a_valid_utf8_path_is_echoed_as_is(server):
-    raw = exchange(server, "GET /caf\u00e9 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+    raw = exchange(server, "GET /caf\u00e9 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
     (status, _, body), = responses(raw)
     err = assert_json_error(status, json.loads(body.decode("utf-8")), 404)
     assert "/caf\u00e9" in err["message"], err
@@ -200,7 +200,7 @@ def test_a_head_trickling_in_is_answered_408_and_closed_at_the_header_timeout(st
     try:
         keep.send(STATS)
         assert keep.read_response()[0] == 200
-        slow.sendall(b"GET /api/websocket/stats HTTP/1.1\r\nHost: x\r\n")
+        slow.sendall(b"GET /api/websocket/stats HTTP/1.1\r\nHost: localhost\r\n")
         slow.setblocking(False)
         closed_at = None
         got = b""
@@ -241,7 +241,7 @@ def test_many_slow_heads_are_all_closed_and_the_server_keeps_serving(start_serve
     try:
         for _ in range(50):
             s = socket.create_connection((server.host, server.port), timeout=IO_TIMEOUT)
-            s.sendall(b"POST /api/agents/a/events HTTP/1.1\r\nHost: x\r\n")
+            s.sendall(b"POST /api/agents/a/events HTTP/1.1\r\nHost: localhost\r\n")
             socks.append(s)
         for s in socks:
             only_error(read_until_closed(s, IO_TIMEOUT), 408, "request_timeout")

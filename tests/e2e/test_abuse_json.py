@@ -248,11 +248,12 @@ def test_generic_events_shaped_like_the_domains_reach_a_lagging_subscriber_as_pu
                 assert status == 202, body
                 filler_last = body["seq"]
         reqs = []
-        # generic progress and stream deltas, as the domain would shape them; then the domain's own
+        # generic progress (without a workflow_id: the generic route refuses one) and events shaped like
+        # stream deltas (the type `stream` is the workflow routes' alone); then the domain's own
         for i in range(RUN):
-            reqs.append((events, {"type": "progress", "data": {"workflow_id": wid, "percent": i, "message": None}}))
+            reqs.append((events, {"type": "progress", "data": {"percent": i, "message": None}}))
         for i in range(RUN):
-            reqs.append((events, {"type": "stream", "data": {"stream_id": sid, "workflow_id": wid, "index": i, "delta": "g"}}))
+            reqs.append((events, {"type": "delta", "data": {"stream_id": sid, "workflow_id": wid, "index": i, "delta": "g"}}))
         for i in range(RUN):
             reqs.append((f"/api/workflows/{wid}/progress", {"percent": i}))
         for i in range(RUN):

@@ -199,6 +199,8 @@ def call(docs, server, method, template, path, body=None, headers=None, expect=N
     """One request; checks the answer against docs/openapi.json; returns (status, headers, body)."""
     h = dict(headers or {})
     data = raw
+    if raw is not None:
+        h.setdefault("Content-Type", "application/json")
     if body is not None:
         data = json.dumps(body)
         h.setdefault("Content-Type", "application/json")

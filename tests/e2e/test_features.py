@@ -62,7 +62,7 @@ def test_compression_negotiated_and_events_correct(start_server):
             assert "permessage-deflate" in names, names
             assert hello["agent_id"] == "zip"
             data = {"text": "the quick brown fox " * 500, "n": 1}
-            assert server.publish("zip", "stream", data) == 1
+            assert server.publish("zip", "text", data) == 1
             ev = await recv_json(ws, what="a compressible event")
             assert ev["seq"] == 1 and ev["data"] == data
             # Client-to-server messages are compressed by the client: the server must inflate them.

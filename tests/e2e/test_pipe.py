@@ -309,7 +309,7 @@ def test_an_empty_body_is_an_empty_completed_stream_answered_at_once(server, fra
         assert status == 200, res
         assert res["status"] == "completed" and res["deltas"] == 0 and res["length"] == 0, res
         # The connection is still usable for the next request.
-        conn.send(f"GET /api/workflows/{wf} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        conn.send(f"GET /api/workflows/{wf} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
         status, _, _ = conn.read_response()
         assert status == 200
     finally:
@@ -346,7 +346,7 @@ def test_an_ndjson_line_past_its_limit_is_refused_and_the_stream_fails(server):
         # One line that never ends, past the 1 MiB a line may take, then more: refused, the rest dropped.
         body = b'{"delta":"ok"}\n{"delta":"' + b"y" * (2 << 20)
         request = (
-            f"POST /api/workflows/{wf}/streams/pipe HTTP/1.1\r\nHost: x\r\n"
+            f"POST /api/workflows/{wf}/streams/pipe HTTP/1.1\r\nHost: localhost\r\n"
             f"Content-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n"
         ).encode() + chunked(body, seed=6)
         status, _, res = await asyncio.to_thread(send_all_then_answer, server, request)

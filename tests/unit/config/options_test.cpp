@@ -195,5 +195,37 @@ TEST(Options, AuthKeysAndTheirRules) {
   EXPECT_NE(help_text().find("AGENTWIRE_AUTH_SECRET"), std::string::npos);
 }
 
+TEST(Options, AllowedOriginsAndHosts) {
+  Options o;
+  ASSERT_EQ(parse({}, o).kind, ParseOutcome::Kind::run);
+  EXPECT_TRUE(o.allowed_origins.empty());
+  EXPECT_TRUE(o.allowed_hosts.empty());
+  ASSERT_EQ(parse({"--allowed-origins", "HTTPS://App.Example.com:443, http://localhost:5173,null",
+                   "--allowed-hosts=Agentwire.Example.com,::1,10.0.0.5"},
+                  o)
+                .kind,
+            ParseOutcome::Kind::run);
+  EXPECT_EQ(o.allowed_origins,
+            (std::vector<std::string>{"https://app.example.com", "http://localhost:5173", "null"}));
+  EXPECT_EQ(o.allowed_hosts, (std::vector<std::string>{"agentwire.example.com", "[::1]", "10.0.0.5"}));
+  Options e;
+  ASSERT_EQ(parse({}, e, {{"AGENTWIRE_ALLOWED_ORIGINS", "*"}, {"AGENTWIRE_ALLOWED_HOSTS", "*"}}).kind,
+            ParseOutcome::Kind::run);
+  EXPECT_EQ(e.allowed_origins, std::vector<std::string>{"*"});
+  EXPECT_EQ(e.allowed_hosts, std::vector<std::string>{"*"});
+  for (std::vector<const char*> bad : {std::vector<const char*>{"--allowed-origins", "example.com"},
+                                       {"--allowed-origins", "http://a.example/path"},
+                                       {"--allowed-origins", "http://a.example,"},
+                                       {"--allowed-origins", ""},
+                                       {"--allowed-hosts", "example.com:8080"},
+                                       {"--allowed-hosts", "a,,b"},
+                                       {"--allowed-hosts", "http://example.com"}}) {
+    Options b;
+    auto r = parse(bad, b);
+    EXPECT_EQ(r.kind, ParseOutcome::Kind::error) << bad[0] << " " << bad[1];
+    EXPECT_NE(r.message.find(bad[0]), std::string::npos) << r.message;
+  }
+}
+
 }  // namespace
 }  // namespace aw::config

@@ -136,9 +136,9 @@ TEST(Envelope, ConnectedCarriesTheSessionFacts) {
 }
 
 TEST(PublishRequest, AcceptsValidBodies) {
-  auto r = protocol::parse_publish_request(R"({"type":"phase_changed","data":{"to": "design", "n": 1e3}})");
+  auto r = protocol::parse_publish_request(R"({"type":"phase.changed","data":{"to": "design", "n": 1e3}})");
   ASSERT_TRUE(r.ok) << r.error_message;
-  EXPECT_EQ(r.request.type, "phase_changed");
+  EXPECT_EQ(r.request.type, "phase.changed");
   EXPECT_EQ(r.request.data, R"({"to": "design", "n": 1e3})");
   auto no_data = protocol::parse_publish_request(R"({"type":"x"})");
   ASSERT_TRUE(no_data.ok);
@@ -154,6 +154,31 @@ TEST(PublishRequest, AcceptsValidBodies) {
   EXPECT_TRUE(protocol::parse_publish_request(R"({"type":")" + std::string(64, 't') + "\"}").ok);
   auto long_type = protocol::parse_publish_request(R"({"type":")" + std::string(100000, 't') + "\"}");
   EXPECT_EQ(long_type.error_code, "bad_type");
+}
+
+TEST(PublishRequest, WorkflowEventTypesAreTheWorkflowRoutesAlone) {
+  for (const char* type :
+       {"workflow_created", "requirements_submitted", "phase_changed", "stream", "workflow_deleted"}) {
+    EXPECT_TRUE(protocol::is_workflow_event_type(type)) << type;
+    auto r = protocol::parse_publish_request(std::string(R"({"type":")") + type + R"(","data":{}})");
+    EXPECT_FALSE(r.ok) << type;
+    EXPECT_EQ(r.error_code, "reserved_type") << type;
+  }
+  // Near names are anyone's.
+  for (const char* type : {"Stream", "stream.delta", "phase_changed2", "progress", "workflow"})
+    EXPECT_FALSE(protocol::is_workflow_event_type(type)) << type;
+  // Generic progress is fine; progress naming a workflow is the workflow route's.
+  EXPECT_TRUE(protocol::parse_publish_request(R"({"type":"progress","data":{"percent":40}})").ok);
+  EXPECT_TRUE(protocol::parse_publish_request(R"({"type":"progress"})").ok);
+  EXPECT_TRUE(protocol::parse_publish_request(
+                  R"({"type":"progress","data":{"job":{"workflow_id":"w"}},"workflow_id":1})")
+                  .ok);
+  for (const char* body : {R"({"type":"progress","data":{"workflow_id":"wf_1","percent":40}})",
+                           R"({"data":{"percent":1,"workflow_id":null},"type":"progress"})",
+                           R"({"type":"progress","data":{"a":[{}],"workfl\u006Fw_id":"w"}})"}) {
+    auto r = protocol::parse_publish_request(body);
+    EXPECT_EQ(r.error_code, "reserved_type") << body;
+  }
 }
 
 TEST(PublishRequest, RejectsBadBodies) {
