@@ -4,7 +4,7 @@ and signs a short-lived token saying so; the browser connects to agentwire with 
 signature and the `agents` claim, and never talks to this backend.
 
     AGENTWIRE_AUTH_SECRET=$(openssl rand -base64 48)            # shared by agentwire and this backend
-    build/agentwire &                                            # the server reads the same variable
+    build/agentwire --allowed-origins http://127.0.0.1:8000 &    # the same variable; the page's origin
     (cd clients/ts && npm ci && npm run build)                   # the page imports the built client
     /usr/bin/python3 examples/backend/token_server.py --agentwire http://127.0.0.1:8080
     open http://127.0.0.1:8000/                                  # → the example page, following agent-7

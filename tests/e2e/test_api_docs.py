@@ -486,6 +486,29 @@ def test_event_routes_match_openapi(docs, start_server):
     assert error_code(b) == "bad_agent_id"
 
 
+def test_browser_refusals_match_openapi(docs, server):
+    """421 host_forbidden, 403 origin_forbidden and 415 unsupported_media_type are documented where they come."""
+    c = lambda *a, **k: call(docs, server, *a, **k)  # noqa: E731
+    PUB = "/api/agents/{agent_id}/events"
+    WF = "/api/workflows"
+    WS = "/ws/agents/{agent_id}"
+    up = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+          "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
+    for method, template, path, body in (("POST", PUB, "/api/agents/doc-b/events", {"type": "t"}),
+                                         ("POST", WF, WF, {"agent_id": "doc-b", "name": "n"}),
+                                         ("GET", "/api/agents", "/api/agents", None),
+                                         ("GET", WS, "/ws/agents/doc-b", None)):
+        h = up if template == WS else {}
+        _, _, b = c(method, template, path, body, headers={**h, "Host": "rebound.example"}, expect=421)
+        assert error_code(b) == "host_forbidden"
+        _, _, b = c(method, template, path, body, headers={**h, "Origin": "https://evil.example"}, expect=403)
+        assert error_code(b) == "origin_forbidden"
+    for template, path, raw in ((PUB, "/api/agents/doc-b/events", '{"type":"t"}'),
+                                (WF, WF, '{"agent_id":"doc-b","name":"n"}')):
+        _, _, b = c("POST", template, path, raw=raw, headers={"Content-Type": "text/plain"}, expect=415)
+        assert error_code(b) == "unsupported_media_type" and b["error"]["accepted"] == ["application/json"]
+
+
 def test_full_store_answers_the_documented_503(docs, start_server):
     server = start_server("--store-max-bytes", "256K", "--history-ttl", "3600")
     big = "x" * 20000
