@@ -14,6 +14,7 @@
 
 #include "api/pipe_api.hpp"
 #include "api/router.hpp"
+#include "broker/store_broker.hpp"
 #include "core/clock.hpp"
 #include "fuzz_check.hpp"
 #include "fuzz_input.hpp"
@@ -67,7 +68,7 @@ class Connection {
 
 struct Node {
   Node()
-      : hub(HubOptions{}, store, shards, workflow::agent_state_factory(index, now_unix_ms)),
+      : hub(HubOptions{}, broker, shards, workflow::agent_state_factory(index, now_unix_ms)),
         service(hub, index, store, {}, now_unix_ms) {
     hub.start();
     api::add_pipe_route(router, service);
@@ -88,6 +89,7 @@ struct Node {
   }
 
   MemoryEventStore store;
+  aw::broker::StoreBroker broker{store, "memory"};
   InlineShards shards;
   workflow::WorkflowIndex index;
   Hub hub;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fails when a file under src/ includes a header from a folder its layer may not use, or when Boost.Beast
 # is included outside the two folders that speak HTTP. The layers point one way:
-#   core <- protocol, store, config, auth <- hub <- workflow, metrics <- api <- transport <- app
+#   core <- protocol, store, config, auth <- broker <- hub <- workflow, metrics <- api <- transport <- app
 # (check is a standalone client on core). A folder may include the folders it depends on directly and,
 # since CMake's links are transitive, whatever those depend on. A new dependency is a design decision:
 # add it to DEPS below, the README's dependency table and the CMake target together.
@@ -17,13 +17,14 @@ declare -A DEPS=(
   [store]="core"
   [config]="core"
   [auth]="core"
-  [hub]="core protocol store"
+  [broker]="core protocol store"
+  [hub]="core protocol store broker"
   [workflow]="core hub"
   [metrics]="core hub protocol"
   [api]="core protocol hub workflow metrics config auth"
   [transport]="core protocol hub metrics config api auth"
   [check]="core"
-  [app]="core protocol store config hub workflow metrics api transport check auth"
+  [app]="core protocol store broker config hub workflow metrics api transport check auth"
 )
 # Folders whose code may include Boost.Beast: the server's transport and the `agentwire check` client.
 BEAST_OK="transport check"

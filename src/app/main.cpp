@@ -20,6 +20,7 @@
 #include "app/control_signals.hpp"
 #include "app/token_command.hpp"
 #include "auth/verifier.hpp"
+#include "broker/store_broker.hpp"
 #include "check/check.hpp"
 #include "config/options.hpp"
 #include "core/clock.hpp"
@@ -136,7 +137,8 @@ int main(int argc, char** argv) {
     hub_options.prune_interval_ms = std::clamp<std::int64_t>(options.history_ttl_ms / 4, 100, 5000);
     aw::workflow::WorkflowIndex workflow_index;  // filled by each agent's state, so it outlives the hub
     auto agent_states = aw::workflow::agent_state_factory(workflow_index, aw::now_unix_ms);
-    aw::hub::Hub hub(hub_options, *store, pool, std::move(agent_states));
+    aw::broker::StoreBroker broker(*store, options.store);
+    aw::hub::Hub hub(hub_options, broker, pool, std::move(agent_states));
     hub.start();
     aw::workflow::WorkflowServiceOptions workflow_options;
     workflow_options.stream_idle_timeout_ms = options.stream_idle_timeout_ms;

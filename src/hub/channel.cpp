@@ -48,7 +48,6 @@ Channel::Channel(std::string id, std::string ep, std::uint64_t last, std::size_t
       last_seq(last),
       history(history_size, history_ttl_ms, history_max_bytes),
       shard_subscribers(shards, 0),
-      next_seq(last + 1),
       local(shards) {}
 
 std::uint32_t Channel::subscriber_count() const {

@@ -46,8 +46,9 @@ struct Channel : std::enable_shared_from_this<Channel> {
   bool evicted = false;                          // out of the hub's map: a joiner must look it up again
 
   // Writer thread only.
-  std::uint64_t next_seq = 1;
-  bool stored = false;  // the store knows this channel and its epoch
+  bool stored = false;  // the broker knows this channel and its epoch
+  static constexpr std::size_t kNotInBatch = static_cast<std::size_t>(-1);
+  std::size_t batch_slot = kNotInBatch;  // its place in the commit being staged
 
   // Index = shard; each element only on its shard's thread.
   std::vector<LocalSubscribers> local;

@@ -11,20 +11,9 @@
 #include "protocol/envelope.hpp"
 
 namespace aw::hub {
+using broker::BrokerError;
 using store::StateRecord;
-using store::StoredEvent;
-using store::StoreError;
 namespace {
-
-// The calling thread's choice made with Hub::defer_wakes_on_this_thread.
-struct DeferredWakes {
-  const Hub* hub = nullptr;
-  Hub::WakeDeferrer defer;
-  bool scheduled = false;  // a wake is handed to `defer` and has not run yet
-};
-thread_local DeferredWakes t_deferred_wakes;
-// The hub whose writer loop runs on this thread.
-thread_local const Hub* t_writer_of = nullptr;
 
 // FNV-1a, 64 bits: spreads a salt and an agent id over an epoch's 16 hex digits.
 std::uint64_t fnv1a(std::string_view a, std::string_view b) {
@@ -35,16 +24,11 @@ std::uint64_t fnv1a(std::string_view a, std::string_view b) {
   return h;
 }
 
-EventPtr event_from(StoredEvent&& se) {
-  return protocol::make_event(std::move(se.agent_id), se.seq, std::move(se.type), se.ts_ms,
-                              std::move(se.data), std::move(se.idempotency_key));
-}
-
 }  // namespace
 
-Hub::Hub(HubOptions options, store::EventStore& store, ShardDispatcher& shards, ChannelStateFactory state)
+Hub::Hub(HubOptions options, broker::Broker& broker, ShardDispatcher& shards, ChannelStateFactory state)
     : options_(options),
-      store_(store),
+      broker_(broker),
       shards_(shards),
       state_factory_(std::move(state)),
       epoch_salt_(random_hex_id(8)) {}
@@ -64,32 +48,32 @@ Hub::~Hub() {
 void Hub::start() {
   const std::int64_t now = now_unix_ms();
   const std::int64_t min_ts = now - options_.history_ttl_ms;
-  for (auto& sc : store_.load_channels()) {
-    auto ch = make_channel(sc.agent_id, sc.epoch, sc.last_seq);
+  for (auto& pos : broker_.load_channels()) {
+    auto ch = make_channel(pos.agent_id, pos.epoch, pos.last_seq);
     ch->stored = true;
-    if (ch->state) ch->state->apply(store_.load_state(sc.agent_id));
-    channels_.emplace(sc.agent_id, std::move(ch));
+    if (ch->state) ch->state->apply(broker_.load_state(pos.agent_id));
+    channels_.emplace(pos.agent_id, std::move(ch));
   }
-  // One pass over the stored events, in commit order (each channel's in seq order); a channel's history
-  // ring keeps its newest history_size. A run of one channel's events is looked up once.
+  // One pass over the retained events, in commit order (each channel's in seq order); a channel's
+  // history ring keeps its newest history_size. A run of one channel's events is looked up once.
   Channel* ch = nullptr;
-  store_.load_events(min_ts, [&](StoredEvent&& se) {
-    if (ch == nullptr || ch->agent_id != se.agent_id) {
-      auto it = channels_.find(se.agent_id);
+  broker_.load_recent(min_ts, [&](std::string_view agent_id, EventPtr event) {
+    if (ch == nullptr || ch->agent_id != agent_id) {
+      auto it = channels_.find(agent_id);
       ch = it != channels_.end() ? it->second.get() : nullptr;
       if (ch == nullptr) return;  // an event without its channel row: cannot happen, and unusable anyway
     }
-    ch->last_event_ms = std::max(ch->last_event_ms, se.ts_ms);
+    ch->last_event_ms = std::max(ch->last_event_ms, event->ts_ms);
     const std::uint64_t before = ch->history.bytes();
-    ch->history.push(event_from(std::move(se)));
+    ch->history.push(std::move(event));
     history_bytes_ += ch->history.bytes() - before;
   });
   enforce_memory_budget();
   const std::size_t loaded = channels_.size();
-  evict_idle(now);  // what has had no event within the TTL comes back from the store when needed
+  evict_idle(now);  // what has had no event within the TTL comes back from the broker when needed
   log::info("hub_started", {{"channels", std::to_string(channels_.size())},
                             {"channels_stored", std::to_string(loaded)},
-                            {"store", store_.durable() ? "sqlite" : "memory"}});
+                            {"store", std::string(broker_.name())}});
   {
     std::lock_guard lock(queue_mutex_);
     writer_running_ = true;
@@ -105,54 +89,6 @@ void Hub::stop() {
   }
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
-}
-
-void Hub::publish(std::string agent_id, std::string type, std::string data, std::string idempotency_key,
-                  PublishCallback done) {
-  Command command;
-  command.decide = [type = std::move(type), data = std::move(data)](const ChannelState*) mutable {
-    Decision d;
-    d.type = std::move(type);
-    d.data = std::move(data);
-    return d;
-  };
-  submit(std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done));
-}
-
-void Hub::submit(std::string agent_id, Command command, std::string idempotency_key, PublishCallback done) {
-  std::unique_lock lock(queue_mutex_);
-  if (stopping_) {
-    lock.unlock();
-    done({PublishResult::Status::shutting_down, 0, "server is shutting down", {}});
-    return;
-  }
-  if (queue_.size() >= options_.max_pending) {
-    lock.unlock();
-    publish_failures_.fetch_add(1, std::memory_order_relaxed);
-    done({PublishResult::Status::overloaded, 0, "too many publishes waiting to be stored", {}});
-    return;
-  }
-  queue_.push_back(
-      {{}, std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done)});
-  bool was_empty = queue_.size() == 1;
-  lock.unlock();
-  // A queue that was not empty has its wake coming already (or the writer is busy and will look again).
-  if (!was_empty) return;
-  DeferredWakes& deferred = t_deferred_wakes;
-  if (deferred.hub != this || !deferred.defer) {
-    queue_cv_.notify_one();
-    return;
-  }
-  if (deferred.scheduled) return;
-  deferred.scheduled = true;
-  deferred.defer([this] {
-    t_deferred_wakes.scheduled = false;
-    queue_cv_.notify_one();
-  });
-}
-
-void Hub::defer_wakes_on_this_thread(WakeDeferrer defer) {
-  t_deferred_wakes = DeferredWakes{this, std::move(defer), false};
 }
 
 std::shared_ptr<Channel> Hub::make_channel(std::string agent_id, std::string epoch, std::uint64_t last_seq) {
@@ -172,11 +108,11 @@ std::shared_ptr<Channel> Hub::find_channel(std::string_view agent_id) {
 std::shared_ptr<Channel> Hub::channel_on_writer(std::string_view agent_id, bool create) {
   if (auto ch = find_channel(agent_id)) return ch;
   std::shared_ptr<Channel> ch;
-  if (auto sc = store_.find_channel(agent_id)) {
-    // Let go of earlier: the store has its numbering and its state; its events are read when asked for.
-    ch = make_channel(std::move(sc->agent_id), std::move(sc->epoch), sc->last_seq);
+  if (auto pos = broker_.find_channel(agent_id)) {
+    // Let go of earlier: the broker has its numbering and its state; its events are read when asked for.
+    ch = make_channel(std::move(pos->agent_id), std::move(pos->epoch), pos->last_seq);
     ch->stored = true;
-    if (ch->state) ch->state->apply(store_.load_state(agent_id));
+    if (ch->state) ch->state->apply(broker_.load_state(agent_id));
   } else if (create) {
     ch = make_channel(std::string(agent_id), new_epoch(agent_id), 0);
   } else {
@@ -185,253 +121,6 @@ std::shared_ptr<Channel> Hub::channel_on_writer(std::string_view agent_id, bool 
   std::lock_guard lock(channels_mutex_);
   channels_.emplace(ch->agent_id, ch);
   return ch;
-}
-
-void Hub::run_on_writer(const std::function<void()>& task) {
-  if (t_writer_of == this) return task();
-  std::unique_lock lock(queue_mutex_);
-  // Before start() or after the writer has finished nobody else uses the store; the lock serializes us.
-  if (!writer_running_) return task();
-  std::promise<void> finished;
-  Pending p;
-  p.task = [&] {
-    try {
-      task();
-      finished.set_value();
-    } catch (...) {
-      finished.set_exception(std::current_exception());  // rethrown on the waiting thread
-    }
-  };
-  queue_.push_back(std::move(p));
-  lock.unlock();
-  queue_cv_.notify_one();
-  finished.get_future().get();
-}
-
-void Hub::writer_loop() {
-  using namespace std::chrono;
-  t_writer_of = this;
-  std::int64_t next_prune = now_unix_ms() + options_.prune_interval_ms;
-  std::vector<Pending> batch;
-  for (;;) {
-    bool left = false;
-    {
-      std::unique_lock lock(queue_mutex_);
-      queue_cv_.wait_for(lock, milliseconds(std::max<std::int64_t>(1, next_prune - now_unix_ms())),
-                         [this] { return stopping_ || !queue_.empty() || !left_.empty(); });
-      if (queue_.empty() && stopping_) {
-        writer_running_ = false;
-        break;
-      }
-      std::size_t n = std::min(options_.max_batch, queue_.size());
-      for (std::size_t i = 0; i < n; ++i) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      left = !left_.empty();
-    }
-    for (std::size_t from = 0; from < batch.size();) {
-      if (batch[from].task) {
-        batch[from++].task();
-      } else {
-        from = commit_batch(batch, from);
-      }
-    }
-    batch.clear();
-    std::int64_t now = now_unix_ms();
-    if (left) evict_left_channels(now);
-    if (now >= next_prune) {
-      prune(now);
-      next_prune = now + options_.prune_interval_ms;
-    }
-  }
-}
-
-std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
-  struct Staged {
-    Channel* channel;
-    EventPtr event;
-    std::vector<StateRecord> records;
-  };
-  // Per publish: what became of it.
-  struct Outcome {
-    enum class Kind {
-      staged,
-      refused,
-      duplicate_of_history,
-      duplicate_in_batch,
-      unloadable
-    } kind = Kind::staged;
-    std::size_t staged_index = 0;
-    std::uint64_t seq = 0;
-    Decision decision;
-  };
-
-  std::vector<store::StoredChannel> new_channels;
-  std::vector<const Event*> events;
-  std::vector<const StateRecord*> records;
-  std::vector<Staged> staged;
-  std::vector<Outcome> outcomes;
-  std::vector<std::pair<Channel*, std::uint64_t>> seq_before;  // to roll back on a failed commit
-  std::unordered_map<std::string, std::size_t> batch_keys;     // agent \0 key -> staged index
-  const std::int64_t now = now_unix_ms();
-  staged.reserve(batch.size() - from);
-  events.reserve(batch.size() - from);
-
-  std::size_t end = from;
-  for (; end < batch.size(); ++end) {
-    Pending& p = batch[end];
-    if (p.task) break;
-    std::shared_ptr<Channel> held;
-    try {
-      held = channel_on_writer(p.agent_id, true);
-    } catch (const StoreError& e) {
-      log::error("store_read_failed", {{"agent_id", p.agent_id}, {"error", e.what()}});
-      outcomes.emplace_back().kind = Outcome::Kind::unloadable;
-      continue;
-    }
-    // Channels leave memory only between batches, on this thread: the reference stays valid.
-    Channel& ch = *held;
-    bool touched = std::any_of(seq_before.begin(), seq_before.end(), [&](auto& e) { return e.first == &ch; });
-    // A stateful command must see the state of every earlier event of its channel: commit those first.
-    if (p.command.stateful && touched) break;
-    Outcome& o = outcomes.emplace_back();
-    std::string composite;
-    if (!p.idempotency_key.empty()) {
-      composite = p.agent_id + '\0' + p.idempotency_key;
-      if (auto it = batch_keys.find(composite); it != batch_keys.end()) {
-        o.kind = Outcome::Kind::duplicate_in_batch;
-        o.staged_index = it->second;
-        continue;
-      }
-      std::optional<std::uint64_t> seen;
-      {
-        std::lock_guard lock(ch.mutex);
-        seen = ch.history.seq_for_key(p.idempotency_key);
-      }
-      if (seen) {
-        o.kind = Outcome::Kind::duplicate_of_history;
-        o.seq = *seen;
-        continue;
-      }
-    }
-    // Only this thread changes the state, so reading it without the lock is safe here.
-    o.decision = p.command.decide(ch.state.get());
-    if (o.decision.refusal != Decision::Refusal::none) {
-      o.kind = Outcome::Kind::refused;
-      continue;
-    }
-    if (!composite.empty()) batch_keys.emplace(std::move(composite), staged.size());
-    if (!touched) {
-      seq_before.emplace_back(&ch, ch.next_seq);
-      if (!ch.stored) {
-        std::lock_guard lock(ch.mutex);
-        new_channels.push_back({ch.agent_id, ch.epoch, 0});
-      }
-    }
-    std::uint64_t seq = ch.next_seq++;
-    o.staged_index = staged.size();
-    o.seq = seq;
-    staged.push_back(
-        {&ch,
-         protocol::make_event(p.agent_id, seq, std::move(o.decision.type), now, std::move(o.decision.data),
-                              std::move(p.idempotency_key), o.decision.mergeable),
-         std::move(o.decision.records)});
-  }
-  for (auto& s : staged) {
-    events.push_back(s.event.get());
-    for (auto& r : s.records) records.push_back(&r);
-  }
-
-  PublishResult failure{PublishResult::Status::ok, 0, {}, {}};
-  if (!events.empty()) {
-    try {
-      store_.append(new_channels, events, records);
-    } catch (const StoreError& e) {
-      failure = {e.full() ? PublishResult::Status::store_full : PublishResult::Status::store_failed,
-                 0,
-                 e.full() ? "event store is full" : "event store write failed",
-                 {}};
-      log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(events.size())}});
-    }
-  }
-
-  if (failure.status != PublishResult::Status::ok) {
-    // Nothing was stored, so nothing is broadcast and the seqs are handed out again.
-    for (auto& [ch, seq] : seq_before) ch->next_seq = seq;
-    publish_failures_.fetch_add(staged.size(), std::memory_order_relaxed);
-  } else {
-    for (auto& [ch, seq] : seq_before) ch->stored = true;
-    // In seq order: each event into its channel's history and state, then one post per shard for the
-    // whole batch, so each subscriber takes all of it before its socket flushes (a burst leaves in one
-    // write) and a batch spread over many channels costs one hand-over per shard, not one per channel.
-    ShardDeliveries deliveries(shards_.shard_count());
-    for (auto& s : staged) record(*s.channel, s.event, s.records, deliveries);
-    post_deliveries(deliveries);
-    enforce_memory_budget();
-    publishes_.fetch_add(staged.size(), std::memory_order_relaxed);
-  }
-
-  for (std::size_t i = from; i < end; ++i) {
-    Outcome& o = outcomes[i - from];
-    PublishResult r{PublishResult::Status::ok, o.seq, {}, {}};
-    switch (o.kind) {
-      case Outcome::Kind::refused:
-        r.status = PublishResult::Status::refused;
-        r.decision = std::move(o.decision);
-        break;
-      case Outcome::Kind::duplicate_of_history:
-        r.status = PublishResult::Status::duplicate;
-        break;
-      case Outcome::Kind::unloadable:
-        r = {PublishResult::Status::store_failed, 0, "event store read failed", {}};
-        publish_failures_.fetch_add(1, std::memory_order_relaxed);
-        break;
-      case Outcome::Kind::duplicate_in_batch:
-        if (failure.status != PublishResult::Status::ok) {
-          r = failure;
-        } else {
-          r.status = PublishResult::Status::duplicate;
-          r.seq = staged[o.staged_index].event->seq;
-        }
-        break;
-      case Outcome::Kind::staged:
-        if (failure.status != PublishResult::Status::ok) {
-          r = failure;
-        } else {
-          r.decision.reply_json = std::move(o.decision.reply_json);
-        }
-        break;
-    }
-    batch[i].done(r);
-  }
-  return end;
-}
-
-void Hub::record(Channel& ch, const EventPtr& event, const std::vector<StateRecord>& records,
-                 ShardDeliveries& deliveries) {
-  std::lock_guard lock(ch.mutex);
-  const std::uint64_t before = ch.history.bytes();
-  ch.history.push(event);
-  history_bytes_ += ch.history.bytes() - before;  // modulo 2^64: the ring may have let events go
-  ch.last_seq = event->seq;
-  ch.last_event_ms = event->ts_ms;
-  if (ch.state && !records.empty()) ch.state->apply(records);
-  for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
-    if (ch.shard_subscribers[s] != 0) deliveries[s].push_back({ch.shared_from_this(), event});
-  }
-}
-
-void Hub::post_deliveries(ShardDeliveries& deliveries) {
-  // Posting outside the channel locks is safe: only this thread posts, in seq order, each shard runs
-  // its queue in order, and a subscriber that joined meanwhile skips what its join already covered.
-  for (unsigned s = 0; s < deliveries.size(); ++s) {
-    if (deliveries[s].empty()) continue;
-    auto batch = std::make_shared<std::vector<Delivery>>(std::move(deliveries[s]));
-    shards_.post(s, [s, batch = std::move(batch)] {
-      for (const Delivery& d : *batch) d.channel->local[s].deliver(d.event);
-    });
-  }
 }
 
 JoinResult Hub::join(std::string_view agent_id, unsigned shard, Subscriber* sub,
@@ -452,7 +141,7 @@ JoinResult Hub::join(std::string_view agent_id, unsigned shard, Subscriber* sub,
     std::shared_ptr<Channel> ch;
     try {
       ch = channel_on_writer(agent_id, true);
-    } catch (const StoreError& e) {
+    } catch (const BrokerError& e) {
       // Without the store's numbering a new epoch is the truthful answer: a client resumes by snapshot.
       log::error("store_read_failed", {{"agent_id", std::string(agent_id)}, {"error", e.what()}});
       ch = make_channel(std::string(agent_id), random_hex_id(8), 0);
@@ -519,17 +208,16 @@ std::vector<EventPtr> Hub::read_stored(Channel& ch, std::uint64_t after, std::si
   std::vector<EventPtr> out;
   std::uint64_t bytes = 0;
   try {
-    store_.load_channel_events(ch.agent_id, std::max(after, oldest_kept), [&](StoredEvent&& se) {
-      if ((first_held != 0 && se.seq >= first_held) || out.size() >= limit) return false;
-      if (se.ts_ms < min_ts) return out.empty();  // aged out: skip it (only before the first kept)
-      EventPtr ev = event_from(std::move(se));
+    broker_.replay(ch.agent_id, std::max(after, oldest_kept), [&](EventPtr ev) {
+      if ((first_held != 0 && ev->seq >= first_held) || out.size() >= limit) return false;
+      if (ev->ts_ms < min_ts) return out.empty();  // aged out: skip it (only before the first kept)
       bytes += ev->frame().size();
       // More than one read may hold: a resume gets a snapshot instead, a page ends early (but moves on).
       if (bytes > options_.max_stored_read_bytes && !out.empty()) return false;
       out.push_back(std::move(ev));
       return true;
     });
-  } catch (const StoreError& e) {
+  } catch (const BrokerError& e) {
     log::error("store_read_failed", {{"agent_id", ch.agent_id}, {"error", e.what()}});
     out.clear();
   }
@@ -567,7 +255,7 @@ std::optional<Hub::Snapshot> Hub::snapshot(std::string_view agent_id) {
     run_on_writer([&] {
       try {
         ch = channel_on_writer(agent_id, false);
-      } catch (const StoreError& e) {
+      } catch (const BrokerError& e) {
         log::error("store_read_failed", {{"agent_id", std::string(agent_id)}, {"error", e.what()}});
       }
     });
@@ -610,7 +298,7 @@ HistoryPage Hub::history(std::string_view agent_id, std::uint64_t since, std::si
     std::shared_ptr<Channel> ch;
     try {
       ch = channel_on_writer(agent_id, false);
-    } catch (const StoreError& e) {
+    } catch (const BrokerError& e) {
       log::error("store_read_failed", {{"agent_id", std::string(agent_id)}, {"error", e.what()}});
     }
     if (!ch) {
@@ -713,8 +401,8 @@ void Hub::prune(std::int64_t now_ms) {
   }
   evict_idle(now_ms);
   try {
-    store_.prune(options_.history_size, now_ms - options_.history_ttl_ms);
-  } catch (const StoreError& e) {
+    broker_.trim(options_.history_size, now_ms - options_.history_ttl_ms);
+  } catch (const BrokerError& e) {
     log::error("store_prune_failed", {{"error", e.what()}});
   }
 }

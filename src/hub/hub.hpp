@@ -1,14 +1,15 @@
-// The hub: agent channels, seq assignment, history, and fan-out to subscribers on their shards. It knows
-// nothing of sockets. Publishes go through one writer thread that numbers events, writes them to the
-// store in group commits and only then broadcasts and acknowledges them, so an acknowledged event is
-// durable and a broadcast event is never renumbered.
+// The hub: agent channels, their recent history and state, and fan-out to local subscribers on their
+// shards. It knows nothing of sockets. Publishes and commands go through one writer thread that decides
+// them against the channel's state and hands each batch to the broker (broker/), which numbers and
+// stores it; only then are the events recorded, broadcast and acknowledged, so an acknowledged event is
+// stored and a broadcast event is never renumbered. The writer's stages are in hub_writer.cpp.
 //
 // Memory: a channel with no subscribers, no domain state and no event within the history TTL leaves
 // memory (a channel that never had an event: as soon as its last subscriber leaves); its epoch and seq
-// stay in the store and come back when the channel is needed again. History holds at most
+// stay in the broker and come back when the channel is needed again. History holds at most
 // history_max_bytes of event frames per channel and history_memory_budget in all, oldest first; a resume
-// or history read past what memory holds reads the store. Only the writer thread creates, loads or
-// evicts channels and reads the store; other threads that need it wait for the writer (run_on_writer).
+// or history read past what memory holds reads the broker. Only the writer thread creates, loads or
+// evicts channels and reads the broker; other threads that need it wait for the writer (run_on_writer).
 #pragma once
 #include <atomic>
 #include <condition_variable>
@@ -23,12 +24,12 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/broker.hpp"
 #include "core/string_hash.hpp"
 #include "hub/channel.hpp"
 #include "hub/channel_state.hpp"
 #include "hub/command.hpp"
 #include "hub/subscriber.hpp"
-#include "store/event_store.hpp"
 
 namespace aw::hub {
 
@@ -87,12 +88,12 @@ struct HubStats {
 
 class Hub {
  public:
-  Hub(HubOptions options, store::EventStore& store, ShardDispatcher& shards, ChannelStateFactory state = {});
+  Hub(HubOptions options, broker::Broker& broker, ShardDispatcher& shards, ChannelStateFactory state = {});
   ~Hub();
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
-  // Loads channels and recent history from the store, then starts the writer thread.
+  // Loads channels and recent history from the broker, then starts the writer thread.
   void start();
   // Finishes queued publishes and stops the writer thread.
   void stop();
@@ -137,8 +138,8 @@ class Hub {
 
   HistoryPage history(std::string_view agent_id, std::uint64_t since, std::size_t limit);
   HubStats stats(std::size_t top);
-  store::StoreStats store_stats() { return store_.stats(); }
-  bool durable() const noexcept { return store_.durable(); }
+  store::StoreStats store_stats() { return broker_.stats(); }
+  bool durable() const noexcept { return broker_.durable(); }
 
  private:
   struct Pending {
@@ -151,20 +152,20 @@ class Hub {
 
   // In memory only; any thread.
   std::shared_ptr<Channel> find_channel(std::string_view agent_id);
-  // Writer thread: the channel in memory, else loaded from the store, else (with `create`) a new one
-  // with a new epoch; null when neither. Throws StoreError when the store cannot be read.
+  // Writer thread: the channel in memory, else loaded from the broker, else (with `create`) a new one
+  // with a new epoch; null when neither. Throws BrokerError when the broker cannot be read.
   std::shared_ptr<Channel> channel_on_writer(std::string_view agent_id, bool create);
   std::shared_ptr<Channel> make_channel(std::string agent_id, std::string epoch, std::uint64_t last_seq);
-  // The epoch of a channel the store does not know. The same for one agent id for the life of the
+  // The epoch of a channel the broker does not know. The same for one agent id for the life of the
   // process, so a channel that only had subscribers keeps its epoch when it leaves memory and returns.
   std::string new_epoch(std::string_view agent_id) const;
   // Runs `task` on the writer thread and waits for it (inline when called there, or when no writer runs).
   void run_on_writer(const std::function<void()>& task);
   // Under ch.mutex: fills `r` and subscribes. `stored` are the events after since->seq read from the
-  // store (null: not read); false when the replay needs them and they were not read.
+  // broker (null: not read); false when the replay needs them and they were not read.
   bool join_locked(Channel& ch, unsigned shard, Subscriber* sub, const std::optional<Position>& since,
                    const std::vector<EventPtr>* stored, JoinResult& r);
-  // Writer thread: the stored events of `ch` after `after`, before its first one in memory, at most
+  // Writer thread: the broker's events of `ch` after `after`, before its first one in memory, at most
   // max_stored_read_bytes (and `limit`) of them.
   std::vector<EventPtr> read_stored(Channel& ch, std::uint64_t after, std::size_t limit);
   // Under ch.mutex: the page when memory can serve it.
@@ -176,8 +177,41 @@ class Hub {
   void enforce_memory_budget();                   // oldest events out of memory past the budget
   std::vector<std::shared_ptr<Channel>> all_channels();
   void writer_loop();
+
+  // The writer's group commit, in its stages (hub_writer.cpp). One publish of a batch, and what became
+  // of it.
+  struct Outcome {
+    enum class Kind {
+      staged,
+      refused,
+      duplicate_of_history,
+      duplicate_in_batch,
+      unloadable
+    } kind = Kind::staged;
+    std::size_t draft = 0;  // staged, duplicate_in_batch: its draft in the broker batch
+    std::uint64_t seq = 0;  // duplicate_of_history: the seq it had
+    Decision decision;      // refused: the refusal; staged: the reply
+  };
+  // What one commit works on; kept by the writer and reused from batch to batch.
+  struct Staging {
+    broker::Batch batch;
+    std::vector<Channel*> channels;                     // index = batch.channels'
+    std::vector<Outcome> outcomes;                      // index = publish - first publish of the commit
+    std::unordered_map<std::string, std::size_t> keys;  // agent \0 idempotency key -> draft
+  };
   // Commits a prefix of `batch` starting at `from`; returns where the next commit starts.
   std::size_t commit_batch(std::vector<Pending>& batch, std::size_t from);
+  // Stage 1: decides each publish from `from` on and drafts its event, until the batch ends, a writer
+  // task comes, or a stateful command meets a channel already in the commit; returns where it stopped.
+  std::size_t stage(std::vector<Pending>& batch, std::size_t from);
+  // Stage 1, one publish: its channel's place in the commit, registered on first use.
+  std::size_t batch_channel(Channel& ch);
+  // Stage 2: the broker numbers and stores the drafts; the failure every staged publish gets, or ok.
+  PublishResult store_staged();
+  // Stage 3: each event into its channel's history and state, then posted to the shards.
+  void record_staged();
+  // Stage 4: each publish's `done`, in order.
+  void answer(std::vector<Pending>& batch, std::size_t from, const PublishResult& failure);
   // A committed event on its way to the subscribers of one shard.
   struct Delivery {
     std::shared_ptr<Channel> channel;
@@ -194,7 +228,7 @@ class Hub {
   std::string state_of(Channel& ch) const;  // under ch.mutex
 
   HubOptions options_;
-  store::EventStore& store_;
+  broker::Broker& broker_;
   ShardDispatcher& shards_;
   ChannelStateFactory state_factory_;
   const std::string epoch_salt_;  // random per process: a new history never reuses an old epoch
@@ -210,6 +244,7 @@ class Hub {
   bool writer_running_ = false;
   std::vector<std::string> left_;  // channels whose last subscriber left, for the writer to look at
   std::thread writer_;
+  Staging staging_;  // writer thread only
 
   std::atomic<std::uint64_t> publishes_{0};
   std::atomic<std::uint64_t> publish_failures_{0};

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <thread>
 
+#include "broker/store_broker.hpp"
 #include "store/memory_event_store.hpp"
 
 namespace aw::hub {
@@ -89,13 +90,14 @@ class HubTest : public ::testing::Test {
  protected:
   void SetUp() override {
     options_.history_size = 5;
-    hub_ = std::make_unique<Hub>(options_, store_, shards_);
+    hub_ = std::make_unique<Hub>(options_, broker_, shards_);
     hub_->start();
   }
   void TearDown() override { hub_->stop(); }
 
   HubOptions options_;
   FlakyStore store_;
+  broker::StoreBroker broker_{store_, "flaky"};
   QueueDispatcher shards_;
   std::unique_ptr<Hub> hub_;
 };
@@ -242,7 +244,8 @@ class CountingState final : public ChannelState {
 TEST(HubCommands, StatefulCommandsSeeEarlierEventsOfTheirChannel) {
   FlakyStore store;
   QueueDispatcher shards;
-  Hub hub({}, store, shards, [](std::string_view) { return std::make_unique<CountingState>(); });
+  broker::StoreBroker broker(store, "test");
+  Hub hub({}, broker, shards, [](std::string_view) { return std::make_unique<CountingState>(); });
   hub.start();
   // Queue many commands at once so that they would share a commit if allowed to.
   std::vector<std::promise<PublishResult>> results(20);
@@ -273,7 +276,8 @@ TEST(HubCommands, StatefulCommandsSeeEarlierEventsOfTheirChannel) {
 TEST(HubCommands, RefusalPublishesNothing) {
   FlakyStore store;
   QueueDispatcher shards;
-  Hub hub({}, store, shards);
+  broker::StoreBroker broker(store, "test");
+  Hub hub({}, broker, shards);
   hub.start();
   Command c;
   c.decide = [](const ChannelState*) {
@@ -292,7 +296,8 @@ TEST(HubCommands, RefusalPublishesNothing) {
 TEST(HubStop, AnswersEveryQueuedPublish) {
   MemoryEventStore store;
   QueueDispatcher shards;
-  Hub hub({}, store, shards);
+  broker::StoreBroker broker(store, "test");
+  Hub hub({}, broker, shards);
   hub.start();
   std::atomic<int> answered{0};
   for (int i = 0; i < 1000; ++i) hub.publish("a", "t", "{}", "", [&](const PublishResult&) { ++answered; });
@@ -310,7 +315,7 @@ class HubEvictionTest : public ::testing::Test {
  protected:
   void start(HubOptions options) {
     options.prune_interval_ms = 10;
-    hub_ = std::make_unique<Hub>(options, store_, shards_);
+    hub_ = std::make_unique<Hub>(options, broker_, shards_);
     hub_->start();
   }
   void TearDown() override {
@@ -325,6 +330,7 @@ class HubEvictionTest : public ::testing::Test {
   }
 
   MemoryEventStore store_;
+  broker::StoreBroker broker_{store_, "memory"};
   QueueDispatcher shards_;
   std::unique_ptr<Hub> hub_;
 };

@@ -11,6 +11,7 @@
 #include <future>
 #include <memory>
 
+#include "broker/store_broker.hpp"
 #include "store/memory_event_store.hpp"
 #include "store/sqlite/sqlite_event_store.hpp"
 
@@ -36,7 +37,8 @@ class InlineShards final : public hub::ShardDispatcher {
 struct Node {
   Node(store::EventStore& store, std::atomic<std::int64_t>& now, std::int64_t idle_timeout_ms = 60'000)
       : clock([&now] { return now.load(); }),
-        hub(hub::HubOptions{}, store, shards, agent_state_factory(index, clock)),
+        broker(store, "test"),
+        hub(hub::HubOptions{}, broker, shards, agent_state_factory(index, clock)),
         service(hub, index, store, {idle_timeout_ms, {}}, clock) {
     hub.start();
   }
@@ -45,6 +47,7 @@ struct Node {
   Clock clock;
   InlineShards shards;
   WorkflowIndex index;
+  broker::StoreBroker broker;
   hub::Hub hub;
   WorkflowService service;
 };

@@ -1,0 +1,103 @@
+// The broker: where a channel's events are numbered, stored and read back. The hub decides what to
+// publish and knows its local subscribers; the broker gives each decided event its seq, stores it with
+// the state records it changed (one batch all or nothing) and replays stored events for resume, history
+// pages and start-up. The embedded broker (one node, an EventStore behind it) is the default; a shared
+// one (Redis, many nodes) goes beside it behind this same interface.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/event.hpp"
+#include "store/event_store.hpp"
+
+namespace aw::broker {
+
+// A channel's numbering as the broker knows it: the epoch of its history and its newest seq (kept even
+// after the events themselves are trimmed, so a seq is never handed out twice).
+struct ChannelPosition {
+  std::string agent_id;
+  std::string epoch;
+  std::uint64_t last_seq = 0;
+};
+
+// One channel's part of a batch.
+struct BatchChannel {
+  std::string agent_id;
+  std::string epoch;
+  std::uint64_t last_seq = 0;  // the channel's newest seq before the batch; after commit(), its newest
+  bool registered = false;     // the broker knows the channel already (else commit() registers it)
+};
+
+// An event a command decided on, waiting for its seq.
+struct Draft {
+  std::size_t channel = 0;  // index in Batch::channels
+  std::string type;
+  std::string data;  // raw JSON object
+  std::string idempotency_key;
+  bool mergeable = false;
+  std::vector<store::StateRecord> records;  // stored in the same commit
+  EventPtr event;                           // set by commit(): the numbered, encoded event
+};
+
+// What the hub's writer hands over in one go: each channel's drafts in the order they are to be numbered.
+struct Batch {
+  std::int64_t ts_ms = 0;
+  std::vector<BatchChannel> channels;
+  std::vector<Draft> drafts;
+
+  void clear() {
+    channels.clear();
+    drafts.clear();
+  }
+};
+
+// Nothing of a batch was stored (or nothing could be read). `kind` tells a full disk or quota, and a
+// broker that cannot be reached at all, from other failures.
+class BrokerError : public std::runtime_error {
+ public:
+  enum class Kind { failed, full, unavailable };
+  BrokerError(const std::string& what, Kind kind) : std::runtime_error(what), kind_(kind) {}
+  Kind kind() const noexcept { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
+class Broker {
+ public:
+  virtual ~Broker() = default;
+
+  // Every channel the broker knows, for start-up.
+  virtual std::vector<ChannelPosition> load_channels() = 0;
+  // Every retained event with ts_ms >= min_ts_ms, each channel's in seq order, for start-up.
+  virtual void load_recent(std::int64_t min_ts_ms,
+                           const std::function<void(std::string_view agent_id, EventPtr event)>& visit) = 0;
+  // One channel's position, or nullopt when the broker never registered it.
+  virtual std::optional<ChannelPosition> find_channel(std::string_view agent_id) = 0;
+  // The stored events of one channel with seq > after_seq, in seq order, until `visit` returns false.
+  virtual void replay(std::string_view agent_id, std::uint64_t after_seq,
+                      const std::function<bool(EventPtr event)>& visit) = 0;
+  // The channel's domain state records (cold ones excepted).
+  virtual std::vector<store::StateRecord> load_state(std::string_view agent_id) = 0;
+
+  // Numbers and stores a batch, all or nothing: each channel's drafts get the seqs after its last_seq,
+  // in order; every draft's `event` is set and every channel's last_seq moved to its newest. Returns
+  // when the batch is as durable as the broker promises; throws BrokerError when nothing was stored.
+  virtual void commit(Batch& batch) = 0;
+
+  // Retention: at most `keep_per_channel` newest events per channel, none older than min_ts_ms.
+  virtual void trim(std::size_t keep_per_channel, std::int64_t min_ts_ms) = 0;
+
+  virtual store::StoreStats stats() = 0;
+  // True when an acknowledged event survives a restart of this process.
+  virtual bool durable() const noexcept = 0;
+  // For logs and stats: "sqlite", "memory", "redis".
+  virtual std::string_view name() const noexcept = 0;
+};
+
+}  // namespace aw::broker

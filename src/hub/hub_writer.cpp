@@ -1,0 +1,320 @@
+// The hub's writer thread: the queue publishers and waiting threads hand it work through, its loop, and
+// its group commit in four stages (stage, store through the broker, record and post, answer).
+#include <algorithm>
+#include <chrono>
+#include <future>
+
+#include "core/clock.hpp"
+#include "core/log.hpp"
+#include "hub/hub.hpp"
+
+namespace aw::hub {
+using broker::BrokerError;
+using store::StateRecord;
+namespace {
+
+// The calling thread's choice made with Hub::defer_wakes_on_this_thread.
+struct DeferredWakes {
+  const Hub* hub = nullptr;
+  Hub::WakeDeferrer defer;
+  bool scheduled = false;  // a wake is handed to `defer` and has not run yet
+};
+thread_local DeferredWakes t_deferred_wakes;
+// The hub whose writer loop runs on this thread.
+thread_local const Hub* t_writer_of = nullptr;
+
+PublishResult failure_of(const BrokerError& e) {
+  switch (e.kind()) {
+    case BrokerError::Kind::full:
+      return {PublishResult::Status::store_full, 0, "event store is full", {}};
+    case BrokerError::Kind::failed:
+    case BrokerError::Kind::unavailable:
+      break;
+  }
+  return {PublishResult::Status::store_failed, 0, "event store write failed", {}};
+}
+
+}  // namespace
+
+void Hub::publish(std::string agent_id, std::string type, std::string data, std::string idempotency_key,
+                  PublishCallback done) {
+  Command command;
+  command.decide = [type = std::move(type), data = std::move(data)](const ChannelState*) mutable {
+    Decision d;
+    d.type = std::move(type);
+    d.data = std::move(data);
+    return d;
+  };
+  submit(std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done));
+}
+
+void Hub::submit(std::string agent_id, Command command, std::string idempotency_key, PublishCallback done) {
+  std::unique_lock lock(queue_mutex_);
+  if (stopping_) {
+    lock.unlock();
+    done({PublishResult::Status::shutting_down, 0, "server is shutting down", {}});
+    return;
+  }
+  if (queue_.size() >= options_.max_pending) {
+    lock.unlock();
+    publish_failures_.fetch_add(1, std::memory_order_relaxed);
+    done({PublishResult::Status::overloaded, 0, "too many publishes waiting to be stored", {}});
+    return;
+  }
+  queue_.push_back(
+      {{}, std::move(agent_id), std::move(command), std::move(idempotency_key), std::move(done)});
+  bool was_empty = queue_.size() == 1;
+  lock.unlock();
+  // A queue that was not empty has its wake coming already (or the writer is busy and will look again).
+  if (!was_empty) return;
+  DeferredWakes& deferred = t_deferred_wakes;
+  if (deferred.hub != this || !deferred.defer) {
+    queue_cv_.notify_one();
+    return;
+  }
+  if (deferred.scheduled) return;
+  deferred.scheduled = true;
+  deferred.defer([this] {
+    t_deferred_wakes.scheduled = false;
+    queue_cv_.notify_one();
+  });
+}
+
+void Hub::defer_wakes_on_this_thread(WakeDeferrer defer) {
+  t_deferred_wakes = DeferredWakes{this, std::move(defer), false};
+}
+
+void Hub::run_on_writer(const std::function<void()>& task) {
+  if (t_writer_of == this) return task();
+  std::unique_lock lock(queue_mutex_);
+  // Before start() or after the writer has finished nobody else uses the store; the lock serializes us.
+  if (!writer_running_) return task();
+  std::promise<void> finished;
+  Pending p;
+  p.task = [&] {
+    try {
+      task();
+      finished.set_value();
+    } catch (...) {
+      finished.set_exception(std::current_exception());  // rethrown on the waiting thread
+    }
+  };
+  queue_.push_back(std::move(p));
+  lock.unlock();
+  queue_cv_.notify_one();
+  finished.get_future().get();
+}
+
+void Hub::writer_loop() {
+  using namespace std::chrono;
+  t_writer_of = this;
+  std::int64_t next_prune = now_unix_ms() + options_.prune_interval_ms;
+  std::vector<Pending> batch;
+  for (;;) {
+    bool left = false;
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait_for(lock, milliseconds(std::max<std::int64_t>(1, next_prune - now_unix_ms())),
+                         [this] { return stopping_ || !queue_.empty() || !left_.empty(); });
+      if (queue_.empty() && stopping_) {
+        writer_running_ = false;
+        break;
+      }
+      std::size_t n = std::min(options_.max_batch, queue_.size());
+      for (std::size_t i = 0; i < n; ++i) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      left = !left_.empty();
+    }
+    for (std::size_t from = 0; from < batch.size();) {
+      if (batch[from].task) {
+        batch[from++].task();
+      } else {
+        from = commit_batch(batch, from);
+      }
+    }
+    batch.clear();
+    std::int64_t now = now_unix_ms();
+    if (left) evict_left_channels(now);
+    if (now >= next_prune) {
+      prune(now);
+      next_prune = now + options_.prune_interval_ms;
+    }
+  }
+}
+
+std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
+  Staging& s = staging_;
+  s.batch.clear();
+  s.batch.ts_ms = now_unix_ms();
+  s.channels.clear();
+  s.outcomes.clear();
+  s.keys.clear();
+  const std::size_t end = stage(batch, from);
+  // Channels leave memory only between batches, on this thread, so the staged pointers stay valid.
+  for (Channel* ch : s.channels) ch->batch_slot = Channel::kNotInBatch;
+  PublishResult failure = store_staged();
+  if (failure.status == PublishResult::Status::ok) record_staged();
+  answer(batch, from, failure);
+  return end;
+}
+
+std::size_t Hub::batch_channel(Channel& ch) {
+  if (ch.batch_slot != Channel::kNotInBatch) return ch.batch_slot;
+  ch.batch_slot = staging_.channels.size();
+  staging_.channels.push_back(&ch);
+  // Only this thread changes last_seq and epoch, so reading them without the lock is safe here.
+  staging_.batch.channels.push_back({ch.agent_id, ch.epoch, ch.last_seq, ch.stored});
+  return ch.batch_slot;
+}
+
+std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
+  Staging& s = staging_;
+  std::size_t end = from;
+  for (; end < batch.size(); ++end) {
+    Pending& p = batch[end];
+    if (p.task) break;
+    std::shared_ptr<Channel> held;
+    try {
+      held = channel_on_writer(p.agent_id, true);
+    } catch (const BrokerError& e) {
+      log::error("store_read_failed", {{"agent_id", p.agent_id}, {"error", e.what()}});
+      s.outcomes.emplace_back().kind = Outcome::Kind::unloadable;
+      continue;
+    }
+    Channel& ch = *held;
+    // A stateful command must see the state of every earlier event of its channel: commit those first.
+    if (p.command.stateful && ch.batch_slot != Channel::kNotInBatch) break;
+    Outcome& o = s.outcomes.emplace_back();
+    std::string composite;
+    if (!p.idempotency_key.empty()) {
+      composite = p.agent_id + '\0' + p.idempotency_key;
+      if (auto it = s.keys.find(composite); it != s.keys.end()) {
+        o.kind = Outcome::Kind::duplicate_in_batch;
+        o.draft = it->second;
+        continue;
+      }
+      std::optional<std::uint64_t> seen;
+      {
+        std::lock_guard lock(ch.mutex);
+        seen = ch.history.seq_for_key(p.idempotency_key);
+      }
+      if (seen) {
+        o.kind = Outcome::Kind::duplicate_of_history;
+        o.seq = *seen;
+        continue;
+      }
+    }
+    // Only this thread changes the state, so reading it without the lock is safe here.
+    o.decision = p.command.decide(ch.state.get());
+    if (o.decision.refusal != Decision::Refusal::none) {
+      o.kind = Outcome::Kind::refused;
+      continue;
+    }
+    o.draft = s.batch.drafts.size();
+    if (!composite.empty()) s.keys.emplace(std::move(composite), o.draft);
+    broker::Draft& d = s.batch.drafts.emplace_back();
+    d.channel = batch_channel(ch);
+    d.type = std::move(o.decision.type);
+    d.data = std::move(o.decision.data);
+    d.idempotency_key = std::move(p.idempotency_key);
+    d.mergeable = o.decision.mergeable;
+    d.records = std::move(o.decision.records);
+  }
+  return end;
+}
+
+PublishResult Hub::store_staged() {
+  broker::Batch& b = staging_.batch;
+  if (b.drafts.empty()) return {PublishResult::Status::ok, 0, {}, {}};
+  try {
+    broker_.commit(b);
+  } catch (const BrokerError& e) {
+    // Nothing was stored, so nothing is broadcast and the seqs are handed out again.
+    log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(b.drafts.size())}});
+    publish_failures_.fetch_add(b.drafts.size(), std::memory_order_relaxed);
+    return failure_of(e);
+  }
+  for (Channel* ch : staging_.channels) ch->stored = true;
+  return {PublishResult::Status::ok, 0, {}, {}};
+}
+
+void Hub::record_staged() {
+  // In seq order: each event into its channel's history and state, then one post per shard for the
+  // whole batch, so each subscriber takes all of it before its socket flushes (a burst leaves in one
+  // write) and a batch spread over many channels costs one hand-over per shard, not one per channel.
+  ShardDeliveries deliveries(shards_.shard_count());
+  for (const broker::Draft& d : staging_.batch.drafts) {
+    record(*staging_.channels[d.channel], d.event, d.records, deliveries);
+  }
+  post_deliveries(deliveries);
+  enforce_memory_budget();
+  publishes_.fetch_add(staging_.batch.drafts.size(), std::memory_order_relaxed);
+}
+
+void Hub::answer(std::vector<Pending>& batch, std::size_t from, const PublishResult& failure) {
+  const bool failed = failure.status != PublishResult::Status::ok;
+  for (std::size_t i = 0; i < staging_.outcomes.size(); ++i) {
+    Outcome& o = staging_.outcomes[i];
+    PublishResult r{PublishResult::Status::ok, o.seq, {}, {}};
+    switch (o.kind) {
+      case Outcome::Kind::refused:
+        r.status = PublishResult::Status::refused;
+        r.decision = std::move(o.decision);
+        break;
+      case Outcome::Kind::duplicate_of_history:
+        r.status = PublishResult::Status::duplicate;
+        break;
+      case Outcome::Kind::unloadable:
+        r = {PublishResult::Status::store_failed, 0, "event store read failed", {}};
+        publish_failures_.fetch_add(1, std::memory_order_relaxed);
+        break;
+      case Outcome::Kind::duplicate_in_batch:
+        if (failed) {
+          r = failure;
+        } else {
+          r.status = PublishResult::Status::duplicate;
+          r.seq = staging_.batch.drafts[o.draft].event->seq;
+        }
+        break;
+      case Outcome::Kind::staged:
+        if (failed) {
+          r = failure;
+        } else {
+          r.seq = staging_.batch.drafts[o.draft].event->seq;
+          r.decision.reply_json = std::move(o.decision.reply_json);
+        }
+        break;
+    }
+    batch[from + i].done(r);
+  }
+}
+
+void Hub::record(Channel& ch, const EventPtr& event, const std::vector<StateRecord>& records,
+                 ShardDeliveries& deliveries) {
+  std::lock_guard lock(ch.mutex);
+  const std::uint64_t before = ch.history.bytes();
+  ch.history.push(event);
+  history_bytes_ += ch.history.bytes() - before;  // modulo 2^64: the ring may have let events go
+  ch.last_seq = event->seq;
+  ch.last_event_ms = event->ts_ms;
+  if (ch.state && !records.empty()) ch.state->apply(records);
+  for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
+    if (ch.shard_subscribers[s] != 0) deliveries[s].push_back({ch.shared_from_this(), event});
+  }
+}
+
+void Hub::post_deliveries(ShardDeliveries& deliveries) {
+  // Posting outside the channel locks is safe: only this thread posts, in seq order, each shard runs
+  // its queue in order, and a subscriber that joined meanwhile skips what its join already covered.
+  for (unsigned s = 0; s < deliveries.size(); ++s) {
+    if (deliveries[s].empty()) continue;
+    auto batch = std::make_shared<std::vector<Delivery>>(std::move(deliveries[s]));
+    shards_.post(s, [s, batch = std::move(batch)] {
+      for (const Delivery& d : *batch) d.channel->local[s].deliver(d.event);
+    });
+  }
+}
+
+}  // namespace aw::hub
