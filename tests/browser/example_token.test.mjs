@@ -107,7 +107,7 @@ test("the backend's token opens the subscription and is renewed on token_expirin
   const waitStart = Date.now();
   while (minted.length < 2) {
     assert.ok(Date.now() - waitStart < STEP_TIMEOUT, "no second token within the timeout");
-    await page.waitForTimeout(50); // polling the backend's output
+    await page.waitForTimeout(50); // pacing only: between polls of the backend's output
   }
   await page.waitForFunction(() => document.getElementById("state")?.dataset.state === "live", null, { timeout: STEP_TIMEOUT });
   await api.reportProgress(wf.id, 70, { message: "after the refresh" });

@@ -125,7 +125,7 @@ def test_the_provider_is_asked_again_on_every_reconnect(keyed):
     calls = []
 
     async def provider():  # a coroutine function, as a backend call would be
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # pacing only: a real suspension, as a call to a backend would have
         calls.append(1)
         return mint()
 
