@@ -9,6 +9,7 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <iostream>
@@ -256,6 +257,9 @@ int run_check(const CheckOptions& options, std::ostream& out) {
 
 int check_main(int argc, char** argv) {
   CheckOptions o;
+  // From the environment unless given: a credential on the command line is visible to every local user (ps).
+  if (const char* v = std::getenv("AGENTWIRE_TOKEN")) o.token = v;
+  if (const char* v = std::getenv("AGENTWIRE_API_KEY")) o.api_key = v;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if ((a == "--agent" || a == "--timeout" || a == "--token" || a == "--api-key") && i + 1 < argc) {
@@ -278,6 +282,8 @@ int check_main(int argc, char** argv) {
              "  --api-key KEY  an API key for the HTTP calls (Authorization: Bearer); publish scope, and "
              "admin\n"
              "                 for the stats step (skipped without it)\n"
+             "Both default to the AGENTWIRE_TOKEN and AGENTWIRE_API_KEY environment variables (out of ps's "
+             "sight).\n"
              "On a server with keys, --agent must be an agent the token allows.\n";
       return 0;
     } else if (o.base_url.empty() && a.rfind("--", 0) != 0) {

@@ -1,5 +1,6 @@
 """`agentwire check <url>`: the operator's end-to-end check of a running deployment."""
 
+import os
 import re
 import socket
 import socketserver
@@ -67,6 +68,14 @@ def test_check_passes_with_a_token_on_a_server_with_keys(keyed_server):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "all checks passed" in r.stdout
     assert token not in r.stdout + r.stderr  # credentials are never printed
+
+
+def test_check_takes_the_token_from_the_environment(keyed_server):
+    server, secret = keyed_server
+    token = mint(secret, "agentwire-check-*", "--scopes", "publish,read,admin")
+    r = subprocess.run([binary_path(), "check", f"http://127.0.0.1:{server.port}"], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "AGENTWIRE_TOKEN": token})
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_check_without_or_with_a_wrong_token_says_why(keyed_server):
