@@ -111,6 +111,8 @@ std::string set_origins(Options& o, std::string_view v) {
       out.emplace_back(item);
       continue;
     }
+    // "http://localhost:5173/" as copied from an address bar is the same origin.
+    if (item.back() == '/') item.remove_suffix(1);
     auto origin = parse_web_origin(item);
     if (!origin) return usage + "; not an origin: '" + std::string(item) + "'";
     out.push_back(origin->serialized());

@@ -200,7 +200,7 @@ TEST(Options, AllowedOriginsAndHosts) {
   ASSERT_EQ(parse({}, o).kind, ParseOutcome::Kind::run);
   EXPECT_TRUE(o.allowed_origins.empty());
   EXPECT_TRUE(o.allowed_hosts.empty());
-  ASSERT_EQ(parse({"--allowed-origins", "HTTPS://App.Example.com:443, http://localhost:5173,null",
+  ASSERT_EQ(parse({"--allowed-origins", "HTTPS://App.Example.com:443, http://localhost:5173/,null",
                    "--allowed-hosts=Agentwire.Example.com,::1,10.0.0.5"},
                   o)
                 .kind,
@@ -215,6 +215,7 @@ TEST(Options, AllowedOriginsAndHosts) {
   EXPECT_EQ(e.allowed_hosts, std::vector<std::string>{"*"});
   for (std::vector<const char*> bad : {std::vector<const char*>{"--allowed-origins", "example.com"},
                                        {"--allowed-origins", "http://a.example/path"},
+                                       {"--allowed-origins", "http:///"},
                                        {"--allowed-origins", "http://a.example,"},
                                        {"--allowed-origins", ""},
                                        {"--allowed-hosts", "example.com:8080"},
