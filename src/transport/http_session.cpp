@@ -220,7 +220,17 @@ void HttpSession::on_header(beast::error_code ec) {
   // Hosts, origins and CORS, for every route and before any WebSocket upgrade.
   auto browser = api::check_browser_request(browser_request(head), ctx_.options);
   cors_headers_ = std::move(browser.cors_headers);
-  if (browser.answer) return answer_head(*browser.answer);
+  if (browser.answer) {
+    // At debug only: a page hammering a refused origin must not flood the log.
+    if (browser.answer->status != 204 && log::enabled(log::Level::debug)) {
+      auto field = [&](http::field f) { return std::string_view(head[f]); };
+      log::debug("browser_refused", {{"status", std::to_string(browser.answer->status)},
+                                     {"method", head.method_string()},
+                                     {"host", field(http::field::host)},
+                                     {"origin", field(http::field::origin)}});
+    }
+    return answer_head(*browser.answer);
+  }
   request_ = to_api_request(head);
   api::Params params;
   if (auto* handler = ctx_.router.match_streaming(request_.method, request_.path, params))

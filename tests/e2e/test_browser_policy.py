@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from awtest import RawHttp, assert_json_error, binary_path, clean_env, connect_agent, recv_json_skip, run
+from awtest import RawHttp, assert_json_error, binary_path, clean_env, connect_agent, recv_json_skip, run, wait_until
 
 FOREIGN = "http://evil.example"
 APP = "http://localhost:5173"
@@ -352,3 +352,16 @@ def test_the_workflow_routes_still_publish_those_types(server):
             await ws.close()
 
     run(main())
+
+
+def test_refusals_are_logged_at_debug_only(start_server):
+    quiet = start_server()
+    request(quiet, "GET", "/api/agents", {"Origin": FOREIGN})
+    debug = start_server("--log-level", "debug")
+    request(debug, "GET", "/api/agents", {"Origin": FOREIGN})
+    request(debug, "GET", "/api/agents", host="rebound.example")
+    wait_until(lambda: "status=421" in debug.log, 10, "the 421's log line")
+    lines = [line for line in debug.log.splitlines() if "event=browser_refused" in line]
+    assert any("status=403" in line and f"origin={FOREIGN}" in line for line in lines), lines
+    assert any("status=421" in line and "host=rebound.example" in line for line in lines), lines
+    assert "browser_refused" not in quiet.log
