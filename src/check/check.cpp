@@ -202,13 +202,15 @@ class Checker {
 
   // The API key when given, else the token (a JWT may carry the scopes too).
   const std::string& http_bearer() const { return o_.api_key.empty() ? o_.token : o_.api_key; }
+  // The token when given, else the API key (a key with the read scope may subscribe too).
+  const std::string& ws_bearer() const { return o_.token.empty() ? o_.api_key : o_.token; }
 
   std::unique_ptr<Ws> connect_ws(const std::string& target) {
     auto ws = std::make_unique<Ws>(open());
     ws->next_layer().expires_after(timeout_);
-    if (!o_.token.empty()) {
+    if (!ws_bearer().empty()) {
       // As browsers send it: the subprotocol list "bearer, <token>", answered with "bearer".
-      ws->set_option(websocket::stream_base::decorator([token = o_.token](websocket::request_type& req) {
+      ws->set_option(websocket::stream_base::decorator([token = ws_bearer()](websocket::request_type& req) {
         req.set(http::field::sec_websocket_protocol, "bearer, " + token);
       }));
     }
@@ -218,7 +220,7 @@ class Checker {
     } catch (const boost::system::system_error&) {
       if (res.result_int() == 0 || res.result_int() == 101) throw;
       throw StepFailed("the upgrade answered " + std::to_string(res.result_int()) + ": " + res.body() +
-                       (o_.token.empty() && res.result_int() == 401 ? " (give --token)" : ""));
+                       (ws_bearer().empty() && res.result_int() == 401 ? " (give --token)" : ""));
     }
     return ws;
   }
@@ -277,14 +279,13 @@ int check_main(int argc, char** argv) {
           << "usage: agentwire check [--agent ID] [--timeout SECONDS] [--token JWT] [--api-key KEY] "
              "http://host:port\n"
              "Checks a running agentwire end to end: health, connect, publish, receive, resume, stats.\n"
-             "  --token JWT    a subscriber token allowing the agent (sent as the bearer subprotocol; also\n"
-             "                 Authorization: Bearer on HTTP calls when no --api-key is given)\n"
-             "  --api-key KEY  an API key for the HTTP calls (Authorization: Bearer); publish scope, and "
-             "admin\n"
-             "                 for the stats step (skipped without it)\n"
-             "Both default to the AGENTWIRE_TOKEN and AGENTWIRE_API_KEY environment variables (out of ps's "
-             "sight).\n"
-             "On a server with keys, --agent must be an agent the token allows.\n";
+             "  --token JWT    a subscriber token allowing the agent, sent as the bearer subprotocol\n"
+             "                 (and as Authorization: Bearer on HTTP calls when no --api-key is given)\n"
+             "  --api-key KEY  Authorization: Bearer on HTTP calls: the publish scope, and admin for\n"
+             "                 the stats step (skipped without it); subscribes too when no --token is\n"
+             "                 given (a key with the read scope may)\n"
+             "Both default to AGENTWIRE_TOKEN and AGENTWIRE_API_KEY (out of sight of ps).\n"
+             "On a server with keys, --agent must be an agent the credentials allow.\n";
       return 0;
     } else if (o.base_url.empty() && a.rfind("--", 0) != 0) {
       o.base_url = a;

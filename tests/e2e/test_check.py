@@ -116,9 +116,10 @@ def headers_of(head: str) -> dict:
     return {k.strip().lower(): v.strip() for k, v in (line.split(":", 1) for line in head.split("\r\n")[1:])}
 
 
-@pytest.mark.parametrize("args,http_bearer", [(["--token", "tok.en.x"], "tok.en.x"),
-                                               (["--token", "tok.en.x", "--api-key", "key-1"], "key-1")])
-def test_check_sends_the_key_over_http_and_the_token_as_the_bearer_subprotocol(args, http_bearer):
+@pytest.mark.parametrize("args,http_bearer,ws_bearer", [(["--token", "tok.en.x"], "tok.en.x", "tok.en.x"),
+                                                         (["--token", "tok.en.x", "--api-key", "key-1"], "key-1", "tok.en.x"),
+                                                         (["--api-key", "key-1"], "key-1", "key-1")])
+def test_check_sends_the_key_over_http_and_the_token_as_the_bearer_subprotocol(args, http_bearer, ws_bearer):
     HeadRecorder.heads = []
     with socketserver.ThreadingTCPServer(("127.0.0.1", 0), HeadRecorder) as fake:
         threading.Thread(target=fake.serve_forever, daemon=True).start()
@@ -130,4 +131,4 @@ def test_check_sends_the_key_over_http_and_the_token_as_the_bearer_subprotocol(a
     health = headers_of(next(h for h in HeadRecorder.heads if h.startswith("GET /healthz ")))
     assert health["authorization"] == f"Bearer {http_bearer}"
     upgrade = headers_of(next(h for h in HeadRecorder.heads if h.startswith("GET /ws/agents/")))
-    assert upgrade["sec-websocket-protocol"] == "bearer, tok.en.x"
+    assert upgrade["sec-websocket-protocol"] == f"bearer, {ws_bearer}"  # a read key may subscribe too

@@ -325,6 +325,8 @@ class Subscription:
         self._on_state = on_state
         if token is None and token_provider is None:
             token, token_provider = client.token, client.token_provider
+        if token is None and token_provider is None and client.api_key is not None:
+            token = client.api_key  # a key with the read scope may subscribe too (a backend following agents)
         self._token = token
         self._token_provider = token_provider
         self._auth_failures = 0
@@ -837,13 +839,17 @@ class AgentwireClient:
         :class:`~agentwire.errors.PermissionDeniedError`; a 401 (``token_expired``, ``token_invalid``) with
         :class:`~agentwire.errors.AuthenticationError` — at once with a fixed token, after
         ``MAX_AUTH_ATTEMPTS`` refusals in a row with a provider. ``api_key``: ``Authorization: Bearer`` on
-        the HTTP calls of :attr:`publisher` (without one, a fixed ``token`` is sent there).
+        the HTTP calls of :attr:`publisher` (without one, a fixed ``token`` is sent there), and the
+        subscriptions' credential when there is neither token nor provider (a key with the ``read`` scope
+        may subscribe).
         """
         if heartbeat_grace <= 1.0:
             raise ValueError("heartbeat_grace must be above 1: a heartbeat arriving on time must not count as missed")
         _check_credentials(token, token_provider)
         self.token = token
         self.token_provider = token_provider
+        if api_key is not None:
+            _check_token(api_key)  # it may travel as a subprotocol too
         self.api_key = api_key
         self.base_url = base_url
         self.endpoint = Endpoint.parse(base_url)

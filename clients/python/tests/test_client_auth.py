@@ -84,6 +84,17 @@ def test_token_subscribes_as_the_bearer_subprotocol_and_events_flow(keyed):
     run(main())
 
 
+def test_without_a_token_the_api_key_subscribes(keyed):
+    async def main():
+        client = AgentwireClient(keyed.url, backoff=FAST, api_key=mint())  # a JWT: the server takes either
+        async with client.subscribe("agent-7") as sub:
+            task = asyncio.ensure_future(next_event(sub.__aiter__()))
+            await until(lambda: sub.state is ConnectionState.LIVE, 20, "the subscription to go live")
+            task.cancel()
+
+    run(main())
+
+
 def test_a_token_for_another_agent_gives_up_at_once_with_permission_denied(keyed):
     calls = []
 
@@ -249,6 +260,9 @@ def test_credentials_are_checked_when_given():
     with pytest.raises(ValueError):
         Publisher("http://127.0.0.1:1", api_key="two\nlines")
     assert Publisher("http://127.0.0.1:1", api_key="k1").headers["Authorization"] == "Bearer k1"
+    # Without a token, the API key is the subscriptions' credential (a read key may subscribe).
+    assert AgentwireClient("http://127.0.0.1:1", api_key="awk_k1").subscribe("agent-7")._token == "awk_k1"
+    assert AgentwireClient("http://127.0.0.1:1", api_key="k", token="t.o.k").subscribe("agent-7")._token == "t.o.k"
     # The client's publisher sends the API key, else a fixed token.
     assert AgentwireClient("http://127.0.0.1:1", token="t.o.k").publisher.headers["Authorization"] == "Bearer t.o.k"
     assert AgentwireClient("http://127.0.0.1:1").publisher.headers.get("Authorization") is None

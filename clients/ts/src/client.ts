@@ -36,7 +36,11 @@ export interface ClientOptions {
    * goes back as `refresh`, keeping the connection open). Typically a call to your backend.
    */
   tokenProvider?: TokenProvider;
-  /** `Authorization: Bearer` on the client's HTTP calls and its publishers (default: a fixed `token`). */
+  /**
+   * `Authorization: Bearer` on the client's HTTP calls and its publishers (default: a fixed `token`); also
+   * the subscriptions' credential when there is no `token` or `tokenProvider` (a key with the read scope
+   * may subscribe). Keep API keys out of browsers: give pages short-lived tokens.
+   */
   apiKey?: string;
 }
 
@@ -73,6 +77,7 @@ export class AgentwireClient {
       throw new Error("agentwire: give token or tokenProvider, not both");
     }
     if (options.token !== undefined) checkToken(options.token);
+    if (options.apiKey !== undefined) checkToken(options.apiKey);
     this.httpKey = options.apiKey ?? options.token;
     this.settings = {
       wsUrl: toWebSocketUrl(url),
@@ -83,7 +88,8 @@ export class AgentwireClient {
       defaultHeartbeatIntervalS: options.defaultHeartbeatIntervalS ?? 30,
       maxReconnectAttempts: options.maxReconnectAttempts ?? Infinity,
       httpUrl: url,
-      token: options.token,
+      // Without a token, the API key subscribes too (a key with the read scope may: a service following agents).
+      token: options.token ?? (options.tokenProvider ? undefined : options.apiKey),
       tokenProvider: options.tokenProvider,
     };
   }

@@ -61,6 +61,12 @@ describe("subscribing with a token", () => {
     await waitFor(() => rec.events.some((e) => e.seq === seq), { what: "the event" });
   });
 
+  test("without a token the apiKey subscribes (here a JWT, as the server takes either)", async () => {
+    const sub = client({ apiKey: mint() }).subscribe("agent-7");
+    await sub.ready;
+    assert.equal(sub.state, "live");
+  });
+
   test("a token for another agent ends the subscription at once with PermissionDeniedError", async () => {
     let calls = 0;
     const rec = recorder();
@@ -191,6 +197,7 @@ describe("HTTP credentials and errors", () => {
     assert.equal(hdr(new AgentwireClient({ url: "http://x:1", token: "t.o.k" }).publisher()), "Bearer t.o.k");
     assert.equal(hdr(new AgentwireClient({ url: "http://x:1" }).publisher()), undefined);
     assert.throws(() => new AgentwireClient({ url: "http://x:1", token: "a.b.c", tokenProvider: () => "d" }));
+    assert.throws(() => new AgentwireClient({ url: "http://x:1", apiKey: "a key" }));
     assert.throws(() => new AgentwireClient({ url: "http://x:1", token: "not a token" }));
     assert.throws(() => new Publisher({ url: "http://x:1", apiKey: "two\nlines" }));
   });
