@@ -5,6 +5,8 @@
 #include <utility>
 #include <vector>
 
+#include "protocol/json_span.hpp"
+
 namespace aw::protocol {
 namespace {
 
@@ -64,14 +66,20 @@ std::optional<int> window_bits(std::string_view v) {
   return n;
 }
 
-std::string refusal(unsigned version, int status, std::string_view reason, const char* body,
-                    bool want_version) {
+// A refusal as every HTTP error of the server answers: a JSON body {"error": {"code", "message"}}.
+std::string refusal(unsigned version, int status, std::string_view reason, std::string_view code,
+                    std::string_view message, bool want_version) {
+  std::string body = "{\"error\":{\"code\":";
+  append_quoted(body, code);
+  body.append(",\"message\":");
+  append_quoted(body, message);
+  body.append("}}");
   std::string out = version == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
   out.append(std::to_string(status)).append(" ").append(reason).append("\r\n");
   out.append(kServerHeader);
   if (want_version) out.append("Sec-WebSocket-Version: 13\r\n");
-  out.append("Content-Type: text/plain\r\n");
-  out.append("Content-Length: ").append(std::to_string(std::strlen(body))).append("\r\n");
+  out.append("Content-Type: application/json\r\n");
+  out.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n");
   out.append("Connection: close\r\n\r\n");
   out.append(body);
   return out;
@@ -211,8 +219,9 @@ HandshakeAnswer answer_upgrade(const UpgradeRequest& req, bool compression) {
   HandshakeAnswer a;
   auto refuse = [&](const char* why, int status = 400) {
     a.error = why;
-    a.response =
-        refusal(req.version, status, status == 400 ? "Bad Request" : "Upgrade Required", why, status == 426);
+    a.response = status == 400 ? refusal(req.version, 400, "Bad Request", "bad_handshake", why, false)
+                               : refusal(req.version, status, "Upgrade Required",
+                                         "unsupported_websocket_version", why, true);
     return a;
   };
   // The same checks, in the same order and with the same words, as Beast's websocket accept.

@@ -1,7 +1,8 @@
 // The server's half of the WebSocket opening handshake (RFC 6455 §4.2) and of permessage-deflate
 // negotiation (RFC 7692 §7.1): from the fields of an upgrade request, the HTTP answer to send. Refusals
-// are the ones Boost.Beast gave before this replaced it (400, or 426 for a version other than 13, with
-// the reason as a plain-text body), so clients see the same answers.
+// keep the statuses and words Boost.Beast gave before this replaced it (400, or 426 with
+// Sec-WebSocket-Version: 13 for a version other than 13), in the JSON error body every HTTP error of the
+// server has: code bad_handshake (400) or unsupported_websocket_version (426), the words as the message.
 #pragma once
 #include <optional>
 #include <string>

@@ -140,6 +140,30 @@ def test_plain_get_on_ws_route_gets_426(server):
     assert headers.get("upgrade", "").lower() == "websocket"
 
 
+@pytest.mark.parametrize(
+    "drop, change, status, code",
+    [
+        ("Sec-WebSocket-Key", {}, 400, "bad_handshake"),
+        (None, {"Sec-WebSocket-Key": "not-a-key"}, 400, "bad_handshake"),
+        ("Sec-WebSocket-Version", {}, 400, "bad_handshake"),
+        (None, {"Sec-WebSocket-Version": "8"}, 426, "unsupported_websocket_version"),
+    ],
+)
+def test_refused_upgrades_answer_json_errors(server, drop, change, status, code):
+    """An upgrade the WebSocket handshake refuses answers like every other HTTP error: a JSON body with a code
+    (it used to be Beast's plain-text sentence)."""
+    headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+               "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode()}
+    headers.pop(drop, None)
+    headers.update(change)
+    got, rh, body = server.http("GET", "/ws/agents/x", headers=headers)
+    err = assert_json_error(got, body, status)
+    assert err["code"] == code, body
+    assert rh.get("content-type", "").startswith("application/json"), rh
+    if status == 426:
+        assert rh.get("sec-websocket-version") == "13", rh
+
+
 def test_error_bodies_are_json_content_type(server):
     for method, path, expected in [("GET", "/nope", 404), ("POST", "/healthz", 405), ("GET", "/ws/agents/x", 426)]:
         status, headers, body = server.http(method, path)

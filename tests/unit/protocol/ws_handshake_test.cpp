@@ -1,5 +1,5 @@
 // The opening handshake: the accept key (RFC 6455's own example), SHA-1 and base64 against their
-// standards' vectors, the refusals Beast used to give, and permessage-deflate negotiation.
+// standards' vectors, the refusals Beast used to give (as JSON errors), and permessage-deflate negotiation.
 #include "protocol/ws_handshake.hpp"
 
 #include <gtest/gtest.h>
@@ -65,14 +65,18 @@ TEST(WsHandshake, Accepts) {
   EXPECT_TRUE(answer_upgrade(r, false).accepted);
 }
 
-TEST(WsHandshake, RefusalsAreBeastsAnswers) {
-  auto refused = [](UpgradeRequest r, int status, std::string_view body) {
+TEST(WsHandshake, RefusalsAreBeastsAnswersAsJsonErrors) {
+  auto refused = [](UpgradeRequest r, int status, std::string_view message) {
     HandshakeAnswer a = answer_upgrade(r, true);
     EXPECT_FALSE(a.accepted);
     EXPECT_EQ(a.response.rfind("HTTP/1.1 " + std::to_string(status) + " ", 0), 0u) << a.response;
+    const std::string code = status == 400 ? "bad_handshake" : "unsupported_websocket_version";
+    const std::string body =
+        "{\"error\":{\"code\":\"" + code + "\",\"message\":\"" + std::string(message) + "\"}}";
     EXPECT_EQ(a.response.substr(a.response.size() - body.size()), body);
     EXPECT_NE(a.response.find("Content-Length: " + std::to_string(body.size()) + "\r\n"), std::string::npos);
-    EXPECT_STREQ(a.error, std::string(body).c_str());
+    EXPECT_NE(a.response.find("\r\nContent-Type: application/json\r\n"), std::string::npos);
+    EXPECT_STREQ(a.error, std::string(message).c_str());
     return a.response;
   };
   UpgradeRequest r = valid_request();
