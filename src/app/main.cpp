@@ -159,7 +159,17 @@ int main(int argc, char** argv) {
     aw::api::add_pipe_route(router, workflows);
     aw::api::add_static_routes(router, web_dir(options, argv[0]), options.max_web_file_bytes);
 
-    aw::transport::ServerContext server_ctx{options, hub, router, counters, verifier.get()};
+    const auto max_addresses = static_cast<std::size_t>(options.rate_limit_max_addresses);
+    aw::transport::AddressRateLimit handshake_rate({static_cast<double>(options.max_handshakes_per_ip_per_s),
+                                                    static_cast<double>(options.handshake_burst_per_ip)},
+                                                   max_addresses, options.rate_limit_loopback,
+                                                   counters.rate_limit_addresses);
+    aw::transport::AddressRateLimit request_rate({static_cast<double>(options.max_requests_per_ip_per_s),
+                                                  static_cast<double>(options.request_burst_per_ip)},
+                                                 max_addresses, options.rate_limit_loopback,
+                                                 counters.rate_limit_addresses);
+    aw::transport::ServerContext server_ctx{options,         hub,          router, counters, verifier.get(),
+                                            &handshake_rate, &request_rate};
     aw::transport::Server server(pool, server_ctx);
     server.start(options.listen_host, options.listen_port);
     pool.start();

@@ -1,5 +1,6 @@
 #include "config/options.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -292,6 +293,56 @@ const std::vector<Spec>& specs() {
       {"header-timeout", Kind::seconds,
        "seconds a client has to send a complete request head; later gets 408 and a close (default 10)",
        [](Options& o, std::string_view v) { return set_seconds(o.header_timeout_ms, v, "header-timeout"); }},
+      {"max-handshakes-per-ip-per-s", Kind::count,
+       "WebSocket handshakes a second one client address (IPv4, or IPv6 /64) may start, on average; more "
+       "get 429 rate_limited with Retry-After (default 20, 0 = no limit; loopback peers are exempt "
+       "unless --rate-limit-loopback)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.max_handshakes_per_ip_per_s, v, 0, 1'000'000, "max-handshakes-per-ip-per-s");
+       }},
+      {"handshake-burst-per-ip", Kind::count,
+       "WebSocket handshakes one client address may start at once before its rate applies (default 200)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.handshake_burst_per_ip, v, 1, 10'000'000, "handshake-burst-per-ip");
+       }},
+      {"max-messages-per-connection-per-s", Kind::count,
+       "messages a second a WebSocket client may send, on average; more get an error envelope "
+       "rate_limited and a close with 1008 (default 100, 0 = no limit)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.max_messages_per_connection_per_s, v, 0, 1'000'000,
+                          "max-messages-per-connection-per-s");
+       }},
+      {"message-burst-per-connection", Kind::count,
+       "messages a WebSocket client may send at once before its rate applies (default 1000)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.message_burst_per_connection, v, 1, 10'000'000, "message-burst-per-connection");
+       }},
+      {"max-requests-per-ip-per-s", Kind::count,
+       "HTTP requests a second one client address may make, on average; more get 429 rate_limited with "
+       "Retry-After (default 0 = no limit: publishers are few addresses)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.max_requests_per_ip_per_s, v, 0, 10'000'000, "max-requests-per-ip-per-s");
+       }},
+      {"request-burst-per-ip", Kind::count,
+       "HTTP requests one client address may make at once before its rate applies (default 1000)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.request_burst_per_ip, v, 1, 100'000'000, "request-burst-per-ip");
+       }},
+      {"rate-limit-max-addresses", Kind::count,
+       "client addresses each per-address rate limit tracks at once; while full of limited addresses, new "
+       "ones get 429 too (default 100000)",
+       [](Options& o, std::string_view v) {
+         return set_count(o.rate_limit_max_addresses, v, 1, 100'000'000, "rate-limit-max-addresses");
+       }},
+      {"rate-limit-loopback", Kind::flag,
+       "apply the per-address rate limits to loopback peers too (default: exempt, as a proxy on the same "
+       "host would put every user under one address)",
+       [](Options& o, std::string_view v) -> std::string {
+         if (v != "true" && v != "false" && v != "1" && v != "0")
+           return "--rate-limit-loopback takes true or false";
+         o.rate_limit_loopback = v == "true" || v == "1";
+         return {};
+       }},
       {"log-level", Kind::text, "debug, info (default), warn, error or off",
        [](Options& o, std::string_view v) -> std::string {
          log::Level l;
@@ -372,7 +423,7 @@ std::string help_text() {
       "Every option can also be set with an environment variable, shown in brackets.\n\n";
   for (const auto& s : specs()) {
     std::string flag = std::string("  --") + s.name + (s.kind == Kind::flag ? "" : " VALUE");
-    if (flag.size() < 30) flag.resize(30, ' ');
+    flag.resize(std::max<std::size_t>(30, flag.size() + 2), ' ');  // long names keep a gap too
     h += flag + s.help + " [" + env_name(s.name) + "]\n";
   }
   h += "  (AGENTWIRE_AUTH_SECRET)     the HMAC secret itself, instead of --auth-secret-file\n";

@@ -40,6 +40,20 @@ struct Options {
   // accept for a connection's first request): far under the 60 s keep-alive idle timeout, so a client
   // trickling a head in byte by byte (slowloris) cannot hold a descriptor for long.
   std::int64_t header_timeout_ms = 10'000;
+  // Rate limits, token buckets (0 = no limit). Handshakes: far above a browser's reconnect storm (each
+  // tab, several agents, backing off). Messages: a subscriber sends pings, snapshot and refresh requests,
+  // a few a minute. HTTP: off, since publishers are few addresses sending many events each.
+  std::uint64_t max_handshakes_per_ip_per_s = 20;
+  std::uint64_t handshake_burst_per_ip = 200;
+  std::uint64_t max_messages_per_connection_per_s = 100;
+  std::uint64_t message_burst_per_connection = 1000;
+  std::uint64_t max_requests_per_ip_per_s = 0;
+  std::uint64_t request_burst_per_ip = 1000;
+  // Addresses each per-address table holds at once (about 60 bytes each): the bound on its memory.
+  std::uint64_t rate_limit_max_addresses = 100'000;
+  // Loopback peers are a proxy or tools on the same host, for which one address is every user: not
+  // limited per address unless asked.
+  bool rate_limit_loopback = false;
   std::string log_level = "info";
   bool enable_echo = false;  // /ws/echo for RFC 6455 conformance suites
   bool compression = false;  // permessage-deflate when the client offers it

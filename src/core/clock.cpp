@@ -20,6 +20,11 @@ std::int64_t now_unix_ms() noexcept {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
+std::int64_t now_steady_ms() noexcept {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
 void append_timestamp(std::string& out, std::int64_t unix_ms) {
   std::int64_t secs = unix_ms / 1000;
   int ms = static_cast<int>(unix_ms % 1000);

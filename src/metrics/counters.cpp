@@ -22,6 +22,10 @@ CounterTotals Counters::totals() const {
   t.connections_refused_max = get(connections_refused_max);
   t.connections_refused_per_ip = get(connections_refused_per_ip);
   t.accept_errors = get(accept_errors);
+  t.handshakes_rate_limited = get(handshakes_rate_limited);
+  t.requests_rate_limited = get(requests_rate_limited);
+  t.connections_rate_limited = get(connections_rate_limited);
+  t.rate_limit_addresses = get(rate_limit_addresses);
   for (unsigned i = 0; i < count_; ++i) {
     t.messages_out += get(shards_[i].messages_out);
     t.messages_merged += get(shards_[i].messages_merged);

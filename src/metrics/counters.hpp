@@ -43,6 +43,10 @@ struct CounterTotals {
   std::uint64_t connections_refused_max = 0;
   std::uint64_t connections_refused_per_ip = 0;
   std::uint64_t accept_errors = 0;
+  std::uint64_t handshakes_rate_limited = 0;
+  std::uint64_t requests_rate_limited = 0;
+  std::uint64_t connections_rate_limited = 0;
+  std::uint64_t rate_limit_addresses = 0;
   std::int64_t uptime_ms = 0;
 };
 
@@ -66,6 +70,12 @@ class Counters {
   std::atomic<std::uint64_t> connections_refused_max{0};     // answered 503: the server was full
   std::atomic<std::uint64_t> connections_refused_per_ip{0};  // answered 429: the address was full
   std::atomic<std::uint64_t> accept_errors{0};               // accept() failed (mostly: out of descriptors)
+  // Rate limits: handshakes and HTTP requests answered 429, connections closed for their message rate,
+  // and the client addresses the per-address tables hold now.
+  std::atomic<std::uint64_t> handshakes_rate_limited{0};
+  std::atomic<std::uint64_t> requests_rate_limited{0};
+  std::atomic<std::uint64_t> connections_rate_limited{0};
+  std::atomic<std::uint64_t> rate_limit_addresses{0};
   LagBoard lag;  // the subscribers furthest behind, refreshed by each shard's sweep
 
  private:

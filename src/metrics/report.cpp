@@ -2,6 +2,7 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <utility>
 
 #include "protocol/json_span.hpp"
 
@@ -39,6 +40,11 @@ std::string stats_json(const StatsInput& in) {
         {"lagging", std::move(lagging)}}},
       {"messages", {{"in", c.messages_in}, {"out", c.messages_out}, {"merged", c.messages_merged}}},
       {"bytes", {{"in", c.bytes_in}, {"out", c.bytes_out}, {"queued", c.queued_bytes}}},
+      {"rate_limits",
+       {{"handshakes_refused", c.handshakes_rate_limited},
+        {"requests_refused", c.requests_rate_limited},
+        {"connections_closed", c.connections_rate_limited},
+        {"addresses", c.rate_limit_addresses}}},
       {"publishes", in.hub.publishes},
       {"publish_failures", in.hub.publish_failures},
       {"http_requests", c.http_requests},
@@ -92,6 +98,20 @@ std::string prometheus_text(const StatsInput& in) {
       .append("\n");
   metric(out, "agentwire_accept_errors_total", "counter", "Failed accepts (mostly: out of file descriptors).",
          c.accept_errors);
+  out.append(
+      "# HELP agentwire_rate_limited_total Refused over a rate limit: WebSocket handshakes and HTTP requests "
+      "(429), and connections closed for their message rate (1008).\n");
+  out.append("# TYPE agentwire_rate_limited_total counter\n");
+  for (auto [limit, n] :
+       {std::pair{"handshake", c.handshakes_rate_limited}, std::pair{"request", c.requests_rate_limited},
+        std::pair{"message", c.connections_rate_limited}})
+    out.append("agentwire_rate_limited_total{limit=\"")
+        .append(limit)
+        .append("\"} ")
+        .append(std::to_string(n))
+        .append("\n");
+  metric(out, "agentwire_rate_limit_addresses", "gauge", "Client addresses the per-address rate limits hold.",
+         c.rate_limit_addresses);
   metric(out, "agentwire_messages_in_total", "counter", "WebSocket messages received.", c.messages_in);
   metric(out, "agentwire_messages_out_total", "counter", "WebSocket messages sent.", c.messages_out);
   metric(out, "agentwire_messages_merged_total", "counter",

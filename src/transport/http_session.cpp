@@ -99,10 +99,11 @@ bool is_malformed_body(beast::error_code ec) {
 
 }  // namespace
 
-HttpSession::HttpSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx)
+HttpSession::HttpSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx, const net::ip::address& peer)
     : stream_(std::move(socket)),
       shard_(shard),
       ctx_(ctx),
+      peer_(peer),
       // The first request's head is due from the moment the connection is accepted.
       head_deadline_ms_(now_unix_ms() + ctx.options.header_timeout_ms) {
   shard_.connections.insert(this);
@@ -204,6 +205,19 @@ void HttpSession::answer_head(const api::Response& res) {
   reply_now(res, true, is_head);
 }
 
+std::optional<api::Response> HttpSession::over_rate(AddressRateLimit* limit,
+                                                    std::atomic<std::uint64_t>& refused) {
+  if (!limit || !limit->limits()) return std::nullopt;
+  auto verdict = limit->take(peer_, now_steady_ms());
+  if (verdict.allowed) return std::nullopt;
+  refused.fetch_add(1, std::memory_order_relaxed);
+  auto res = api::error_response(
+      429, "rate_limited",
+      "too many requests from this address; retry in " + std::to_string(verdict.retry_after_s) + " s");
+  res.headers.emplace_back("Retry-After", std::to_string(verdict.retry_after_s));
+  return res;
+}
+
 void HttpSession::on_header(beast::error_code ec) {
   head_deadline_ms_ = 0;  // the next head is due from its first byte
   if (ec) {
@@ -232,6 +246,11 @@ void HttpSession::on_header(beast::error_code ec) {
     return answer_head(*browser.answer);
   }
   request_ = to_api_request(head);
+  // Handshakes have their own limit (route_websocket); health checks come from the load balancer.
+  if (!request_.path.starts_with("/ws/") && request_.path != "/healthz") {
+    if (auto refusal = over_rate(ctx_.request_rate, ctx_.counters.requests_rate_limited))
+      return answer_head(*refusal);
+  }
   api::Params params;
   if (auto* handler = ctx_.router.match_streaming(request_.method, request_.path, params))
     return start_streaming(*handler, params);
@@ -413,6 +432,11 @@ bool HttpSession::route_websocket(http::request<http::string_body>&& msg, bool k
     auto res = api::error_response(405, "method_not_allowed", "WebSocket routes take GET");
     res.headers.emplace_back("Allow", "GET");
     reply_now(res, keep_alive, head);
+    return true;
+  }
+  // Before the token is verified: a flood of handshakes costs a counter, not a signature check each.
+  if (auto refusal = over_rate(ctx_.handshake_rate, ctx_.counters.handshakes_rate_limited)) {
+    reply_now(*refusal, keep_alive, head);
     return true;
   }
   if (t.error) {

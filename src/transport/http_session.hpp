@@ -33,7 +33,8 @@ using tcp = net::ip::tcp;
 
 class HttpSession final : public Connection, public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx);
+  // `peer`: the client's address, which the per-address rate limits count by.
+  HttpSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx, const net::ip::address& peer);
   ~HttpSession() override;
 
   void run();
@@ -76,6 +77,9 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   void refuse_head(const api::Response& res);
   // Answers a request from its head alone, keeping the connection when there is no body to skip.
   void answer_head(const api::Response& res);
+  // One more action of this client under `limit`: the 429 rate_limited answer when it is over (with
+  // Retry-After), else nothing.
+  std::optional<api::Response> over_rate(AddressRateLimit* limit, std::atomic<std::uint64_t>& refused);
   void on_body(beast::error_code ec);
   // A read failed: answers what can be answered and stops reading.
   void read_failed(beast::error_code ec);
@@ -117,6 +121,7 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   std::uint64_t sink_slot_ = 0;
   Shard& shard_;
   ServerContext& ctx_;
+  net::ip::address peer_;
   State state_ = State::idle;
   bool writing_ = false;  // a write is in flight (one at a time; answers queue in slots_)
   unsigned version_ = 11;

@@ -121,8 +121,9 @@ void Server::on_accepted(Shard& shard, tcp::socket socket) {
   }
   socket.set_option(tcp::no_delay(true), ec);
   // The session is created on its shard's thread, where it will live.
-  net::post(shard.ioc, [&shard, this, s = std::move(socket), slot = std::move(slot)]() mutable {
-    auto session = std::make_shared<HttpSession>(std::move(s), shard, ctx_);
+  net::post(shard.ioc, [&shard, this, s = std::move(socket), slot = std::move(slot),
+                        address = peer.address()]() mutable {
+    auto session = std::make_shared<HttpSession>(std::move(s), shard, ctx_, address);
     shard.connections.attach(session.get(), std::move(slot));
     session->run();
   });

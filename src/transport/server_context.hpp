@@ -5,6 +5,7 @@
 #include "config/options.hpp"
 #include "hub/hub.hpp"
 #include "metrics/counters.hpp"
+#include "transport/address_rate_limit.hpp"
 
 namespace aw::transport {
 
@@ -13,7 +14,9 @@ struct ServerContext {
   hub::Hub& hub;
   const api::Router& router;
   metrics::Counters& counters;
-  const auth::Verifier* verifier = nullptr;  // null: no key configured, subscribers need no token
+  const auth::Verifier* verifier = nullptr;    // null: no key configured, subscribers need no token
+  AddressRateLimit* handshake_rate = nullptr;  // --max-handshakes-per-ip-per-s; null: none
+  AddressRateLimit* request_rate = nullptr;    // --max-requests-per-ip-per-s; null: none
 };
 
 }  // namespace aw::transport

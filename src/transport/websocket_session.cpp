@@ -384,8 +384,23 @@ void WebSocketSession::handle_message(protocol::Reader::Kind kind, std::string_v
     ShardCounters::bump(shard_.counters.bytes_out, bytes.size());
     return;
   }
+  if (!within_message_rate()) return;
   // A client that sends requests and does not read the answers is a slow consumer too (send_reply).
   handle_client_message(kind, payload);
+}
+
+bool WebSocketSession::within_message_rate() {
+  const RateRule rule{static_cast<double>(ctx_.options.max_messages_per_connection_per_s),
+                      static_cast<double>(ctx_.options.message_burst_per_connection)};
+  if (!rule.limits() || message_rate_.take(rule, now_steady_ms())) return true;
+  ctx_.counters.connections_rate_limited.fetch_add(1, std::memory_order_relaxed);
+  // Sent whatever the backlog (as the close frame is): the client learns why before the close.
+  send_own(protocol::make_text_frame(protocol::error(
+      agent_id(), "rate_limited",
+      "more than " + std::to_string(ctx_.options.max_messages_per_connection_per_s) +
+          " messages a second (burst " + std::to_string(ctx_.options.message_burst_per_connection) + ")")));
+  close_with(protocol::close_code::policy, "rate_limited");
+  return false;
 }
 
 void WebSocketSession::handle_client_message(protocol::Reader::Kind kind, std::string_view text) {
@@ -459,8 +474,9 @@ void WebSocketSession::close_with(std::uint16_t code, const char* reason) {
   state_ = State::closing;
   close_reason_ = reason;
   deadline_ms_ = now_unix_ms() + kCloseGraceMs;
-  // What has not started to leave is dropped, so the close frame is not stuck behind a backlog.
-  if (code == protocol::close_code::policy) sock_.drop_pending();
+  // A slow client's backlog is dropped, so the close frame is not stuck behind it. (A client closed for
+  // its message rate reads: it gets the answers it was owed.)
+  if (slow_) sock_.drop_pending();
   send_own(protocol::make_close_frame(code, reason));
 }
 

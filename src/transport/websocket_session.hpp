@@ -15,6 +15,7 @@
 #include <string_view>
 
 #include "api/subscribe_target.hpp"
+#include "core/token_bucket.hpp"
 #include "hub/subscriber.hpp"
 #include "protocol/ws_reader.hpp"
 #include "transport/corked_socket.hpp"
@@ -65,6 +66,9 @@ class WebSocketSession final : public hub::Subscriber,
   void consume(char* data, std::size_t size);
   void handle_message(protocol::Reader::Kind kind, std::string_view payload);
   void handle_client_message(protocol::Reader::Kind kind, std::string_view payload);
+  // One more message under --max-messages-per-connection-per-s; false when it is over (the client got
+  // an error envelope rate_limited and a close with 1008).
+  bool within_message_rate();
   // The token (checked before the upgrade) expires at `exp_s`: when to warn and when to close.
   void set_token_expiry(std::int64_t exp_s, std::int64_t now);
   // A `refresh` message: a new token allowing this agent moves the expiry; a bad one gets an error.
@@ -130,6 +134,7 @@ class WebSocketSession final : public hub::Subscriber,
   std::int64_t token_expires_ms_ = 0;
   std::int64_t token_warn_ms_ = 0;
   bool token_warned_ = false;
+  TokenBucket message_rate_;  // the client's messages (not control frames: the queue bounds their pongs)
 };
 
 }  // namespace aw::transport

@@ -587,9 +587,26 @@ def test_websocket_upgrade_refusals_match_openapi(docs, server):
         assert error_code(b) == code, path
     _, _, b = c("GET", WS, "/ws/agents/a", expect=426)
     assert error_code(b) == "upgrade_required"
+    no_key = {k: v for k, v in up.items() if k != "Sec-WebSocket-Key"}
+    _, _, b = c("GET", WS, "/ws/agents/a", headers=no_key, expect=400)
+    assert error_code(b) == "bad_handshake"
+    _, _, b = c("GET", WS, "/ws/agents/a", headers=dict(up, **{"Sec-WebSocket-Version": "8"}), expect=426)
+    assert error_code(b) == "unsupported_websocket_version"
     status, rh, b = server.http("POST", "/ws/agents/a")
     assert status == 405
     docs.check_response("GET", WS, status, rh, b)  # documented on the route (Allow: GET)
+
+
+def test_rate_limited_answers_match_openapi(docs, start_server):
+    server = start_server("--max-handshakes-per-ip-per-s", "1", "--handshake-burst-per-ip", "1",
+                          "--max-requests-per-ip-per-s", "1", "--request-burst-per-ip", "1", "--rate-limit-loopback")
+    for method, template, path in (("GET", "/ws/agents/{agent_id}", "/ws/agents/a"), ("GET", "/api/agents", "/api/agents")):
+        for _ in range(50):
+            status, rh, b = call(docs, server, method, template, path)
+            if status == 429:
+                break
+        assert status == 429 and error_code(b) == "rate_limited", (path, status, b)
+        assert "retry-after" in rh, rh
 
 
 # --------------------------------------------------------------------------------------------------------
