@@ -24,11 +24,11 @@ constexpr const char* kUsage =
     "  --secret-file FILE  the HMAC secret, as the server's --auth-secret-file (a trailing newline is not\n"
     "                      part of it); else the AGENTWIRE_AUTH_SECRET environment variable\n"
     "  --agents LIST       agents the token allows: ids or prefixes ending in * (the agents claim)\n"
-    "  --ttl DURATION      lifetime: 90s, 15m, 1h, 7d (default 1h, at most 366d)\n"
+    "  --ttl DURATION      lifetime: 90s, 15m, 1h, 1h30m, 7d (default 1h, at most 366d)\n"
     "  --scopes LIST       HTTP API scopes: publish, workflows, read, admin (the scope claim)\n"
     "  --sub NAME          who the token is for (default dev)\n"
     "  --kid KID           key id in the header (for servers with several keys)\n"
-    "  --alg ALG           HS256 (default), HS384 or HS512\n"
+    "  --alg ALG           HS256 (default), HS384 or HS512 (any case)\n"
     "  --audience AUD      aud claim (when the server runs with --auth-audience)\n"
     "  --issuer ISS        iss claim (when the server runs with --auth-issuer)\n"
     "A token needs --agents, --scopes or both. Errors exit with code 2.\n";
@@ -92,7 +92,7 @@ int token_main(int argc, char** argv) {
   if (given.count("scopes")) request.scopes = auth::split_list(value("scopes"));
   if (given.count("ttl")) {
     auto ttl = auth::parse_ttl(value("ttl"));
-    if (!ttl) return fail("--ttl: '" + value("ttl") + "' is not a duration like 90s, 15m, 1h or 7d");
+    if (!ttl) return fail("--ttl: '" + value("ttl") + "' is not a duration like 90s, 15m, 1h30m or 7d");
     request.ttl_s = *ttl;
   }
   if (given.count("sub")) request.sub = value("sub");

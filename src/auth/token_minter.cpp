@@ -5,6 +5,7 @@
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
+#include <cctype>
 #include <charconv>
 #include <cstdlib>
 #include <memory>
@@ -16,7 +17,8 @@ struct JwtFree {
   void operator()(jwt_t* p) const { jwt_free(p); }
 };
 
-jwt_alg_t hmac_alg(const std::string& alg) {
+jwt_alg_t hmac_alg(std::string alg) {
+  for (char& c : alg) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   if (alg == "HS256") return JWT_ALG_HS256;
   if (alg == "HS384") return JWT_ALG_HS384;
   if (alg == "HS512") return JWT_ALG_HS512;
@@ -91,18 +93,27 @@ std::string mint_token(const TokenRequest& r, std::int64_t now_s) {
 }
 
 std::optional<std::int64_t> parse_ttl(std::string_view text) {
-  std::int64_t unit = 1;
-  if (!text.empty()) {
-    const char last = text.back();
-    unit = last == 'm' ? 60 : last == 'h' ? 3600 : last == 'd' ? 86400 : 1;
-    if (last == 's' || last == 'm' || last == 'h' || last == 'd') text.remove_suffix(1);
+  // Whole numbers each with an optional unit, added up: "90", "15m", "1h30m", "1d12h".
+  std::int64_t total = 0;
+  if (text.empty()) return std::nullopt;
+  while (!text.empty()) {
+    std::int64_t n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end == text.data() || n < 0 || n > kMaxTokenTtlSeconds) return std::nullopt;
+    text.remove_prefix(static_cast<std::size_t>(end - text.data()));
+    std::int64_t unit = 1;
+    if (!text.empty()) {
+      const char u = text.front();
+      unit = u == 's' ? 1 : u == 'm' ? 60 : u == 'h' ? 3600 : u == 'd' ? 86400 : 0;
+      if (unit == 0) return std::nullopt;
+      text.remove_prefix(1);
+    }
+    total += n * unit;
+    // Far past the limit is not a ttl (and cannot overflow); just past it is told so at minting.
+    if (total > 100 * kMaxTokenTtlSeconds) return std::nullopt;
   }
-  std::int64_t n = 0;
-  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-  if (text.empty() || ec != std::errc() || end != text.data() + text.size() || n <= 0) return std::nullopt;
-  if (n > kMaxTokenTtlSeconds / unit + 1)
-    return std::nullopt;  // no overflow; the range is checked at minting
-  return n * unit;
+  if (total <= 0) return std::nullopt;
+  return total;
 }
 
 std::vector<std::string> split_list(std::string_view text) {

@@ -38,8 +38,8 @@ struct MintError : std::invalid_argument {
 // The signed token (compact JWS) for `request` at `now_s`. Throws MintError.
 std::string mint_token(const TokenRequest& request, std::int64_t now_s);
 
-// "90", "90s", "15m", "1h", "7d" as seconds; nullopt when not a positive whole number with one of
-// those units.
+// "90", "90s", "15m", "1h", "7d", "1h30m" as seconds; nullopt when not positive whole numbers each
+// with one of those units (or none: seconds).
 std::optional<std::int64_t> parse_ttl(std::string_view text);
 
 // "agent-7,team-a/*" or "publish,read" as a list: split on commas, blanks around items trimmed; empty

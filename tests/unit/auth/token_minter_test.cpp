@@ -70,7 +70,7 @@ TEST(TokenMinter, ClaimsAndHeaderCarryWhatWasAsked) {
 }
 
 TEST(TokenMinter, EveryHmacAlgVerifies) {
-  for (const char* alg : {"HS256", "HS384", "HS512"}) {
+  for (const char* alg : {"HS256", "HS384", "HS512", "hs256"}) {
     auto r = request();
     r.alg = alg;
     EXPECT_TRUE(verifier().authorize(mint_token(r, kNow), "agent-7", kNow).ok()) << alg;
@@ -120,7 +120,11 @@ TEST(TokenMinter, ParsesTtls) {
   EXPECT_EQ(parse_ttl("15m"), 900);
   EXPECT_EQ(parse_ttl("1h"), 3600);
   EXPECT_EQ(parse_ttl("7d"), 7 * 86400);
-  for (const char* bad : {"", "h", "0", "-1h", "1.5h", "1w", "1hh", " 1h", "99999999999999999999"})
+  EXPECT_EQ(parse_ttl("1h30m"), 5400);
+  EXPECT_EQ(parse_ttl("1d12h"), 36 * 3600);
+  EXPECT_EQ(parse_ttl("400d"), 400 * 86400);  // refused at minting, with the range in the message
+  for (const char* bad :
+       {"", "h", "0", "0s0m", "-1h", "1.5h", "1w", "1hh", " 1h", "1h ", "99999999999999999999", "100000d"})
     EXPECT_FALSE(parse_ttl(bad).has_value()) << bad;
 }
 
