@@ -597,6 +597,28 @@ def test_websocket_upgrade_refusals_match_openapi(docs, server):
     docs.check_response("GET", WS, status, rh, b)  # documented on the route (Allow: GET)
 
 
+def test_security_schemes_describe_the_token_places(docs):
+    """The three places a subscriber token goes are security schemes of the subscription route (optional:
+    a server without a key needs none) and of the AsyncAPI server."""
+    schemes = docs.openapi_raw["components"]["securitySchemes"]
+    places = {(s["type"], s.get("scheme"), s.get("in"), s.get("name")) for s in schemes.values()}
+    assert ("http", "bearer", None, None) in places
+    assert ("apiKey", None, "header", "Sec-WebSocket-Protocol") in places
+    assert ("apiKey", None, "query", "token") in places
+    security = docs.openapi_raw["paths"]["/ws/agents/{agent_id}"]["get"]["security"]
+    assert {} in security
+    for requirement in security:
+        for name in requirement:
+            assert name in schemes, name
+    async_schemes = docs.asyncapi["components"]["securitySchemes"]
+    assert {(s["type"], s.get("in"), s.get("name")) for s in async_schemes.values()} >= {
+        ("http", None, None), ("httpApiKey", "header", "Sec-WebSocket-Protocol"), ("httpApiKey", "query", "token")}
+    for server in docs.asyncapi["servers"].values():
+        for requirement in server["security"]:
+            for name in requirement:
+                assert name in async_schemes, name
+
+
 def test_rate_limited_answers_match_openapi(docs, start_server):
     server = start_server("--max-handshakes-per-ip-per-s", "1", "--handshake-burst-per-ip", "1",
                           "--max-requests-per-ip-per-s", "1", "--request-burst-per-ip", "1", "--rate-limit-loopback")
