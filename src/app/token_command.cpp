@@ -1,5 +1,6 @@
 #include "app/token_command.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -89,7 +90,13 @@ int token_main(int argc, char** argv) {
                  auth::kMinSecretBytes);
 
   if (given.count("agents")) request.agents = auth::split_list(value("agents"));
-  if (given.count("scopes")) request.scopes = auth::split_list(value("scopes"));
+  if (given.count("scopes")) {
+    // As a list ("publish,read") or as the claim writes it ("publish read").
+    std::string scopes = value("scopes");
+    std::replace(scopes.begin(), scopes.end(), ' ', ',');
+    request.scopes = auth::split_list(scopes);
+    std::erase(request.scopes, std::string());
+  }
   if (given.count("ttl")) {
     auto ttl = auth::parse_ttl(value("ttl"));
     if (!ttl) return fail("--ttl: '" + value("ttl") + "' is not a duration like 90s, 15m, 1h30m or 7d");

@@ -66,6 +66,13 @@ def test_claims_are_what_was_asked(secret_file):
     assert before <= c["iat"] <= int(time.time()) and c["exp"] == c["iat"] + 900
 
 
+def test_scopes_as_a_list_or_as_the_claim_writes_them(secret_file):
+    for given in ("publish,read", "publish read", "publish, read"):
+        r = mint("--secret-file", str(secret_file), "--agents", "a", "--scopes", given)
+        assert r.returncode == 0, (given, r.stderr)
+        assert jwt.decode(r.stdout.strip(), SECRET, algorithms=["HS256"])["scope"] == "publish read"
+
+
 def test_secret_from_the_environment(start_server):
     server = start_server(env={"AGENTWIRE_AUTH_SECRET": SECRET})
     r = mint("--agents", "agent-7", env={"AGENTWIRE_AUTH_SECRET": SECRET})
