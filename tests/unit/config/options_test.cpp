@@ -228,5 +228,37 @@ TEST(Options, AllowedOriginsAndHosts) {
   }
 }
 
+TEST(Options, RateLimits) {
+  Options o;
+  ASSERT_EQ(parse({}, o).kind, ParseOutcome::Kind::run);
+  // The defaults operations.md documents: handshakes and messages limited, HTTP requests not.
+  EXPECT_EQ(o.max_handshakes_per_ip_per_s, 20u);
+  EXPECT_EQ(o.handshake_burst_per_ip, 200u);
+  EXPECT_EQ(o.max_messages_per_connection_per_s, 100u);
+  EXPECT_EQ(o.message_burst_per_connection, 1000u);
+  EXPECT_EQ(o.max_requests_per_ip_per_s, 0u);
+  EXPECT_EQ(o.request_burst_per_ip, 1000u);
+  EXPECT_EQ(o.rate_limit_max_addresses, 100000u);
+  EXPECT_FALSE(o.rate_limit_loopback);
+  Options set;
+  ASSERT_EQ(
+      parse({"--max-handshakes-per-ip-per-s", "0", "--max-requests-per-ip-per-s=50", "--rate-limit-loopback"},
+            set, {{"AGENTWIRE_MESSAGE_BURST_PER_CONNECTION", "7"}})
+          .kind,
+      ParseOutcome::Kind::run);
+  EXPECT_EQ(set.max_handshakes_per_ip_per_s, 0u);
+  EXPECT_EQ(set.max_requests_per_ip_per_s, 50u);
+  EXPECT_EQ(set.message_burst_per_connection, 7u);
+  EXPECT_TRUE(set.rate_limit_loopback);
+  // A burst holds at least one; a table at least one address.
+  for (const char* flag : {"--handshake-burst-per-ip", "--message-burst-per-connection",
+                           "--request-burst-per-ip", "--rate-limit-max-addresses"}) {
+    Options bad;
+    auto r = parse({flag, "0"}, bad);
+    EXPECT_EQ(r.kind, ParseOutcome::Kind::error) << flag;
+    EXPECT_NE(r.message.find(flag), std::string::npos) << r.message;
+  }
+}
+
 }  // namespace
 }  // namespace aw::config
