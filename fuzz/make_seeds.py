@@ -104,6 +104,15 @@ SEEDS = {
         b"\x00/ws/echo\0\0\0",
         b"\x00/nothing/here/\xff\xc3\0\0\0",  # issue 13 item 9: raw bytes echoed into a 404 body
     ],
+    "browser_policy": [
+        b"\x01\x01127.0.0.1:8080\0http://localhost:5173\0application/json; charset=utf-8",
+        b"\x02\x00localhost\0http://localhost\0text/plain",
+        b"\x00\x00evil.example:80\0https://evil.example\0application/x-www-form-urlencoded",
+        b"\x00\x02[::1]:8080\0null\0",
+        b"\x03\x22[::1\0HTTP://LOCALHOST:5173\0 Application/JSON ",
+        b"\x04\x10rebound.example.\0http://u@a/b?c\0multipart/form-data; boundary=x",
+        b"\x00\x40\xff\xfe\0http://\xc3\xa9.example\0text/\xff",
+    ],
     "pipe": [
         b"\x01\0\0\0\x07\x05" + b'{"delta":"hello "}\n{"delta":"world"}\n',
         b"\x01\0\0\0\x03\x02" + b'{"delta":"a"}\r\n  \n{"delta":"\\u00e9"}',

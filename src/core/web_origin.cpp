@@ -36,10 +36,11 @@ bool is_ipv6_literal(std::string_view s) noexcept {
 // Lower case, and "example.com." (the same name, fully qualified) as "example.com".
 std::optional<std::string> normalized(std::string_view host) {
   if (!is_ipv6_literal(host) && !is_reg_name(host)) return std::nullopt;
+  // An empty label ("a..b", ".a", "a..") names nothing: refused, so that one name has one normal form.
+  if (host.front() == '.' || host.find("..") != std::string_view::npos) return std::nullopt;
   std::string out(host);
   std::transform(out.begin(), out.end(), out.begin(), lower);
-  if (out.size() > 1 && out.back() == '.') out.pop_back();
-  if (out == ".") return std::nullopt;
+  if (out.back() == '.') out.pop_back();
   return out;
 }
 

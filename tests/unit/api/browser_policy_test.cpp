@@ -43,6 +43,8 @@ TEST(WebOrigin, HostHeadersAndNames) {
   EXPECT_FALSE(parse_host_header("a:b"));
   EXPECT_FALSE(parse_host_header("a/b"));
   EXPECT_FALSE(parse_host_header(""));
+  for (const char* empty_label : {".", "a..", "..a", ".a", "a..b:80"})
+    EXPECT_FALSE(parse_host_header(empty_label)) << empty_label;
   EXPECT_EQ(normalize_host_name("::1"), "[::1]");
   EXPECT_EQ(normalize_host_name("Agentwire.Example.COM"), "agentwire.example.com");
   EXPECT_FALSE(normalize_host_name("example.com:8080"));
