@@ -28,6 +28,8 @@ bool is_reg_name(std::string_view s) noexcept {
 
 bool is_ipv6_literal(std::string_view s) noexcept {
   if (s.size() < 4 || s.front() != '[' || s.back() != ']') return false;
+  // Every IPv6 address has two colons at least ("::"): "a:1" is a name and a port, not an address.
+  if (std::count(s.begin(), s.end(), ':') < 2) return false;
   return std::all_of(s.begin() + 1, s.end() - 1, [](char c) {
     return std::isxdigit(static_cast<unsigned char>(c)) || c == ':' || c == '.';
   });

@@ -48,6 +48,8 @@ TEST(WebOrigin, HostHeadersAndNames) {
   EXPECT_EQ(normalize_host_name("::1"), "[::1]");
   EXPECT_EQ(normalize_host_name("Agentwire.Example.COM"), "agentwire.example.com");
   EXPECT_FALSE(normalize_host_name("example.com:8080"));
+  EXPECT_FALSE(normalize_host_name("a:1"));  // hex digits and one colon: a name and a port
+  EXPECT_FALSE(normalize_host_name("[a:1]"));
   EXPECT_FALSE(normalize_host_name(""));
 }
 

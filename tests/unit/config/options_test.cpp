@@ -219,6 +219,7 @@ TEST(Options, AllowedOriginsAndHosts) {
                                        {"--allowed-origins", "http://a.example,"},
                                        {"--allowed-origins", ""},
                                        {"--allowed-hosts", "example.com:8080"},
+                                       {"--allowed-hosts", "cafe:80"},
                                        {"--allowed-hosts", "a,,b"},
                                        {"--allowed-hosts", "http://example.com"}}) {
     Options b;
