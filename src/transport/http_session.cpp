@@ -235,6 +235,9 @@ void HttpSession::on_header(beast::error_code ec) {
   auto browser = api::check_browser_request(browser_request(head), ctx_.options);
   cors_headers_ = std::move(browser.cors_headers);
   if (browser.answer) {
+    // A refused upgrade counts where the subscription route's own refusals do.
+    if (browser.answer->status != 204 && beast::websocket::is_upgrade(head))
+      ctx_.counters.connections_rejected.fetch_add(1, std::memory_order_relaxed);
     // At debug only: a page hammering a refused origin must not flood the log.
     if (browser.answer->status != 204 && log::enabled(log::Level::debug)) {
       auto field = [&](http::field f) { return std::string_view(head[f]); };

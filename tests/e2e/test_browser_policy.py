@@ -89,6 +89,7 @@ def test_a_foreign_origin_cannot_open_a_websocket_on_any_path(start_server):
         status, headers = upgrade(server, path, origin=FOREIGN)
         assert status == 403, (path, status)
         assert not has_cors(headers), headers
+    assert server.stats()["connections"]["rejected"] == 5
     # The same handshakes from no browser (no Origin) and from the server's own pages go through.
     assert upgrade(server, "/ws/agents/victim")[0] == 101
     assert upgrade(server, "/ws/agents/victim", origin=f"http://{server.host}:{server.port}")[0] == 101
