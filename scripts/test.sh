@@ -92,10 +92,13 @@ stage "browser tests (headless Chromium)"
 stage "load generator smoke run (asserts no loss, no timing)"
 smoke_dir=$(mktemp -d)
 # The load generator opens all its connections (1,000 in the channels scenario) from one address.
-build/agentwire --listen 127.0.0.1:0 --data-dir "$smoke_dir/data" --max-connections-per-ip 0 2>"$smoke_dir/log" &
+# The log exists before the server starts: the background shell opens it only when it gets to run, which
+# on a busy machine can be after the first look below (a second run under a CPU hog failed on exactly that).
+: >"$smoke_dir/log"
+build/agentwire --listen 127.0.0.1:0 --data-dir "$smoke_dir/data" --max-connections-per-ip 0 2>>"$smoke_dir/log" &
 smoke_pid=$!
 port=""
-for _ in $(seq 200); do
+for _ in $(seq 600); do  # up to 60 s: start-up is milliseconds, but the machine may be busy
   port=$(sed -n 's/.*event=listening.* port=\([0-9]*\).*/\1/p' "$smoke_dir/log")
   [ -n "$port" ] && break
   sleep 0.1
