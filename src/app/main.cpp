@@ -30,6 +30,7 @@
 #include "store/sqlite/sqlite_event_store.hpp"
 #include "transport/server.hpp"
 #include "transport/shard.hpp"
+#include "transport/tls_context.hpp"
 #include "workflow/workflow_service.hpp"
 
 namespace {
@@ -103,6 +104,17 @@ int main(int argc, char** argv) {
     }
   }
 
+  // TLS: a certificate or key that cannot be used stops the start, naming its flag.
+  std::unique_ptr<aw::transport::TlsContext> tls;
+  if (options.tls_enabled()) {
+    try {
+      tls = std::make_unique<aw::transport::TlsContext>(options.tls_cert, options.tls_key);
+    } catch (const aw::transport::TlsError& e) {
+      std::fprintf(stderr, "agentwire: %s\n", e.what());
+      return 2;
+    }
+  }
+
   try {
     // Signals are taken from here on (before any thread starts: see control_signals.hpp): a SIGTERM that
     // arrives as soon as we say "listening" is honoured once main_ioc runs.
@@ -168,8 +180,8 @@ int main(int argc, char** argv) {
                                                   static_cast<double>(options.request_burst_per_ip)},
                                                  max_addresses, options.rate_limit_loopback,
                                                  counters.rate_limit_addresses);
-    aw::transport::ServerContext server_ctx{options,         hub,          router, counters, verifier.get(),
-                                            &handshake_rate, &request_rate};
+    aw::transport::ServerContext server_ctx{
+        options, hub, router, counters, verifier.get(), &handshake_rate, &request_rate, tls.get()};
     aw::transport::Server server(pool, server_ctx);
     server.start(options.listen_host, options.listen_port);
     pool.start();
@@ -179,7 +191,9 @@ int main(int argc, char** argv) {
                                 {"store", options.store},
                                 {"data_dir", options.data_dir},
                                 {"version", AGENTWIRE_VERSION},
-                                {"auth_keys", std::to_string(verifier ? verifier->key_count() : 0)}});
+                                {"auth_keys", std::to_string(verifier ? verifier->key_count() : 0)},
+                                {"tls", tls ? "on" : "off"},
+                                {"tls_serial", tls ? tls->serial() : ""}});
 
     // Streams left open without deltas are ended as failed: a few checks per timeout, at most one a second.
     boost::asio::steady_timer stream_timer(main_ioc);
@@ -195,9 +209,16 @@ int main(int argc, char** argv) {
     };
     check_streams();
 
-    // SIGHUP reloads the token keys (rotation without a restart); keys that cannot be used leave the
-    // old ones in place.
+    // SIGHUP reloads the token keys and the TLS certificate (rotation without a restart); files that
+    // cannot be used leave the old ones in place. Open connections keep the certificate they started with.
     reload_keys = [&] {
+      if (tls) {
+        std::string error;
+        if (tls->reload(error))
+          aw::log::info("tls_reloaded", {{"serial", tls->serial()}, {"subject", tls->subject()}});
+        else
+          aw::log::error("tls_reload_failed", {{"error", error}});
+      }
       if (!verifier) return;
       try {
         verifier->replace_keys(aw::auth::load_keys(key_sources));

@@ -392,6 +392,12 @@ const std::vector<Spec>& specs() {
        [](Options& o, std::string_view v) { return set_path(o.auth_audience, v, "auth-audience"); }},
       {"auth-issuer", Kind::text, "tokens must have this iss (default: iss not checked)",
        [](Options& o, std::string_view v) { return set_path(o.auth_issuer, v, "auth-issuer"); }},
+      {"tls-cert", Kind::text,
+       "PEM certificate chain (leaf first): the port then speaks TLS 1.2+ only, https:// and wss://; "
+       "needs --tls-key; both are read again on SIGHUP (default: plain HTTP)",
+       [](Options& o, std::string_view v) { return set_path(o.tls_cert, v, "tls-cert"); }},
+      {"tls-key", Kind::text, "PEM private key (unencrypted) of --tls-cert",
+       [](Options& o, std::string_view v) { return set_path(o.tls_key, v, "tls-key"); }},
   };
   return all;
 }
@@ -479,6 +485,10 @@ ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
     return {ParseOutcome::Kind::error,
             "--auth-audience and --auth-issuer need a key: --auth-secret-file, --auth-public-key or "
             "--auth-jwks-file"};
+  if (out.tls_cert.empty() != out.tls_key.empty())
+    return {ParseOutcome::Kind::error, out.tls_cert.empty()
+                                           ? "--tls-key needs --tls-cert (give both or neither)"
+                                           : "--tls-cert needs --tls-key (give both or neither)"};
   if (out.idle_timeout_ms <= out.heartbeat_interval_ms)
     return {ParseOutcome::Kind::error, "--idle-timeout must be longer than --heartbeat-interval"};
   if (out.max_snapshot_bytes > out.max_queue_bytes / 2)

@@ -67,6 +67,12 @@ struct Options {
   std::string auth_jwks_file;                 // a JWKS document
   std::string auth_audience;                  // aud must name it, when set
   std::string auth_issuer;                    // iss must be it, when set
+  // TLS on the listening port (both or neither): PEM certificate chain and private key, read at start
+  // and again on SIGHUP. Without them the port speaks plain HTTP.
+  std::string tls_cert;
+  std::string tls_key;
+
+  bool tls_enabled() const noexcept { return !tls_cert.empty(); }
 
   // Browsers (see src/api/browser_policy). Origins other than the server's own that may make requests
   // and open WebSockets, normalised ("scheme://host[:port]", "null", or "*" for any but null); none by

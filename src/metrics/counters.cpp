@@ -26,6 +26,8 @@ CounterTotals Counters::totals() const {
   t.requests_rate_limited = get(requests_rate_limited);
   t.connections_rate_limited = get(connections_rate_limited);
   t.rate_limit_addresses = get(rate_limit_addresses);
+  t.tls_handshakes = get(tls_handshakes);
+  t.tls_handshake_failures = get(tls_handshake_failures);
   for (unsigned i = 0; i < count_; ++i) {
     t.messages_out += get(shards_[i].messages_out);
     t.messages_merged += get(shards_[i].messages_merged);
@@ -33,6 +35,8 @@ CounterTotals Counters::totals() const {
     t.messages_in += get(shards_[i].messages_in);
     t.bytes_in += get(shards_[i].bytes_in);
     t.queued_bytes += get(shards_[i].queued_bytes);
+    t.tls_writes += get(shards_[i].tls_writes);
+    t.tls_write_segments += get(shards_[i].tls_write_segments);
   }
   t.uptime_ms = now_unix_ms() - started_ms_;
   return t;

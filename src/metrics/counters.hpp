@@ -17,6 +17,10 @@ struct alignas(64) ShardCounters {
   std::atomic<std::uint64_t> queued_bytes{0};  // outbound backlog of this shard's connections now
   // Events that joined a queued message of a lagging subscriber instead of being queued on their own.
   std::atomic<std::uint64_t> messages_merged{0};
+  // Writes of WebSocket bytes into TLS connections: one per flush of a connection's queue (its frames
+  // copied into one buffer, one TLS record of up to 16 KiB), and the queued segments they carried.
+  std::atomic<std::uint64_t> tls_writes{0};
+  std::atomic<std::uint64_t> tls_write_segments{0};
 
   // Single writer: a relaxed load+store is enough and cheaper than an atomic add.
   static void bump(std::atomic<std::uint64_t>& c, std::uint64_t n) {
@@ -47,6 +51,10 @@ struct CounterTotals {
   std::uint64_t requests_rate_limited = 0;
   std::uint64_t connections_rate_limited = 0;
   std::uint64_t rate_limit_addresses = 0;
+  std::uint64_t tls_handshakes = 0;
+  std::uint64_t tls_handshake_failures = 0;
+  std::uint64_t tls_writes = 0;
+  std::uint64_t tls_write_segments = 0;
   std::int64_t uptime_ms = 0;
 };
 
@@ -76,6 +84,8 @@ class Counters {
   std::atomic<std::uint64_t> requests_rate_limited{0};
   std::atomic<std::uint64_t> connections_rate_limited{0};
   std::atomic<std::uint64_t> rate_limit_addresses{0};
+  std::atomic<std::uint64_t> tls_handshakes{0};          // TLS handshakes completed
+  std::atomic<std::uint64_t> tls_handshake_failures{0};  // ... failed or timed out (plain HTTP among them)
   LagBoard lag;  // the subscribers furthest behind, refreshed by each shard's sweep
 
  private:

@@ -48,6 +48,11 @@ std::string stats_json(const StatsInput& in) {
       {"publishes", in.hub.publishes},
       {"publish_failures", in.hub.publish_failures},
       {"http_requests", c.http_requests},
+      {"tls",
+       {{"handshakes", c.tls_handshakes},
+        {"handshake_failures", c.tls_handshake_failures},
+        {"writes", c.tls_writes},
+        {"write_segments", c.tls_write_segments}}},
       {"channels", in.hub.channels},
       {"history", {{"events", in.hub.history_events}, {"bytes", in.hub.history_bytes}}},
       {"store",
@@ -112,6 +117,13 @@ std::string prometheus_text(const StatsInput& in) {
         .append("\n");
   metric(out, "agentwire_rate_limit_addresses", "gauge", "Client addresses the per-address rate limits hold.",
          c.rate_limit_addresses);
+  metric(out, "agentwire_tls_handshakes_total", "counter", "TLS handshakes completed.", c.tls_handshakes);
+  metric(out, "agentwire_tls_handshake_failures_total", "counter",
+         "TLS handshakes that failed or timed out (plain HTTP on the TLS port among them).",
+         c.tls_handshake_failures);
+  metric(out, "agentwire_tls_writes_total", "counter",
+         "Writes of WebSocket frames into TLS connections (one per flush of a connection's queue).",
+         c.tls_writes);
   metric(out, "agentwire_messages_in_total", "counter", "WebSocket messages received.", c.messages_in);
   metric(out, "agentwire_messages_out_total", "counter", "WebSocket messages sent.", c.messages_out);
   metric(out, "agentwire_messages_merged_total", "counter",

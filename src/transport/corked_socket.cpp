@@ -2,6 +2,7 @@
 
 #include <array>
 #include <boost/asio/post.hpp>
+#include <string>
 
 namespace aw::transport {
 
@@ -13,7 +14,22 @@ constexpr std::size_t kMaxIovecs = 64;
 // bursts do not pile up in memory (or count against the slow-consumer limit) while the kernel could
 // take them.
 constexpr std::size_t kEagerFlushBytes = 64 * 1024;
+// The most one TLS write carries: one record's plaintext (16 KiB), so a flush is one record and one
+// syscall; more queued leaves in the next write as soon as this one completes.
+constexpr std::size_t kTlsWriteBytes = 16 * 1024;
+// Clients send little (pings, pongs, refreshes): one read lands here at a time.
+constexpr std::size_t kTlsReadBytes = 4 * 1024;
 }  // namespace
+
+struct CorkedSocket::TlsState {
+  TlsState(std::unique_ptr<TlsLink> l, metrics::ShardCounters& c) : link(std::move(l)), counters(c) {}
+  std::unique_ptr<TlsLink> link;
+  metrics::ShardCounters& counters;
+  std::string out;  // the write in flight: queued bytes copied out of the queue (counted as queued)
+  bool writing = false;
+  bool shutting_down = false;  // close_notify on its way
+  std::array<char, kTlsReadBytes> read_room;
+};
 
 CorkedSocket::CorkedSocket(tcp::socket&& socket, net::io_context& ioc) : socket_(ioc) {
   boost::system::error_code ec;
@@ -25,6 +41,35 @@ CorkedSocket::CorkedSocket(tcp::socket&& socket, net::io_context& ioc) : socket_
     if (!ec) socket_.assign(protocol, fd, ec);
   }
   socket_.non_blocking(true, ec);
+}
+
+CorkedSocket::CorkedSocket(std::unique_ptr<TlsLink> tls, net::io_context& ioc,
+                           metrics::ShardCounters& counters)
+    : socket_(ioc), tls_(std::make_unique<TlsState>(std::move(tls), counters)) {}
+
+CorkedSocket::~CorkedSocket() = default;
+
+TlsLink* CorkedSocket::tls() noexcept {
+  return tls_ ? tls_->link.get() : nullptr;
+}
+
+net::mutable_buffer CorkedSocket::tls_read_room() noexcept {
+  return net::buffer(tls_->read_room);
+}
+
+tcp::endpoint CorkedSocket::remote_endpoint(boost::system::error_code& ec) {
+  if (tls_) return tls_->link->stream.next_layer().socket().remote_endpoint(ec);
+  return socket_.remote_endpoint(ec);
+}
+
+void CorkedSocket::trim() {
+  queue_.release();
+  // An idle TLS connection holds no write buffer either.
+  if (tls_ && !tls_->writing && tls_->out.empty() && tls_->out.capacity() > 0) std::string().swap(tls_->out);
+}
+
+bool CorkedSocket::tls_backlogged() const noexcept {
+  return tls_->writing && queued_bytes_ > tls_->out.size() + kEagerFlushBytes;
 }
 
 void CorkedSocket::enqueue(std::shared_ptr<const void> keep, std::string_view bytes, bool droppable,
@@ -71,6 +116,7 @@ void CorkedSocket::schedule_flush() {
 }
 
 void CorkedSocket::flush() {
+  if (tls_) return flush_tls();
   if (waiting_ || failed_) return;
   // Only used within this call, so one array per thread serves every connection.
   thread_local std::array<net::const_buffer, kMaxIovecs> iov;
@@ -103,6 +149,47 @@ void CorkedSocket::flush() {
                      });
 }
 
+void CorkedSocket::flush_tls() {
+  if (failed_ || tls_->writing) return;  // the write in flight flushes again when it completes
+  std::string& out = tls_->out;
+  if (out.empty()) {
+    if (queue_.empty()) return drained();
+    // Asio's TLS stream writes only the first buffer of a sequence per write, each as its own record:
+    // the frames queued by now are copied into one buffer instead, to leave as one record.
+    std::uint64_t segments = 0;
+    while (!queue_.empty() && out.size() < kTlsWriteBytes) {
+      std::string_view b = queue_.front().bytes.substr(sent_of_front_);
+      const std::size_t take = std::min(b.size(), kTlsWriteBytes - out.size());
+      out.append(b.data(), take);
+      ++segments;
+      if (take < b.size()) {
+        sent_of_front_ += take;
+        break;
+      }
+      sent_of_front_ = 0;
+      queue_.pop_front();
+    }
+    metrics::ShardCounters::bump(tls_->counters.tls_writes, 1);
+    metrics::ShardCounters::bump(tls_->counters.tls_write_segments, segments);
+  }
+  auto keep = owner_.lock();
+  if (!keep) return;
+  tls_->writing = true;
+  tls_->link->stream.async_write_some(
+      net::buffer(out), [this, keep = std::move(keep)](const boost::system::error_code& ec, std::size_t n) {
+        on_tls_written(ec, n);
+      });
+}
+
+void CorkedSocket::on_tls_written(const boost::system::error_code& ec, std::size_t n) {
+  tls_->writing = false;
+  if (failed_) return;
+  if (ec) return fail();
+  queued_bytes_ -= n;
+  tls_->out.erase(0, n);  // all of it, unless the stream took less than a record
+  flush_tls();
+}
+
 void CorkedSocket::consume(std::size_t n) {
   queued_bytes_ -= n;
   while (n > 0) {
@@ -119,6 +206,7 @@ void CorkedSocket::consume(std::size_t n) {
 
 void CorkedSocket::fail() {
   failed_ = true;
+  if (tls_) std::string().swap(tls_->out);
   queue_.clear();
   queued_bytes_ = 0;
   sent_of_front_ = 0;
@@ -128,7 +216,18 @@ void CorkedSocket::drained() {
   if (!shutdown_pending_) return;
   shutdown_pending_ = false;
   boost::system::error_code ignored;
-  socket_.shutdown(tcp::socket::shutdown_send, ignored);
+  if (!tls_) {
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    return;
+  }
+  // close_notify, then FIN once the client answers with its own (or the owner's deadline closes it).
+  auto keep = owner_.lock();
+  if (!keep || tls_->shutting_down) return;
+  tls_->shutting_down = true;
+  tls_->link->stream.async_shutdown([this, keep = std::move(keep)](const boost::system::error_code&) {
+    boost::system::error_code ignored_ec;
+    tls_->link->stream.next_layer().socket().shutdown(tcp::socket::shutdown_send, ignored_ec);
+  });
 }
 
 std::pair<std::uint64_t, std::uint64_t> CorkedSocket::queued_events() noexcept {
@@ -153,16 +252,21 @@ void CorkedSocket::drop_pending() {
     }
   }
   queue_ = std::move(kept);
-  queued_bytes_ = bytes;
+  queued_bytes_ = bytes + (tls_ ? tls_->out.size() : 0);  // the TLS write in flight still counts
 }
 
 void CorkedSocket::shutdown_when_drained() {
   shutdown_pending_ = true;
-  if (queue_.empty() && !failed_) drained();
+  if (queue_.empty() && !failed_ && !(tls_ && tls_->writing)) drained();
 }
 
 void CorkedSocket::close() noexcept {
   boost::system::error_code ignored;
+  if (tls_) {
+    auto& lowest = tls_->link->stream.next_layer().socket();
+    lowest.shutdown(tcp::socket::shutdown_both, ignored);
+    lowest.close(ignored);
+  }
   socket_.shutdown(tcp::socket::shutdown_both, ignored);
   socket_.close(ignored);
   shutdown_pending_ = false;

@@ -8,6 +8,11 @@
 // slow-consumer limit measures. Everything the WebSocket session sends goes through it: the handshake
 // answer, broadcast frames (shared bytes, never copied), session messages and control frames, each
 // queued whole and in order. Reads go straight to socket().
+//
+// On a TLS connection the same queue leaves through the connection's TLS stream instead: each flush
+// copies what is queued (up to one TLS record, 16 KiB) into one buffer and writes it as one record,
+// since the stream would make each buffer of a gather-write a record (and a syscall) of its own. Reads
+// then go through tls(), not socket().
 #pragma once
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -16,7 +21,9 @@
 #include <vector>
 
 #include "core/event.hpp"
+#include "metrics/counters.hpp"
 #include "transport/flush_queue.hpp"
+#include "transport/tls_link.hpp"
 
 namespace aw::transport {
 
@@ -86,9 +93,18 @@ class CorkedSocket {
 
   // Takes over the connection `socket` holds, on `ioc` (the shard's), non-blocking.
   CorkedSocket(tcp::socket&& socket, net::io_context& ioc);
+  // Takes over a TLS connection (handshake done); its writes are counted in `counters`.
+  CorkedSocket(std::unique_ptr<TlsLink> tls, net::io_context& ioc, metrics::ShardCounters& counters);
+  ~CorkedSocket();
 
   executor_type get_executor() noexcept { return socket_.get_executor(); }
+  // The plain connection's socket (unused on a TLS connection).
   socket_type& socket() noexcept { return socket_; }
+  // The TLS connection's stream, null on a plain one.
+  TlsLink* tls() noexcept;
+  // Where a TLS connection's reads land (one read in flight at a time).
+  net::mutable_buffer tls_read_room() noexcept;
+  tcp::endpoint remote_endpoint(boost::system::error_code& ec);
 
   // Keeps the owning session alive while a send or a posted flush is pending.
   void set_owner(std::weak_ptr<void> owner) { owner_ = std::move(owner); }
@@ -108,8 +124,9 @@ class CorkedSocket {
   // A segment of this kind is queued (whether or not it has started to leave).
   bool holds(std::uint8_t kind) const noexcept;
 
-  // The kernel's buffer for this socket is full: the client is not keeping up.
-  bool backlogged() const noexcept { return waiting_; }
+  // The kernel's buffer for this socket is full: the client is not keeping up (on a TLS connection:
+  // a write is in flight and more than 64 KiB wait behind it).
+  bool backlogged() const noexcept { return tls_ ? tls_backlogged() : waiting_; }
   // The last queued segment when none of it has left yet (it may still be replaced), else null.
   const Segment* unsent_back() noexcept;
   // Replaces the segment unsent_back() returned.
@@ -127,7 +144,7 @@ class CorkedSocket {
   const void* enqueue_state() const noexcept { return &queue_; }
   // Nothing is queued: frees the queue's memory (called now and then, so that it is not freed and
   // allocated again on every pass of a busy connection).
-  void trim() { queue_.release(); }
+  void trim();
   // A send failed or the socket was closed: nothing more will be sent.
   bool failed() const noexcept { return failed_; }
 
@@ -139,9 +156,14 @@ class CorkedSocket {
   void close() noexcept;
 
  private:
+  struct TlsState;
   void schedule_flush();
   // Sends what the kernel takes now; waits for writability when it takes no more.
   void flush();
+  // The same through TLS: one record's worth copied into one buffer, one write in flight at a time.
+  void flush_tls();
+  void on_tls_written(const boost::system::error_code& ec, std::size_t n);
+  bool tls_backlogged() const noexcept;
   void consume(std::size_t n);
   void fail();
   void drained();
@@ -154,6 +176,7 @@ class CorkedSocket {
     const net::const_buffer* end() const noexcept { return last; }
   };
   socket_type socket_;
+  std::unique_ptr<TlsState> tls_;  // TLS connections only: plain ones pay one pointer
   std::weak_ptr<void> owner_;
   FlushQueue* flush_queue_ = nullptr;
   SegmentQueue queue_;

@@ -9,6 +9,7 @@
 #include "api/subscriber_auth.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
+#include "transport/tls_context.hpp"
 #include "transport/websocket_session.hpp"
 
 namespace aw::transport {
@@ -92,6 +93,11 @@ api::BrowserRequest browser_request(const http::request_header<>& head) {
 }
 
 // A streamed body that broke its own framing (as opposed to a connection that broke).
+HttpStream make_stream(tcp::socket&& socket, const ServerContext& ctx) {
+  if (ctx.tls) return HttpStream(std::move(socket), ctx.tls->current());
+  return HttpStream(std::move(socket));
+}
+
 bool is_malformed_body(beast::error_code ec) {
   return ec.category() == beast::error_code(http::error::bad_chunk).category() &&
          ec != http::error::partial_message && ec != http::error::end_of_stream;
@@ -100,7 +106,7 @@ bool is_malformed_body(beast::error_code ec) {
 }  // namespace
 
 HttpSession::HttpSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx, const net::ip::address& peer)
-    : stream_(std::move(socket)),
+    : stream_(make_stream(std::move(socket), ctx)),
       shard_(shard),
       ctx_(ctx),
       peer_(peer),
@@ -114,6 +120,27 @@ HttpSession::~HttpSession() {
 }
 
 void HttpSession::run() {
+  if (!stream_.tls()) return do_read();
+  // The handshake counts against the first request's header timeout: the sweep closes a connection
+  // that has not finished it by then (a client that never sends its ClientHello holds nothing for long).
+  state_ = State::handshaking;
+  stream_.lowest().expires_after(std::chrono::milliseconds(ctx_.options.header_timeout_ms));
+  stream_.tls()->stream.async_handshake(
+      net::ssl::stream_base::server,
+      [self = shared_from_this()](beast::error_code ec) { self->on_handshake(ec); });
+}
+
+void HttpSession::on_handshake(beast::error_code ec) {
+  if (state_ != State::handshaking) return;  // timed out or closed meanwhile
+  state_ = State::idle;
+  if (ec) {
+    // Plain HTTP on the TLS port, an old protocol version, a scanner: counted, and logged at debug only
+    // (the internet sends plenty of these).
+    ctx_.counters.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+    log::debug("tls_handshake_failed", {{"error", ec.message()}});
+    return close();
+  }
+  ctx_.counters.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
   do_read();
 }
 
@@ -150,7 +177,7 @@ void HttpSession::do_read() {
   // for a burst; the first request (often a WebSocket upgrade) gets none, so subscribers do not pay for it.
   if (next_slot_ > 0 && buffer_.capacity() < kReadBurstBytes) buffer_.reserve(kReadBurstBytes);
   state_ = State::reading_head;
-  stream_.expires_after(kIdleTimeout);
+  stream_.lowest().expires_after(kIdleTimeout);
   stream_.async_read_some(
       buffer_.prepare(beast::read_size(buffer_, kMaxHeadRead)),
       [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_head_bytes(ec, n); });
@@ -171,7 +198,11 @@ void HttpSession::read_failed(beast::error_code ec) {
     // Answers still owed are written first; then the connection closes.
     return write_ready();
   }
-  if (ec == beast::error::timeout || ec == net::error::connection_reset) return close();
+  // A TLS client that closed without close_notify has still sent its requests whole.
+  if (ec == net::ssl::error::stream_truncated) return write_ready();
+  if (ec == beast::error::timeout || ec == net::error::connection_reset ||
+      ec.category() == net::error::get_ssl_category())
+    return close();
   // The rest of a rejected request cannot be skipped reliably, so these answers end the connection.
   if (ec == http::error::body_limit) {
     reply_now(
@@ -281,7 +312,7 @@ void HttpSession::on_header(beast::error_code ec) {
   }
   if (parser_->is_done()) return handle(parser_->release());
   state_ = State::reading_body;
-  stream_.expires_after(kIdleTimeout);
+  stream_.lowest().expires_after(kIdleTimeout);
   http::async_read(stream_, buffer_, *parser_,
                    [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body(ec); });
 }
@@ -343,7 +374,7 @@ void HttpSession::read_body_piece() {
   auto& body = body_parser_->get().body();
   body.data = chunk_.get();
   body.size = kChunkBytes;
-  stream_.expires_after(kIdleTimeout);
+  stream_.lowest().expires_after(kIdleTimeout);
   http::async_read_some(
       stream_, buffer_, *body_parser_,
       [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_body_piece(ec); });
@@ -504,7 +535,7 @@ void HttpSession::write_ready() {
     return;
   }
   writing_ = true;
-  stream_.expires_after(kIdleTimeout);
+  stream_.lowest().expires_after(kIdleTimeout);
   net::async_write(stream_, net::buffer(out_),
                    [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_write(ec); });
 }
@@ -519,11 +550,12 @@ void HttpSession::on_write(beast::error_code ec) {
 
 void HttpSession::upgrade() {
   auto pending = std::move(*std::exchange(pending_upgrade_, std::nullopt));
-  stream_.expires_never();
+  stream_.lowest().expires_never();
   state_ = State::closed;  // the socket now belongs to the WebSocket session
   // Bytes read past the request are the client's first WebSocket frames.
   auto early = buffer_.cdata();
-  auto ws = std::make_shared<WebSocketSession>(stream_.release_socket(), shard_, ctx_);
+  auto ws = stream_.tls() ? std::make_shared<WebSocketSession>(stream_.release_tls(), shard_, ctx_)
+                          : std::make_shared<WebSocketSession>(stream_.release_socket(), shard_, ctx_);
   shard_.connections.hand_over(this, ws.get());  // the socket's place under the connection limits
   ws->run(pending.request, std::move(pending.target),
           std::string_view(static_cast<const char*>(early.data()), early.size()));
@@ -537,13 +569,14 @@ void HttpSession::close() {
   // A streamed body cut short still ends its stream.
   if (auto sink = std::move(sink_)) sink->on_abort();
   beast::error_code ignored;
-  stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  stream_.close();
+  stream_.lowest().socket().shutdown(tcp::socket::shutdown_send, ignored);
+  stream_.lowest().close();
   // Never destroyed inline: the caller may be the sweep or the shutdown, which hold no reference.
   if (self_while_sink_full_) net::post(stream_.get_executor(), [keep = std::move(self_while_sink_full_)] {});
 }
 
 void HttpSession::on_sweep(std::int64_t now_ms) {
+  if (state_ == State::handshaking && head_deadline_ms_ != 0 && now_ms >= head_deadline_ms_) return close();
   if (state_ != State::reading_head || head_deadline_ms_ == 0 || now_ms < head_deadline_ms_) return;
   // Slowloris: a head trickling in (or never starting) would hold a descriptor until the idle timeout.
   // The read in flight stays; its completion sees the state and leaves, and the close ends it.

@@ -5,7 +5,6 @@
 // bodies (the pipe route) are fed to their sink as they arrive, reading paused while the sink is full.
 #pragma once
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
@@ -22,6 +21,7 @@
 #include "api/http_types.hpp"
 #include "api/router.hpp"
 #include "api/subscribe_target.hpp"
+#include "transport/http_stream.hpp"
 #include "transport/server_context.hpp"
 #include "transport/shard.hpp"
 
@@ -37,14 +37,17 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   HttpSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx, const net::ip::address& peer);
   ~HttpSession() override;
 
+  // Reads requests; on a TLS port, after the handshake.
   void run();
-  // Enforces the header timeout: a request head not complete in time gets 408 and the connection closes.
+  // Enforces the header timeout: a request head not complete in time gets 408 and the connection closes
+  // (a TLS handshake not complete in time: the connection closes).
   void on_sweep(std::int64_t now_ms) override;
   void on_shutdown() override;
 
  private:
   // Where the reading side is; writing (one write in flight, see writing_) goes on beside any of these.
   enum class State : std::uint8_t {
+    handshaking,   // a TLS connection's handshake is in flight (due within the header timeout)
     idle,          // between requests, nothing read in flight: reading resumes unless the pipeline is full
     reading_head,  // a read for a request head is in flight
     reading_body,  // a read for a whole body (the plain routes) is in flight
@@ -66,6 +69,7 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
     api::SubscribeTarget target;
   };
 
+  void on_handshake(beast::error_code ec);
   bool can_read() const noexcept;
   void new_header_parser();
   // Reads requests: those already buffered at once, then waits for more.
@@ -106,7 +110,7 @@ class HttpSession final : public Connection, public std::enable_shared_from_this
   void on_write(beast::error_code ec);
   void close();
 
-  beast::tcp_stream stream_;
+  HttpStream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::empty_body>> header_parser_;
   std::optional<http::request_parser<http::string_body>> parser_;

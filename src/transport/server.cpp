@@ -130,6 +130,9 @@ void Server::on_accepted(Shard& shard, tcp::socket socket) {
 }
 
 void Server::refuse(Shard& shard, tcp::socket socket, const std::shared_ptr<const std::string>& answer) {
+  // A TLS client cannot read a plain answer, and one sent through TLS would cost a handshake per
+  // refused connection: on a TLS port a refused connection just closes.
+  if (ctx_.tls) return;
   // Each refusal holds a descriptor a little while: past the bound, a refused connection just closes.
   if (refusals_in_flight_.load(std::memory_order_relaxed) >= kMaxRefusalsInFlight) return;
   refusals_in_flight_.fetch_add(1, std::memory_order_relaxed);

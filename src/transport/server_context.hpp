@@ -6,6 +6,7 @@
 #include "hub/hub.hpp"
 #include "metrics/counters.hpp"
 #include "transport/address_rate_limit.hpp"
+#include "transport/tls_context.hpp"
 
 namespace aw::transport {
 
@@ -17,6 +18,7 @@ struct ServerContext {
   const auth::Verifier* verifier = nullptr;    // null: no key configured, subscribers need no token
   AddressRateLimit* handshake_rate = nullptr;  // --max-handshakes-per-ip-per-s; null: none
   AddressRateLimit* request_rate = nullptr;    // --max-requests-per-ip-per-s; null: none
+  TlsContext* tls = nullptr;                   // null: the port speaks plain HTTP
 };
 
 }  // namespace aw::transport

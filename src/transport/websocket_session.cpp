@@ -83,6 +83,15 @@ WebSocketSession::WebSocketSession(tcp::socket&& socket, Shard& shard, ServerCon
   shard_.connections.insert(this);
 }
 
+WebSocketSession::WebSocketSession(std::unique_ptr<TlsLink> tls, Shard& shard, ServerContext& ctx)
+    : sock_(std::move(tls), shard.ioc, shard.counters),
+      shard_(shard),
+      ctx_(ctx),
+      reader_(ctx.options.max_message_bytes),
+      session_id_(new_session_id()) {
+  shard_.connections.insert(this);
+}
+
 WebSocketSession::~WebSocketSession() {
   if (channel_) ctx_.hub.leave(channel_, shard_.index, this);
   shard_.connections.erase(this);
@@ -130,7 +139,7 @@ void WebSocketSession::run(const http::request<http::string_body>& req, api::Sub
   send_own(std::move(answer.response));
 
   boost::system::error_code ec;
-  auto ep = sock_.socket().remote_endpoint(ec);
+  auto ep = sock_.remote_endpoint(ec);
   std::string remote = ec ? std::string() : ep.address().to_string() + ":" + std::to_string(ep.port());
   if (!answer.accepted) {
     // The refusal leaves, then the connection closes (state_ starts as draining).
@@ -271,6 +280,7 @@ void WebSocketSession::send_own(std::string frame) {
 }
 
 void WebSocketSession::wait_readable() {
+  if (sock_.tls()) return read_tls();
   if (sock_.backlogged() && (slow_ || (echo_ && state_ == State::open))) {
     // The client does not read what it is sent (its echoes, or the close frame of a client dropped as
     // slow): read nothing more from it until that has left; then only its close reply is looked for.
@@ -286,6 +296,22 @@ void WebSocketSession::wait_readable() {
       in(wait_memory_, [self = shared_from_this()](boost::system::error_code ec) { self->on_readable(ec); }));
 }
 
+void WebSocketSession::read_tls() {
+  sock_.tls()->stream.async_read_some(
+      sock_.tls_read_room(),
+      [self = shared_from_this()](boost::system::error_code ec, std::size_t n) { self->on_tls_read(ec, n); });
+}
+
+void WebSocketSession::on_tls_read(boost::system::error_code ec, std::size_t n) {
+  if (state_ == State::closed) return;
+  // A client that closed TCP without close_notify has still said all it had to say.
+  if (ec == net::ssl::error::stream_truncated) ec = net::error::eof;
+  if (ec) return read_failed(ec);
+  // While draining, what the client sends is discarded until its close_notify or EOF.
+  if (state_ != State::draining) consume(static_cast<char*>(sock_.tls_read_room().data()), n);
+  if (state_ != State::closed) read_tls();
+}
+
 void WebSocketSession::on_readable(boost::system::error_code ec) {
   if (state_ == State::closed) return;
   if (!ec) ec = read_available();
@@ -294,6 +320,7 @@ void WebSocketSession::on_readable(boost::system::error_code ec) {
 }
 
 boost::system::error_code WebSocketSession::read_available() {
+  if (sock_.tls()) return {};  // a TLS connection's read is always in flight: nothing waits unread
   char* buffer = scratch();
   boost::system::error_code ec;
   for (int i = 0; i < kReadsPerWake; ++i) {

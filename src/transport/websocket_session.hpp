@@ -32,6 +32,8 @@ class WebSocketSession final : public hub::Subscriber,
                                public std::enable_shared_from_this<WebSocketSession> {
  public:
   WebSocketSession(tcp::socket&& socket, Shard& shard, ServerContext& ctx);
+  // A TLS connection: reads and writes go through its TLS stream.
+  WebSocketSession(std::unique_ptr<TlsLink> tls, Shard& shard, ServerContext& ctx);
   ~WebSocketSession() override;
 
   // Answers the upgrade request the HTTP session read; `early` holds bytes the client sent after it
@@ -58,6 +60,9 @@ class WebSocketSession final : public hub::Subscriber,
   // what it is sent, writable first).
   void wait_readable();
   void on_readable(boost::system::error_code ec);
+  // A TLS connection keeps one read in flight instead (TLS may hold bytes the socket no longer shows).
+  void read_tls();
+  void on_tls_read(boost::system::error_code ec, std::size_t n);
   // Reads and handles what the socket holds now (a few reads at most); the error that ended reading.
   boost::system::error_code read_available();
   // Reading ended with `ec`: the connection is over.
