@@ -369,3 +369,29 @@ def test_tls_flags_from_environment(start_server, pki):
                                                     "AGENTWIRE_TLS_KEY": str(pki / "first.key")})
     assert peer_serial(server, pki) == FIRST_SERIAL
     assert "tls=on" in server.log
+
+
+def test_idle_tls_connections_cost_bounded_memory(start_server, pki):
+    """An idle wss connection holds OpenSSL's state and Asio's record buffers (about 75 KB measured, against
+    under 1 KB plain): bounded per connection, so --max-connections bounds the whole."""
+    server = start_server(*tls_flags(pki, "first", "--threads", "1"))
+    count = 100
+    per_connection_bound = 160 * 1024 * awtest.RSS_SCALE
+
+    async def scenario():
+        warm = [await wss(server, pki, f"/ws/agents/warm-{i}", ping_interval=None).__aenter__() for i in range(10)]
+        for ws in warm:
+            await recv_json(ws, what="connected")
+        before = server.rss_kb()
+        conns = []
+        for i in range(count):
+            ws = await wss(server, pki, f"/ws/agents/idle-{i % 10}", ping_interval=None).__aenter__()
+            await recv_json(ws, what="connected")
+            conns.append(ws)
+        grown = (server.rss_kb() - before) * 1024
+        for ws in warm + conns:
+            await ws.close()
+        return grown
+
+    grown = run(scenario())
+    assert grown <= count * per_connection_bound, f"{grown / count:.0f} B per idle TLS connection"
