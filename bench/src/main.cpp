@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <netdb.h>
+#include <openssl/ssl.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -44,7 +45,8 @@ scenarios:
             with ?since=S&epoch=E; report time until every client has all missed events
 
 options:
-  --url URL                 server base URL (default http://127.0.0.1:8080)
+  --url URL                 server base URL (default http://127.0.0.1:8080); https:// speaks TLS
+                            (certificate not verified) on every connection
   --connections N           subscribers (idle 10000, fanout 1000, resume 1000; channels: = --channels)
   --channels N              channels (channels 10000; idle/resume 1; fanout is always 1)
   --rate R                  publishes per second, 0 = as fast as possible (default 0)
@@ -444,18 +446,33 @@ class Runner {
 bool Runner::setup() {
   // URL: http://host[:port][/...]
   std::string u = o_.url;
-  if (u.rfind("http://", 0) == 0)
+  bool tls = false;
+  if (u.rfind("http://", 0) == 0) {
     u = u.substr(7);
-  else if (u.rfind("ws://", 0) == 0)
+  } else if (u.rfind("ws://", 0) == 0) {
     u = u.substr(5);
-  else if (u.find("://") != std::string::npos) {
-    fprintf(stderr, "agentwire-bench: only http:// URLs are supported\n");
+  } else if (u.rfind("https://", 0) == 0 || u.rfind("wss://", 0) == 0) {
+    u = u.substr(u.find("://") + 3);
+    tls = true;
+  } else if (u.find("://") != std::string::npos) {
+    fprintf(stderr, "agentwire-bench: only http:// and https:// URLs are supported\n");
     return false;
+  }
+  if (tls) {
+    if (o_.slow) {
+      fprintf(stderr, "agentwire-bench: --slow needs an http:// URL\n");
+      return false;
+    }
+    // A load generator measures, it does not authenticate: the server's certificate is not verified.
+    SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    cfg_.tls = ctx;
   }
   auto slash = u.find('/');
   if (slash != std::string::npos) u = u.substr(0, slash);
   std::string host = u;
-  port_ = 80;
+  port_ = tls ? 443 : 80;
   auto colon = u.rfind(':');
   if (colon != std::string::npos) {
     host = u.substr(0, colon);
@@ -553,20 +570,39 @@ bool Runner::setup_post(const std::string& path, const std::string& body, const 
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
   bool ok = false;
-  if (connect(fd, reinterpret_cast<const sockaddr*>(&cfg_.server), sizeof cfg_.server) == 0) {
+  SSL* ssl = nullptr;
+  bool connected = connect(fd, reinterpret_cast<const sockaddr*>(&cfg_.server), sizeof cfg_.server) == 0;
+  if (connected && cfg_.tls) {
+    ssl = SSL_new(cfg_.tls);
+    SSL_set_fd(ssl, fd);
+    connected = SSL_connect(ssl) == 1;
+  }
+  // Blocking: SSL_write/SSL_read or write/read, whole.
+  auto put = [&](const std::string& r) {
+    if (!ssl) return write(fd, r.data(), r.size()) == ssize_t(r.size());
+    size_t n = 0;
+    return SSL_write_ex(ssl, r.data(), r.size(), &n) == 1 && n == r.size();
+  };
+  auto get = [&](char* b, size_t n) -> ssize_t {
+    if (!ssl) return read(fd, b, n);
+    size_t got = 0;
+    return SSL_read_ex(ssl, b, n, &got) == 1 ? ssize_t(got) : 0;
+  };
+  if (connected) {
     std::string req = "POST " + path + " HTTP/1.1\r\nHost: " + cfg_.host +
                       "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: " +
                       std::to_string(body.size()) + "\r\n\r\n" + body;
-    if (write(fd, req.data(), req.size()) == ssize_t(req.size())) {
+    if (put(req)) {
       std::string resp;
       char buf[4096];
       ssize_t n;
-      while ((n = read(fd, buf, sizeof buf)) > 0) resp.append(buf, size_t(n));
+      while ((n = get(buf, sizeof buf)) > 0) resp.append(buf, size_t(n));
       std::string_view v;
       ok = resp.rfind("HTTP/1.1 2", 0) == 0 && find_str(resp.data(), resp.data() + resp.size(), key, v);
       if (ok) value = std::string(v);
     }
   }
+  if (ssl) SSL_free(ssl);
   close(fd);
   return ok;
 }

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/tcp.h>
+#include <openssl/ssl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -14,6 +15,58 @@
 #include <cstdio>
 
 namespace awb {
+
+namespace {
+
+// With --url https://, a connection's bytes go through OpenSSL; these keep read()/write()'s
+// conventions (-1 with errno EAGAIN when it would block, 0 at the end) so the loops stay the same.
+ssize_t tls_result(ssl_st* ssl, int r) {
+  switch (SSL_get_error(ssl, r)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+      errno = EAGAIN;
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
+    case SSL_ERROR_SYSCALL:
+      if (errno == 0) return 0;  // EOF without close_notify
+      return -1;
+    default:
+      errno = EPROTO;
+      return -1;
+  }
+}
+
+ssize_t io_read(ssl_st* ssl, int fd, char* p, size_t n) {
+  if (!ssl) return read(fd, p, n);
+  size_t got = 0;
+  errno = 0;
+  if (SSL_read_ex(ssl, p, n, &got) == 1) return ssize_t(got);
+  return tls_result(ssl, 0);
+}
+
+ssize_t io_write(ssl_st* ssl, int fd, const char* p, size_t n) {
+  if (!ssl) return write(fd, p, n);
+  size_t put = 0;
+  errno = 0;
+  if (SSL_write_ex(ssl, p, n, &put) == 1) return ssize_t(put);
+  return tls_result(ssl, 0);
+}
+
+// One step of a client handshake: 1 done, 0 waiting for the socket, -1 failed.
+int tls_step(ssl_st* ssl) {
+  int r = SSL_do_handshake(ssl);
+  if (r == 1) return 1;
+  int e = SSL_get_error(ssl, r);
+  return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? 0 : -1;
+}
+
+void free_tls(ssl_st*& ssl) {
+  if (ssl) SSL_free(ssl);
+  ssl = nullptr;
+}
+
+}  // namespace
 
 namespace {
 enum : uint8_t { kKindSub = 1, kKindHttp = 2, kKindEvent = 3, kKindTimer = 4 };
@@ -54,10 +107,14 @@ Worker::Worker(int id, int nworkers, const Config& cfg, const std::vector<Worker
 
 Worker::~Worker() {
   stop();
-  for (auto& s : subs)
+  for (auto& s : subs) {
+    free_tls(s.ssl);
     if (s.fd >= 0) close(s.fd);
-  for (auto& h : http_)
+  }
+  for (auto& h : http_) {
+    free_tls(h.ssl);
     if (h.fd >= 0) close(h.fd);
+  }
   if (ep_ >= 0) close(ep_);
   if (evfd_ >= 0) close(evfd_);
   if (tfd_ >= 0) close(tfd_);
@@ -248,6 +305,7 @@ void Worker::start_connect(Sub& s) {
 
 void Worker::sub_failed(Sub& s, const std::string& why) {
   note_error("subscriber " + std::to_string(s.index) + ": " + why);
+  free_tls(s.ssl);
   if (s.fd >= 0) close(s.fd);
   s.fd = -1;
   s.state = kFailed;
@@ -256,6 +314,7 @@ void Worker::sub_failed(Sub& s, const std::string& why) {
 }
 
 void Worker::drop_sub(Sub& s, SubState st) {
+  free_tls(s.ssl);
   if (s.fd >= 0) close(s.fd);
   s.fd = -1;
   s.state = st;
@@ -276,7 +335,7 @@ void Worker::sub_lost(Sub& s, const std::string& why) {
 void Worker::on_sub_event(Sub& s, uint32_t ev) {
   if (s.fd < 0) return;
   if (s.state == kConnecting) {
-    if (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+    if (!s.ssl && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
       int err = 0;
       socklen_t l = sizeof err;
       getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &l);
@@ -284,7 +343,16 @@ void Worker::on_sub_event(Sub& s, uint32_t ev) {
         sub_failed(s, std::string("connect: ") + strerror(err));
         return;
       }
-      send_handshake(s);
+      if (!cfg_.tls) return send_handshake(s);
+      s.ssl = SSL_new(cfg_.tls);
+      SSL_set_fd(s.ssl, s.fd);
+      SSL_set_connect_state(s.ssl);
+      set_events(s.fd, &s, EPOLLIN | EPOLLOUT);
+    }
+    if (s.ssl) {
+      int r = tls_step(s.ssl);
+      if (r < 0) return sub_failed(s, "TLS handshake failed");
+      if (r > 0) send_handshake(s);
     }
     return;
   }
@@ -332,7 +400,7 @@ void Worker::send_handshake(Sub& s) {
 void Worker::send_sub(Sub& s, const char* p, size_t n) {
   if (s.fd < 0) return;
   if (s.outbuf.empty()) {
-    ssize_t w = write(s.fd, p, n);
+    ssize_t w = io_write(s.ssl, s.fd, p, n);
     if (w < 0) {
       if (errno != EAGAIN && errno != EINTR) {
         sub_lost(s, std::string("write: ") + strerror(errno));
@@ -350,7 +418,7 @@ void Worker::send_sub(Sub& s, const char* p, size_t n) {
 
 void Worker::flush_sub(Sub& s) {
   if (s.outbuf.empty() || s.fd < 0) return;
-  ssize_t w = write(s.fd, s.outbuf.data(), s.outbuf.size());
+  ssize_t w = io_write(s.ssl, s.fd, s.outbuf.data(), s.outbuf.size());
   if (w < 0) {
     if (errno != EAGAIN && errno != EINTR) sub_lost(s, std::string("write: ") + strerror(errno));
     return;
@@ -378,7 +446,7 @@ void Worker::read_sub(Sub& s) {
       memcpy(scratch_.data(), s.inbuf.data(), off);
     }
     size_t room = scratch_.size() - off;
-    ssize_t r = read(s.fd, scratch_.data() + off, room);
+    ssize_t r = io_read(s.ssl, s.fd, scratch_.data() + off, room);
     if (r < 0) {
       if (errno == EAGAIN || errno == EINTR) return;
       sub_lost(s, std::string("read: ") + strerror(errno));
@@ -397,7 +465,8 @@ void Worker::read_sub(Sub& s) {
       s.inbuf.assign(scratch_.data() + used, n - used);
     else
       s.inbuf.clear();
-    if (size_t(r) < room) return;
+    // A TLS read returns one record at most: only EAGAIN says the socket is drained.
+    if (!s.ssl && size_t(r) < room) return;
   }
 }
 
@@ -889,6 +958,24 @@ void Worker::on_http_event(HttpConn& h, uint32_t ev) {
       http_down(h, std::string("http connect: ") + strerror(err));
       return;
     }
+    if (cfg_.tls) {
+      h.ssl = SSL_new(cfg_.tls);
+      SSL_set_fd(h.ssl, h.fd);
+      SSL_set_connect_state(h.ssl);
+      h.state = 3;
+      set_events(h.fd, &h, EPOLLIN | EPOLLOUT);
+      return on_http_event(h, 0);
+    }
+    h.state = 2;
+    h.want_out = false;
+    set_events(h.fd, &h, EPOLLIN);
+    http_flush(h);
+    return;
+  }
+  if (h.state == 3) {
+    int r = tls_step(h.ssl);
+    if (r < 0) return http_down(h, "TLS handshake failed");
+    if (r == 0) return;
     h.state = 2;
     h.want_out = false;
     set_events(h.fd, &h, EPOLLIN);
@@ -902,7 +989,7 @@ void Worker::on_http_event(HttpConn& h, uint32_t ev) {
 void Worker::http_flush(HttpConn& h) {
   if (h.fd < 0 || h.state != 2) return;
   while (h.out_off < h.out.size()) {
-    ssize_t w = write(h.fd, h.out.data() + h.out_off, h.out.size() - h.out_off);
+    ssize_t w = io_write(h.ssl, h.fd, h.out.data() + h.out_off, h.out.size() - h.out_off);
     if (w < 0) {
       if (errno == EINTR) continue;
       if (errno == EAGAIN) break;
@@ -923,6 +1010,7 @@ void Worker::http_flush(HttpConn& h) {
 }
 
 void Worker::http_down(HttpConn& h, const std::string& why) {
+  free_tls(h.ssl);
   if (h.fd >= 0) close(h.fd);
   h.fd = -1;
   h.state = 0;
@@ -955,7 +1043,7 @@ void Worker::http_read(HttpConn& h) {
       memcpy(scratch_.data(), h.in.data(), off);
     }
     size_t room = scratch_.size() - off;
-    ssize_t r = read(h.fd, scratch_.data() + off, room);
+    ssize_t r = io_read(h.ssl, h.fd, scratch_.data() + off, room);
     if (r < 0) {
       if (errno == EAGAIN || errno == EINTR) return;
       http_down(h, std::string("http read: ") + strerror(errno));
@@ -973,7 +1061,7 @@ void Worker::http_read(HttpConn& h) {
       h.in.assign(scratch_.data() + used, n - used);
     else
       h.in.clear();
-    if (size_t(r) < room) return;
+    if (!h.ssl && size_t(r) < room) return;
   }
 }
 

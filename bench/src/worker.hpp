@@ -18,9 +18,13 @@
 #include "histogram.hpp"
 #include "util.hpp"
 
+struct ssl_ctx_st;
+struct ssl_st;
+
 namespace awb {
 
 struct Config {
+  ssl_ctx_st* tls = nullptr;  // https:// URL: every connection speaks TLS through this context
   sockaddr_in server{};
   std::string host;                    // Host header value
   uint32_t source_ips = 1;             // > 1: bind connection i to 127.0.0.(1 + i % source_ips)
@@ -57,8 +61,9 @@ enum SubState : uint8_t { kIdle, kConnecting, kHandshake, kOpen, kClosed, kFaile
 
 struct Sub : Handle {
   int fd = -1;
-  uint32_t index = 0;    // global subscriber index
-  uint32_t channel = 0;  // index into Config::channels
+  ssl_st* ssl = nullptr;  // TLS: set once the TCP connect completed (the handshake runs in kConnecting)
+  uint32_t index = 0;     // global subscriber index
+  uint32_t channel = 0;   // index into Config::channels
   SubState state = kIdle;
   bool got_connected = false;  // `connected` envelope received in the current session
   bool counted = false;        // took part in the current measurement (connected at least once)
@@ -84,7 +89,8 @@ struct Sub : Handle {
 
 struct HttpConn : Handle {
   int fd = -1;
-  uint8_t state = 0;  // 0 down, 1 connecting, 2 up
+  ssl_st* ssl = nullptr;
+  uint8_t state = 0;  // 0 down, 1 connecting, 2 up, 3 TLS handshake
   bool want_out = false;
   uint32_t idx = 0;
   std::string out;
