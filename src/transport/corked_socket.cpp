@@ -187,7 +187,10 @@ void CorkedSocket::on_tls_written(const boost::system::error_code& ec, std::size
   if (ec) return fail();
   queued_bytes_ -= n;
   tls_->out.erase(0, n);  // all of it, unless the stream took less than a record
-  flush_tls();
+  if (!tls_->out.empty() || queue_.empty()) return flush_tls();
+  // What was queued meanwhile waits for this socket's turn in the flush line, like a plain socket's
+  // frames, so that more of it leaves in the next record.
+  schedule_flush();
 }
 
 void CorkedSocket::consume(std::size_t n) {
