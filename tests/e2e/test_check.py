@@ -1,5 +1,6 @@
 """`agentwire check <url>`: the operator's end-to-end check of a running deployment."""
 
+import json
 import os
 import re
 import socket
@@ -132,3 +133,36 @@ def test_check_sends_the_key_over_http_and_the_token_as_the_bearer_subprotocol(a
     assert health["authorization"] == f"Bearer {http_bearer}"
     upgrade = headers_of(next(h for h in HeadRecorder.heads if h.startswith("GET /ws/agents/")))
     assert upgrade["sec-websocket-protocol"] == f"bearer, {ws_bearer}"  # a read key may subscribe too
+
+
+def api_key(name, *scopes):
+    """A new API key and its --api-keys-file entry, from `agentwire api-key`."""
+    r = subprocess.run([binary_path(), "api-key", "--name", name, "--scopes", ",".join(scopes)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    lines = dict(line.split(":", 1) for line in r.stdout.splitlines() if ":" in line)
+    return lines["key"].strip(), json.loads(lines["entry"].strip())
+
+
+@pytest.fixture
+def api_keys_server(start_server, tmp_path):
+    help_text = subprocess.run([binary_path(), "--help"], capture_output=True, text=True, timeout=30).stdout
+    if "--api-keys-file" not in help_text:
+        pytest.skip("this build has no API keys")
+    full, full_entry = api_key("ops", "publish", "read", "admin")
+    publisher, publisher_entry = api_key("publisher", "publish", "read")
+    f = tmp_path / "keys.json"
+    f.write_text(json.dumps({"keys": [full_entry, publisher_entry]}))
+    return start_server("--api-keys-file", str(f)), full, publisher
+
+
+def test_check_with_an_api_key_alone_subscribes_and_publishes_with_it(api_keys_server):
+    server, full, publisher = api_keys_server
+    r = run_check("--api-key", full, f"http://127.0.0.1:{server.port}")
+    assert r.returncode == 0 and "all checks passed" in r.stdout, r.stdout + r.stderr
+    # Without admin the stats step is skipped, not failed.
+    r = run_check("--api-key", publisher, f"http://127.0.0.1:{server.port}")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert re.search(r"^SKIP  stats .*403.*admin", r.stdout, re.M), r.stdout
+    assert "all checks passed (1 skipped)" in r.stdout
+    assert full not in r.stdout + r.stderr and publisher not in r.stdout + r.stderr
