@@ -13,6 +13,7 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
 import time
 
 import pytest
@@ -30,7 +31,7 @@ from agentwire import (
 )
 from agentwire._http import HttpResponse, decode_json
 from agentwire.client import MAX_AUTH_ATTEMPTS
-from client_support import run, until
+from client_support import binary_path, run, until
 
 SECRET = "python-client-secret-of-at-least-32-bytes-0123"
 FAST = Backoff(base=0.05, max=0.3)
@@ -266,3 +267,35 @@ def test_credentials_are_checked_when_given():
     # The client's publisher sends the API key, else a fixed token.
     assert AgentwireClient("http://127.0.0.1:1", token="t.o.k").publisher.headers["Authorization"] == "Bearer t.o.k"
     assert AgentwireClient("http://127.0.0.1:1").publisher.headers.get("Authorization") is None
+
+
+def make_api_key(name: str, *scopes: str):
+    """A new API key and its --api-keys-file entry, from `agentwire api-key`."""
+    r = subprocess.run([binary_path(), "api-key", "--name", name, "--scopes", ",".join(scopes)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    fields = dict(line.split(":", 1) for line in r.stdout.splitlines() if ":" in line)
+    return fields["key"].strip(), json.loads(fields["entry"].strip())
+
+
+def test_api_keys_publish_and_subscribe_and_a_missing_scope_is_permission_denied(servers, tmp_path):
+    if "--api-keys-file" not in subprocess.run([binary_path(), "--help"], capture_output=True, text=True).stdout:
+        pytest.skip("this build has no API keys")
+    writer, writer_entry = make_api_key("writer", "publish", "read")
+    reader, reader_entry = make_api_key("reader", "read")
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"keys": [writer_entry, reader_entry]}))
+    server = servers.start("--api-keys-file", str(keys))
+
+    async def main():
+        client = AgentwireClient(server.url, backoff=FAST, api_key=writer)  # the key subscribes too
+        async with client.subscribe("agent-7") as sub:
+            task = asyncio.ensure_future(next_event(sub.__aiter__()))
+            await until(lambda: sub.state is ConnectionState.LIVE, 20, "the subscription to go live")
+            seq = await client.publisher.publish("agent-7", "note", {})
+            assert (await task).seq == seq
+        with pytest.raises(PermissionDeniedError) as info:
+            await AsyncPublisher(server.url, api_key=reader, retries=3).publish("agent-7", "note", {})
+        assert info.value.status == 403 and not info.value.retryable
+
+    run(main())

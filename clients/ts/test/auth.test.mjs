@@ -4,6 +4,7 @@
 // publisher's apiKey goes as Authorization: Bearer. Tokens are minted here with node:crypto (HS256).
 import { test, describe, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
@@ -12,7 +13,7 @@ import { WebSocket as WsWebSocket } from "ws";
 
 import { AgentwireClient, AgentwireError, AuthenticationError, PermissionDeniedError, Publisher } from "../dist/index.js";
 import { MAX_AUTH_ATTEMPTS } from "../dist/subscription.js";
-import { AgentwireServer, tempDir } from "./server.mjs";
+import { AgentwireServer, binaryPath, tempDir } from "./server.mjs";
 import { recorder, waitFor } from "./util.mjs";
 
 const SECRET = "ts-client-secret-of-at-least-32-bytes-0123456";
@@ -200,5 +201,36 @@ describe("HTTP credentials and errors", () => {
     assert.throws(() => new AgentwireClient({ url: "http://x:1", apiKey: "a key" }));
     assert.throws(() => new AgentwireClient({ url: "http://x:1", token: "not a token" }));
     assert.throws(() => new Publisher({ url: "http://x:1", apiKey: "two\nlines" }));
+  });
+});
+
+describe("API keys (a build that has them)", () => {
+  test("a key publishes and subscribes; one without the scope is PermissionDeniedError, not retried", async (t) => {
+    if (!execFileSync(binaryPath(), ["--help"], { encoding: "utf8" }).includes("--api-keys-file")) return t.skip("this build has no API keys");
+    const make = (name, scopes) => {
+      const out = execFileSync(binaryPath(), ["api-key", "--name", name, "--scopes", scopes], { encoding: "utf8" });
+      const field = (k) => out.split("\n").find((l) => l.startsWith(`${k}:`)).slice(k.length + 1).trim();
+      return { key: field("key"), entry: JSON.parse(field("entry")) };
+    };
+    const writer = make("writer", "publish,read");
+    const reader = make("reader", "read");
+    const dir = tempDir("agentwire-ts-keys-");
+    writeFileSync(join(dir, "keys.json"), JSON.stringify({ keys: [writer.entry, reader.entry] }));
+    const keyed = await new AgentwireServer({ flags: ["--api-keys-file", join(dir, "keys.json")] }).start();
+    try {
+      const rec = recorder();
+      const c = new AgentwireClient({ url: keyed.url, backoff: FAST, apiKey: writer.key });  // the key subscribes too
+      clients.push(c);
+      await c.subscribe("agent-7", rec.handlers).ready;
+      const { seq } = await c.publisher().publish("agent-7", "note", {});
+      await waitFor(() => rec.events.some((e) => e.seq === seq), { what: "the event" });
+      let calls = 0;
+      const counting = (url, init) => (calls++, fetch(url, init));
+      const err = await new Publisher({ url: keyed.url, apiKey: reader.key, retries: 3, fetch: counting }).publish("agent-7", "note", {}).catch((e) => e);
+      assert.ok(err instanceof PermissionDeniedError && err.status === 403 && !err.retryable, String(err));
+      assert.equal(calls, 1);
+    } finally {
+      await keyed.dispose();
+    }
   });
 });
