@@ -1,9 +1,11 @@
 #include "transport/tls_context.hpp"
 
 #include <openssl/bn.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <cstdio>
 #include <fstream>
 
 namespace aw::transport {
@@ -54,12 +56,21 @@ std::shared_ptr<net::ssl::context> TlsContext::build(const std::string& cert_fil
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(cert_file, ec);
   if (ec) throw TlsError("--tls-cert " + cert_file + ": not a PEM certificate (chain): " + ec.message());
-  ctx->use_private_key_file(key_file, net::ssl::context::pem, ec);
-  if (ec)
-    throw TlsError("--tls-key " + key_file +
-                   ": not an unencrypted PEM private key matching --tls-cert: " + ec.message());
-  if (SSL_CTX_check_private_key(native) != 1)
+  // The key is read on its own first, so that a file that is no key and a key of another certificate
+  // are told apart.
+  EVP_PKEY* key = nullptr;
+  if (FILE* f = std::fopen(key_file.c_str(), "r")) {
+    key = PEM_read_PrivateKey(f, nullptr, no_passphrase, nullptr);
+    std::fclose(f);
+  }
+  if (!key) throw TlsError("--tls-key " + key_file + ": not an unencrypted PEM private key");
+  X509* cert = SSL_CTX_get0_certificate(native);
+  const bool matches = cert && X509_check_private_key(cert, key) == 1;
+  const bool used = matches && SSL_CTX_use_PrivateKey(native, key) == 1;
+  EVP_PKEY_free(key);
+  if (!matches)
     throw TlsError("--tls-key " + key_file + " does not match the certificate of --tls-cert " + cert_file);
+  if (!used) throw TlsError("--tls-key " + key_file + ": OpenSSL refused the key");
   return ctx;
 }
 

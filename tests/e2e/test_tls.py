@@ -344,7 +344,7 @@ def test_connection_limits_apply_on_the_tls_port(start_server, pki):
     ("unreadable-cert", "--tls-cert"),
     ("not-a-cert", "--tls-cert"),
     ("not-a-key", "--tls-key"),
-    ("mismatched", "--tls-key"),
+    ("mismatched", "does not match the certificate of --tls-cert"),
 ])
 def test_unusable_tls_files_stop_the_start_naming_the_flag(pki, tmp_path, which, needle):
     junk = tmp_path / "junk.pem"
