@@ -47,16 +47,20 @@ bool is_json_error(const Response& res) {
 }
 
 const Router& router() {
-  static const Router r = [] {
-    Router r;
+  // Built in place: a router stays where it was made (its streaming routes refer to it).
+  static Router r;
+  static const bool built = [] {
     auto ok = [](const Request&, const Params&, Reply reply) { reply(Response{}); };
-    r.add("GET", "/api/agents/{agent_id}/events", ok);
-    r.add("POST", "/api/agents/{agent_id}/events", ok);
-    r.add("GET", "/api/workflows/{workflow_id}", ok);
+    using aw::auth::Scope;
+    r.add("GET", "/api/agents/{agent_id}/events", Access::need(Scope::read, Access::Agent::path), ok);
+    r.add("POST", "/api/agents/{agent_id}/events", Access::need(Scope::publish, Access::Agent::path), ok);
+    r.add("GET", "/api/workflows/{workflow_id}", Access::need(Scope::read, Access::Agent::workflow), ok);
     r.add_streaming("POST", "/api/workflows/{workflow_id}/streams/pipe",
+                    Access::need(Scope::workflows, Access::Agent::workflow),
                     [](const Request&, const Params&, SinkContext, Reply) { return nullptr; });
-    return r;
+    return true;
   }();
+  (void)built;
   return r;
 }
 

@@ -31,7 +31,7 @@ bool is_ip_literal(const std::string& host) {
 // anonymous, the names of this machine's loopback and a literal listen address, which no rebound DNS
 // name can be.
 bool default_host_allowed(const std::string& host, const config::Options& options) {
-  if (options.auth_enabled()) return true;
+  if (options.keys_configured()) return true;
   if (host == "localhost" || host == "127.0.0.1" || host == "[::1]") return true;
   if (!is_ip_literal(options.listen_host)) return false;
   auto listen = normalize_host_name(options.listen_host);

@@ -104,10 +104,10 @@ Response publish_response(const PublishResult& r) {
 
 void add_event_routes(Router& router, Context& ctx) {
   router.add(
-      "POST", "/api/agents/{agent_id}/events",
+      "POST", "/api/agents/{agent_id}/events", Access::need(auth::Scope::publish, Access::Agent::path),
       [&ctx](const Request& req, const Params& p, Reply reply) { publish(ctx, req, p, std::move(reply)); });
   router.add(
-      "GET", "/api/agents/{agent_id}/events",
+      "GET", "/api/agents/{agent_id}/events", Access::need(auth::Scope::read, Access::Agent::path),
       [&ctx](const Request& req, const Params& p, Reply reply) { history(ctx, req, p, std::move(reply)); });
 }
 

@@ -14,6 +14,7 @@ struct Request {
   std::string path;    // without the query
   std::string query;   // after '?', undecoded
   std::string content_type;
+  std::string authorization;  // the Authorization header's value (a credential: never logged)
   std::string idempotency_key;
   bool has_idempotency_key = false;
   std::string body;

@@ -218,6 +218,7 @@ void add_pipe_route(Router& router, WorkflowService& service) {
   WorkflowService* s = &service;
   router.add_streaming(
       "POST", "/api/workflows/{workflow_id}/streams/pipe",
+      Access::need(auth::Scope::workflows, Access::Agent::workflow),
       [s](const Request& req, const Params& params, SinkContext ctx,
           Reply reply) -> std::shared_ptr<BodySink> {
         if (auto err = check_idempotency_key(req)) {

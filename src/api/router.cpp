@@ -4,6 +4,7 @@
 
 #include "api/errors.hpp"
 #include "api/media_type.hpp"
+#include "core/clock.hpp"
 
 namespace aw::api {
 
@@ -29,8 +30,8 @@ PathSegments split_path(std::string_view path) {
   return out;
 }
 
-void Router::add(std::string method, std::string_view pattern, Handler handler) {
-  Route r{std::move(method), {}, std::move(handler)};
+void Router::add(std::string method, std::string_view pattern, Access access, Handler handler) {
+  Route r{std::move(method), {}, access, std::move(handler)};
   for (auto s : split_path(pattern)) r.segments.emplace_back(s);
   routes_.push_back(std::move(r));
 }
@@ -62,10 +63,12 @@ void Router::handle(const Request& req, Reply reply) const {
   for (const auto& r : routes_) {
     if (!fits(r.segments, path)) continue;
     if (r.method == req.method || (req.method == "HEAD" && r.method == "GET")) {
-      // Every plain route takes JSON (the pipe, which takes text, is a streaming route).
-      if (auto refusal = check_json_body(req)) return reply(std::move(*refusal));
       Params params;
       capture(r.segments, path, params);
+      // Who asks comes first: a caller without the right to a route learns nothing more of it.
+      if (auto refusal = admit(r.access, req, params)) return reply(std::move(*refusal));
+      // Every plain route takes JSON (the pipe, which takes text, is a streaming route).
+      if (auto refusal = check_json_body(req)) return reply(std::move(*refusal));
       r.handler(req, params, std::move(reply));
       return;
     }
@@ -81,12 +84,51 @@ void Router::handle(const Request& req, Reply reply) const {
   reply(error_response(404, "not_found", "no route for " + req.path));
 }
 
-void Router::add_streaming(std::string method, std::string_view pattern, StreamingHandler handler) {
-  StreamingRoute r{method, {}, std::move(handler)};
+std::optional<Response> Router::admit(const Access& access, const Request& req, Params& params) const {
+  if (!credentials_ || !credentials_->required()) {
+    params.principal = auth::anonymous_principal();
+    return std::nullopt;
+  }
+  if (!access.scope) return std::nullopt;
+  auto a = credentials_->authenticate_header(req.authorization, now_unix_ms() / 1000);
+  if (a.refusal) return std::move(a.refusal);
+  std::string_view id;
+  switch (access.agent) {
+    case Access::Agent::path:
+      id = params.get("agent_id");
+      break;
+    case Access::Agent::workflow:
+      id = params.get("workflow_id");
+      break;
+    case Access::Agent::stream:
+      id = params.get("stream_id");
+      break;
+    default:
+      break;
+  }
+  if (auto refusal = credentials_->check(access, *a.principal, id)) return refusal;
+  params.principal = std::move(a.principal);
+  return std::nullopt;
+}
+
+void Router::add_streaming(std::string method, std::string_view pattern, Access access,
+                           StreamingHandler handler) {
+  // The transport calls the handler itself (see match_streaming): the check goes in front of it here.
+  StreamingHandler guarded = [this, access, handler = std::move(handler)](
+                                 const Request& req, const Params& params, SinkContext ctx,
+                                 Reply reply) -> std::shared_ptr<BodySink> {
+    Params admitted = params;
+    if (auto refusal = admit(access, req, admitted)) {
+      reply(std::move(*refusal));
+      return nullptr;
+    }
+    return handler(req, admitted, std::move(ctx), std::move(reply));
+  };
+  StreamingRoute r{method, {}, std::move(guarded)};
   for (auto s : split_path(pattern)) r.segments.emplace_back(s);
   // Listed with the plain routes too, so that another method on this path gets 405, not 404. The
   // transport hands matching requests to the streaming handler before the plain router sees them.
-  routes_.push_back({std::move(method), r.segments, [](const Request&, const Params&, Reply reply) {
+  routes_.push_back({std::move(method), r.segments, access, [](const Request&, const Params&, Reply reply) {
                        reply(error_response(500, "internal", "streaming route reached the plain router"));
                      }});
   streaming_.push_back(std::move(r));

@@ -1,5 +1,7 @@
 // Routes `METHOD /path/{param}` to handlers. A path that matches no pattern is 404; one that matches a
-// pattern under another method is 405 with an Allow header.
+// pattern under another method is 405 with an Allow header. Every route is registered with its Access
+// (the scope it needs and where its agent comes from), checked against the caller's credential before
+// the handler runs.
 #pragma once
 #include <boost/container/small_vector.hpp>
 #include <functional>
@@ -8,8 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include "api/access.hpp"
 #include "api/body_sink.hpp"
+#include "api/credentials.hpp"
 #include "api/http_types.hpp"
+#include "auth/principal.hpp"
 
 namespace aw::api {
 
@@ -18,6 +23,8 @@ using PathSegments = boost::container::small_vector<std::string_view, 8>;
 
 struct Params {
   boost::container::small_vector<std::pair<std::string, std::string>, 2> values;
+  // Who is asking, once admitted (anonymous when no key is configured; null on an open route).
+  std::shared_ptr<const auth::Principal> principal;
   std::string_view get(std::string_view name) const;
 };
 
@@ -29,11 +36,20 @@ using StreamingHandler =
 
 class Router {
  public:
+  Router() = default;
+  // Streaming routes' handlers refer to the router (for its credentials): it stays where it was made.
+  Router(const Router&) = delete;
+  Router& operator=(const Router&) = delete;
+
+  // Requests are checked against these from now on; without (or when they require nothing) every
+  // request is anonymous and admitted.
+  void guard_with(const Credentials* credentials) noexcept { credentials_ = credentials; }
+
   // `pattern` segments in braces capture one path segment, e.g. "/api/agents/{agent_id}/events".
-  void add(std::string method, std::string_view pattern, Handler handler);
+  void add(std::string method, std::string_view pattern, Access access, Handler handler);
   void handle(const Request& req, Reply reply) const;
 
-  void add_streaming(std::string method, std::string_view pattern, StreamingHandler handler);
+  void add_streaming(std::string method, std::string_view pattern, Access access, StreamingHandler handler);
   // The streaming route for this method and path, with its params; null when there is none.
   const StreamingHandler* match_streaming(std::string_view method, std::string_view path,
                                           Params& params) const;
@@ -42,8 +58,11 @@ class Router {
   struct Route {
     std::string method;
     std::vector<std::string> segments;
+    Access access;
     Handler handler;
   };
+  // The refusal of a request that `access` does not let in, or nullopt with `params.principal` set.
+  std::optional<Response> admit(const Access& access, const Request& req, Params& params) const;
   // Whether `path` fits the pattern: its literal segments only, so no param is decoded for a route
   // that is not taken.
   static bool fits(const std::vector<std::string>& segments, const PathSegments& path);
@@ -55,6 +74,7 @@ class Router {
     StreamingHandler handler;
   };
   std::vector<StreamingRoute> streaming_;
+  const Credentials* credentials_ = nullptr;
 };
 
 PathSegments split_path(std::string_view path);

@@ -125,9 +125,10 @@ std::string_view content_type_for(std::string_view name) {
 }
 
 void add_static_routes(Router& router, std::string web_dir, std::uint64_t max_file_bytes) {
-  router.add("GET", "/", [web_dir, max_file_bytes](const Request&, const Params&, Reply reply) {
-    reply(serve_file(web_dir, "index.html", max_file_bytes));
-  });
+  router.add("GET", "/", Access::open(),
+             [web_dir, max_file_bytes](const Request&, const Params&, Reply reply) {
+               reply(serve_file(web_dir, "index.html", max_file_bytes));
+             });
   auto serve = [web_dir, max_file_bytes](const Request& req, const Params&, Reply reply) {
     // Everything after /ui/, checked segment by segment.
     std::string relative;
@@ -139,9 +140,9 @@ void add_static_routes(Router& router, std::string web_dir, std::uint64_t max_fi
     }
     reply(serve_file(web_dir, relative, max_file_bytes));
   };
-  router.add("GET", "/ui/{a}", serve);
-  router.add("GET", "/ui/{a}/{b}", serve);
-  router.add("GET", "/ui/{a}/{b}/{c}", serve);
+  router.add("GET", "/ui/{a}", Access::open(), serve);
+  router.add("GET", "/ui/{a}/{b}", Access::open(), serve);
+  router.add("GET", "/ui/{a}/{b}/{c}", Access::open(), serve);
 }
 
 }  // namespace aw::api

@@ -16,18 +16,20 @@ metrics::StatsInput gather(Context& ctx) {
 }  // namespace
 
 void add_stats_routes(Router& router, Context& ctx) {
-  router.add("GET", "/api/websocket/stats", [&ctx](const Request&, const Params&, Reply reply) {
-    Response res;
-    res.body = metrics::stats_json(gather(ctx));
-    reply(std::move(res));
-  });
-  router.add("GET", "/metrics", [&ctx](const Request&, const Params&, Reply reply) {
-    Response res;
-    res.content_type = "text/plain; version=0.0.4";
-    res.body = metrics::prometheus_text(gather(ctx));
-    reply(std::move(res));
-  });
-  router.add("GET", "/healthz", [](const Request&, const Params&, Reply reply) {
+  router.add("GET", "/api/websocket/stats", Access::need(auth::Scope::admin, Access::Agent::every),
+             [&ctx](const Request&, const Params&, Reply reply) {
+               Response res;
+               res.body = metrics::stats_json(gather(ctx));
+               reply(std::move(res));
+             });
+  router.add("GET", "/metrics", Access::need(auth::Scope::admin, Access::Agent::every),
+             [&ctx](const Request&, const Params&, Reply reply) {
+               Response res;
+               res.content_type = "text/plain; version=0.0.4";
+               res.body = metrics::prometheus_text(gather(ctx));
+               reply(std::move(res));
+             });
+  router.add("GET", "/healthz", Access::open(), [](const Request&, const Params&, Reply reply) {
     Response res;
     res.body = "{\"status\":\"ok\"}";
     reply(std::move(res));

@@ -77,14 +77,18 @@ void list(WorkflowService& service, const Params& params, Reply reply) {
 void add_stream_routes(Router& router, WorkflowService& service) {
   WorkflowService* s = &service;
   router.add("POST", "/api/workflows/{workflow_id}/streams",
+             Access::need(auth::Scope::workflows, Access::Agent::workflow),
              [s](const Request& req, const Params& p, Reply r) { open(*s, req, p, std::move(r)); });
   router.add("GET", "/api/workflows/{workflow_id}/streams",
+             Access::need(auth::Scope::read, Access::Agent::workflow),
              [s](const Request&, const Params& p, Reply r) { list(*s, p, std::move(r)); });
   router.add("POST", "/api/streams/{stream_id}/append",
+             Access::need(auth::Scope::workflows, Access::Agent::stream),
              [s](const Request& req, const Params& p, Reply r) { append(*s, req, p, std::move(r)); });
   router.add("POST", "/api/streams/{stream_id}/end",
+             Access::need(auth::Scope::workflows, Access::Agent::stream),
              [s](const Request& req, const Params& p, Reply r) { end(*s, req, p, std::move(r)); });
-  router.add("GET", "/api/streams/{stream_id}",
+  router.add("GET", "/api/streams/{stream_id}", Access::need(auth::Scope::read, Access::Agent::stream),
              [s](const Request&, const Params& p, Reply r) { get(*s, p, std::move(r)); });
 }
 

@@ -73,6 +73,24 @@ SubscriberAuth authorize_subscriber(const auth::Verifier* verifier, std::string_
   return out;
 }
 
+SubscriberAuth authorize_subscriber(const Credentials* credentials, std::string_view agent_id,
+                                    const SubscriberToken& token, std::int64_t now_s) {
+  SubscriberAuth out;
+  if (!credentials || !credentials->required()) return out;
+  Authentication a = credentials->authenticate(token.token, now_s);
+  if (a.refusal) {
+    out.refusal = std::move(a.refusal);
+    return out;
+  }
+  if (auto refusal =
+          credentials->check(Access::need(auth::Scope::read, Access::Agent::path), *a.principal, agent_id)) {
+    out.refusal = std::move(refusal);
+    return out;
+  }
+  out.expires_s = a.principal->expires_s;
+  return out;
+}
+
 std::string redact_token(std::string_view query) {
   std::string out;
   while (true) {

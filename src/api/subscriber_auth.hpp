@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "api/credentials.hpp"
 #include "api/http_types.hpp"
 #include "auth/verifier.hpp"
 
@@ -27,6 +28,12 @@ struct SubscriberAuth {
 
 // `verifier` null: no key is configured and every subscriber is let in as before.
 SubscriberAuth authorize_subscriber(const auth::Verifier* verifier, std::string_view agent_id,
+                                    const SubscriberToken& token, std::int64_t now_s);
+
+// With API keys too: the token may be an API key instead, which needs the `read` scope and must allow
+// the agent (403 scope_missing / agent_forbidden). A JWT is checked as above, and needs `read` as well
+// (a token without scope claims has it). `credentials` null or requiring nothing: everyone is let in.
+SubscriberAuth authorize_subscriber(const Credentials* credentials, std::string_view agent_id,
                                     const SubscriberToken& token, std::int64_t now_s);
 
 // The query without its token (for anything that logs a target): `token=...` becomes `token=REDACTED`.

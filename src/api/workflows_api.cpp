@@ -1,6 +1,7 @@
 #include "api/workflows_api.hpp"
 
 #include "api/command_response.hpp"
+#include "api/credentials.hpp"
 #include "api/errors.hpp"
 #include "api/idempotency_key.hpp"
 #include "api/json_body.hpp"
@@ -13,7 +14,7 @@ using Need = JsonBody::Need;
 using workflow::WorkflowService;
 
 // POST /api/workflows {"agent_id", "name", "metadata"?}
-void create(WorkflowService& service, const Request& req, Reply reply) {
+void create(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
   if (auto err = check_idempotency_key(req)) return reply(std::move(*err));
   JsonBody body(req.body, {"agent_id", "name", "metadata"});
   auto agent_id = body.string("agent_id", Need::required);
@@ -21,6 +22,7 @@ void create(WorkflowService& service, const Request& req, Reply reply) {
   auto metadata = body.object("metadata", Need::optional);
   if (!body.ok()) return reply(body.error());
   if (!is_valid_agent_id(*agent_id)) return reply(bad_agent_id_response());
+  if (auto refusal = agent_refusal(params.principal.get(), *agent_id)) return reply(std::move(*refusal));
   workflow::NewWorkflow request{std::move(*agent_id), std::move(*name),
                                 metadata ? std::move(*metadata) : boost::json::object()};
   service.create(std::move(request), req.idempotency_key, reply_with(std::move(reply), 201));
@@ -61,7 +63,8 @@ void list(WorkflowService& service, const Request& req, const Params& params, Re
 }
 
 // GET /api/agents?limit=&after=
-void agents(WorkflowService& service, const Request& req, Reply reply) {
+// Only the agents the caller may see: a restricted key or token lists its own.
+void agents(WorkflowService& service, const Request& req, const Params& params, Reply reply) {
   std::uint64_t limit = kDefaultAgentPage;
   if (auto l = query_param(req.query, "limit"); l) {
     auto n = parse_count(*l);
@@ -78,7 +81,14 @@ void agents(WorkflowService& service, const Request& req, Reply reply) {
     after = std::move(*a);
   }
   Response res;
-  res.body = service.agents(after, static_cast<std::size_t>(limit));
+  const auth::Principal* who = params.principal.get();
+  if (!who) return reply(error_response(500, "internal", "the agents list was reached without a caller"));
+  if (who->allows_every_agent()) {
+    res.body = service.agents(after, static_cast<std::size_t>(limit));
+  } else {
+    res.body = service.agents(after, static_cast<std::size_t>(limit),
+                              [who](std::string_view agent) { return who->allows(agent); });
+  }
   reply(std::move(res));
 }
 
@@ -141,23 +151,28 @@ void remove(WorkflowService& service, const Request& req, const Params& params, 
 
 void add_workflow_routes(Router& router, WorkflowService& service) {
   WorkflowService* s = &service;
-  router.add("POST", "/api/workflows",
-             [s](const Request& req, const Params&, Reply r) { create(*s, req, std::move(r)); });
-  router.add("GET", "/api/workflows/{workflow_id}",
+  router.add("POST", "/api/workflows", Access::need(auth::Scope::workflows, Access::Agent::handler),
+             [s](const Request& req, const Params& p, Reply r) { create(*s, req, p, std::move(r)); });
+  router.add("GET", "/api/workflows/{workflow_id}", Access::need(auth::Scope::read, Access::Agent::workflow),
              [s](const Request&, const Params& p, Reply r) { get(*s, p, std::move(r)); });
   router.add("DELETE", "/api/workflows/{workflow_id}",
+             Access::need(auth::Scope::admin, Access::Agent::workflow),
              [s](const Request& req, const Params& p, Reply r) { remove(*s, req, p, std::move(r)); });
-  router.add("GET", "/api/agents",
-             [s](const Request& req, const Params&, Reply r) { agents(*s, req, std::move(r)); });
-  router.add("GET", "/api/agents/{agent_id}/workflows",
+  router.add("GET", "/api/agents", Access::need(auth::Scope::read, Access::Agent::handler),
+             [s](const Request& req, const Params& p, Reply r) { agents(*s, req, p, std::move(r)); });
+  router.add("GET", "/api/agents/{agent_id}/workflows", Access::need(auth::Scope::read, Access::Agent::path),
              [s](const Request& req, const Params& p, Reply r) { list(*s, req, p, std::move(r)); });
   router.add("POST", "/api/workflows/{workflow_id}/requirements",
+             Access::need(auth::Scope::workflows, Access::Agent::workflow),
              [s](const Request& req, const Params& p, Reply r) { requirements(*s, req, p, std::move(r)); });
   router.add("POST", "/api/workflows/{workflow_id}/phase",
+             Access::need(auth::Scope::workflows, Access::Agent::workflow),
              [s](const Request& req, const Params& p, Reply r) { phase(*s, req, p, std::move(r)); });
   router.add("POST", "/api/workflows/{workflow_id}/progress",
+             Access::need(auth::Scope::workflows, Access::Agent::workflow),
              [s](const Request& req, const Params& p, Reply r) { progress(*s, req, p, std::move(r)); });
   router.add("POST", "/api/workflows/{workflow_id}/cancel",
+             Access::need(auth::Scope::workflows, Access::Agent::workflow),
              [s](const Request& req, const Params& p, Reply r) { cancel(*s, req, p, std::move(r)); });
 }
 

@@ -9,8 +9,10 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <thread>
 
+#include "api/credentials.hpp"
 #include "api/events_api.hpp"
 #include "api/pipe_api.hpp"
 #include "api/static_api.hpp"
@@ -19,9 +21,12 @@
 #include "api/workflows_api.hpp"
 #include "app/control_signals.hpp"
 #include "app/token_command.hpp"
+#include "auth/api_key_gen.hpp"
+#include "auth/api_keys.hpp"
 #include "auth/verifier.hpp"
 #include "broker/store_broker.hpp"
 #include "check/check.hpp"
+#include "config/exposure.hpp"
 #include "config/options.hpp"
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -69,6 +74,7 @@ std::string web_dir(const aw::config::Options& o, const char* argv0) {
 int main(int argc, char** argv) {
   if (argc > 1 && std::string_view(argv[1]) == "check") return aw::check::check_main(argc - 1, argv + 1);
   if (argc > 1 && std::string_view(argv[1]) == "token") return aw::app::token_main(argc - 1, argv + 1);
+  if (argc > 1 && std::string_view(argv[1]) == "api-key") return aw::auth::api_key_main(argc - 1, argv + 1);
   aw::config::Options options;
   auto parsed = aw::config::parse_options(argc, argv, options);
   using Kind = aw::config::ParseOutcome::Kind;
@@ -89,6 +95,17 @@ int main(int argc, char** argv) {
   aw::log::parse_level(options.log_level, level);
   aw::log::set_level(level);
   raise_fd_limit();
+  // Secure by default: no keys means loopback only, unless --allow-anonymous.
+  if (auto why = aw::config::exposure_error(options); !why.empty()) {
+    std::fprintf(stderr, "agentwire: %s\n", why.c_str());
+    return 2;
+  }
+  if (aw::config::exposed_anonymously(options))
+    aw::log::warn("anonymous_exposed",
+                  {{"host", options.listen_host},
+                   {"why",
+                    "--allow-anonymous: no key is configured and the address is not loopback, so "
+                    "anyone who can reach it may read and publish every agent's events"}});
 
   // Subscriber token keys: a file that cannot be used stops the start, naming its flag.
   aw::auth::KeySources key_sources{options.auth_secret_file, options.auth_secret, options.auth_public_keys,
@@ -98,6 +115,16 @@ int main(int argc, char** argv) {
     try {
       verifier = std::make_unique<aw::auth::Verifier>(
           aw::auth::load_keys(key_sources), aw::auth::ClaimRules{options.auth_audience, options.auth_issuer});
+    } catch (const aw::auth::KeyError& e) {
+      std::fprintf(stderr, "agentwire: %s\n", e.what());
+      return 2;
+    }
+  }
+  // HTTP API keys: likewise.
+  std::unique_ptr<aw::auth::ApiKeySet> api_keys;
+  if (!options.api_keys_file.empty()) {
+    try {
+      api_keys = std::make_unique<aw::auth::ApiKeySet>(aw::auth::load_api_keys(options.api_keys_file));
     } catch (const aw::auth::KeyError& e) {
       std::fprintf(stderr, "agentwire: %s\n", e.what());
       return 2;
@@ -162,7 +189,9 @@ int main(int argc, char** argv) {
     workflow_options.limits.max_snapshot_bytes = options.effective_max_snapshot_bytes();
     aw::workflow::WorkflowService workflows(hub, workflow_index, *store, workflow_options, aw::now_unix_ms);
 
+    aw::api::Credentials credentials(verifier.get(), api_keys.get(), &workflow_index);
     aw::api::Router router;
+    router.guard_with(&credentials);
     aw::api::Context api_ctx{hub, counters, options};
     aw::api::add_event_routes(router, api_ctx);
     aw::api::add_stats_routes(router, api_ctx);
@@ -181,9 +210,25 @@ int main(int argc, char** argv) {
                                                  max_addresses, options.rate_limit_loopback,
                                                  counters.rate_limit_addresses);
     aw::transport::ServerContext server_ctx{
-        options, hub, router, counters, verifier.get(), &handshake_rate, &request_rate, tls.get()};
+        options,         hub,           router,    counters,    verifier.get(),
+        &handshake_rate, &request_rate, tls.get(), &credentials};
     aw::transport::Server server(pool, server_ctx);
     server.start(options.listen_host, options.listen_port);
+    // --admin-listen: health, stats and metrics only, no credentials, no WebSocket.
+    aw::api::Router admin_router;
+    aw::api::add_stats_routes(admin_router, api_ctx);
+    aw::transport::ServerContext admin_ctx{.options = options,
+                                           .hub = hub,
+                                           .router = admin_router,
+                                           .counters = counters,
+                                           .handshake_rate = &handshake_rate,
+                                           .request_rate = &request_rate,
+                                           .websockets = false};
+    std::optional<aw::transport::Server> admin_server;
+    if (!options.admin_listen_host.empty()) {
+      admin_server.emplace(pool, admin_ctx);
+      admin_server->start(options.admin_listen_host, options.admin_listen_port);
+    }
     pool.start();
     aw::log::info("listening", {{"host", options.listen_host},
                                 {"port", std::to_string(server.port())},
@@ -193,7 +238,11 @@ int main(int argc, char** argv) {
                                 {"version", AGENTWIRE_VERSION},
                                 {"auth_keys", std::to_string(verifier ? verifier->key_count() : 0)},
                                 {"tls", tls ? "on" : "off"},
-                                {"tls_serial", tls ? tls->serial() : ""}});
+                                {"tls_serial", tls ? tls->serial() : ""},
+                                {"api_keys", std::to_string(api_keys ? api_keys->size() : 0)}});
+    if (admin_server)
+      aw::log::info("admin_listening",
+                    {{"host", options.admin_listen_host}, {"port", std::to_string(admin_server->port())}});
 
     // Streams left open without deltas are ended as failed: a few checks per timeout, at most one a second.
     boost::asio::steady_timer stream_timer(main_ioc);
@@ -209,8 +258,9 @@ int main(int argc, char** argv) {
     };
     check_streams();
 
-    // SIGHUP reloads the token keys and the TLS certificate (rotation without a restart); files that
-    // cannot be used leave the old ones in place. Open connections keep the certificate they started with.
+    // SIGHUP reloads the token keys, the API keys and the TLS certificate (rotation and revocation
+    // without a restart); files that cannot be used leave the old ones in place. Open connections keep
+    // the certificate they started with.
     reload_keys = [&] {
       if (tls) {
         std::string error;
@@ -219,12 +269,21 @@ int main(int argc, char** argv) {
         else
           aw::log::error("tls_reload_failed", {{"error", error}});
       }
-      if (!verifier) return;
-      try {
-        verifier->replace_keys(aw::auth::load_keys(key_sources));
-        aw::log::info("auth_keys_reloaded", {{"keys", std::to_string(verifier->key_count())}});
-      } catch (const aw::auth::KeyError& e) {
-        aw::log::error("auth_keys_reload_failed", {{"error", e.what()}});
+      if (verifier) {
+        try {
+          verifier->replace_keys(aw::auth::load_keys(key_sources));
+          aw::log::info("auth_keys_reloaded", {{"keys", std::to_string(verifier->key_count())}});
+        } catch (const aw::auth::KeyError& e) {
+          aw::log::error("auth_keys_reload_failed", {{"error", e.what()}});
+        }
+      }
+      if (api_keys) {
+        try {
+          api_keys->replace(aw::auth::load_api_keys(options.api_keys_file));
+          aw::log::info("api_keys_reloaded", {{"keys", std::to_string(api_keys->size())}});
+        } catch (const aw::auth::KeyError& e) {
+          aw::log::error("api_keys_reload_failed", {{"error", e.what()}});
+        }
       }
     };
 
@@ -233,6 +292,7 @@ int main(int argc, char** argv) {
     // Shutdown: stop accepting, close every WebSocket with 1001, give them a moment, then stop.
     aw::log::info("shutting_down", {{"signal", std::to_string(received)}});
     server.stop_accepting();
+    if (admin_server) admin_server->stop_accepting();
     pool.shutdown_all();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
     while (std::chrono::steady_clock::now() < deadline && pool.live_connections() > 0)

@@ -76,6 +76,29 @@ ClaimCheck check_claims(const boost::json::object& payload, const ClaimRules& ru
     if (!ours) return refuse(Code::invalid, "the token's aud does not name the configured audience");
   }
 
+  // Scopes: other names (an identity provider's own) are ignored, so one token can serve several APIs.
+  const auto* scope = payload.if_contains("scope");
+  const auto* scopes = payload.if_contains("scopes");
+  if (scope || scopes) out.claims.scopes = Scopes();
+  if (scope) {
+    if (!scope->is_string())
+      return refuse(Code::invalid, "the token's scope claim must be a space-separated string");
+    std::string_view list = scope->get_string();
+    while (!list.empty()) {
+      auto cut = list.find(' ');
+      if (auto s = parse_scope(list.substr(0, cut))) out.claims.scopes.add(*s);
+      list = cut == std::string_view::npos ? std::string_view() : list.substr(cut + 1);
+    }
+  }
+  if (scopes) {
+    if (!scopes->is_array())
+      return refuse(Code::invalid, "the token's scopes claim must be an array of strings");
+    for (const auto& s : scopes->get_array()) {
+      if (!s.is_string()) return refuse(Code::invalid, "the token's scopes claim must hold only strings");
+      if (auto known = parse_scope(s.get_string())) out.claims.scopes.add(*known);
+    }
+  }
+
   const auto* agents = payload.if_contains("agents");
   // No agents claim: the token is genuine but allows no agent (403, not 401).
   if (!agents) return out;

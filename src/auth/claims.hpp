@@ -1,11 +1,15 @@
 // The claims a subscriber's token must carry and the rules they are checked by: `sub` and `exp`
 // required, `nbf`/`iat` honoured with a leeway for clock skew, `aud`/`iss` when configured, and the
-// `agents` allow-list. Works on the verified payload; knows nothing of signatures.
+// `agents` allow-list, and the scopes the token grants over the HTTP API (`scope`, a space-separated
+// string as in RFC 8693, or `scopes`, an array; neither: `read` only). Works on the verified payload;
+// knows nothing of signatures.
 #pragma once
 #include <boost/json/object.hpp>
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "auth/scopes.hpp"
 
 namespace aw::auth {
 
@@ -22,6 +26,7 @@ struct Claims {
   std::string sub;
   std::int64_t exp = 0;  // seconds since the epoch
   std::vector<std::string> agents;
+  Scopes scopes = Scopes::of(Scope::read);  // names that are not scopes of ours are ignored
 };
 
 struct ClaimCheck {

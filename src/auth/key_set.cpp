@@ -29,19 +29,6 @@ struct Free {
 template <class T>
 using Owned = std::unique_ptr<T, Free>;
 
-std::string read_file(const std::string& path, const std::string& what) {
-  std::error_code ec;
-  auto size = std::filesystem::file_size(path, ec);
-  if (ec) throw KeyError(what + ": cannot read " + path + ": " + ec.message());
-  if (size > kMaxKeyFileBytes)
-    throw KeyError(what + ": " + path + " is larger than a key file can be (1 MiB)");
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  if (!in) throw KeyError(what + ": cannot read " + path);
-  return s.str();
-}
-
 std::string pem_of(EVP_PKEY* pkey) {
   Owned<BIO> bio(BIO_new(BIO_s_mem()));
   if (!bio || PEM_write_bio_PUBKEY(bio.get(), pkey) != 1) return {};
@@ -163,6 +150,19 @@ void restrict_to_alg(Key& k, const std::string& alg, const std::string& what) {
 
 }  // namespace
 
+std::string read_key_file(const std::string& path, const std::string& what) {
+  std::error_code ec;
+  auto size = std::filesystem::file_size(path, ec);
+  if (ec) throw KeyError(what + ": cannot read " + path + ": " + ec.message());
+  if (size > kMaxKeyFileBytes)
+    throw KeyError(what + ": " + path + " is larger than a key file can be (1 MiB)");
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  if (!in) throw KeyError(what + ": cannot read " + path);
+  return s.str();
+}
+
 Key public_key_from_pem(std::string pem, std::string kid, const std::string& what) {
   Owned<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
   Owned<EVP_PKEY> pkey(bio ? PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr) : nullptr);
@@ -204,7 +204,7 @@ std::vector<Key> parse_jwks(std::string_view json, const std::string& what) {
 
 std::string hmac_secret(const KeySources& sources, const std::string& flag) {
   std::string secret = sources.secret;
-  if (!sources.secret_file.empty()) secret = read_file(sources.secret_file, flag);
+  if (!sources.secret_file.empty()) secret = read_key_file(sources.secret_file, flag);
   // A trailing newline (echo > file) is not part of the secret.
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) secret.pop_back();
   if (!sources.secret_file.empty() && secret.empty())
@@ -218,13 +218,13 @@ std::vector<Key> load_keys(const KeySources& sources) {
     keys.push_back(hmac_key(std::move(secret), {}));
   for (const auto& path : sources.public_keys) {
     // A PEM key's kid is its file name without the extension: keys/2026-12.pem has kid "2026-12".
-    keys.push_back(public_key_from_pem(read_file(path, "--auth-public-key"),
+    keys.push_back(public_key_from_pem(read_key_file(path, "--auth-public-key"),
                                        std::filesystem::path(path).stem().string(),
                                        "--auth-public-key " + path));
   }
   if (!sources.jwks_file.empty()) {
-    auto jwks =
-        parse_jwks(read_file(sources.jwks_file, "--auth-jwks-file"), "--auth-jwks-file " + sources.jwks_file);
+    auto jwks = parse_jwks(read_key_file(sources.jwks_file, "--auth-jwks-file"),
+                           "--auth-jwks-file " + sources.jwks_file);
     for (auto& k : jwks) keys.push_back(std::move(k));
   }
   return keys;

@@ -43,6 +43,9 @@ std::vector<Key> load_keys(const KeySources& sources);
 // token minted from a file verifies against a server reading the same file. Throws KeyError.
 std::string hmac_secret(const KeySources& sources, const std::string& flag = "--auth-secret-file");
 
+// A key file's bytes (at most kMaxKeyFileBytes); KeyError names `what` (the flag) and the path.
+std::string read_key_file(const std::string& path, const std::string& what);
+
 // Keys from a JWKS document ({"keys": [...]}), for load_keys and the tests. Throws KeyError.
 std::vector<Key> parse_jwks(std::string_view json, const std::string& what);
 

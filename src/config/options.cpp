@@ -398,6 +398,37 @@ const std::vector<Spec>& specs() {
        [](Options& o, std::string_view v) { return set_path(o.tls_cert, v, "tls-cert"); }},
       {"tls-key", Kind::text, "PEM private key (unencrypted) of --tls-cert",
        [](Options& o, std::string_view v) { return set_path(o.tls_key, v, "tls-key"); }},
+      {"api-keys-file", Kind::text,
+       "JSON file of HTTP API keys, stored as SHA-256 hashes, each with scopes (publish, workflows, read, "
+       "admin) and optionally agents; with it or any --auth-* key every API route needs Authorization: "
+       "Bearer <key or token> (make keys with `agentwire api-key`; reread on SIGHUP)",
+       [](Options& o, std::string_view v) { return set_path(o.api_keys_file, v, "api-keys-file"); }},
+      {"admin-listen", Kind::text,
+       "host:port of a second listener serving only /healthz, stats and metrics, without credentials "
+       "(default: none; the main port then needs the admin scope for stats and metrics)",
+       [](Options& o, std::string_view v) -> std::string {
+         auto colon = v.rfind(':');
+         std::uint64_t port;
+         if (colon == std::string_view::npos || colon == 0 || !parse_u64(v.substr(colon + 1), port) ||
+             port > 65535)
+           return "--admin-listen must be host:port, e.g. 127.0.0.1:9090";
+         std::string_view host = v.substr(0, colon);
+         if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+           host = host.substr(1, host.size() - 2);
+         o.admin_listen_host = std::string(host);
+         o.admin_listen_port = static_cast<std::uint16_t>(port);
+         return {};
+       }},
+      {"allow-anonymous", Kind::flag,
+       "with no key configured (no --api-keys-file, no --auth-* key) the server refuses to listen on a "
+       "non-loopback address, since anyone reaching it could read and publish everything; this flag "
+       "allows it (a warning is logged)",
+       [](Options& o, std::string_view v) -> std::string {
+         if (v != "true" && v != "false" && v != "1" && v != "0")
+           return "--allow-anonymous takes true or false";
+         o.allow_anonymous = v == "true" || v == "1";
+         return {};
+       }},
   };
   return all;
 }
@@ -489,6 +520,9 @@ ParseOutcome parse_options(int argc, const char* const* argv, Options& out,
     return {ParseOutcome::Kind::error, out.tls_cert.empty()
                                            ? "--tls-key needs --tls-cert (give both or neither)"
                                            : "--tls-cert needs --tls-key (give both or neither)"};
+  if (!out.admin_listen_host.empty() && out.admin_listen_port != 0 &&
+      out.admin_listen_port == out.listen_port)
+    return {ParseOutcome::Kind::error, "--admin-listen must use another port than --listen"};
   if (out.idle_timeout_ms <= out.heartbeat_interval_ms)
     return {ParseOutcome::Kind::error, "--idle-timeout must be longer than --heartbeat-interval"};
   if (out.max_snapshot_bytes > out.max_queue_bytes / 2)

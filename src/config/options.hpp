@@ -80,11 +80,23 @@ struct Options {
   // literal listen address while anonymous (against DNS rebinding), any host once a key is configured.
   std::vector<std::string> allowed_origins;
   std::vector<std::string> allowed_hosts;
+  // HTTP API keys: with them (or any token key above) every API route needs a credential with the
+  // route's scope; the file holds SHA-256 hashes only (src/auth/api_keys), reread on SIGHUP.
+  std::string api_keys_file;
+  // A second listener for /healthz, stats and metrics without credentials (a private network or a
+  // sidecar); empty host: none.
+  std::string admin_listen_host;
+  std::uint16_t admin_listen_port = 0;
+  // With no key of any kind the server is open to whoever reaches it: it then listens only on loopback
+  // unless this says that is meant.
+  bool allow_anonymous = false;
 
   bool auth_enabled() const noexcept {
     return !auth_secret_file.empty() || !auth_secret.empty() || !auth_public_keys.empty() ||
            !auth_jwks_file.empty();
   }
+  // Whether any credential is required: a token key or API keys.
+  bool keys_configured() const noexcept { return auth_enabled() || !api_keys_file.empty(); }
 
   unsigned effective_threads() const;
   // At most half of max_queue_bytes, so a snapshot always fits in a client's queue beside live events.

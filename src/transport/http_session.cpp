@@ -62,6 +62,7 @@ api::Request to_api_request(const http::request_header<>& head) {
   r.path = std::string(target.substr(0, qpos));
   if (qpos != std::string_view::npos) r.query = std::string(target.substr(qpos + 1));
   r.content_type = std::string(head[http::field::content_type]);
+  r.authorization = std::string(head[http::field::authorization]);
   if (auto it = head.find("Idempotency-Key"); it != head.end()) {
     r.has_idempotency_key = true;
     r.idempotency_key = std::string(it->value());
@@ -450,7 +451,9 @@ void HttpSession::handle(http::request<http::string_body>&& msg) {
   bool keep_alive = msg.keep_alive();
   bool head = msg.method() == http::verb::head;
   if (!keep_alive) state_ = State::draining;
-  if (request_.path.starts_with("/ws/") && route_websocket(std::move(msg), keep_alive, head)) return;
+  if (ctx_.websockets && request_.path.starts_with("/ws/") &&
+      route_websocket(std::move(msg), keep_alive, head))
+    return;
   // Handed over, not kept: an idle keep-alive connection must not hold its last body.
   api::Request req = std::exchange(request_, {});
   req.body = std::move(msg.body());
@@ -491,7 +494,7 @@ bool HttpSession::route_websocket(http::request<http::string_body>&& msg, bool k
     // A client that offers `bearer` gets it selected (browsers fail a handshake that selects none),
     // whether or not a token is needed.
     t.bearer_subprotocol = token.via_subprotocol;
-    auto verdict = api::authorize_subscriber(ctx_.verifier, t.agent_id, token, now_unix_ms() / 1000);
+    auto verdict = api::authorize_subscriber(ctx_.credentials, t.agent_id, token, now_unix_ms() / 1000);
     if (verdict.refusal) {
       ctx_.counters.connections_rejected.fetch_add(1, std::memory_order_relaxed);
       reply_now(*verdict.refusal, keep_alive, head);

@@ -1,5 +1,6 @@
 // What every connection needs from the rest of the server.
 #pragma once
+#include "api/credentials.hpp"
 #include "api/router.hpp"
 #include "auth/verifier.hpp"
 #include "config/options.hpp"
@@ -19,6 +20,9 @@ struct ServerContext {
   AddressRateLimit* handshake_rate = nullptr;  // --max-handshakes-per-ip-per-s; null: none
   AddressRateLimit* request_rate = nullptr;    // --max-requests-per-ip-per-s; null: none
   TlsContext* tls = nullptr;                   // null: the port speaks plain HTTP
+  // Subscribers' tokens or API keys (null: subscribers need none); the router holds the same for HTTP.
+  const api::Credentials* credentials = nullptr;
+  bool websockets = true;  // false on --admin-listen, which serves only health, stats and metrics
 };
 
 }  // namespace aw::transport

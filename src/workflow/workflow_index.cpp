@@ -34,12 +34,14 @@ void WorkflowIndex::remove_workflow(std::string_view workflow_id) {
   workflows_.erase(it);
 }
 
-std::vector<WorkflowIndex::AgentSummary> WorkflowIndex::agents_after(std::string_view after,
-                                                                     std::size_t limit, bool& more) const {
+std::vector<WorkflowIndex::AgentSummary> WorkflowIndex::agents_after(
+    std::string_view after, std::size_t limit, bool& more,
+    const std::function<bool(std::string_view)>& visible) const {
   std::vector<AgentSummary> out;
   more = false;
   std::lock_guard lock(mutex_);
   for (auto it = agents_.upper_bound(after); it != agents_.end(); ++it) {
+    if (visible && !visible(it->first)) continue;
     if (out.size() == limit) {
       more = true;
       break;

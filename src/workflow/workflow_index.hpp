@@ -6,6 +6,7 @@
 // have workflows (how many, last updated when), for the agents list.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -45,7 +46,9 @@ class WorkflowIndex {
   };
   // Agents that have workflows with ids above `after` (all when empty), by id, at most `limit`; `more`
   // tells if others follow.
-  std::vector<AgentSummary> agents_after(std::string_view after, std::size_t limit, bool& more) const;
+  // With `visible`, only the agents it accepts (a caller's allow-list) are listed and counted.
+  std::vector<AgentSummary> agents_after(std::string_view after, std::size_t limit, bool& more,
+                                         const std::function<bool(std::string_view)>& visible = {}) const;
 
   std::size_t workflow_count() const;
   std::size_t open_stream_count() const;

@@ -279,9 +279,10 @@ std::optional<std::string> WorkflowService::workflow_streams(std::string_view wo
   return out;
 }
 
-std::string WorkflowService::agents(std::string_view after, std::size_t limit) const {
+std::string WorkflowService::agents(std::string_view after, std::size_t limit,
+                                    const std::function<bool(std::string_view)>& visible) const {
   bool more = false;
-  auto page = index_.agents_after(after, limit, more);
+  auto page = index_.agents_after(after, limit, more, visible);
   json::array items;
   items.reserve(page.size());
   for (const auto& a : page)

@@ -70,7 +70,9 @@ class WorkflowService {
   std::optional<std::string> workflow_streams(std::string_view workflow_id) const;
   // {"agents": [{"agent_id", "workflows", "updated"}...], "next": agent id | null}: agents that have
   // workflows, with ids above `after`, by id, at most `limit`.
-  std::string agents(std::string_view after, std::size_t limit) const;
+  // With `visible`, only the agents it accepts.
+  std::string agents(std::string_view after, std::size_t limit,
+                     const std::function<bool(std::string_view)>& visible = {}) const;
   // {"agent_id", "workflows": [...], "next_cursor": "<n>" | null}: the agent's workflows numbered above
   // `after_number`, oldest first, at most `limit`.
   std::string list(std::string_view agent_id, std::size_t limit, std::uint64_t after_number) const;

@@ -32,10 +32,11 @@ Response route(const Router& r, std::string method, std::string path) {
 TEST(Router, MatchesParamsAndSeparates404From405) {
   Router r;
   std::string seen;
-  r.add("POST", "/api/agents/{agent_id}/events", [&](const Request&, const Params& p, Reply reply) {
-    seen = std::string(p.get("agent_id"));
-    reply(Response{202, "application/json", "{}", {}});
-  });
+  r.add("POST", "/api/agents/{agent_id}/events", Access::open(),
+        [&](const Request&, const Params& p, Reply reply) {
+          seen = std::string(p.get("agent_id"));
+          reply(Response{202, "application/json", "{}", {}});
+        });
   EXPECT_EQ(route(r, "POST", "/api/agents/a%3A1/events").status, 202u);
   EXPECT_EQ(seen, "a:1");
   auto wrong = route(r, "DELETE", "/api/agents/a/events");
@@ -48,7 +49,8 @@ TEST(Router, MatchesParamsAndSeparates404From405) {
 
 TEST(Router, ErrorBodiesStayUtf8WhateverThePathBytes) {
   Router r;
-  r.add("POST", "/api/x", [](const Request&, const Params&, Reply reply) { reply(Response{}); });
+  r.add("POST", "/api/x", Access::open(),
+        [](const Request&, const Params&, Reply reply) { reply(Response{}); });
   auto missing = route(r, "GET", "/nope/\xff%FF\xc3(");
   EXPECT_TRUE(is_valid_utf8(missing.body)) << missing.body;
   EXPECT_NE(missing.body.find("/nope/%FF%FF%C3("), std::string::npos) << missing.body;
@@ -67,8 +69,8 @@ TEST(Router, TakesTheFirstFittingRouteWithItsOwnParamsAndAnyPathLength) {
     reply(Response{200, "application/json", "{}", {}});
   };
   // Same shape, one literal apart: the params are those of the route taken, not of one tried before.
-  r.add("GET", "/api/{kind}/{id}/events", record);
-  r.add("GET", "/api/workflows/{workflow_id}/documents", record);
+  r.add("GET", "/api/{kind}/{id}/events", Access::open(), record);
+  r.add("GET", "/api/workflows/{workflow_id}/documents", Access::open(), record);
   EXPECT_EQ(route(r, "GET", "/api/workflows/w%201/documents").status, 200u);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].first, "workflow_id");

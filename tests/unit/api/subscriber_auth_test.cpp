@@ -34,7 +34,7 @@ TEST(SubscriberToken, FromAuthorizationThenQuery) {
 }
 
 TEST(SubscriberToken, NoVerifierLetsEveryoneIn) {
-  auto a = authorize_subscriber(nullptr, "agent-7", {}, 0);
+  auto a = authorize_subscriber(static_cast<const auth::Verifier*>(nullptr), "agent-7", {}, 0);
   EXPECT_FALSE(a.refusal);
   EXPECT_EQ(a.expires_s, 0);
 }

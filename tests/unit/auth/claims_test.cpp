@@ -74,5 +74,22 @@ TEST(Claims, AgentsMustBeAListOfStrings) {
   EXPECT_EQ(check(R"({"sub":"u","exp":1900000000,"agents":["a",1]})").code, ClaimCheck::Code::invalid);
 }
 
+TEST(Claims, ScopesFromScopeOrScopesElseReadOnly) {
+  EXPECT_EQ(check(with()).claims.scopes, Scopes::of(Scope::read));
+  auto spaced = check(with(R"(,"scope":"openid publish  admin")"));
+  ASSERT_EQ(spaced.code, ClaimCheck::Code::ok) << spaced.message;
+  EXPECT_EQ(spaced.claims.scopes.names(), "publish admin");
+  auto listed = check(with(R"(,"scopes":["workflows","other"])"));
+  ASSERT_EQ(listed.code, ClaimCheck::Code::ok);
+  EXPECT_EQ(listed.claims.scopes.names(), "workflows");
+  auto both = check(with(R"(,"scope":"read","scopes":["publish"])"));
+  EXPECT_EQ(both.claims.scopes.names(), "publish read");
+  // Present but naming none of ours: no scope at all (not the default read).
+  EXPECT_TRUE(check(with(R"(,"scope":"openid")")).claims.scopes.empty());
+  EXPECT_EQ(check(with(R"(,"scope":["read"])")).code, ClaimCheck::Code::invalid);
+  EXPECT_EQ(check(with(R"(,"scopes":"read")")).code, ClaimCheck::Code::invalid);
+  EXPECT_EQ(check(with(R"(,"scopes":[1])")).code, ClaimCheck::Code::invalid);
+}
+
 }  // namespace
 }  // namespace aw::auth
