@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds agentwire (Release) and starts it on 127.0.0.1:8080 with the embedded SQLite store in ./data.
-# Extra arguments go to the server, e.g. scripts/run.sh --listen 0.0.0.0:9000
+# Extra arguments go to the server, e.g. scripts/run.sh --listen 0.0.0.0:9000 --api-keys-file keys.json
+# (an address other than loopback needs a key, or --allow-anonymous: see docs/operations.md#secure-by-default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build

@@ -88,6 +88,8 @@ class Server:
         self.host = "127.0.0.1"
         self.port: int | None = None
         self.lines: list[str] = []
+        # Sent as `Authorization: Bearer ...` by http() and the helpers built on it, for servers with keys.
+        self.credential: str | None = None
         self._lock = threading.Lock()
         self._listening = threading.Event()
         self._eof = threading.Event()
@@ -193,6 +195,8 @@ class Server:
     # ---- conveniences ----
 
     def http(self, method, path, body=None, headers=None, timeout=IO_TIMEOUT):
+        if self.credential and not any(k.lower() == "authorization" for k in (headers or {})):
+            headers = {**(headers or {}), "Authorization": f"Bearer {self.credential}"}
         return http_request(self.host, self.port, method, path, body, headers, timeout)
 
     def post_event(self, agent_id, body, headers=None):

@@ -128,7 +128,10 @@ def keys(tmp_path_factory):
 def hs_server(start_server, tmp_path):
     f = tmp_path / "secret"
     f.write_text(SECRET + "\n")
-    return start_server("--auth-secret-file", str(f))
+    s = start_server("--auth-secret-file", str(f))
+    # With a key the HTTP API needs a credential too: the tests publish as a backend would.
+    s.credential = hs_token(claims(agents=["*"], ttl=3600, scope="publish read"))
+    return s
 
 
 def upgrade_headers(extra=None) -> dict:
@@ -289,6 +292,7 @@ def test_token_is_never_logged(start_server, tmp_path):
     f = tmp_path / "secret"
     f.write_text(SECRET)
     s = start_server("--auth-secret-file", str(f), "--log-level", "debug")
+    s.credential = hs_token(claims(agents=["*"], ttl=3600, scope="publish"))
     good = hs_token(claims())
     upgraded(s, f"/ws/agents/agent-7?token={good}")
     expired = hs_token(claims(ttl=-5))

@@ -261,5 +261,40 @@ TEST(Options, RateLimits) {
   }
 }
 
+TEST(Options, ApiKeysAdminListenerAndAnonymousExposure) {
+  Options o;
+  EXPECT_FALSE(o.keys_configured());
+  EXPECT_FALSE(o.allow_anonymous);
+  EXPECT_TRUE(o.admin_listen_host.empty());
+  ASSERT_EQ(
+      parse({"--api-keys-file", "keys.json", "--admin-listen", "[::1]:9090", "--allow-anonymous"}, o).kind,
+      ParseOutcome::Kind::run);
+  EXPECT_EQ(o.api_keys_file, "keys.json");
+  EXPECT_TRUE(o.keys_configured());
+  EXPECT_FALSE(o.auth_enabled());  // subscribers' token keys are another thing
+  EXPECT_EQ(o.admin_listen_host, "::1");
+  EXPECT_EQ(o.admin_listen_port, 9090);
+  EXPECT_TRUE(o.allow_anonymous);
+
+  Options e;
+  ASSERT_EQ(parse({}, e, {{"AGENTWIRE_API_KEYS_FILE", "k"}, {"AGENTWIRE_ALLOW_ANONYMOUS", "1"}}).kind,
+            ParseOutcome::Kind::run);
+  EXPECT_EQ(e.api_keys_file, "k");
+  EXPECT_TRUE(e.allow_anonymous);
+
+  for (auto bad : std::vector<std::vector<const char*>>{
+           {"--api-keys-file="},
+           {"--admin-listen", "9090"},
+           {"--admin-listen", "h:70000"},
+           {"--allow-anonymous=maybe"},
+           {"--listen", "127.0.0.1:9000", "--admin-listen", "127.0.0.1:9000"}}) {
+    Options b;
+    EXPECT_EQ(parse(bad, b).kind, ParseOutcome::Kind::error) << bad[0];
+  }
+  auto help = help_text();
+  for (auto word : {"--api-keys-file", "--admin-listen", "--allow-anonymous", "loopback"})
+    EXPECT_NE(help.find(word), std::string::npos) << word;
+}
+
 }  // namespace
 }  // namespace aw::config
