@@ -238,8 +238,11 @@ def test_allowed_hosts_replace_the_default_and_star_allows_any(start_server):
 
 def test_with_a_key_configured_any_host_by_default(start_server):
     server = start_server(env={"AGENTWIRE_AUTH_SECRET": "a-secret-of-enough-length-for-hs256-tokens"})
-    status, _, body = request(server, "GET", "/api/agents", host="agentwire.internal:443")
+    # /healthz needs no credential; with a key every API route needs one (test_auth_api), not a host.
+    status, _, body = request(server, "GET", "/healthz", host="agentwire.internal:443")
     assert status == 200, body
+    status, _, body = request(server, "GET", "/api/agents", host="agentwire.internal:443")
+    assert assert_json_error(status, body, 401)["code"] == "token_missing"
 
 
 @pytest.mark.parametrize("flags", [("--allowed-origins", "example.com"), ("--allowed-origins", "http://a.example/x"),
