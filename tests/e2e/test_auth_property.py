@@ -176,6 +176,9 @@ def test_subscribers_only_ever_see_agents_their_token_allows(start_server, tmp_p
     secret = tmp_path / "secret"
     secret.write_text(SECRET)
     server = start_server("--auth-secret-file", str(secret))
+    # With a key the HTTP API needs a credential too: events are published as a backend would.
+    server.credential = hs256({"sub": "publisher", "exp": int(time.time()) + 3600, "agents": ["*"],
+                               "scope": "publish read admin"})
     refused = subscribed = 0
     for _ in range(ROUNDS):
         r, s = one_round(server, rng)
