@@ -8,11 +8,12 @@
 namespace aw::check {
 
 struct CheckOptions {
-  std::string base_url;     // http://host:port
+  std::string base_url;     // http://host:port or https://host:port
   std::string agent_id;     // empty: a fresh "agentwire-check-<random>" channel
   double timeout_s = 10.0;  // per step
   std::string token;    // a subscriber JWT: the WebSocket's bearer subprotocol (and HTTP's, without a key)
   std::string api_key;  // HTTP's Authorization: Bearer
+  std::string ca_file;  // https: a PEM file of CAs to trust besides the system's
 };
 
 // Runs every step, printing to `out`; returns the process exit code (0 when every step passed).

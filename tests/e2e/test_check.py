@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import socket
 import socketserver
 import subprocess
@@ -166,3 +167,38 @@ def test_check_with_an_api_key_alone_subscribes_and_publishes_with_it(api_keys_s
     assert re.search(r"^SKIP  stats .*403.*admin", r.stdout, re.M), r.stdout
     assert "all checks passed (1 skipped)" in r.stdout
     assert full not in r.stdout + r.stderr and publisher not in r.stdout + r.stderr
+
+
+# ---- https:// (a CA and a certificate for 127.0.0.1 made here with openssl) -----------------------------
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture
+def tls_server(start_server, tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command")
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes")
+    openssl("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=check CA", cwd=pki)
+    openssl("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost", cwd=pki)
+    (pki / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "0x1234",
+            "-days", "2", "-extfile", "server.ext", "-out", "server.pem", cwd=pki)
+    server = start_server("--tls-cert", str(pki / "server.pem"), "--tls-key", str(pki / "server.key"))
+    return server, pki
+
+
+def test_check_over_https_trusts_the_ca_it_is_given(tls_server):
+    server, pki = tls_server
+    r = run_check("--ca-file", str(pki / "ca.pem"), f"https://127.0.0.1:{server.port}")
+    assert r.returncode == 0 and "all checks passed" in r.stdout, r.stdout + r.stderr
+    # A certificate from a CA nobody trusts fails at the first step, saying why.
+    r = run_check("--timeout", "5", f"https://127.0.0.1:{server.port}")
+    assert r.returncode == 1 and re.search(r"^FAIL  health .*certificate verify failed", r.stdout, re.M), r.stdout
+    # A host name is checked against the certificate's DNS names (and sent as SNI).
+    r = run_check("--ca-file", str(pki / "ca.pem"), f"https://localhost:{server.port}")
+    assert r.returncode == 0 and "all checks passed" in r.stdout, r.stdout + r.stderr
