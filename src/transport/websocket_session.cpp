@@ -479,6 +479,11 @@ void WebSocketSession::refresh_token(const std::string& token) {
     send_text(protocol::error(agent_id(), v.code_name(), v.message));
     return;
   }
+  // As at the handshake: subscribing is reading (a token without scope claims has read).
+  if (!v.claims.scopes.has(auth::Scope::read)) {
+    send_text(protocol::error(agent_id(), "scope_missing", "the new token lacks the read scope"));
+    return;
+  }
   set_token_expiry(v.claims.exp, now);
   send_text(protocol::token_refreshed(agent_id(), v.claims.exp, token_expires_ms_ - now));
 }

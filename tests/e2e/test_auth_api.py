@@ -493,3 +493,32 @@ def test_loopback_needs_nothing_and_help_says_so(server):
     for flag in ("--api-keys-file", "--admin-listen", "--allow-anonymous", "AGENTWIRE_API_KEYS_FILE", "AGENTWIRE_ALLOW_ANONYMOUS"):
         assert flag in h, flag
     assert "loopback" in h
+
+
+def test_a_refresh_needs_the_read_scope_like_the_handshake(keyed):
+    s, _, _ = keyed
+
+    async def main():
+        async with ws_connect(s, f"/ws/agents/agent-7?token={token(ttl=600)}") as ws:
+            assert (await recv_json(ws))["type"] == "connected"
+            await ws.send(json.dumps({"type": "refresh", "token": token(ttl=900, scope="publish")}))
+            err = await recv_json_skip(ws, what="the refused refresh")
+            assert err["type"] == "error" and err["data"]["code"] == "scope_missing", err
+            exp = int(time.time()) + 1200
+            await ws.send(json.dumps({"type": "refresh", "token": token(ttl=1200, scope="read publish")}))
+            ok = await recv_json_skip(ws, what="token_refreshed")
+            assert ok["type"] == "token_refreshed" and ok["data"]["exp"] >= exp, ok
+
+    run(main())
+
+
+def test_the_keys_file_is_bounded(tmp_path):
+    """A keys file over 1 MiB (about 9,600 entries; parse_api_keys also stops at 10,000) stops the start."""
+    many = {"keys": [{"name": f"k{i}", "sha256": hashlib.sha256(str(i).encode()).hexdigest(), "scopes": ["read"]}
+                     for i in range(10_001)]}
+    kf = tmp_path / "many.json"
+    kf.write_text(json.dumps(many, separators=(",", ":")))
+    assert kf.stat().st_size > 1 << 20
+    p = start_and_wait(["--listen", "127.0.0.1:0", "--api-keys-file", str(kf)], tmp_path)
+    assert p.returncode == 2 and "--api-keys-file" in p.stderr and "1 MiB" in p.stderr, p.stderr
+    assert "event=listening" not in p.stderr

@@ -101,6 +101,15 @@ TEST(ApiKeys, RefusalsNameTheFlagAndTheEntry) {
   EXPECT_EQ(error_of(doc("")), "");  // no keys at all is a valid (if useless) file
 }
 
+TEST(ApiKeys, AtMostTenThousandEntries) {
+  std::string entries;
+  for (std::size_t i = 0; i <= kMaxApiKeys; ++i) {
+    if (i) entries += ",";
+    entries += entry("k" + std::to_string(i), std::to_string(i), R"(["read"])");
+  }
+  EXPECT_NE(error_of(doc(entries)).find("more than 10000 keys"), std::string::npos);
+}
+
 TEST(ApiKeys, FindMatchesOnlyTheExactKeyAndReplaceSwapsTheSet) {
   ApiKeySet set(parse_api_keys(
       doc(entry("a", "key-a", R"(["read"])") + "," + entry("b", "key-b", R"(["admin"])")), "t"));
