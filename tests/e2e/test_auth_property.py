@@ -1,11 +1,15 @@
-"""Who may see what, as a property (issue 15, Proof): random HS256 tokens with random agent allow-lists
-(exact names, `prefix*` patterns, `*`, none at all) against random agents. Whatever the draw:
+"""Who may see and change what, as a property (issue 15, Proof): random HS256 tokens and API keys with
+random scopes and agent allow-lists (exact names, `prefix*` patterns, `*`, none at all) against random
+agents. Whatever the draw:
 
 - a subscription the token does not allow is refused before the upgrade with 403 agent_forbidden, and
   one it allows is accepted;
 - a subscriber never receives an event of an agent its token does not allow (events are published to
   every agent, each naming its agent, and every subscriber reads up to a marker on its own agent);
-- a `refresh` with another token moves the connection only to a token allowing the same agent.
+- a `refresh` with another token moves the connection only to a token allowing the same agent;
+- a publisher (an API key or a token with random scopes) publishes or creates a workflow only where its
+  scope and its agents allow it: every refusal is 401/403 and leaves the agent's history and workflows
+  as they were, and every success is there.
 
 Tokens are minted here with Python's hmac/hashlib and the allow-list rule is written here again, so the
 server's libjwt and its pattern matching are checked against code they share nothing with. The draw is
@@ -21,6 +25,7 @@ import hmac
 import json
 import os
 import random
+import secrets
 import time
 
 from awtest import apublish, assert_json_error, http_request, recv_json_skip, run, ws_connect
@@ -33,10 +38,10 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def hs256(payload: dict) -> str:
+def hs256(payload: dict, secret: str = SECRET) -> str:
     msg = (b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()) + "." +
            b64url(json.dumps(payload).encode())).encode()
-    return msg.decode() + "." + b64url(hmac.new(SECRET.encode(), msg, hashlib.sha256).digest())
+    return msg.decode() + "." + b64url(hmac.new(secret.encode(), msg, hashlib.sha256).digest())
 
 
 def allows(patterns: list[str] | None, agent: str) -> bool:
@@ -187,3 +192,101 @@ def test_subscribers_only_ever_see_agents_their_token_allows(start_server, tmp_p
     print(f"{refused} subscriptions refused, {subscribed} subscribers checked")
     # The draw exercised both sides of the rule.
     assert refused > 0 and subscribed > 0, (seed, refused, subscribed)
+
+
+# ---- publishers ------------------------------------------------------------------------------------------
+
+SCOPES = ("publish", "workflows", "read", "admin")
+
+
+def draw_scopes(rng: random.Random) -> list[str]:
+    """One to four scopes (a key file entry needs at least one)."""
+    return [s for s in SCOPES if rng.random() < 0.5] or [rng.choice(SCOPES)]
+
+
+def history_of(server, reader: str, agent: str) -> tuple[int, int]:
+    """(latest seq, workflows) of `agent`, read with a key that may read everything."""
+    h = {"Authorization": f"Bearer {reader}"}
+    status, _, page = server.http("GET", f"/api/agents/{agent}/events?since=0", headers=h)
+    assert status == 200, (status, page)
+    status, _, wfs = server.http("GET", f"/api/agents/{agent}/workflows?limit=200", headers=h)
+    assert status == 200, (status, wfs)
+    return page["latest"], len(wfs["workflows"])
+
+
+def test_publishers_change_only_what_their_scope_and_agents_allow(start_server, tmp_path):
+    seed = int(os.environ.get("AGENTWIRE_PROPERTY_SEED") or random.randrange(1 << 32))
+    print(f"property seed: {seed} (AGENTWIRE_PROPERTY_SEED={seed} replays this draw)")
+    rng = random.Random(seed)
+    agents = draw_agents(rng, 8)
+    reader = secrets.token_urlsafe(24)
+    entries = [{"name": "reader", "sha256": hashlib.sha256(reader.encode()).hexdigest(), "scopes": ["read"]}]
+    # (credential, scopes, agents or None for every agent, kind)
+    credentials = []
+    for i in range(8):
+        key = secrets.token_urlsafe(24)
+        scopes = draw_scopes(rng)
+        patterns = None if rng.random() < 0.25 else (draw_patterns(rng, agents) or [])
+        entry = {"name": f"key-{i}", "sha256": hashlib.sha256(key.encode()).hexdigest(), "scopes": scopes}
+        if patterns is not None:
+            entry["agents"] = patterns
+        entries.append(entry)
+        credentials.append((key, set(scopes), patterns, "key"))
+    for i in range(8):
+        scopes = draw_scopes(rng)
+        patterns = draw_patterns(rng, agents)
+        claims = {"sub": f"pub-{i}", "exp": int(time.time()) + 600}
+        if patterns is not None:
+            claims["agents"] = patterns
+        if rng.random() < 0.8:
+            claims["scope"] = " ".join(scopes)
+        else:
+            scopes = ["read"]  # a token without scope or scopes claims may only read
+        credentials.append((hs256(claims), set(scopes), patterns if patterns is not None else [], "token"))
+    # Credentials the server must not take at all: a key it does not know, a token signed with another secret.
+    credentials.append((secrets.token_urlsafe(24), set(SCOPES), None, "unknown"))
+    credentials.append((hs256({"sub": "x", "exp": int(time.time()) + 600, "agents": ["*"],
+                              "scope": "publish workflows"}, secret="another-secret-of-at-least-32-bytes!!"),
+                        set(SCOPES), None, "unknown"))
+    keys_file = tmp_path / "api-keys.json"
+    keys_file.write_text(json.dumps({"keys": entries}))
+    secret = tmp_path / "secret"
+    secret.write_text(SECRET)
+    server = start_server("--auth-secret-file", str(secret), "--api-keys-file", str(keys_file))
+
+    allowed_count = refused_count = 0
+    for _ in range(150):
+        credential, scopes, patterns, kind = rng.choice(credentials)
+        agent = rng.choice(agents)
+        route = rng.choice(["publish", "workflow"])
+        need = "publish" if route == "publish" else "workflows"
+        agent_ok = patterns is None or allows(patterns, agent)
+        before = history_of(server, reader, agent)
+        h = {"Authorization": f"Bearer {credential}", "Content-Type": "application/json"}
+        if route == "publish":
+            body = json.dumps({"type": "probe", "data": {"n": rng.randrange(1000)}})
+            status, _, answer = server.http("POST", f"/api/agents/{agent}/events", body, h)
+        else:
+            body = json.dumps({"agent_id": agent, "name": f"wf-{rng.randrange(1000)}"})
+            status, _, answer = server.http("POST", "/api/workflows", body, h)
+        after = history_of(server, reader, agent)
+        what = (seed, kind, sorted(scopes), patterns, agent, route, status, answer)
+        if kind == "unknown":
+            err = assert_json_error(status, answer, 401)
+            assert err["code"] in ("token_invalid", "token_missing"), what
+        elif need in scopes and agent_ok:
+            assert status in (201, 202), what
+            allowed_count += 1
+            if route == "publish":
+                assert after == (before[0] + 1, before[1]), what
+            else:
+                assert after[1] == before[1] + 1 and after[0] > before[0], what
+            continue
+        else:
+            err = assert_json_error(status, answer, 403)
+            # The scope is checked before the agent (operations.md, Scopes).
+            assert err["code"] == ("agent_forbidden" if need in scopes else "scope_missing"), what
+        refused_count += 1
+        assert after == before, what  # a refused publish changed nothing
+    print(f"{allowed_count} changes allowed, {refused_count} refused")
+    assert allowed_count > 0 and refused_count > 0, (seed, allowed_count, refused_count)
