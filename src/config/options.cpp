@@ -144,7 +144,9 @@ std::string set_hosts(Options& o, std::string_view v) {
 
 const std::vector<Spec>& specs() {
   static const std::vector<Spec> all = {
-      {"listen", Kind::text, "host:port to listen on (default 127.0.0.1:8080)",
+      {"listen", Kind::text,
+       "host:port to listen on (default 127.0.0.1:8080); with no key configured only a loopback address, "
+       "unless --allow-anonymous",
        [](Options& o, std::string_view v) -> std::string {
          auto colon = v.rfind(':');
          std::uint64_t port;
