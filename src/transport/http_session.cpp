@@ -579,7 +579,10 @@ void HttpSession::close() {
 }
 
 void HttpSession::on_sweep(std::int64_t now_ms) {
-  if (state_ == State::handshaking && head_deadline_ms_ != 0 && now_ms >= head_deadline_ms_) return close();
+  if (state_ == State::handshaking && head_deadline_ms_ != 0 && now_ms >= head_deadline_ms_) {
+    ctx_.counters.tls_handshake_failures.fetch_add(1, std::memory_order_relaxed);
+    return close();
+  }
   if (state_ != State::reading_head || head_deadline_ms_ == 0 || now_ms < head_deadline_ms_) return;
   // Slowloris: a head trickling in (or never starting) would hold a descriptor until the idle timeout.
   // The read in flight stays; its completion sees the state and leaves, and the close ends it.

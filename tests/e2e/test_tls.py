@@ -217,6 +217,7 @@ def test_client_that_never_sends_client_hello_is_closed_by_header_timeout(start_
         assert got == b"" or got[0] == 21, got  # closed, at most after an alert
     # The descriptors are given back: only the stats request's own connection is open.
     wait_until(lambda: stats(server, pki)["connections"]["open"] == 1, IO_TIMEOUT, "the connections closed")
+    assert stats(server, pki)["tls"]["handshake_failures"] == 2
     silent.close()
     partial.close()
     assert https(server, pki, "GET", "/healthz") == (200, {"status": "ok"})
