@@ -203,11 +203,11 @@ int main(int argc, char** argv) {
     const auto max_addresses = static_cast<std::size_t>(options.rate_limit_max_addresses);
     aw::transport::AddressRateLimit handshake_rate({static_cast<double>(options.max_handshakes_per_ip_per_s),
                                                     static_cast<double>(options.handshake_burst_per_ip)},
-                                                   max_addresses, options.rate_limit_loopback,
+                                                   max_addresses, options.limits_loopback(),
                                                    counters.rate_limit_addresses);
     aw::transport::AddressRateLimit request_rate({static_cast<double>(options.max_requests_per_ip_per_s),
                                                   static_cast<double>(options.request_burst_per_ip)},
-                                                 max_addresses, options.rate_limit_loopback,
+                                                 max_addresses, options.limits_loopback(),
                                                  counters.rate_limit_addresses);
     aw::transport::ServerContext server_ctx{
         options,         hub,           router,    counters,    verifier.get(),

@@ -297,14 +297,16 @@ const std::vector<Spec>& specs() {
        [](Options& o, std::string_view v) { return set_seconds(o.header_timeout_ms, v, "header-timeout"); }},
       {"max-handshakes-per-ip-per-s", Kind::count,
        "WebSocket handshakes a second one client address (IPv4, or IPv6 /64) may start, on average; more "
-       "get 429 rate_limited with Retry-After (default 20, 0 = no limit; loopback peers are exempt "
-       "unless --rate-limit-loopback)",
+       "get 429 rate_limited with Retry-After (default 20, 0 = no limit; loopback peers are exempt from "
+       "the defaults, not from a limit you set)",
        [](Options& o, std::string_view v) {
+         o.per_address_limits_set = true;
          return set_count(o.max_handshakes_per_ip_per_s, v, 0, 1'000'000, "max-handshakes-per-ip-per-s");
        }},
       {"handshake-burst-per-ip", Kind::count,
        "WebSocket handshakes one client address may start at once before its rate applies (default 200)",
        [](Options& o, std::string_view v) {
+         o.per_address_limits_set = true;
          return set_count(o.handshake_burst_per_ip, v, 1, 10'000'000, "handshake-burst-per-ip");
        }},
       {"max-messages-per-connection-per-s", Kind::count,
@@ -323,11 +325,13 @@ const std::vector<Spec>& specs() {
        "HTTP requests a second one client address may make, on average; more get 429 rate_limited with "
        "Retry-After (default 0 = no limit: publishers are few addresses)",
        [](Options& o, std::string_view v) {
+         o.per_address_limits_set = true;
          return set_count(o.max_requests_per_ip_per_s, v, 0, 10'000'000, "max-requests-per-ip-per-s");
        }},
       {"request-burst-per-ip", Kind::count,
        "HTTP requests one client address may make at once before its rate applies (default 1000)",
        [](Options& o, std::string_view v) {
+         o.per_address_limits_set = true;
          return set_count(o.request_burst_per_ip, v, 1, 100'000'000, "request-burst-per-ip");
        }},
       {"rate-limit-max-addresses", Kind::count,
@@ -337,8 +341,9 @@ const std::vector<Spec>& specs() {
          return set_count(o.rate_limit_max_addresses, v, 1, 100'000'000, "rate-limit-max-addresses");
        }},
       {"rate-limit-loopback", Kind::flag,
-       "apply the per-address rate limits to loopback peers too (default: exempt, as a proxy on the same "
-       "host would put every user under one address)",
+       "apply the per-address rate limits to loopback peers too, or with =false never (default: loopback "
+       "is exempt from the default limits, as a proxy on the same host puts every user under one address, "
+       "and limited by any per-address limit set explicitly)",
        [](Options& o, std::string_view v) -> std::string {
          if (v != "true" && v != "false" && v != "1" && v != "0")
            return "--rate-limit-loopback takes true or false";

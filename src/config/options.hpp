@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,9 +52,13 @@ struct Options {
   std::uint64_t request_burst_per_ip = 1000;
   // Addresses each per-address table holds at once (about 60 bytes each): the bound on its memory.
   std::uint64_t rate_limit_max_addresses = 100'000;
-  // Loopback peers are a proxy or tools on the same host, for which one address is every user: not
-  // limited per address unless asked.
-  bool rate_limit_loopback = false;
+  // Loopback peers are a proxy or tools on the same host, for which one address is every user: exempt
+  // from the default per-address limits. An operator who sets one of those limits (or
+  // --rate-limit-loopback) gets it for loopback too; --rate-limit-loopback=false keeps loopback exempt.
+  std::optional<bool> rate_limit_loopback;
+  bool per_address_limits_set = false;  // a per-address rate limit flag or variable was given
+
+  bool limits_loopback() const noexcept { return rate_limit_loopback.value_or(per_address_limits_set); }
   std::string log_level = "info";
   bool enable_echo = false;  // /ws/echo for RFC 6455 conformance suites
   bool compression = false;  // permessage-deflate when the client offers it

@@ -1,6 +1,7 @@
 """Rate limits (issue 15, item 8): WebSocket handshakes per client address (429 rate_limited with Retry-After
 before the upgrade), messages per WebSocket connection (an `error` envelope rate_limited, then close 1008),
-HTTP requests per client address (off by default), loopback exempt unless --rate-limit-loopback, and the
+HTTP requests per client address (off by default), loopback exempt from the defaults but not from a limit
+set explicitly, and the
 per-address table's bound (--rate-limit-max-addresses) measured with many source addresses from 127.0.0.0/8.
 
 Counts never assume how fast the machine is: a limit of R a second with a burst of B lets through at most
@@ -110,11 +111,24 @@ def test_refused_handshake_checks_no_token_and_opens_no_socket(start_server, tmp
     assert_rate_limited(headers, body)
 
 
-def test_loopback_is_exempt_unless_asked(start_server):
-    server = start_server("--max-handshakes-per-ip-per-s", "1", "--handshake-burst-per-ip", "1")
+def test_loopback_is_exempt_from_the_defaults_not_from_a_limit_set(start_server):
+    """A proxy or tool on the same host puts every user under one loopback address: the default limits
+    leave it alone (past the default burst of 200 here), a limit the operator sets applies to it too, and
+    --rate-limit-loopback=false exempts it even then."""
+    server = start_server()
+    assert [handshake_from(server, "127.0.0.1")[0] for _ in range(260)] == [101] * 260
+    assert server.stats()["rate_limits"]["handshakes_refused"] == 0
+
+    limited = start_server("--max-handshakes-per-ip-per-s", "1", "--handshake-burst-per-ip", "1")
+    admitted, headers, body, took = take_until_refused(lambda: handshake_from(limited, "127.0.0.1"), 50)
+    assert admitted <= 1 + 1 * took + 1, f"{admitted} admitted in {took:.1f}s past a limit of 1/s, burst 1"
+    assert_rate_limited(headers, body)
+
+    exempted = start_server("--max-handshakes-per-ip-per-s", "1", "--handshake-burst-per-ip", "1",
+                            "--rate-limit-loopback=false")
     for source in ("127.0.0.1", "127.0.0.5"):
-        assert [handshake_from(server, source)[0] for _ in range(6)] == [101] * 6
-    assert server.stats()["rate_limits"] == {
+        assert [handshake_from(exempted, source)[0] for _ in range(6)] == [101] * 6
+    assert exempted.stats()["rate_limits"] == {
         "handshakes_refused": 0, "requests_refused": 0, "connections_closed": 0, "addresses": 0,
     }
 

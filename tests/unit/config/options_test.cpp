@@ -240,7 +240,7 @@ TEST(Options, RateLimits) {
   EXPECT_EQ(o.max_requests_per_ip_per_s, 0u);
   EXPECT_EQ(o.request_burst_per_ip, 1000u);
   EXPECT_EQ(o.rate_limit_max_addresses, 100000u);
-  EXPECT_FALSE(o.rate_limit_loopback);
+  EXPECT_FALSE(o.limits_loopback());  // exempt from the defaults
   Options set;
   ASSERT_EQ(
       parse({"--max-handshakes-per-ip-per-s", "0", "--max-requests-per-ip-per-s=50", "--rate-limit-loopback"},
@@ -250,7 +250,26 @@ TEST(Options, RateLimits) {
   EXPECT_EQ(set.max_handshakes_per_ip_per_s, 0u);
   EXPECT_EQ(set.max_requests_per_ip_per_s, 50u);
   EXPECT_EQ(set.message_burst_per_connection, 7u);
-  EXPECT_TRUE(set.rate_limit_loopback);
+  EXPECT_TRUE(set.limits_loopback());
+  // A limit set explicitly applies to loopback too, unless loopback is exempted by name.
+  for (const char* flag : {"--max-handshakes-per-ip-per-s", "--handshake-burst-per-ip",
+                           "--max-requests-per-ip-per-s", "--request-burst-per-ip"}) {
+    Options explicit_limit;
+    ASSERT_EQ(parse({flag, "5"}, explicit_limit).kind, ParseOutcome::Kind::run) << flag;
+    EXPECT_TRUE(explicit_limit.limits_loopback()) << flag;
+    Options exempted;
+    ASSERT_EQ(parse({flag, "5", "--rate-limit-loopback=false"}, exempted).kind, ParseOutcome::Kind::run)
+        << flag;
+    EXPECT_FALSE(exempted.limits_loopback()) << flag;
+  }
+  Options from_env;
+  ASSERT_EQ(parse({}, from_env, {{"AGENTWIRE_MAX_HANDSHAKES_PER_IP_PER_S", "5"}}).kind,
+            ParseOutcome::Kind::run);
+  EXPECT_TRUE(from_env.limits_loopback());
+  Options message_limit_only;  // per connection, not per address: loopback stays exempt from the others
+  ASSERT_EQ(parse({"--max-messages-per-connection-per-s", "5"}, message_limit_only).kind,
+            ParseOutcome::Kind::run);
+  EXPECT_FALSE(message_limit_only.limits_loopback());
   // A burst holds at least one; a table at least one address.
   for (const char* flag : {"--handshake-burst-per-ip", "--message-burst-per-connection",
                            "--request-burst-per-ip", "--rate-limit-max-addresses"}) {
