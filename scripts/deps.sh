@@ -3,9 +3,11 @@
 # Usage: scripts/deps.sh [build|web|test]   (web: also checks Node.js; test: everything the suites need)
 set -euo pipefail
 
-want=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev libsqlite3-dev zlib1g-dev libjemalloc-dev libssl-dev libjwt-dev)
+want=(g++ cmake ninja-build pkg-config libboost1.81-dev libboost-json1.81-dev libsqlite3-dev zlib1g-dev libjemalloc-dev libssl-dev libjwt-dev libhiredis-dev)
 if [ "${1:-build}" = "test" ]; then
   want+=(libgtest-dev python3-websockets python3-pytest python3-pytest-timeout python3-jsonschema chromium openssl)
+  # The multi-node tests start their own redis-server processes (never the system service).
+  want+=(redis-server)
   # The fuzz targets and the ThreadSanitizer build use clang 14 and its sanitizer runtimes (libFuzzer
   # among them); stress-ng is the CPU hog the black-box suite runs beside once.
   want+=(clang-14 libclang-rt-14-dev stress-ng)

@@ -1,5 +1,7 @@
 #include "api/stats_api.hpp"
 
+#include <boost/json.hpp>
+
 #include "metrics/report.hpp"
 
 namespace aw::api {
@@ -29,9 +31,22 @@ void add_stats_routes(Router& router, Context& ctx) {
                res.body = metrics::prometheus_text(gather(ctx));
                reply(std::move(res));
              });
-  router.add("GET", "/healthz", Access::open(), [](const Request&, const Params&, Reply reply) {
+  router.add("GET", "/healthz", Access::open(), [&ctx](const Request&, const Params&, Reply reply) {
     Response res;
-    res.body = "{\"status\":\"ok\"}";
+    auto instances = ctx.hub.broker_health();
+    if (instances.empty()) {
+      res.body = "{\"status\":\"ok\"}";
+    } else {
+      // Subscribers are still served while a Redis instance is down; publishes to its agents get 503.
+      bool all_up = true;
+      boost::json::array list;
+      for (const auto& i : instances) {
+        all_up = all_up && i.up;
+        list.push_back(boost::json::object{{"name", i.name}, {"state", i.up ? "up" : "down"}});
+      }
+      res.body = boost::json::serialize(boost::json::object{
+          {"status", all_up ? "ok" : "degraded"}, {"broker", ctx.hub.broker_name()}, {"instances", list}});
+    }
     reply(std::move(res));
   });
 }

@@ -24,6 +24,7 @@
 #include "auth/api_key_gen.hpp"
 #include "auth/api_keys.hpp"
 #include "auth/verifier.hpp"
+#include "broker/redis/redis_broker.hpp"
 #include "broker/store_broker.hpp"
 #include "check/check.hpp"
 #include "config/exposure.hpp"
@@ -49,8 +50,19 @@ void raise_fd_limit() {
   }
 }
 
+std::unique_ptr<aw::broker::Broker> open_broker(const aw::config::Options& o, aw::store::EventStore& store) {
+  if (o.brokers.empty()) return std::make_unique<aw::broker::StoreBroker>(store, o.store);
+  aw::broker::redis::RedisBrokerOptions ro;
+  for (const auto& url : o.brokers) ro.endpoints.push_back({url.host, url.port, url.db, url.text});
+  ro.timeout = std::chrono::milliseconds(o.broker_timeout_ms);
+  ro.history_size = o.history_size;
+  ro.history_ttl_ms = o.history_ttl_ms;
+  return std::make_unique<aw::broker::redis::RedisBroker>(std::move(ro));
+}
+
 std::unique_ptr<aw::store::EventStore> open_store(const aw::config::Options& o) {
-  if (o.store == "memory") return std::make_unique<aw::store::MemoryEventStore>();
+  // With a shared broker the events live in Redis; the local store only answers "none" for cold records.
+  if (o.store == "memory" || !o.brokers.empty()) return std::make_unique<aw::store::MemoryEventStore>();
   std::filesystem::create_directories(o.data_dir);
   aw::store::FsyncMode mode = o.fsync == "always" ? aw::store::FsyncMode::always
                               : o.fsync == "off"  ? aw::store::FsyncMode::off
@@ -176,8 +188,8 @@ int main(int argc, char** argv) {
     hub_options.prune_interval_ms = std::clamp<std::int64_t>(options.history_ttl_ms / 4, 100, 5000);
     aw::workflow::WorkflowIndex workflow_index;  // filled by each agent's state, so it outlives the hub
     auto agent_states = aw::workflow::agent_state_factory(workflow_index, aw::now_unix_ms);
-    aw::broker::StoreBroker broker(*store, options.store);
-    aw::hub::Hub hub(hub_options, broker, pool, std::move(agent_states));
+    std::unique_ptr<aw::broker::Broker> broker = open_broker(options, *store);
+    aw::hub::Hub hub(hub_options, *broker, pool, std::move(agent_states));
     hub.start();
     aw::workflow::WorkflowServiceOptions workflow_options;
     workflow_options.stream_idle_timeout_ms = options.stream_idle_timeout_ms;

@@ -42,6 +42,7 @@ struct Draft {
   bool mergeable = false;
   std::vector<store::StateRecord> records;  // stored in the same commit
   EventPtr event;                           // set by commit(): the numbered, encoded event
+  std::uint64_t duplicate_of = 0;           // set by commit() instead when the broker knew the key
 };
 
 // What the hub's writer hands over in one go: each channel's drafts in the order they are to be numbered.
@@ -66,6 +67,24 @@ class BrokerError : public std::runtime_error {
 
  private:
   Kind kind_;
+};
+
+// What a shared broker tells the hub of its node; called on the broker's own thread.
+class BrokerListener {
+ public:
+  virtual ~BrokerListener() = default;
+  // Events of a watched channel published by any node, in seq order (there may be gaps: pub/sub is
+  // at most once, so the hub reads what it missed with replay()).
+  virtual void on_events(std::string agent_id, std::vector<EventPtr> events) = 0;
+  // A watched channel is subscribed again after the link to its instance was lost: events published
+  // meanwhile were not seen.
+  virtual void on_resubscribed(std::string agent_id) = 0;
+};
+
+// One broker instance as /healthz and stats show it.
+struct InstanceHealth {
+  std::string name;
+  bool up = false;
 };
 
 class Broker {
@@ -98,6 +117,22 @@ class Broker {
   virtual bool durable() const noexcept = 0;
   // For logs and stats: "sqlite", "memory", "redis".
   virtual std::string_view name() const noexcept = 0;
+
+  // A shared broker numbers for many nodes: a channel's numbering may move on without this node, so
+  // the hub keeps only watched channels (those with local subscribers) in step, through the listener.
+  virtual bool shared() const noexcept { return false; }
+  // The channel's position, registering it with `candidate_epoch` when the broker does not know it.
+  virtual ChannelPosition open_channel(std::string_view agent_id, const std::string& candidate_epoch) {
+    if (auto pos = find_channel(agent_id)) return *pos;
+    return {std::string(agent_id), candidate_epoch, 0};
+  }
+  // Starts (stops) telling the listener of the channel's new events. watch() returns once the
+  // subscription is active, or at once when the instance cannot be reached (the listener then hears
+  // on_resubscribed when it can).
+  virtual void watch(std::string_view /*agent_id*/) {}
+  virtual void unwatch(std::string_view /*agent_id*/) {}
+  virtual void set_listener(BrokerListener* /*listener*/) {}
+  virtual std::vector<InstanceHealth> health() { return {}; }
 };
 
 }  // namespace aw::broker

@@ -142,6 +142,47 @@ std::string set_hosts(Options& o, std::string_view v) {
   return {};
 }
 
+std::optional<RedisUrl> parse_redis_url(std::string_view v) {
+  constexpr std::string_view kScheme = "redis://";
+  if (v.substr(0, kScheme.size()) != kScheme) return std::nullopt;
+  v.remove_prefix(kScheme.size());
+  RedisUrl url;
+  auto slash = v.find('/');
+  std::string_view authority = v.substr(0, slash);
+  if (slash != std::string_view::npos) {
+    std::uint64_t db;
+    if (!parse_u64(v.substr(slash + 1), db) || db > 15) return std::nullopt;
+    url.db = static_cast<unsigned>(db);
+  }
+  auto colon = authority.rfind(':');
+  if (colon == std::string_view::npos) return std::nullopt;
+  std::string_view host = authority.substr(0, colon);
+  std::uint64_t port;
+  if (!parse_u64(authority.substr(colon + 1), port) || port == 0 || port > 65535) return std::nullopt;
+  if (host.empty() || host.find_first_of("/@?# ") != std::string_view::npos) return std::nullopt;
+  url.host = std::string(host);
+  url.port = static_cast<std::uint16_t>(port);
+  url.text = "redis://" + url.host + ":" + std::to_string(port) + "/" + std::to_string(url.db);
+  return url;
+}
+
+std::string add_brokers(Options& o, std::string_view v) {
+  const std::string usage =
+      "--broker takes redis://host:port[/db] (db 0..15), repeatable or comma-separated (e.g. "
+      "redis://10.0.0.5:6379,redis://10.0.0.6:6379)";
+  auto items = split_list(v);
+  if (!items) return usage;
+  for (auto item : *items) {
+    auto url = parse_redis_url(item);
+    if (!url) return usage + "; not a Redis URL: '" + std::string(item) + "'";
+    for (const auto& known : o.brokers) {
+      if (known.text == url->text) return "--broker names " + url->text + " twice";
+    }
+    o.brokers.push_back(std::move(*url));
+  }
+  return {};
+}
+
 const std::vector<Spec>& specs() {
   static const std::vector<Spec> all = {
       {"listen", Kind::text,
@@ -182,6 +223,14 @@ const std::vector<Spec>& specs() {
       {"store-max-bytes", Kind::size,
        "quota on the database size; publishes get 503 when full (default 0: none)",
        [](Options& o, std::string_view v) { return set_size(o.store_max_bytes, v, 0, "store-max-bytes"); }},
+      {"broker", Kind::text,
+       "Redis instance(s) shared by many nodes, redis://host:port[/db], repeatable or comma-separated; "
+       "each agent's channel lives on one by a stable hash of its id; numbering, history and "
+       "idempotency move there from the local store (default: none, the embedded store)",
+       add_brokers},
+      {"broker-timeout", Kind::seconds,
+       "seconds to wait for a Redis answer before a publish gets 503 broker_unavailable (default 2)",
+       [](Options& o, std::string_view v) { return set_seconds(o.broker_timeout_ms, v, "broker-timeout"); }},
       {"threads", Kind::count, "io threads (default: one per core)",
        [](Options& o, std::string_view v) -> std::string {
          std::uint64_t n;

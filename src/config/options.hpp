@@ -10,6 +10,14 @@
 
 namespace aw::config {
 
+// One Redis instance of --broker: redis://host:port[/db].
+struct RedisUrl {
+  std::string host;
+  std::uint16_t port = 6379;
+  unsigned db = 0;
+  std::string text;  // as given, normalized: for logs and stats
+};
+
 struct Options {
   std::string listen_host = "127.0.0.1";  // loopback by default: exposing it is a decision
   std::uint16_t listen_port = 8080;
@@ -17,6 +25,8 @@ struct Options {
   std::string store = "sqlite";                 // "sqlite" (durable) or "memory" (nothing survives a restart)
   std::string fsync = "normal";                 // normal: survives kill -9; always: survives power loss; off
   std::uint64_t store_max_bytes = 0;            // quota on the database; 0 = no quota
+  std::vector<RedisUrl> brokers;                // --broker: many nodes share these; empty = embedded store
+  std::int64_t broker_timeout_ms = 2000;        // a Redis answer later than this: 503 broker_unavailable
   unsigned threads = 0;                         // io threads; 0 = one per core
   std::uint64_t max_body_bytes = 1 << 20;       // HTTP request bodies; larger get 413
   std::uint64_t max_message_bytes = 64 << 10;   // client WebSocket messages; larger close with 1009

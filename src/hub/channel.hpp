@@ -44,6 +44,9 @@ struct Channel : std::enable_shared_from_this<Channel> {
   std::unique_ptr<ChannelState> state;           // may be null
   std::int64_t last_event_ms = 0;                // commit time of the newest event (0: none in memory)
   bool evicted = false;                          // out of the hub's map: a joiner must look it up again
+  // In step with the broker: always with the embedded one; with a shared one only while watched (it
+  // has local subscribers), else its history is empty and its position may be behind.
+  bool live = true;
 
   // Writer thread only.
   bool stored = false;  // the broker knows this channel and its epoch

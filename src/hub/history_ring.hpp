@@ -41,6 +41,16 @@ class HistoryRing {
 
   std::optional<std::uint64_t> seq_for_key(const std::string& idempotency_key) const;
 
+  // Forgets every event (a channel whose numbering moved on elsewhere, see Hub::resync).
+  void clear() {
+    slots_.clear();
+    first_seq_ = 0;
+    released_ = 0;
+    keys_.clear();
+    stub_keys_.clear();
+    bytes_ = 0;
+  }
+
   std::size_t size() const noexcept { return slots_.size(); }  // events counted, held or not
   std::size_t held() const noexcept { return slots_.size() - released_; }
   std::uint64_t first_seq() const noexcept { return slots_.empty() ? 0 : first_seq_; }

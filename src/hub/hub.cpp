@@ -31,7 +31,10 @@ Hub::Hub(HubOptions options, broker::Broker& broker, ShardDispatcher& shards, Ch
       broker_(broker),
       shards_(shards),
       state_factory_(std::move(state)),
-      epoch_salt_(random_hex_id(8)) {}
+      epoch_salt_(random_hex_id(8)),
+      shared_(broker.shared()) {
+  if (shared_) broker_.set_listener(this);
+}
 
 std::string Hub::new_epoch(std::string_view agent_id) const {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -89,6 +92,7 @@ void Hub::stop() {
   }
   queue_cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  if (shared_) broker_.set_listener(nullptr);
 }
 
 std::shared_ptr<Channel> Hub::make_channel(std::string agent_id, std::string epoch, std::uint64_t last_seq) {
@@ -96,6 +100,7 @@ std::shared_ptr<Channel> Hub::make_channel(std::string agent_id, std::string epo
       std::make_shared<Channel>(std::move(agent_id), std::move(epoch), last_seq, options_.history_size,
                                 options_.history_ttl_ms, options_.history_max_bytes, shards_.shard_count());
   if (state_factory_) ch->state = state_factory_(ch->agent_id);
+  ch->live = !shared_;
   return ch;
 }
 
@@ -108,7 +113,14 @@ std::shared_ptr<Channel> Hub::find_channel(std::string_view agent_id) {
 std::shared_ptr<Channel> Hub::channel_on_writer(std::string_view agent_id, bool create) {
   if (auto ch = find_channel(agent_id)) return ch;
   std::shared_ptr<Channel> ch;
-  if (auto pos = broker_.find_channel(agent_id)) {
+  std::optional<broker::ChannelPosition> pos;
+  // A shared broker registers a new channel's epoch at once, so every node tells its clients the same.
+  if (shared_ && create) {
+    pos = broker_.open_channel(agent_id, new_epoch(agent_id));
+  } else {
+    pos = broker_.find_channel(agent_id);
+  }
+  if (pos) {
     // Let go of earlier: the broker has its numbering and its state; its events are read when asked for.
     ch = make_channel(std::move(pos->agent_id), std::move(pos->epoch), pos->last_seq);
     ch->stored = true;
@@ -132,6 +144,7 @@ JoinResult Hub::join(std::string_view agent_id, unsigned shard, Subscriber* sub,
     if (!ch) break;
     std::unique_lock lock(ch->mutex);
     if (ch->evicted) continue;  // let go of just now: look again
+    if (!ch->live) break;       // the writer brings it in step with the broker first
     if (!join_locked(*ch, shard, sub, since, nullptr, r)) break;
     lock.unlock();
     ch->local[shard].add(sub);
@@ -148,6 +161,7 @@ JoinResult Hub::join(std::string_view agent_id, unsigned shard, Subscriber* sub,
       std::lock_guard lock(channels_mutex_);
       channels_.emplace(ch->agent_id, ch);
     }
+    if (!ch->live) make_live(*ch);
     std::vector<EventPtr> stored;
     if (since && since->seq < ch->last_seq &&
         (since->epoch == ch->epoch || (since->epoch.empty() && since->seq == 0))) {
@@ -251,13 +265,14 @@ Hub::Snapshot Hub::snapshot(Channel* ch) {
 
 std::optional<Hub::Snapshot> Hub::snapshot(std::string_view agent_id) {
   std::shared_ptr<Channel> ch = find_channel(agent_id);
-  if (!ch) {
+  if (!ch || (shared_ && !ch->live)) {
     run_on_writer([&] {
       try {
         ch = channel_on_writer(agent_id, false);
       } catch (const BrokerError& e) {
         log::error("store_read_failed", {{"agent_id", std::string(agent_id)}, {"error", e.what()}});
       }
+      if (ch && !ch->live) refresh(*ch);
     });
   }
   if (!ch) return std::nullopt;
@@ -274,6 +289,7 @@ bool Hub::with_state(std::string_view agent_id, const std::function<void(const C
 }
 
 bool Hub::history_from_memory(Channel& ch, std::uint64_t since, std::size_t limit, HistoryPage& page) {
+  if (!ch.live) return false;  // behind a shared broker: ask it
   page.epoch = ch.epoch;
   page.latest = ch.last_seq;
   page.oldest = ch.history.first_held_seq();
@@ -305,6 +321,7 @@ HistoryPage Hub::history(std::string_view agent_id, std::uint64_t since, std::si
       page.complete = true;
       return;
     }
+    if (!ch->live) refresh(*ch);
     {
       std::lock_guard lock(ch->mutex);
       if (history_from_memory(*ch, since, limit, page)) return;
@@ -313,6 +330,10 @@ HistoryPage Hub::history(std::string_view agent_id, std::uint64_t since, std::si
     std::vector<EventPtr> oldest = read_stored(*ch, 0, 1);
     const std::uint64_t oldest_stored = oldest.empty() ? 0 : oldest.front()->seq;
     std::lock_guard lock(ch->mutex);
+    if (!ch->live) {
+      page.epoch = ch->epoch;
+      page.latest = ch->last_seq;
+    }
     const std::uint64_t first_held = ch->history.first_held_seq();
     // The first event either side can give after `since` (0: none).
     const std::uint64_t first = stored.empty() ? first_held : stored.front()->seq;
@@ -367,7 +388,10 @@ void Hub::evict_left_channels(std::int64_t now_ms) {
     left.swap(left_);
   }
   for (const std::string& id : left) {
-    if (auto ch = find_channel(id)) evict_if_idle(ch, now_ms);
+    auto ch = find_channel(id);
+    if (!ch) continue;
+    if (shared_) let_go_live(*ch);
+    evict_if_idle(ch, now_ms);
   }
 }
 

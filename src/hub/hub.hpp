@@ -45,7 +45,16 @@ struct HubOptions {
 };
 
 struct PublishResult {
-  enum class Status { ok, duplicate, refused, store_full, store_failed, overloaded, shutting_down } status;
+  enum class Status {
+    ok,
+    duplicate,
+    refused,
+    store_full,
+    store_failed,
+    broker_unavailable,
+    overloaded,
+    shutting_down
+  } status;
   std::uint64_t seq = 0;
   std::string message;
   Decision decision;  // for ok: reply_json; for refused: the refusal
@@ -86,10 +95,10 @@ struct HubStats {
   std::vector<ChannelSummary> busiest;  // by subscribers, at most `top`
 };
 
-class Hub {
+class Hub final : private broker::BrokerListener {
  public:
   Hub(HubOptions options, broker::Broker& broker, ShardDispatcher& shards, ChannelStateFactory state = {});
-  ~Hub();
+  ~Hub() override;
   Hub(const Hub&) = delete;
   Hub& operator=(const Hub&) = delete;
 
@@ -140,6 +149,8 @@ class Hub {
   HubStats stats(std::size_t top);
   store::StoreStats store_stats() { return broker_.stats(); }
   bool durable() const noexcept { return broker_.durable(); }
+  std::string_view broker_name() const noexcept { return broker_.name(); }
+  std::vector<broker::InstanceHealth> broker_health() { return broker_.health(); }
 
  private:
   struct Pending {
@@ -195,9 +206,10 @@ class Hub {
   // What one commit works on; kept by the writer and reused from batch to batch.
   struct Staging {
     broker::Batch batch;
-    std::vector<Channel*> channels;                     // index = batch.channels'
-    std::vector<Outcome> outcomes;                      // index = publish - first publish of the commit
-    std::unordered_map<std::string, std::size_t> keys;  // agent \0 idempotency key -> draft
+    std::vector<Channel*> channels;  // index = batch.channels'; null: not in memory (shared broker only)
+    std::unordered_map<std::string, std::size_t> absent;  // agent -> its slot, for those not in memory
+    std::vector<Outcome> outcomes;                        // index = publish - first publish of the commit
+    std::unordered_map<std::string, std::size_t> keys;    // agent \0 idempotency key -> draft
   };
   // Commits a prefix of `batch` starting at `from`; returns where the next commit starts.
   std::size_t commit_batch(std::vector<Pending>& batch, std::size_t from);
@@ -206,6 +218,7 @@ class Hub {
   std::size_t stage(std::vector<Pending>& batch, std::size_t from);
   // Stage 1, one publish: its channel's place in the commit, registered on first use.
   std::size_t batch_channel(Channel& ch);
+  std::size_t absent_batch_channel(const std::string& agent_id);
   // Stage 2: the broker numbers and stores the drafts; the failure every staged publish gets, or ok.
   PublishResult store_staged();
   // Stage 3: each event into its channel's history and state, then posted to the shards.
@@ -224,6 +237,31 @@ class Hub {
               ShardDeliveries& deliveries);
   // One task per shard hands it everything listed for it.
   void post_deliveries(ShardDeliveries& deliveries);
+
+  // With a shared broker (hub_sync.cpp): events and resubscriptions from the broker's thread, queued
+  // for the writer.
+  void on_events(std::string agent_id, std::vector<EventPtr> events) override;
+  void on_resubscribed(std::string agent_id) override;
+  // Writer thread: what the broker told since the last look.
+  void take_inbound();
+  // Writer thread: `ev` (the channel's next or later event) recorded, after any it missed read from
+  // the broker; older ones are dropped.
+  void record_in_order(Channel& ch, const EventPtr& ev, const std::vector<store::StateRecord>& records,
+                       ShardDeliveries& deliveries);
+  // Writer thread: a committed event of a channel in memory (live or not).
+  void record_shared(Channel& ch, const std::string& epoch, const broker::Draft& d,
+                     ShardDeliveries& deliveries);
+  // Writer thread: records the events the broker has after the channel's last one and before
+  // `before_seq`; false when the broker could not be read.
+  bool catch_up(Channel& ch, std::uint64_t before_seq, ShardDeliveries& deliveries);
+  // Writer thread: catches up the channels whose catch-up failed, again.
+  void retry_behind();
+  // Writer thread: a channel not live takes the broker's epoch and position and an empty history.
+  void refresh(Channel& ch);
+  // Writer thread: watched, in step, live (before its first local subscriber counts).
+  void make_live(Channel& ch);
+  // Writer thread: unwatched and emptied (after its last local subscriber left).
+  void let_go_live(Channel& ch);
   void prune(std::int64_t now_ms);
   std::string state_of(Channel& ch) const;  // under ch.mutex
 
@@ -243,6 +281,13 @@ class Hub {
   bool stopping_ = false;
   bool writer_running_ = false;
   std::vector<std::string> left_;  // channels whose last subscriber left, for the writer to look at
+  struct Inbound {
+    std::string agent_id;
+    std::vector<EventPtr> events;  // empty: resubscribed, catch up
+  };
+  std::vector<Inbound> inbound_;     // from a shared broker, for the writer
+  const bool shared_;                // the broker numbers for many nodes
+  std::vector<std::string> behind_;  // writer thread: live channels that could not catch up yet
   std::thread writer_;
   Staging staging_;  // writer thread only
 

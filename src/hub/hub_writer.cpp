@@ -27,8 +27,9 @@ PublishResult failure_of(const BrokerError& e) {
   switch (e.kind()) {
     case BrokerError::Kind::full:
       return {PublishResult::Status::store_full, 0, "event store is full", {}};
-    case BrokerError::Kind::failed:
     case BrokerError::Kind::unavailable:
+      return {PublishResult::Status::broker_unavailable, 0, "the message broker cannot be reached", {}};
+    case BrokerError::Kind::failed:
       break;
   }
   return {PublishResult::Status::store_failed, 0, "event store write failed", {}};
@@ -114,8 +115,12 @@ void Hub::writer_loop() {
     bool left = false;
     {
       std::unique_lock lock(queue_mutex_);
-      queue_cv_.wait_for(lock, milliseconds(std::max<std::int64_t>(1, next_prune - now_unix_ms())),
-                         [this] { return stopping_ || !queue_.empty() || !left_.empty(); });
+      // Channels behind a broker that could not be read are tried again every 100 ms.
+      std::int64_t wait_ms = std::max<std::int64_t>(1, next_prune - now_unix_ms());
+      if (!behind_.empty()) wait_ms = std::min<std::int64_t>(wait_ms, 100);
+      queue_cv_.wait_for(lock, milliseconds(wait_ms), [this] {
+        return stopping_ || !queue_.empty() || !left_.empty() || !inbound_.empty();
+      });
       if (queue_.empty() && stopping_) {
         writer_running_ = false;
         break;
@@ -135,6 +140,10 @@ void Hub::writer_loop() {
       }
     }
     batch.clear();
+    if (shared_) {
+      take_inbound();
+      retry_behind();
+    }
     std::int64_t now = now_unix_ms();
     if (left) evict_left_channels(now);
     if (now >= next_prune) {
@@ -151,9 +160,12 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
   s.channels.clear();
   s.outcomes.clear();
   s.keys.clear();
+  s.absent.clear();
   const std::size_t end = stage(batch, from);
   // Channels leave memory only between batches, on this thread, so the staged pointers stay valid.
-  for (Channel* ch : s.channels) ch->batch_slot = Channel::kNotInBatch;
+  for (Channel* ch : s.channels) {
+    if (ch != nullptr) ch->batch_slot = Channel::kNotInBatch;
+  }
   PublishResult failure = store_staged();
   if (failure.status == PublishResult::Status::ok) record_staged();
   answer(batch, from, failure);
@@ -169,6 +181,15 @@ std::size_t Hub::batch_channel(Channel& ch) {
   return ch.batch_slot;
 }
 
+std::size_t Hub::absent_batch_channel(const std::string& agent_id) {
+  auto [it, fresh] = staging_.absent.try_emplace(agent_id, staging_.channels.size());
+  if (fresh) {
+    staging_.channels.push_back(nullptr);
+    staging_.batch.channels.push_back({agent_id, new_epoch(agent_id), 0, false});
+  }
+  return it->second;
+}
+
 std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
   Staging& s = staging_;
   std::size_t end = from;
@@ -177,10 +198,38 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
     if (p.task) break;
     std::shared_ptr<Channel> held;
     try {
-      held = channel_on_writer(p.agent_id, true);
+      // A shared broker numbers and checks keys itself: a plain publish needs no channel in memory.
+      held = shared_ && !p.command.stateful ? find_channel(p.agent_id) : channel_on_writer(p.agent_id, true);
     } catch (const BrokerError& e) {
       log::error("store_read_failed", {{"agent_id", p.agent_id}, {"error", e.what()}});
       s.outcomes.emplace_back().kind = Outcome::Kind::unloadable;
+      continue;
+    }
+    if (!held) {
+      Outcome& o = s.outcomes.emplace_back();
+      std::string composite;
+      if (!p.idempotency_key.empty()) {
+        composite = p.agent_id + '\0' + p.idempotency_key;
+        if (auto it = s.keys.find(composite); it != s.keys.end()) {
+          o.kind = Outcome::Kind::duplicate_in_batch;
+          o.draft = it->second;
+          continue;
+        }
+      }
+      o.decision = p.command.decide(nullptr);
+      if (o.decision.refusal != Decision::Refusal::none) {
+        o.kind = Outcome::Kind::refused;
+        continue;
+      }
+      o.draft = s.batch.drafts.size();
+      if (!composite.empty()) s.keys.emplace(std::move(composite), o.draft);
+      broker::Draft& d = s.batch.drafts.emplace_back();
+      d.channel = absent_batch_channel(p.agent_id);
+      d.type = std::move(o.decision.type);
+      d.data = std::move(o.decision.data);
+      d.idempotency_key = std::move(p.idempotency_key);
+      d.mergeable = o.decision.mergeable;
+      d.records = std::move(o.decision.records);
       continue;
     }
     Channel& ch = *held;
@@ -236,7 +285,9 @@ PublishResult Hub::store_staged() {
     publish_failures_.fetch_add(b.drafts.size(), std::memory_order_relaxed);
     return failure_of(e);
   }
-  for (Channel* ch : staging_.channels) ch->stored = true;
+  for (Channel* ch : staging_.channels) {
+    if (ch != nullptr) ch->stored = true;
+  }
   return {PublishResult::Status::ok, 0, {}, {}};
 }
 
@@ -246,7 +297,12 @@ void Hub::record_staged() {
   // write) and a batch spread over many channels costs one hand-over per shard, not one per channel.
   ShardDeliveries deliveries(shards_.shard_count());
   for (const broker::Draft& d : staging_.batch.drafts) {
-    record(*staging_.channels[d.channel], d.event, d.records, deliveries);
+    Channel* ch = staging_.channels[d.channel];
+    if (!shared_) {
+      record(*ch, d.event, d.records, deliveries);
+    } else if (ch != nullptr && d.event) {
+      record_shared(*ch, staging_.batch.channels[d.channel].epoch, d, deliveries);
+    }
   }
   post_deliveries(deliveries);
   enforce_memory_budget();
@@ -274,15 +330,19 @@ void Hub::answer(std::vector<Pending>& batch, std::size_t from, const PublishRes
         if (failed) {
           r = failure;
         } else {
+          const broker::Draft& d = staging_.batch.drafts[o.draft];
           r.status = PublishResult::Status::duplicate;
-          r.seq = staging_.batch.drafts[o.draft].event->seq;
+          r.seq = d.event ? d.event->seq : d.duplicate_of;
         }
         break;
       case Outcome::Kind::staged:
         if (failed) {
           r = failure;
+        } else if (const broker::Draft& d = staging_.batch.drafts[o.draft]; !d.event) {
+          r.status = PublishResult::Status::duplicate;  // the shared broker knew its key
+          r.seq = d.duplicate_of;
         } else {
-          r.seq = staging_.batch.drafts[o.draft].event->seq;
+          r.seq = d.event->seq;
           r.decision.reply_json = std::move(o.decision.reply_json);
         }
         break;
@@ -303,6 +363,18 @@ void Hub::record(Channel& ch, const EventPtr& event, const std::vector<StateReco
   for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
     if (ch.shard_subscribers[s] != 0) deliveries[s].push_back({ch.shared_from_this(), event});
   }
+}
+
+void Hub::record_shared(Channel& ch, const std::string& epoch, const broker::Draft& d,
+                        ShardDeliveries& deliveries) {
+  if (ch.live) {
+    record_in_order(ch, d.event, d.records, deliveries);
+    return;
+  }
+  // Not watched here: only its state and the broker's epoch are kept; refresh() brings the rest.
+  std::lock_guard lock(ch.mutex);
+  if (ch.state && !d.records.empty()) ch.state->apply(d.records);
+  ch.epoch = epoch;
 }
 
 void Hub::post_deliveries(ShardDeliveries& deliveries) {

@@ -315,5 +315,30 @@ TEST(Options, ApiKeysAdminListenerAndAnonymousExposure) {
     EXPECT_NE(help.find(word), std::string::npos) << word;
 }
 
+TEST(Options, BrokersAreRedisUrlsRepeatableOrCommaSeparated) {
+  Options o;
+  ASSERT_EQ(parse({}, o).kind, ParseOutcome::Kind::run);
+  EXPECT_TRUE(o.brokers.empty());
+  EXPECT_EQ(o.broker_timeout_ms, 2000);
+  auto r = parse({"--broker", "redis://10.0.0.5:6379,redis://r2:6380/3", "--broker", "redis://[::1]:7000",
+                  "--broker-timeout", "0.5"},
+                 o);
+  ASSERT_EQ(r.kind, ParseOutcome::Kind::run) << r.message;
+  ASSERT_EQ(o.brokers.size(), 3u);
+  EXPECT_EQ(o.brokers[0].host, "10.0.0.5");
+  EXPECT_EQ(o.brokers[0].port, 6379);
+  EXPECT_EQ(o.brokers[1].db, 3u);
+  EXPECT_EQ(o.brokers[1].text, "redis://r2:6380/3");
+  EXPECT_EQ(o.brokers[2].host, "[::1]");
+  EXPECT_EQ(o.broker_timeout_ms, 500);
+  for (const char* bad : {"http://x:1", "redis://x", "redis://x:0", "redis://x:6379/16", "redis://:6379",
+                          "redis://a:1,,redis://b:2", "redis://a:1,redis://a:1"}) {
+    Options b;
+    auto br = parse({"--broker", bad}, b);
+    EXPECT_EQ(br.kind, ParseOutcome::Kind::error) << bad;
+    EXPECT_NE(br.message.find("--broker"), std::string::npos) << br.message;
+  }
+}
+
 }  // namespace
 }  // namespace aw::config

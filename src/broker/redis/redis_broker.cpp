@@ -1,0 +1,305 @@
+#include "broker/redis/redis_broker.hpp"
+
+#include <boost/asio/post.hpp>
+#include <charconv>
+#include <deque>
+
+#include "broker/redis/batch_script.hpp"
+#include "core/log.hpp"
+#include "protocol/envelope.hpp"
+
+namespace aw::broker::redis {
+namespace {
+
+std::string key(std::string_view agent_id, std::string_view suffix) {
+  std::string k = "aw:{";
+  k.append(agent_id).append("}:").append(suffix);
+  return k;
+}
+
+std::string_view text(const redisReply* r) {
+  return r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+             ? std::string_view(r->str, r->len)
+             : std::string_view();
+}
+
+template <typename T>
+bool to_number(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+BrokerError malformed(const std::string& what) {
+  return BrokerError("redis: unexpected answer: " + what, BrokerError::Kind::failed);
+}
+
+// One Stream entry (id "<seq>-0", fields t, type, data, key, m) as an event.
+EventPtr event_of_entry(std::string_view agent_id, const redisReply* entry) {
+  if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) return nullptr;
+  std::string_view id = text(entry->element[0]);
+  std::uint64_t seq = 0;
+  if (!to_number(id.substr(0, id.find('-')), seq)) return nullptr;
+  const redisReply* fields = entry->element[1];
+  std::int64_t ts = 0;
+  std::string_view type, data, idem;
+  bool mergeable = false;
+  for (std::size_t i = 0; i + 1 < fields->elements; i += 2) {
+    std::string_view f = text(fields->element[i]);
+    std::string_view v = text(fields->element[i + 1]);
+    if (f == "t") {
+      to_number(v, ts);
+    } else if (f == "type") {
+      type = v;
+    } else if (f == "data") {
+      data = v;
+    } else if (f == "key") {
+      idem = v;
+    } else if (f == "m") {
+      mergeable = v == "1";
+    }
+  }
+  return protocol::make_event(agent_id, seq, type, ts, data, std::string(idem), mergeable);
+}
+
+// 64-bit FNV-1a of an agent id, then Lamping and Veach's jump consistent hash: adding an instance
+// moves only the channels that go to it.
+std::size_t jump_hash(std::string_view agent_id, std::size_t buckets) {
+  std::uint64_t h = 14695981039346656037ULL;
+  for (unsigned char c : agent_id) h = (h ^ c) * 1099511628211ULL;
+  std::int64_t b = -1, j = 0;
+  while (j < static_cast<std::int64_t>(buckets)) {
+    b = j;
+    h = h * 2862933555777941757ULL + 1;
+    j = static_cast<std::int64_t>(static_cast<double>(b + 1) *
+                                  (static_cast<double>(1LL << 31) / static_cast<double>((h >> 33) + 1)));
+  }
+  return static_cast<std::size_t>(b);
+}
+
+}  // namespace
+
+RedisBroker::RedisBroker(RedisBrokerOptions options)
+    : options_(std::move(options)), work_(io_.get_executor()), live_prefix_("aw:live:") {
+  for (const Endpoint& e : options_.endpoints) {
+    instances_.push_back(std::make_unique<RedisInstance>(e, options_.timeout));
+    // pub/sub is not per database: the database number keeps two deployments on one Redis apart.
+    links_.push_back(std::make_unique<LiveLink>(
+        io_, e, live_prefix_ + std::to_string(e.db) + ":",
+        LiveLink::Callbacks{
+            [this](std::string_view agent, std::string_view payload) { on_message(agent, payload); },
+            [this](const std::string& agent) {
+              if (listener_ != nullptr) listener_->on_resubscribed(agent);
+            }}));
+  }
+  for (auto& link : links_) boost::asio::post(io_, [l = link.get()] { l->start(); });
+  thread_ = std::thread([this] { io_.run(); });
+  for (auto& inst : instances_) {
+    try {
+      inst->command({"PING"});
+    } catch (const BrokerError& e) {
+      log::warn("broker_unreachable", {{"broker", inst->endpoint().name}, {"error", e.what()}});
+    }
+  }
+}
+
+RedisBroker::~RedisBroker() {
+  std::promise<void> stopped;
+  boost::asio::post(io_, [&] {
+    for (auto& link : links_) link->stop();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+  work_.reset();
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+std::size_t RedisBroker::instance_of(std::string_view agent_id, std::size_t n) {
+  return n <= 1 ? 0 : jump_hash(agent_id, n);
+}
+
+RedisInstance& RedisBroker::instance(std::string_view agent_id) {
+  return *instances_[instance_of(agent_id, instances_.size())];
+}
+
+std::optional<ChannelPosition> RedisBroker::find_channel(std::string_view agent_id) {
+  Reply r = instance(agent_id).command({"HMGET", key(agent_id, "meta"), "epoch", "seq"});
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) throw malformed("HMGET");
+  if (r->element[0]->type != REDIS_REPLY_STRING) return std::nullopt;
+  ChannelPosition pos{std::string(agent_id), std::string(text(r->element[0])), 0};
+  to_number(text(r->element[1]), pos.last_seq);
+  return pos;
+}
+
+ChannelPosition RedisBroker::open_channel(std::string_view agent_id, const std::string& candidate_epoch) {
+  instance(agent_id).command({"HSETNX", key(agent_id, "meta"), "epoch", candidate_epoch});
+  if (auto pos = find_channel(agent_id)) return *pos;
+  throw malformed("channel not registered");
+}
+
+void RedisBroker::replay(std::string_view agent_id, std::uint64_t after_seq,
+                         const std::function<bool(EventPtr event)>& visit) {
+  RedisInstance& inst = instance(agent_id);
+  const std::string stream = key(agent_id, "events");
+  std::uint64_t cursor = after_seq;
+  for (;;) {
+    const std::string start = std::to_string(cursor + 1) + "-0";
+    Reply r = inst.command({"XRANGE", stream, start, "+", "COUNT", "256"});
+    if (r->type != REDIS_REPLY_ARRAY) throw malformed("XRANGE");
+    for (std::size_t i = 0; i < r->elements; ++i) {
+      EventPtr ev = event_of_entry(agent_id, r->element[i]);
+      if (!ev) throw malformed("stream entry");
+      cursor = ev->seq;
+      if (!visit(std::move(ev))) return;
+    }
+    if (r->elements < 256) return;
+  }
+}
+
+std::vector<store::StateRecord> RedisBroker::load_state(std::string_view agent_id) {
+  Reply r = instance(agent_id).command({"HGETALL", key(agent_id, "state")});
+  std::vector<store::StateRecord> out;
+  if (r->type != REDIS_REPLY_ARRAY) throw malformed("HGETALL");
+  for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+    std::string_view field = text(r->element[i]);
+    auto nul = field.find('\0');
+    if (nul == std::string_view::npos) continue;
+    std::string_view kind = field.substr(0, nul);
+    if (!kind.empty() && kind.front() == store::kColdKindPrefix) continue;
+    out.push_back({std::string(agent_id), std::string(kind), std::string(field.substr(nul + 1)),
+                   std::string(text(r->element[i + 1]))});
+  }
+  return out;
+}
+
+void RedisBroker::commit(Batch& batch) {
+  const std::size_t n = instances_.size();
+  // Which channels (by index) go to which instance, and each channel's drafts in order.
+  std::vector<std::vector<std::size_t>> per_instance(n);
+  for (std::size_t c = 0; c < batch.channels.size(); ++c)
+    per_instance[instance_of(batch.channels[c].agent_id, n)].push_back(c);
+  std::vector<std::vector<std::size_t>> drafts_of(batch.channels.size());
+  for (std::size_t d = 0; d < batch.drafts.size(); ++d) drafts_of[batch.drafts[d].channel].push_back(d);
+
+  const std::string now = std::to_string(batch.ts_ms);
+  const std::string maxlen = std::to_string(options_.history_size);
+  const std::string ttl = std::to_string(options_.history_ttl_ms);
+  std::deque<std::string> numbers;  // the argument strings the views below point into (deque: they stay put)
+  std::optional<BrokerError> failure;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (per_instance[i].empty()) continue;
+    const std::string prefix = live_prefix_ + std::to_string(instances_[i]->endpoint().db) + ":";
+    numbers.clear();
+    numbers.push_back(std::to_string(per_instance[i].size()));
+    std::vector<std::string_view> args{now, maxlen, ttl, prefix, numbers.back()};
+    for (std::size_t c : per_instance[i]) {
+      const BatchChannel& ch = batch.channels[c];
+      numbers.push_back(std::to_string(drafts_of[c].size()));
+      args.insert(args.end(), {ch.agent_id, ch.epoch, numbers.back()});
+      for (std::size_t d : drafts_of[c]) {
+        const Draft& dr = batch.drafts[d];
+        numbers.push_back(std::to_string(dr.records.size()));
+        args.insert(args.end(),
+                    {dr.type, dr.data, dr.idempotency_key, dr.mergeable ? "1" : "0", numbers.back()});
+        for (const auto& rec : dr.records) args.insert(args.end(), {rec.kind, rec.id, rec.json});
+      }
+    }
+    Reply r;
+    try {
+      r = instances_[i]->eval(kBatchScript, args);
+    } catch (const BrokerError& e) {
+      // Other instances' parts may be stored: their events reach subscribers through pub/sub.
+      if (!failure) failure = e;
+      continue;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != per_instance[i].size())
+      throw malformed("batch script");
+    for (std::size_t k = 0; k < per_instance[i].size(); ++k) {
+      const std::size_t c = per_instance[i][k];
+      const redisReply* res = r->element[k];
+      if (res->type != REDIS_REPLY_ARRAY || res->elements != drafts_of[c].size() + 1)
+        throw malformed("channel");
+      BatchChannel& ch = batch.channels[c];
+      ch.epoch = std::string(text(res->element[0]));
+      ch.registered = true;
+      for (std::size_t j = 0; j < drafts_of[c].size(); ++j) {
+        Draft& dr = batch.drafts[drafts_of[c][j]];
+        const long long v = res->element[j + 1]->integer;
+        if (v < 0) {
+          dr.duplicate_of = static_cast<std::uint64_t>(-v);
+          continue;
+        }
+        const auto seq = static_cast<std::uint64_t>(v);
+        dr.event = protocol::make_event(ch.agent_id, seq, dr.type, batch.ts_ms, dr.data,
+                                        std::move(dr.idempotency_key), dr.mergeable);
+        ch.last_seq = std::max(ch.last_seq, seq);
+      }
+    }
+  }
+  if (failure) throw *failure;
+}
+
+void RedisBroker::set_listener(BrokerListener* listener) {
+  // On the io thread, so that once this returns no callback is running into the old listener.
+  std::promise<void> set;
+  boost::asio::post(io_, [&] {
+    listener_ = listener;
+    set.set_value();
+  });
+  set.get_future().wait();
+}
+
+void RedisBroker::watch(std::string_view agent_id) {
+  auto subscribed = std::make_shared<std::promise<void>>();
+  auto done = subscribed->get_future();
+  LiveLink* link = links_[instance_of(agent_id, links_.size())].get();
+  boost::asio::post(io_,
+                    [link, agent = std::string(agent_id), subscribed] { link->watch(agent, subscribed); });
+  // Not confirmed in time: the link is slow or going down; its resubscription tells the hub later.
+  done.wait_for(options_.timeout);
+}
+
+void RedisBroker::unwatch(std::string_view agent_id) {
+  LiveLink* link = links_[instance_of(agent_id, links_.size())].get();
+  boost::asio::post(io_, [link, agent = std::string(agent_id)] { link->unwatch(agent); });
+}
+
+std::vector<InstanceHealth> RedisBroker::health() {
+  std::vector<InstanceHealth> out;
+  for (std::size_t i = 0; i < instances_.size(); ++i)
+    out.push_back({instances_[i]->endpoint().name, links_[i]->up()});
+  return out;
+}
+
+void RedisBroker::on_message(std::string_view agent_id, std::string_view payload) {
+  std::vector<EventPtr> events;
+  while (!payload.empty()) {
+    auto nl = payload.find('\n');
+    if (nl == std::string_view::npos) break;
+    std::string_view head = payload.substr(0, nl);
+    payload.remove_prefix(nl + 1);
+    std::uint64_t seq = 0, type_len = 0, key_len = 0, data_len = 0;
+    std::int64_t ts = 0;
+    int merge = 0;
+    std::string_view parts[6];
+    for (int k = 0; k < 6; ++k) {
+      auto sp = head.find(' ');
+      parts[k] = head.substr(0, sp);
+      head = sp == std::string_view::npos ? std::string_view() : head.substr(sp + 1);
+    }
+    if (!to_number(parts[0], seq) || !to_number(parts[1], ts) || !to_number(parts[2], merge) ||
+        !to_number(parts[3], type_len) || !to_number(parts[4], key_len) || !to_number(parts[5], data_len) ||
+        type_len + key_len + data_len > payload.size()) {
+      log::error("broker_message_malformed", {{"agent_id", std::string(agent_id)}});
+      return;
+    }
+    std::string_view type = payload.substr(0, type_len);
+    std::string_view idem = payload.substr(type_len, key_len);
+    std::string_view data = payload.substr(type_len + key_len, data_len);
+    payload.remove_prefix(type_len + key_len + data_len);
+    events.push_back(protocol::make_event(agent_id, seq, type, ts, data, std::string(idem), merge == 1));
+  }
+  if (listener_ != nullptr && !events.empty()) listener_->on_events(std::string(agent_id), std::move(events));
+}
+
+}  // namespace aw::broker::redis

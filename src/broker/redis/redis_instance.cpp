@@ -1,0 +1,132 @@
+#include "broker/redis/redis_instance.hpp"
+
+#include "broker/broker.hpp"
+#include "core/log.hpp"
+
+namespace aw::broker::redis {
+namespace {
+
+constexpr auto kRetryAfter = std::chrono::milliseconds(200);
+
+timeval to_timeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+BrokerError unavailable(const Endpoint& e, const std::string& why) {
+  return BrokerError("redis " + e.name + ": " + why, BrokerError::Kind::unavailable);
+}
+
+// An error reply: Redis still loading its data after a restart, busy with a script, or a replica that
+// cannot take writes is unavailable for now; anything else is a failure.
+BrokerError error_reply(const Endpoint& e, const redisReply* r) {
+  std::string_view text(r->str, r->len);
+  bool transient = false;
+  for (std::string_view prefix : {"LOADING", "BUSY", "MASTERDOWN", "READONLY", "TRYAGAIN", "CLUSTERDOWN"})
+    transient = transient || text.starts_with(prefix);
+  return BrokerError("redis " + e.name + ": " + std::string(text),
+                     transient ? BrokerError::Kind::unavailable : BrokerError::Kind::failed);
+}
+
+}  // namespace
+
+RedisInstance::RedisInstance(Endpoint endpoint, std::chrono::milliseconds timeout)
+    : endpoint_(std::move(endpoint)), timeout_(timeout) {}
+
+RedisInstance::~RedisInstance() {
+  drop();
+}
+
+void RedisInstance::drop() {
+  if (ctx_ != nullptr) redisFree(ctx_);
+  ctx_ = nullptr;
+  script_sha_.clear();
+  if (up_.exchange(false)) log::warn("broker_down", {{"broker", endpoint_.name}});
+}
+
+redisContext* RedisInstance::connection() {
+  if (ctx_ != nullptr) return ctx_;
+  const auto now = std::chrono::steady_clock::now();
+  if (now < next_attempt_) throw unavailable(endpoint_, "not connected");
+  next_attempt_ = now + kRetryAfter;
+  redisContext* c = redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, to_timeval(timeout_));
+  if (c == nullptr || c->err != 0) {
+    std::string why = c != nullptr ? c->errstr : "out of memory";
+    if (c != nullptr) redisFree(c);
+    throw unavailable(endpoint_, why);
+  }
+  redisSetTimeout(c, to_timeval(timeout_));
+  ctx_ = c;
+  if (endpoint_.db != 0) {
+    const std::string db = std::to_string(endpoint_.db);
+    Reply r = send({"SELECT", db});
+    if (r->type == REDIS_REPLY_ERROR) {
+      BrokerError e = error_reply(endpoint_, r.get());
+      drop();
+      throw e;
+    }
+  }
+  up_ = true;
+  log::info("broker_up", {{"broker", endpoint_.name}});
+  return ctx_;
+}
+
+Reply RedisInstance::send(const std::vector<std::string_view>& args) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  argv.reserve(args.size());
+  lens.reserve(args.size());
+  for (auto a : args) {
+    argv.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* raw = static_cast<redisReply*>(
+      redisCommandArgv(ctx_, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  if (raw == nullptr) {
+    std::string why = ctx_->errstr;
+    drop();
+    throw unavailable(endpoint_, why.empty() ? "no answer" : why);
+  }
+  return Reply(raw);
+}
+
+Reply RedisInstance::command(const std::vector<std::string_view>& args) {
+  // A connection Redis dropped (e.g. it restarted) fails on its first use: a read is safe to send
+  // again at once on a new one.
+  for (int attempt = 0;; ++attempt) {
+    const bool had_connection = ctx_ != nullptr;
+    connection();
+    try {
+      Reply r = send(args);
+      if (r->type == REDIS_REPLY_ERROR) throw error_reply(endpoint_, r.get());
+      return r;
+    } catch (const BrokerError& e) {
+      if (e.kind() != BrokerError::Kind::unavailable || !had_connection || attempt > 0) throw;
+      next_attempt_ = {};
+    }
+  }
+}
+
+Reply RedisInstance::eval(const std::string& script, const std::vector<std::string_view>& args) {
+  connection();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (script_sha_.empty()) {
+      Reply loaded = command({"SCRIPT", "LOAD", script});
+      script_sha_.assign(loaded->str, loaded->len);
+    }
+    std::vector<std::string_view> argv{"EVALSHA", script_sha_, "0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Reply r = send(argv);
+    if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
+      script_sha_.clear();  // a restarted Redis forgot it: load it again
+      continue;
+    }
+    if (r->type == REDIS_REPLY_ERROR) throw error_reply(endpoint_, r.get());
+    return r;
+  }
+  throw BrokerError("redis " + endpoint_.name + ": script not loaded", BrokerError::Kind::failed);
+}
+
+}  // namespace aw::broker::redis

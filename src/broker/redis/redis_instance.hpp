@@ -1,0 +1,61 @@
+// One Redis instance of a shared broker as the hub's writer uses it: a blocking hiredis connection with
+// a timeout on every answer, (re)connected on demand (at most one attempt per 200 ms while it is
+// down), and the batch script loaded with SCRIPT LOAD and run with EVALSHA (loaded again on NOSCRIPT,
+// e.g. after Redis restarted). Writer thread only.
+#pragma once
+#include <hiredis/hiredis.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace aw::broker::redis {
+
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 6379;
+  unsigned db = 0;
+  std::string name;  // redis://host:port/db
+};
+
+struct ReplyDeleter {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+using Reply = std::unique_ptr<redisReply, ReplyDeleter>;
+
+class RedisInstance {
+ public:
+  RedisInstance(Endpoint endpoint, std::chrono::milliseconds timeout);
+  ~RedisInstance();
+  RedisInstance(const RedisInstance&) = delete;
+  RedisInstance& operator=(const RedisInstance&) = delete;
+
+  // Runs one command (sent again once on a new connection when the old one turns out to be dead, so
+  // only for commands that may run twice); throws BrokerError(unavailable) when Redis cannot be
+  // reached or did not answer in time, BrokerError(failed) for an error reply.
+  Reply command(const std::vector<std::string_view>& args);
+  // EVALSHA of `script` (loaded on first use and again on NOSCRIPT) with the given arguments; never
+  // sent twice (a batch whose answer was lost may have been stored: its publishers get 503).
+  Reply eval(const std::string& script, const std::vector<std::string_view>& args);
+
+  const Endpoint& endpoint() const noexcept { return endpoint_; }
+  bool up() const noexcept { return up_.load(std::memory_order_relaxed); }
+
+ private:
+  redisContext* connection();  // connected, or throws
+  void drop();
+  Reply send(const std::vector<std::string_view>& args);
+
+  Endpoint endpoint_;
+  std::chrono::milliseconds timeout_;
+  redisContext* ctx_ = nullptr;
+  std::chrono::steady_clock::time_point next_attempt_{};
+  std::string script_sha_;  // of the script last loaded on this connection's server
+  std::atomic<bool> up_{false};
+};
+
+}  // namespace aw::broker::redis

@@ -1,0 +1,148 @@
+// The hub with a shared broker (many nodes): a channel is kept in step with the broker only while it
+// has local subscribers (it is live and watched). Its events come from any node over the broker's
+// pub/sub, which is at most once: a seq jump, or a resubscription after a lost link, makes the writer
+// read the missing range from the broker before delivering, so subscribers see no gap and no duplicate.
+#include <algorithm>
+
+#include "core/log.hpp"
+#include "hub/hub.hpp"
+
+namespace aw::hub {
+using broker::BrokerError;
+using store::StateRecord;
+
+void Hub::on_events(std::string agent_id, std::vector<EventPtr> events) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_ && !writer_running_) return;
+    inbound_.push_back({std::move(agent_id), std::move(events)});
+    if (inbound_.size() > 1) return;  // the writer's wake is on its way
+  }
+  queue_cv_.notify_one();
+}
+
+void Hub::on_resubscribed(std::string agent_id) {
+  on_events(std::move(agent_id), {});
+}
+
+void Hub::take_inbound() {
+  std::vector<Inbound> inbound;
+  {
+    std::lock_guard lock(queue_mutex_);
+    inbound.swap(inbound_);
+  }
+  if (inbound.empty()) return;
+  ShardDeliveries deliveries(shards_.shard_count());
+  static const std::vector<StateRecord> kNoRecords;
+  for (Inbound& in : inbound) {
+    auto ch = find_channel(in.agent_id);
+    if (!ch || !ch->live) continue;  // nobody here watches it any more
+    if (in.events.empty()) {
+      if (!catch_up(*ch, UINT64_MAX, deliveries)) behind_.push_back(ch->agent_id);
+      continue;
+    }
+    for (const EventPtr& ev : in.events) record_in_order(*ch, ev, kNoRecords, deliveries);
+  }
+  post_deliveries(deliveries);
+  enforce_memory_budget();
+}
+
+void Hub::record_in_order(Channel& ch, const EventPtr& ev, const std::vector<StateRecord>& records,
+                          ShardDeliveries& deliveries) {
+  // Only this thread changes last_seq, so reading it without the lock is safe here.
+  if (ev->seq <= ch.last_seq) return;  // seen already (our own commit, or read while catching up)
+  if (ev->seq > ch.last_seq + 1 && !catch_up(ch, ev->seq, deliveries)) {
+    // The gap could not be read: nothing after it is recorded until it can (retry_behind).
+    behind_.push_back(ch.agent_id);
+    return;
+  }
+  if (ev->seq != ch.last_seq + 1) {
+    if (ev->seq <= ch.last_seq) return;
+    // The broker no longer has what came between: the history starts over at this event.
+    log::warn("broker_gap", {{"agent_id", ch.agent_id},
+                             {"from", std::to_string(ch.last_seq + 1)},
+                             {"to", std::to_string(ev->seq - 1)}});
+    std::lock_guard lock(ch.mutex);
+    history_bytes_ -= ch.history.bytes();
+    ch.history.clear();
+  }
+  record(ch, ev, records, deliveries);
+}
+
+bool Hub::catch_up(Channel& ch, std::uint64_t before_seq, ShardDeliveries& deliveries) {
+  std::vector<EventPtr> missed;
+  try {
+    broker_.replay(ch.agent_id, ch.last_seq, [&](EventPtr ev) {
+      if (ev->seq >= before_seq || missed.size() >= options_.history_size) return false;
+      missed.push_back(std::move(ev));
+      return true;
+    });
+  } catch (const BrokerError& e) {
+    log::error("broker_read_failed", {{"agent_id", ch.agent_id}, {"error", e.what()}});
+    return false;
+  }
+  static const std::vector<StateRecord> kNoRecords;
+  for (const EventPtr& ev : missed) {
+    if (ev->seq <= ch.last_seq) continue;
+    if (ev->seq != ch.last_seq + 1) {
+      std::lock_guard lock(ch.mutex);
+      history_bytes_ -= ch.history.bytes();
+      ch.history.clear();
+    }
+    record(ch, ev, kNoRecords, deliveries);
+  }
+  return true;
+}
+
+void Hub::retry_behind() {
+  if (behind_.empty()) return;
+  std::vector<std::string> behind;
+  behind.swap(behind_);
+  std::sort(behind.begin(), behind.end());
+  behind.erase(std::unique(behind.begin(), behind.end()), behind.end());
+  ShardDeliveries deliveries(shards_.shard_count());
+  for (const std::string& id : behind) {
+    auto ch = find_channel(id);
+    if (!ch || !ch->live) continue;
+    if (!catch_up(*ch, UINT64_MAX, deliveries)) behind_.push_back(id);
+  }
+  post_deliveries(deliveries);
+}
+
+void Hub::refresh(Channel& ch) {
+  std::optional<broker::ChannelPosition> pos;
+  try {
+    pos = broker_.find_channel(ch.agent_id);
+  } catch (const BrokerError& e) {
+    log::error("broker_read_failed", {{"agent_id", ch.agent_id}, {"error", e.what()}});
+    return;
+  }
+  std::lock_guard lock(ch.mutex);
+  history_bytes_ -= ch.history.bytes();
+  ch.history.clear();
+  if (!pos) return;
+  ch.epoch = pos->epoch;
+  ch.last_seq = pos->last_seq;
+  ch.stored = true;
+}
+
+void Hub::make_live(Channel& ch) {
+  // Subscribed first, then the position read: whatever is published after it arrives over pub/sub.
+  broker_.watch(ch.agent_id);
+  refresh(ch);
+  std::lock_guard lock(ch.mutex);
+  ch.live = true;
+}
+
+void Hub::let_go_live(Channel& ch) {
+  {
+    std::lock_guard lock(ch.mutex);
+    if (!ch.live || ch.subscriber_count() != 0) return;
+    ch.live = false;
+    history_bytes_ -= ch.history.bytes();
+    ch.history.clear();
+  }
+  broker_.unwatch(ch.agent_id);
+}
+
+}  // namespace aw::hub
