@@ -1,7 +1,10 @@
 #include "protocol/ws_handshake.hpp"
 
+#include <openssl/evp.h>
+
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <utility>
 #include <vector>
 
@@ -88,70 +91,23 @@ std::string refusal(unsigned version, int status, std::string_view reason, std::
 constexpr std::string_view kBase64Alphabet =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-std::uint32_t rotl(std::uint32_t x, int n) noexcept {
-  return (x << n) | (x >> (32 - n));
-}
-
 }  // namespace
 
+// Digest and encoding from OpenSSL rather than our own: never hand-written crypto.
 std::string sha1(std::string_view data) {
-  std::uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-  // The message, a 1 bit, zeros, and its length in bits: a whole number of 64-byte blocks.
-  std::string m(data);
-  const std::uint64_t bits = static_cast<std::uint64_t>(data.size()) * 8;
-  m.push_back(static_cast<char>(0x80));
-  while (m.size() % 64 != 56) m.push_back('\0');
-  for (int shift = 56; shift >= 0; shift -= 8) m.push_back(static_cast<char>((bits >> shift) & 0xff));
-  for (std::size_t block = 0; block < m.size(); block += 64) {
-    std::uint32_t w[80];
-    for (int i = 0; i < 16; ++i) {
-      const auto* p = reinterpret_cast<const unsigned char*>(m.data() + block + 4 * i);
-      w[i] = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | p[3];
-    }
-    for (int i = 16; i < 80; ++i) w[i] = rotl(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    std::uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; ++i) {
-      std::uint32_t f, k;
-      if (i < 20) {
-        f = (b & c) | (~b & d), k = 0x5A827999;
-      } else if (i < 40) {
-        f = b ^ c ^ d, k = 0x6ED9EBA1;
-      } else if (i < 60) {
-        f = (b & c) | (b & d) | (c & d), k = 0x8F1BBCDC;
-      } else {
-        f = b ^ c ^ d, k = 0xCA62C1D6;
-      }
-      std::uint32_t t = rotl(a, 5) + f + e + k + w[i];
-      e = d;
-      d = c;
-      c = rotl(b, 30);
-      b = a;
-      a = t;
-    }
-    h[0] += a, h[1] += b, h[2] += c, h[3] += d, h[4] += e;
-  }
-  std::string out(20, '\0');
-  for (int i = 0; i < 5; ++i)
-    for (int j = 0; j < 4; ++j) out[4 * i + j] = static_cast<char>((h[i] >> (24 - 8 * j)) & 0xff);
-  return out;
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int size = 0;
+  if (EVP_Digest(data.data(), data.size(), digest, &size, EVP_sha1(), nullptr) != 1 || size != 20)
+    throw std::runtime_error("SHA-1 is not available from OpenSSL");
+  return std::string(reinterpret_cast<const char*>(digest), size);
 }
 
 std::string base64(std::string_view data) {
-  std::string out;
-  out.reserve((data.size() + 2) / 3 * 4);
-  std::size_t i = 0;
-  auto byte = [&](std::size_t k) { return static_cast<std::uint32_t>(static_cast<unsigned char>(data[k])); };
-  for (; i + 3 <= data.size(); i += 3) {
-    std::uint32_t v = (byte(i) << 16) | (byte(i + 1) << 8) | byte(i + 2);
-    for (int shift = 18; shift >= 0; shift -= 6) out.push_back(kBase64Alphabet[(v >> shift) & 0x3f]);
-  }
-  if (std::size_t left = data.size() - i; left > 0) {
-    std::uint32_t v = byte(i) << 16 | (left == 2 ? byte(i + 1) << 8 : 0);
-    out.push_back(kBase64Alphabet[(v >> 18) & 0x3f]);
-    out.push_back(kBase64Alphabet[(v >> 12) & 0x3f]);
-    out.push_back(left == 2 ? kBase64Alphabet[(v >> 6) & 0x3f] : '=');
-    out.push_back('=');
-  }
+  std::string out(4 * ((data.size() + 2) / 3) + 1, '\0');  // EVP_EncodeBlock writes a final NUL
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                      reinterpret_cast<const unsigned char*>(data.data()), static_cast<int>(data.size()));
+  out.resize(static_cast<std::size_t>(n));
   return out;
 }
 

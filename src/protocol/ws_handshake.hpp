@@ -54,7 +54,7 @@ struct DeflateAgreement {
 // 9 to 15 is honoured and named back; 8 is declined (zlib's raw deflate has no 256-byte window).
 DeflateAgreement negotiate_deflate(std::string_view offers);
 
-// The raw 20-byte SHA-1 digest (FIPS 180-4) and standard base64 (RFC 4648 §4, padded).
+// The raw 20-byte SHA-1 digest (FIPS 180-4) and standard base64 (RFC 4648 §4, padded), both from OpenSSL.
 std::string sha1(std::string_view data);
 std::string base64(std::string_view data);
 
