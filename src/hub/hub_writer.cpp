@@ -192,6 +192,17 @@ std::size_t Hub::absent_batch_channel(const std::string& agent_id) {
 
 std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
   Staging& s = staging_;
+  // A key already published earlier in this batch answers as a duplicate of that draft; `composite`
+  // (agent and key) is what a fresh one is recorded under.
+  auto earlier_in_batch = [&s](const Pending& p, std::string& composite, Outcome& o) {
+    if (p.idempotency_key.empty()) return false;
+    composite = p.agent_id + '\0' + p.idempotency_key;
+    auto it = s.keys.find(composite);
+    if (it == s.keys.end()) return false;
+    o.kind = Outcome::Kind::duplicate_in_batch;
+    o.draft = it->second;
+    return true;
+  };
   std::size_t end = from;
   for (; end < batch.size(); ++end) {
     Pending& p = batch[end];
@@ -208,14 +219,7 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
     if (!held) {
       Outcome& o = s.outcomes.emplace_back();
       std::string composite;
-      if (!p.idempotency_key.empty()) {
-        composite = p.agent_id + '\0' + p.idempotency_key;
-        if (auto it = s.keys.find(composite); it != s.keys.end()) {
-          o.kind = Outcome::Kind::duplicate_in_batch;
-          o.draft = it->second;
-          continue;
-        }
-      }
+      if (earlier_in_batch(p, composite, o)) continue;
       o.decision = p.command.decide(nullptr);
       if (o.decision.refusal != Decision::Refusal::none) {
         o.kind = Outcome::Kind::refused;
@@ -237,13 +241,8 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
     if (p.command.stateful && ch.batch_slot != Channel::kNotInBatch) break;
     Outcome& o = s.outcomes.emplace_back();
     std::string composite;
+    if (earlier_in_batch(p, composite, o)) continue;
     if (!p.idempotency_key.empty()) {
-      composite = p.agent_id + '\0' + p.idempotency_key;
-      if (auto it = s.keys.find(composite); it != s.keys.end()) {
-        o.kind = Outcome::Kind::duplicate_in_batch;
-        o.draft = it->second;
-        continue;
-      }
       std::optional<std::uint64_t> seen;
       {
         std::lock_guard lock(ch.mutex);
