@@ -11,8 +11,9 @@ constexpr std::size_t kBusiestAgents = 10;
 constexpr std::size_t kLaggingSubscribers = 10;
 
 metrics::StatsInput gather(Context& ctx) {
-  return {ctx.counters.totals(), ctx.hub.stats(kBusiestAgents),   ctx.hub.store_stats(),
-          ctx.hub.durable(),     ctx.options.effective_threads(), ctx.counters.lag.top(kLaggingSubscribers)};
+  return {ctx.counters.totals(),  ctx.hub.stats(kBusiestAgents),   ctx.hub.store_stats(),
+          ctx.hub.durable(),      ctx.options.effective_threads(), ctx.counters.lag.top(kLaggingSubscribers),
+          ctx.hub.broker_health()};
 }
 
 }  // namespace

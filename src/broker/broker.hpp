@@ -81,10 +81,18 @@ class BrokerListener {
   virtual void on_resubscribed(std::string agent_id) = 0;
 };
 
-// One broker instance as /healthz and stats show it.
+// One broker instance as /healthz, stats and metrics show it: its state and its figures since start.
 struct InstanceHealth {
   std::string name;
   bool up = false;
+  std::uint64_t batches = 0;          // batch scripts that answered
+  std::uint64_t events = 0;           // events they numbered and stored
+  std::uint64_t errors = 0;           // commands and scripts that failed or got no answer
+  std::uint64_t reconnects = 0;       // connections (writer or pub/sub) made again after one was lost
+  std::uint64_t commit_us_sum = 0;    // time from sending a batch script to its answer, summed
+  std::uint64_t watched = 0;          // channels subscribed to in pub/sub now
+  std::uint64_t messages = 0;         // pub/sub messages received
+  std::uint64_t gaps_backfilled = 0;  // gaps pub/sub left that were read back from the Stream
 };
 
 class Broker {
@@ -133,6 +141,8 @@ class Broker {
   virtual void unwatch(std::string_view /*agent_id*/) {}
   virtual void set_listener(BrokerListener* /*listener*/) {}
   virtual std::vector<InstanceHealth> health() { return {}; }
+  // The hub read events of a watched channel back from the broker that pub/sub did not bring.
+  virtual void count_backfill(std::string_view /*agent_id*/) {}
 };
 
 }  // namespace aw::broker

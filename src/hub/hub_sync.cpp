@@ -81,6 +81,7 @@ bool Hub::catch_up(Channel& ch, std::uint64_t before_seq, ShardDeliveries& deliv
     log::error("broker_read_failed", {{"agent_id", ch.agent_id}, {"error", e.what()}});
     return false;
   }
+  if (!missed.empty() && missed.back()->seq > ch.last_seq) broker_.count_backfill(ch.agent_id);
   static const std::vector<StateRecord> kNoRecords;
   for (const EventPtr& ev : missed) {
     if (ev->seq <= ch.last_seq) continue;

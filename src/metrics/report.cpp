@@ -2,11 +2,32 @@
 
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
+#include <cstdio>
 #include <utility>
 
 #include "protocol/json_span.hpp"
 
 namespace aw::metrics {
+namespace {
+
+// A shared broker's instances with their state and figures since start.
+boost::json::object broker_json(const std::vector<broker::InstanceHealth>& instances) {
+  boost::json::array list;
+  for (const auto& i : instances)
+    list.push_back({{"name", i.name},
+                    {"state", i.up ? "up" : "down"},
+                    {"batches", i.batches},
+                    {"events", i.events},
+                    {"errors", i.errors},
+                    {"reconnects", i.reconnects},
+                    {"commit_seconds_sum", static_cast<double>(i.commit_us_sum) / 1e6},
+                    {"watched_channels", i.watched},
+                    {"messages_received", i.messages},
+                    {"gaps_backfilled", i.gaps_backfilled}});
+  return {{"kind", "redis"}, {"instances", std::move(list)}};
+}
+
+}  // namespace
 
 std::string stats_json(const StatsInput& in) {
   const auto& c = in.counters;
@@ -56,10 +77,15 @@ std::string stats_json(const StatsInput& in) {
       {"channels", in.hub.channels},
       {"history", {{"events", in.hub.history_events}, {"bytes", in.hub.history_bytes}}},
       {"store",
-       {{"kind", in.durable ? "sqlite" : "memory"}, {"bytes", in.store.bytes}, {"events", in.store.events}}},
+       {{"kind", !in.broker_instances.empty() ? "redis"
+                 : in.durable                 ? "sqlite"
+                                              : "memory"},
+        {"bytes", in.store.bytes},
+        {"events", in.store.events}}},
       {"threads", in.threads},
       {"uptime_seconds", c.uptime_ms / 1000},
   };
+  if (!in.broker_instances.empty()) o["broker"] = broker_json(in.broker_instances);
   return boost::json::serialize(o);
 }
 
@@ -69,6 +95,50 @@ void metric(std::string& out, const char* name, const char* type, const char* he
   out.append("# HELP ").append(name).append(" ").append(help).append("\n");
   out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
   out.append(name).append(" ").append(std::to_string(value)).append("\n");
+}
+
+// One line per instance of a shared broker: `name{instance="redis://..."} value`.
+template <typename Value>
+void per_instance(std::string& out, const char* name, const char* type, const char* help,
+                  const std::vector<broker::InstanceHealth>& instances, Value value) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  for (const auto& i : instances) {
+    // Instance names are redis://host:port/db, which need no escaping inside a label value.
+    out.append(name).append("{instance=\"").append(i.name).append("\"} ").append(value(i)).append("\n");
+  }
+}
+
+void broker_metrics(std::string& out, const std::vector<broker::InstanceHealth>& in) {
+  if (in.empty()) return;
+  using I = broker::InstanceHealth;
+  auto n = [](std::uint64_t I::*field) { return [field](const I& i) { return std::to_string(i.*field); }; };
+  per_instance(out, "agentwire_broker_up", "gauge", "1 while the node is connected to the Redis instance.",
+               in, [](const I& i) { return std::string(i.up ? "1" : "0"); });
+  per_instance(out, "agentwire_broker_batches_total", "counter", "Batch scripts the Redis instance ran.", in,
+               n(&I::batches));
+  per_instance(out, "agentwire_broker_events_total", "counter", "Events numbered and stored in the instance.",
+               in, n(&I::events));
+  per_instance(out, "agentwire_broker_errors_total", "counter",
+               "Redis commands and scripts that failed or got no answer in time.", in, n(&I::errors));
+  per_instance(out, "agentwire_broker_reconnects_total", "counter",
+               "Connections to the instance (writer or pub/sub) made again after one was lost.", in,
+               n(&I::reconnects));
+  // With agentwire_broker_batches_total as the count: the mean commit time is their ratio.
+  per_instance(out, "agentwire_broker_commit_seconds_total", "counter",
+               "Seconds from sending batch scripts to their answers, summed.", in, [](const I& i) {
+                 char sum[32];
+                 std::snprintf(sum, sizeof sum, "%.6f", static_cast<double>(i.commit_us_sum) / 1e6);
+                 return std::string(sum);
+               });
+  per_instance(out, "agentwire_broker_watched_channels", "gauge",
+               "Channels this node subscribes to in the instance's pub/sub (those with local subscribers).",
+               in, n(&I::watched));
+  per_instance(out, "agentwire_broker_messages_received_total", "counter",
+               "Pub/sub messages received from the instance.", in, n(&I::messages));
+  per_instance(out, "agentwire_broker_gaps_backfilled_total", "counter",
+               "Gaps pub/sub left in a watched channel that were read back from the instance's Stream.", in,
+               n(&I::gaps_backfilled));
 }
 
 }  // namespace
@@ -147,6 +217,7 @@ std::string prometheus_text(const StatsInput& in) {
   metric(out, "agentwire_store_events", "gauge", "Events in the event store.", in.store.events);
   metric(out, "agentwire_uptime_seconds", "gauge", "Seconds since start.",
          static_cast<std::uint64_t>(c.uptime_ms / 1000));
+  broker_metrics(out, in.broker_instances);
   if (!in.lagging.empty()) {
     out.append(
         "# HELP agentwire_subscriber_queued_bytes Outbound bytes queued for the subscribers furthest "

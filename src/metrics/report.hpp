@@ -13,7 +13,8 @@ struct StatsInput {
   store::StoreStats store;
   bool durable = false;
   unsigned threads = 0;
-  std::vector<SubscriberLag> lagging;  // furthest behind first
+  std::vector<SubscriberLag> lagging;                    // furthest behind first
+  std::vector<broker::InstanceHealth> broker_instances;  // a shared broker's (Redis) instances, else none
 };
 
 std::string stats_json(const StatsInput& in);

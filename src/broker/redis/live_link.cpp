@@ -48,6 +48,7 @@ void LiveLink::stop() {
     for (auto& p : w.waiters) p->set_value();
   }
   watched_.clear();
+  figures_.watched.store(0, std::memory_order_relaxed);
 }
 
 void LiveLink::connect() {
@@ -87,6 +88,7 @@ void LiveLink::on_connected(int status) {
   connected_ = true;
   backoff_ = std::chrono::milliseconds(100);
   up_ = true;
+  if (lost_once_) figures_.reconnects.fetch_add(1, std::memory_order_relaxed);
   log::info("broker_live_up", {{"broker", endpoint_.name}, {"channels", std::to_string(watched_.size())}});
   std::vector<std::string> agents;
   for (auto& [agent, w] : watched_) {
@@ -112,6 +114,7 @@ void LiveLink::on_disconnected() {
     w.leaving = w.rewatch = false;
     ++it;
   }
+  figures_.watched.store(watched_.size(), std::memory_order_relaxed);
   retry_later();
 }
 
@@ -145,6 +148,7 @@ void LiveLink::on_reply(redisReply* reply) {
   if (channel.size() < prefix_.size() + 7) return;
   std::string_view agent = channel.substr(prefix_.size() + 1, channel.size() - prefix_.size() - 7);
   if (kind == "message") {
+    figures_.messages.fetch_add(1, std::memory_order_relaxed);
     callbacks_.message(agent, text(reply->element[2]));
     return;
   }
@@ -156,6 +160,7 @@ void LiveLink::on_reply(redisReply* reply) {
     w.leaving = false;
     if (!w.rewatch) {
       watched_.erase(it);
+      figures_.watched.store(watched_.size(), std::memory_order_relaxed);
       return;
     }
     w.rewatch = false;
@@ -174,6 +179,7 @@ void LiveLink::on_reply(redisReply* reply) {
 
 void LiveLink::watch(const std::string& agent_id, std::shared_ptr<std::promise<void>> subscribed) {
   auto [it, fresh] = watched_.try_emplace(agent_id);
+  figures_.watched.store(watched_.size(), std::memory_order_relaxed);
   Watch& w = it->second;
   if (w.leaving) {
     w.rewatch = true;  // subscribed again once the UNSUBSCRIBE is answered
@@ -202,6 +208,7 @@ void LiveLink::unwatch(const std::string& agent_id) {
     // Down, or not confirmed yet: nothing to undo in Redis now (a pending SUBSCRIBE is answered and
     // then finds no entry; a reconnect subscribes only to what is watched).
     watched_.erase(it);
+    figures_.watched.store(watched_.size(), std::memory_order_relaxed);
     return;
   }
   w.leaving = true;

@@ -37,6 +37,14 @@ class LiveLink {
   void unwatch(const std::string& agent_id);
   bool up() const noexcept { return up_.load(std::memory_order_relaxed); }
 
+  // Figures for stats and metrics: written on the io thread, read by any.
+  struct Figures {
+    std::atomic<std::uint64_t> reconnects{0};
+    std::atomic<std::uint64_t> watched{0};  // agents watched now
+    std::atomic<std::uint64_t> messages{0};
+  };
+  const Figures& figures() const noexcept { return figures_; }
+
  private:
   struct Watch {
     bool confirmed = false;
@@ -67,6 +75,7 @@ class LiveLink {
   std::chrono::milliseconds backoff_{100};
   std::unordered_map<std::string, Watch> watched_;
   std::atomic<bool> up_{false};
+  Figures figures_;
 };
 
 }  // namespace aw::broker::redis

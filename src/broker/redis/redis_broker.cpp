@@ -230,6 +230,7 @@ void RedisBroker::commit(Batch& batch) {
           continue;
         }
         const auto seq = static_cast<std::uint64_t>(v);
+        instances_[i]->figures().events.fetch_add(1, std::memory_order_relaxed);
         dr.event = protocol::make_event(ch.agent_id, seq, dr.type, batch.ts_ms, dr.data,
                                         std::move(dr.idempotency_key), dr.mergeable);
         ch.last_seq = std::max(ch.last_seq, seq);
@@ -266,9 +267,20 @@ void RedisBroker::unwatch(std::string_view agent_id) {
 
 std::vector<InstanceHealth> RedisBroker::health() {
   std::vector<InstanceHealth> out;
-  for (std::size_t i = 0; i < instances_.size(); ++i)
-    out.push_back({instances_[i]->endpoint().name, links_[i]->up()});
+  for (std::size_t i = 0; i < instances_.size(); ++i) {
+    const auto& f = instances_[i]->figures();
+    const auto& live = links_[i]->figures();
+    constexpr auto relaxed = std::memory_order_relaxed;
+    out.push_back({instances_[i]->endpoint().name, links_[i]->up(), f.batches.load(relaxed),
+                   f.events.load(relaxed), f.errors.load(relaxed),
+                   f.reconnects.load(relaxed) + live.reconnects.load(relaxed), f.commit_us_sum.load(relaxed),
+                   live.watched.load(relaxed), live.messages.load(relaxed), f.gaps_backfilled.load(relaxed)});
+  }
   return out;
+}
+
+void RedisBroker::count_backfill(std::string_view agent_id) {
+  instance(agent_id).figures().gaps_backfilled.fetch_add(1, std::memory_order_relaxed);
 }
 
 void RedisBroker::on_message(std::string_view agent_id, std::string_view payload) {

@@ -45,6 +45,7 @@ class RedisBroker final : public Broker {
   void unwatch(std::string_view agent_id) override;
   void set_listener(BrokerListener* listener) override;
   std::vector<InstanceHealth> health() override;
+  void count_backfill(std::string_view agent_id) override;
 
   // The instance an agent lives on, of `n`.
   static std::size_t instance_of(std::string_view agent_id, std::size_t n);

@@ -50,9 +50,10 @@ redisContext* RedisInstance::connection() {
   if (ctx_ != nullptr) return ctx_;
   const auto now = std::chrono::steady_clock::now();
   if (now < next_attempt_) throw unavailable(endpoint_, "not connected");
-  next_attempt_ = now + kRetryAfter;
   redisContext* c = redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, to_timeval(timeout_));
   if (c == nullptr || c->err != 0) {
+    // Only a failed attempt delays the next: a Redis that just restarted is used at once.
+    next_attempt_ = std::chrono::steady_clock::now() + kRetryAfter;
     std::string why = c != nullptr ? c->errstr : "out of memory";
     if (c != nullptr) redisFree(c);
     throw unavailable(endpoint_, why);
@@ -61,14 +62,23 @@ redisContext* RedisInstance::connection() {
   ctx_ = c;
   if (endpoint_.db != 0) {
     const std::string db = std::to_string(endpoint_.db);
-    Reply r = send({"SELECT", db});
+    Reply r;
+    try {
+      r = send({"SELECT", db});
+    } catch (const BrokerError&) {
+      next_attempt_ = std::chrono::steady_clock::now() + kRetryAfter;
+      throw;
+    }
     if (r->type == REDIS_REPLY_ERROR) {
       BrokerError e = error_reply(endpoint_, r.get());
       drop();
+      next_attempt_ = std::chrono::steady_clock::now() + kRetryAfter;
       throw e;
     }
   }
   up_ = true;
+  if (connected_once_) figures_.reconnects.fetch_add(1, std::memory_order_relaxed);
+  connected_once_ = true;
   log::info("broker_up", {{"broker", endpoint_.name}});
   return ctx_;
 }
@@ -93,6 +103,15 @@ Reply RedisInstance::send(const std::vector<std::string_view>& args) {
 }
 
 Reply RedisInstance::command(const std::vector<std::string_view>& args) {
+  try {
+    return command_once_more(args);
+  } catch (const BrokerError&) {
+    figures_.errors.fetch_add(1, std::memory_order_relaxed);
+    throw;
+  }
+}
+
+Reply RedisInstance::command_once_more(const std::vector<std::string_view>& args) {
   // A connection Redis dropped (e.g. it restarted) fails on its first use: a read is safe to send
   // again at once on a new one.
   for (int attempt = 0;; ++attempt) {
@@ -110,10 +129,26 @@ Reply RedisInstance::command(const std::vector<std::string_view>& args) {
 }
 
 Reply RedisInstance::eval(const std::string& script, const std::vector<std::string_view>& args) {
+  const auto started = std::chrono::steady_clock::now();
+  try {
+    Reply r = eval_loaded(script, args);
+    const auto took = std::chrono::steady_clock::now() - started;
+    figures_.commit_us_sum.fetch_add(
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()),
+        std::memory_order_relaxed);
+    figures_.batches.fetch_add(1, std::memory_order_relaxed);
+    return r;
+  } catch (const BrokerError&) {
+    figures_.errors.fetch_add(1, std::memory_order_relaxed);
+    throw;
+  }
+}
+
+Reply RedisInstance::eval_loaded(const std::string& script, const std::vector<std::string_view>& args) {
   connection();
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (script_sha_.empty()) {
-      Reply loaded = command({"SCRIPT", "LOAD", script});
+      Reply loaded = command_once_more({"SCRIPT", "LOAD", script});
       script_sha_.assign(loaded->str, loaded->len);
     }
     std::vector<std::string_view> argv{"EVALSHA", script_sha_, "0"};

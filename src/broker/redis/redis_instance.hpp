@@ -45,7 +45,21 @@ class RedisInstance {
   const Endpoint& endpoint() const noexcept { return endpoint_; }
   bool up() const noexcept { return up_.load(std::memory_order_relaxed); }
 
+  // Figures for stats and metrics: written by the writer thread, read by any.
+  struct Figures {
+    std::atomic<std::uint64_t> batches{0};
+    std::atomic<std::uint64_t> events{0};
+    std::atomic<std::uint64_t> errors{0};
+    std::atomic<std::uint64_t> reconnects{0};
+    std::atomic<std::uint64_t> commit_us_sum{0};
+    std::atomic<std::uint64_t> gaps_backfilled{0};
+  };
+  Figures& figures() noexcept { return figures_; }
+  const Figures& figures() const noexcept { return figures_; }
+
  private:
+  Reply command_once_more(const std::vector<std::string_view>& args);  // command() uncounted
+  Reply eval_loaded(const std::string& script, const std::vector<std::string_view>& args);
   redisContext* connection();  // connected, or throws
   void drop();
   Reply send(const std::vector<std::string_view>& args);
@@ -56,6 +70,8 @@ class RedisInstance {
   std::chrono::steady_clock::time_point next_attempt_{};
   std::string script_sha_;  // of the script last loaded on this connection's server
   std::atomic<bool> up_{false};
+  bool connected_once_ = false;
+  Figures figures_;
 };
 
 }  // namespace aw::broker::redis
