@@ -24,6 +24,8 @@ from pathlib import Path
 import pytest
 import websockets
 
+import redis_mode
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO_ROOT / "build" / "agentwire"
 
@@ -94,6 +96,8 @@ class Server:
         self._listening = threading.Event()
         self._eof = threading.Event()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # AGENTWIRE_TEST_BROKER=redis: the same server in Redis mode, on a database of its own (redis_mode.py).
+        self.flags += redis_mode.broker_flags(self.data_dir, self.flags)
         args = [binary_path(), "--listen", "127.0.0.1:0", "--data-dir", str(self.data_dir), *self.flags]
         self.args = args
         self.proc = subprocess.Popen(

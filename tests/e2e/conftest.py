@@ -12,6 +12,7 @@ import pytest
 pytest.register_assert_rewrite("awtest")
 
 import awtest  # noqa: E402
+import redis_mode  # noqa: E402
 from awtest import Server  # noqa: E402
 
 
@@ -21,6 +22,27 @@ def pytest_sessionstart(session):
         raise pytest.UsageError(
             f"agentwire binary not found at {path}: build it (ninja -C build agentwire) or set AGENTWIRE_BIN"
         )
+    redis_mode.start()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    redis_mode.stop()
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "embedded_only(reason): the test is about the embedded store (SQLite) and is skipped when "
+        "AGENTWIRE_TEST_BROKER=redis runs the suite in Redis mode")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not redis_mode.ENABLED:
+        return
+    for item in items:
+        marker = item.get_closest_marker("embedded_only")
+        if marker is not None:
+            why = marker.args[0] if marker.args else marker.kwargs.get("reason", "embedded store only")
+            item.add_marker(pytest.mark.skip(reason=f"embedded only: {why}"))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -16,6 +16,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import awtest
 
 MIB = 1024 * 1024
@@ -102,6 +104,7 @@ def test_long_run_under_a_quota_stays_within_quota_plus_slack(tmp_path):
     assert rc == 0
 
 
+@pytest.mark.embedded_only('--store-max-bytes bounds the SQLite file; in Redis mode the events are in Redis')
 def test_quota_answers_store_full_only_when_the_database_is_full(tmp_path):
     # No pruning within the run (a large history): the rows themselves fill the quota. The first 503 must
     # come when the database holds about the quota, and the files stay within quota + slack throughout.
@@ -208,6 +211,7 @@ def assert_refused(proc: subprocess.Popen, log: Path):
     assert not listening(log), text
 
 
+@pytest.mark.embedded_only("the data directory's lock guards the SQLite file; in Redis mode nodes share their data by design")
 def test_second_instance_is_refused_even_after_the_lock_file_is_deleted(tmp_path):
     data = tmp_path / "data"
     first = awtest.Server(data)
@@ -249,6 +253,7 @@ def test_two_instances_racing_on_one_data_dir_exactly_one_runs(tmp_path):
 # ---- a channels row lost ----
 
 
+@pytest.mark.embedded_only('edits the SQLite file')
 def test_missing_channels_row_is_rebuilt_and_numbering_continues(tmp_path):
     data = tmp_path / "data"
     server = awtest.Server(data)

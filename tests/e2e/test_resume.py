@@ -162,6 +162,12 @@ def test_history_api(server):
         assert_json_error(status, body, 400)
     status, _, body = server.http("GET", "/api/agents/nobody/events")
     assert status == 200 and body["events"] == [] and body["latest"] == 0
+
+
+@pytest.mark.embedded_only("a node in Redis mode keeps no history of channels without local subscribers, nor a store")
+def test_history_and_store_in_stats(server):
+    for i in range(5):
+        server.publish("r6", "t", {"i": i})
     stats = server.stats()
     assert stats["history"]["events"] >= 5 and stats["history"]["bytes"] > 0
     assert stats["store"]["kind"] == "sqlite" and stats["store"]["bytes"] > 0 and stats["store"]["events"] >= 5
@@ -230,6 +236,7 @@ def test_new_data_dir_means_new_epoch(start_server):
     assert h1["epoch"] != h2["epoch"]
 
 
+@pytest.mark.embedded_only('--store-max-bytes bounds the SQLite file')
 def test_full_store_answers_503_and_publishes_nothing(start_server):
     server = start_server("--store-max-bytes", "256K", "--history-ttl", "3600")
 

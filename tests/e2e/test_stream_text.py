@@ -7,8 +7,11 @@ import asyncio
 import json
 import sqlite3
 
+import pytest
+
 import awtest
 from awtest import assert_json_error, connect_agent, recv_json_skip, run, wait_until
+import redis_mode
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -51,6 +54,7 @@ def text_rows(db_path):
         return conn.execute("SELECT id, length(json) FROM state WHERE kind = '~stream_text'").fetchall()
 
 
+@redis_mode.xfail("finished stream text is not kept (cold records go to the node's local store, which answers none in Redis mode)")
 def test_finished_text_is_kept_listed_and_survives_a_restart(start_server):
     first = start_server()
     agent = "agent-kept"
@@ -93,6 +97,7 @@ def test_unknown_workflow_streams_get_workflow_not_found(server):
     assert assert_json_error(status, body, 404)["code"] == "stream_not_found"
 
 
+@redis_mode.xfail("finished stream text is not kept (cold records go to the node's local store, which answers none in Redis mode)")
 def test_failed_cancelled_and_idle_streams_keep_what_they_had(start_server):
     server = start_server("--stream-idle-timeout", "1")
     agent = "agent-failed"
@@ -118,6 +123,7 @@ def test_failed_cancelled_and_idle_streams_keep_what_they_had(start_server):
     assert got["status"] == "failed" and got["text"] == "before the cancel", got
 
 
+@redis_mode.xfail("finished stream text is not kept (cold records go to the node's local store, which answers none in Redis mode)")
 def test_text_is_deleted_with_its_workflow(start_server):
     first = start_server()
     agent = "agent-deleted"
@@ -144,6 +150,7 @@ def test_text_is_deleted_with_its_workflow(start_server):
     assert stream(second, kept_stream)["text"] == "stays"
 
 
+@redis_mode.xfail("finished stream text is not kept (cold records go to the node's local store, which answers none in Redis mode)")
 def test_a_snapshot_after_a_finish_holds_the_summary_without_text(server):
     agent = "agent-snap"
     wid = create_workflow(server, agent)
@@ -173,6 +180,7 @@ def test_a_snapshot_after_a_finish_holds_the_summary_without_text(server):
     assert stream(server, done)["text"] == "x" * 1000 + "y" * 1000
 
 
+@pytest.mark.embedded_only('about --store memory')
 def test_the_memory_store_keeps_finished_text_while_it_runs(start_server):
     server = start_server("--store", "memory")
     wid = create_workflow(server, "agent-mem")
@@ -184,6 +192,7 @@ def test_the_memory_store_keeps_finished_text_while_it_runs(start_server):
     assert status == 404
 
 
+@pytest.mark.embedded_only('--store-max-bytes bounds the SQLite file')
 def test_finished_text_counts_against_the_quota(tmp_path):
     # Streams of 512 KiB in 16 KiB deltas are finished until the store answers 503 store_full. The event
     # log holds at most about 74 events of the channel (--history-size 10 and the trim between prunes),
@@ -248,6 +257,7 @@ def test_finished_text_counts_against_the_quota(tmp_path):
     assert [r[1] for r in text_rows(db)] == [len(json.dumps(delta * 2))]
 
 
+@redis_mode.xfail("finished stream text is not kept (cold records go to the node's local store, which answers none in Redis mode)")
 def test_finished_text_is_not_held_in_memory(start_server):
     # 12 MiB of finished text, one 512 KiB stream at a time: the server holds at most the open one.
     server = start_server("--history-size", "10")

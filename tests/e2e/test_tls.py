@@ -112,6 +112,7 @@ def wss(server, pki, path, **kwargs):
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+@pytest.mark.embedded_only("compares /healthz with the embedded body; in Redis mode it also lists the broker's instances")
 def test_curl_https_healthz_and_publish(start_server, pki):
     server = start_server(*tls_flags(pki))
     r = curl(pki, f"https://localhost:{server.port}/healthz")
@@ -178,6 +179,7 @@ def test_tls_1_1_refused_1_2_and_1_3_served(start_server, pki):
     assert server.running
 
 
+@pytest.mark.embedded_only("compares /healthz with the embedded body; in Redis mode it also lists the broker's instances")
 def test_plain_http_on_tls_port_gets_no_http_answer(start_server, pki):
     server = start_server(*tls_flags(pki))
     with socket.create_connection((server.host, server.port), timeout=IO_TIMEOUT) as s:
@@ -201,6 +203,7 @@ def test_plain_http_on_tls_port_gets_no_http_answer(start_server, pki):
     assert https(server, pki, "GET", "/healthz") == (200, {"status": "ok"})
 
 
+@pytest.mark.embedded_only("compares /healthz with the embedded body; in Redis mode it also lists the broker's instances")
 def test_client_that_never_sends_client_hello_is_closed_by_header_timeout(start_server, pki):
     server = start_server(*tls_flags(pki, "first", "--header-timeout", "1"))
     silent = socket.create_connection((server.host, server.port), timeout=IO_TIMEOUT)
