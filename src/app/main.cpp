@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
     aw::log::info("listening", {{"host", options.listen_host},
                                 {"port", std::to_string(server.port())},
                                 {"threads", std::to_string(threads)},
-                                {"store", options.store},
+                                {"store", options.brokers.empty() ? options.store : "redis"},
                                 {"data_dir", options.data_dir},
                                 {"version", AGENTWIRE_VERSION},
                                 {"auth_keys", std::to_string(verifier ? verifier->key_count() : 0)},

@@ -60,6 +60,7 @@ def test_stats_and_metrics_count_per_instance(node, redis):
     n1 = node(redis.url)
     n2 = node(redis.url)
     name = f"redis://127.0.0.1:{redis.port}/0"
+    assert " store=redis " in next(line for line in n1.lines if "event=listening" in line)
     before = instances(n1)
     assert [(i["name"], i["state"], i["batches"], i["events"]) for i in before] == [(name, "up", 0, 0)], before
 
