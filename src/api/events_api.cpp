@@ -96,6 +96,8 @@ Response publish_response(const PublishResult& r) {
       return error_response(503, "store_unavailable", r.message);
     case S::broker_unavailable:
       return error_response(503, "broker_unavailable", r.message);
+    case S::contended:
+      return error_response(503, "state_contended", r.message);
     case S::overloaded:
       return error_response(503, "overloaded", r.message);
     case S::shutting_down:

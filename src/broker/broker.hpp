@@ -17,6 +17,18 @@
 
 namespace aw::broker {
 
+// Nothing of a batch was stored (or nothing could be read). `kind` tells a full disk or quota, and a
+// broker that cannot be reached at all, from other failures.
+class BrokerError : public std::runtime_error {
+ public:
+  enum class Kind { failed, full, unavailable };
+  BrokerError(const std::string& what, Kind kind) : std::runtime_error(what), kind_(kind) {}
+  Kind kind() const noexcept { return kind_; }
+
+ private:
+  Kind kind_;
+};
+
 // A channel's numbering as the broker knows it: the epoch of its history and its newest seq (kept even
 // after the events themselves are trimmed, so a seq is never handed out twice).
 struct ChannelPosition {
@@ -41,8 +53,16 @@ struct Draft {
   std::string idempotency_key;
   bool mergeable = false;
   std::vector<store::StateRecord> records;  // stored in the same commit
-  EventPtr event;                           // set by commit(): the numbered, encoded event
-  std::uint64_t duplicate_of = 0;           // set by commit() instead when the broker knew the key
+  // A shared broker's check-and-apply: the channel's state version this draft was decided against; the
+  // draft is stored only while the broker's version is still this one (else `conflict`).
+  std::optional<std::uint64_t> decided_at;
+
+  // Set by commit(), one of:
+  EventPtr event;                  // the numbered, encoded event
+  std::uint64_t duplicate_of = 0;  // the seq of the event the broker knew the key of
+  bool conflict = false;           // the state moved since `decided_at`: not stored, decide again
+  std::optional<BrokerError::Kind> failed;  // its part of the batch could not be stored
+  std::uint64_t state_version = 0;  // with `event` and records: the channel's state version after it
 };
 
 // What the hub's writer hands over in one go: each channel's drafts in the order they are to be numbered.
@@ -57,16 +77,21 @@ struct Batch {
   }
 };
 
-// Nothing of a batch was stored (or nothing could be read). `kind` tells a full disk or quota, and a
-// broker that cannot be reached at all, from other failures.
-class BrokerError : public std::runtime_error {
- public:
-  enum class Kind { failed, full, unavailable };
-  BrokerError(const std::string& what, Kind kind) : std::runtime_error(what), kind_(kind) {}
-  Kind kind() const noexcept { return kind_; }
+// A channel's domain state at one point of its numbering, read in one go (shared broker).
+struct VersionedState {
+  std::string epoch;
+  std::uint64_t last_seq = 0;
+  std::uint64_t version = 0;
+  bool changed = false;  // not the version asked about: `records` hold the state
+  std::vector<store::StateRecord> records;  // cold ones excepted
+};
 
- private:
-  Kind kind_;
+// What a live event changed in its channel's state (cold records excepted; none for most events) and
+// the channel's state version after it, as a shared broker tells it.
+struct StateChange {
+  std::uint64_t seq = 0;
+  std::uint64_t version = 0;  // the channel's state version after the event
+  std::vector<store::StateRecord> records;
 };
 
 // What a shared broker tells the hub of its node; called on the broker's own thread.
@@ -74,8 +99,10 @@ class BrokerListener {
  public:
   virtual ~BrokerListener() = default;
   // Events of a watched channel published by any node, in seq order (there may be gaps: pub/sub is
-  // at most once, so the hub reads what it missed with replay()).
-  virtual void on_events(std::string agent_id, std::vector<EventPtr> events) = 0;
+  // at most once, so the hub reads what it missed with replay()), each with its state change
+  // (`changes[i]` goes with `events[i]`).
+  virtual void on_events(std::string agent_id, std::vector<EventPtr> events,
+                         std::vector<StateChange> changes) = 0;
   // A watched channel is subscribed again after the link to its instance was lost: events published
   // meanwhile were not seen.
   virtual void on_resubscribed(std::string agent_id) = 0;
@@ -112,9 +139,12 @@ class Broker {
   // The channel's domain state records (cold ones excepted).
   virtual std::vector<store::StateRecord> load_state(std::string_view agent_id) = 0;
 
-  // Numbers and stores a batch, all or nothing: each channel's drafts get the seqs after its last_seq,
-  // in order; every draft's `event` is set and every channel's last_seq moved to its newest. Returns
+  // Numbers and stores a batch: each channel's drafts get the seqs after its last_seq, in order; every
+  // draft's `event` (or `duplicate_of`) is set and every channel's last_seq moved to its newest. Returns
   // when the batch is as durable as the broker promises; throws BrokerError when nothing was stored.
+  // The embedded broker stores all or nothing; a shared one may answer per draft instead: `conflict`
+  // (a draft with `decided_at` whose channel's state version moved) or `failed` (its instance could
+  // not store it, while other instances stored their part).
   virtual void commit(Batch& batch) = 0;
 
   // Retention: at most `keep_per_channel` newest events per channel, none older than min_ts_ms.
@@ -140,6 +170,18 @@ class Broker {
   virtual void watch(std::string_view /*agent_id*/) {}
   virtual void unwatch(std::string_view /*agent_id*/) {}
   virtual void set_listener(BrokerListener* /*listener*/) {}
+  // The channel's position, state version and (unless the version is still `known`) its state records,
+  // read together. Only a shared broker versions state; the embedded one has no use for it.
+  virtual VersionedState load_versioned_state(std::string_view agent_id, std::optional<std::uint64_t> known) {
+    VersionedState vs;
+    if (auto pos = find_channel(agent_id)) {
+      vs.epoch = std::move(pos->epoch);
+      vs.last_seq = pos->last_seq;
+    }
+    vs.changed = known != vs.version;
+    if (vs.changed) vs.records = load_state(agent_id);
+    return vs;
+  }
   virtual std::vector<InstanceHealth> health() { return {}; }
   // The hub read events of a watched channel back from the broker that pub/sub did not bring.
   virtual void count_backfill(std::string_view /*agent_id*/) {}

@@ -50,6 +50,9 @@ struct Channel : std::enable_shared_from_this<Channel> {
 
   // Writer thread only.
   bool stored = false;  // the broker knows this channel and its epoch
+  // With a shared broker: the broker's state version that `state` corresponds to (what a command
+  // decided against it is checked against when committed).
+  std::uint64_t state_version = 0;
   static constexpr std::size_t kNotInBatch = static_cast<std::size_t>(-1);
   std::size_t batch_slot = kNotInBatch;  // its place in the commit being staged
 

@@ -124,7 +124,14 @@ std::shared_ptr<Channel> Hub::channel_on_writer(std::string_view agent_id, bool 
     // Let go of earlier: the broker has its numbering and its state; its events are read when asked for.
     ch = make_channel(std::move(pos->agent_id), std::move(pos->epoch), pos->last_seq);
     ch->stored = true;
-    if (ch->state) ch->state->apply(broker_.load_state(agent_id));
+    if (shared_) {
+      // The state with the version and position it belongs to, read together.
+      broker::VersionedState vs = broker_.load_versioned_state(agent_id, std::nullopt);
+      ch->last_seq = std::max(ch->last_seq, vs.last_seq);
+      adopt_state(*ch, vs);
+    } else if (ch->state) {
+      ch->state->apply(broker_.load_state(agent_id));
+    }
   } else if (create) {
     ch = make_channel(std::string(agent_id), new_epoch(agent_id), 0);
   } else {
@@ -280,8 +287,26 @@ std::optional<Hub::Snapshot> Hub::snapshot(std::string_view agent_id) {
 }
 
 bool Hub::with_state(std::string_view agent_id, const std::function<void(const ChannelState*)>& read) {
-  // Channels with domain state never leave memory, so memory has every one there is.
+  // Embedded: channels with domain state never leave memory, so memory has every one there is.
   std::shared_ptr<Channel> ch = find_channel(agent_id);
+  if (shared_) {
+    // Another node may have moved the state on: one look at the version (and the state when it moved)
+    // on the writer, which is the only one to change it. A live channel's events up to that state are
+    // recorded too, so its next snapshot agrees.
+    run_on_writer([&] {
+      try {
+        ch = channel_on_writer(agent_id, false);
+        if (!ch) return;
+        if (!ch->live) return refresh_or_throw(*ch);
+        ShardDeliveries deliveries(shards_.shard_count());
+        if (!resync(*ch, deliveries)) behind_.push_back(ch->agent_id);
+        post_deliveries(deliveries);
+      } catch (const BrokerError& e) {
+        // What this node holds is the best answer there is while the broker cannot be read.
+        log::error("broker_read_failed", {{"agent_id", std::string(agent_id)}, {"error", e.what()}});
+      }
+    });
+  }
   if (!ch) return false;
   std::lock_guard lock(ch->mutex);
   read(ch->state.get());

@@ -42,6 +42,7 @@ struct HubOptions {
   std::uint64_t history_max_bytes = 16ULL << 20;       // event bytes one channel holds in memory
   std::uint64_t history_memory_budget = 256ULL << 20;  // event bytes all channels hold in memory
   std::uint64_t max_stored_read_bytes = 4ULL << 20;    // read back from the store for one resume or page
+  unsigned max_decide_attempts = 8;  // a command decided again after a state conflict, at most this often
 };
 
 struct PublishResult {
@@ -52,6 +53,7 @@ struct PublishResult {
     store_full,
     store_failed,
     broker_unavailable,
+    contended,  // a shared broker's state kept moving under the command: decided too often
     overloaded,
     shutting_down
   } status;
@@ -159,6 +161,7 @@ class Hub final : private broker::BrokerListener {
     Command command;
     std::string idempotency_key;
     PublishCallback done;
+    unsigned attempts = 0;  // decisions that met a state conflict (shared broker)
   };
 
   // In memory only; any thread.
@@ -197,7 +200,8 @@ class Hub final : private broker::BrokerListener {
       refused,
       duplicate_of_history,
       duplicate_in_batch,
-      unloadable
+      unloadable,
+      contended  // a refusal that the broker's state kept moving under
     } kind = Kind::staged;
     std::size_t draft = 0;  // staged, duplicate_in_batch: its draft in the broker batch
     std::uint64_t seq = 0;  // duplicate_of_history: the seq it had
@@ -223,8 +227,17 @@ class Hub final : private broker::BrokerListener {
   PublishResult store_staged();
   // Stage 3: each event into its channel's history and state, then posted to the shards.
   void record_staged();
-  // Stage 4: each publish's `done`, in order.
+  // Stage 4: each publish's `done`, in order; a command whose draft met a state conflict is kept for
+  // deciding again (conflicted_) instead.
   void answer(std::vector<Pending>& batch, std::size_t from, const PublishResult& failure);
+  // After stage 4: the conflicted commands' channels brought in step with the broker, then the
+  // commands decided and committed again (each at most max_decide_attempts times in all).
+  void decide_conflicted_again();
+  // Writer thread, shared broker: the channel's state (and a live channel's events) brought in step
+  // with the broker's; true when the state moved. Throws BrokerError when the broker cannot be read.
+  bool sync_channel(Channel& ch);
+  // The answer to a command decided max_decide_attempts times without its state holding still.
+  PublishResult contended(const Pending& p);
   // A committed event on its way to the subscribers of one shard.
   struct Delivery {
     std::shared_ptr<Channel> channel;
@@ -240,24 +253,33 @@ class Hub final : private broker::BrokerListener {
 
   // With a shared broker (hub_sync.cpp): events and resubscriptions from the broker's thread, queued
   // for the writer.
-  void on_events(std::string agent_id, std::vector<EventPtr> events) override;
+  void on_events(std::string agent_id, std::vector<EventPtr> events,
+                 std::vector<broker::StateChange> changes) override;
   void on_resubscribed(std::string agent_id) override;
   // Writer thread: what the broker told since the last look.
   void take_inbound();
-  // Writer thread: `ev` (the channel's next or later event) recorded, after any it missed read from
-  // the broker; older ones are dropped.
+  // Writer thread: `ev` (the channel's next or later event) recorded with its state records and the
+  // state version after it, after any events it missed read from the broker with the state they made;
+  // older ones are dropped.
   void record_in_order(Channel& ch, const EventPtr& ev, const std::vector<store::StateRecord>& records,
-                       ShardDeliveries& deliveries);
+                       std::uint64_t state_version, ShardDeliveries& deliveries);
   // Writer thread: a committed event of a channel in memory (live or not).
   void record_shared(Channel& ch, const std::string& epoch, const broker::Draft& d,
                      ShardDeliveries& deliveries);
   // Writer thread: records the events the broker has after the channel's last one and before
   // `before_seq`; false when the broker could not be read.
   bool catch_up(Channel& ch, std::uint64_t before_seq, ShardDeliveries& deliveries);
+  // Writer thread: a live channel's events recorded up to the broker's position and its state replaced
+  // by the broker's when the version moved; false when the broker could not be read.
+  bool resync(Channel& ch, ShardDeliveries& deliveries);
+  // Writer thread: the state read from the broker (when `vs.changed`) becomes the channel's.
+  void adopt_state(Channel& ch, broker::VersionedState& vs);
   // Writer thread: catches up the channels whose catch-up failed, again.
   void retry_behind();
-  // Writer thread: a channel not live takes the broker's epoch and position and an empty history.
-  void refresh(Channel& ch);
+  // Writer thread: a channel not live takes the broker's epoch, position and state (when its version
+  // moved) and an empty history. Throws BrokerError when the broker cannot be read.
+  void refresh_or_throw(Channel& ch);
+  void refresh(Channel& ch);  // the same, logging a failure
   // Writer thread: watched, in step, live (before its first local subscriber counts).
   void make_live(Channel& ch);
   // Writer thread: unwatched and emptied (after its last local subscriber left).
@@ -284,8 +306,10 @@ class Hub final : private broker::BrokerListener {
   struct Inbound {
     std::string agent_id;
     std::vector<EventPtr> events;  // empty: resubscribed, catch up
+    std::vector<broker::StateChange> changes;  // one per event
   };
   std::vector<Inbound> inbound_;     // from a shared broker, for the writer
+  std::vector<Pending> conflicted_;  // writer thread: commands to decide again
   const bool shared_;                // the broker numbers for many nodes
   std::vector<std::string> behind_;  // writer thread: live channels that could not catch up yet
   std::thread writer_;

@@ -2,6 +2,9 @@
 // has local subscribers (it is live and watched). Its events come from any node over the broker's
 // pub/sub, which is at most once: a seq jump, or a resubscription after a lost link, makes the writer
 // read the missing range from the broker before delivering, so subscribers see no gap and no duplicate.
+// State: each event comes with its state records and the channel's state version after it, applied in
+// seq order; after a gap (the Stream has no records) the state is read again with the position it
+// belongs to, so a snapshot is the same on every node.
 #include <algorithm>
 
 #include "core/log.hpp"
@@ -11,18 +14,19 @@ namespace aw::hub {
 using broker::BrokerError;
 using store::StateRecord;
 
-void Hub::on_events(std::string agent_id, std::vector<EventPtr> events) {
+void Hub::on_events(std::string agent_id, std::vector<EventPtr> events,
+                    std::vector<broker::StateChange> changes) {
   {
     std::lock_guard lock(queue_mutex_);
     if (stopping_ && !writer_running_) return;
-    inbound_.push_back({std::move(agent_id), std::move(events)});
+    inbound_.push_back({std::move(agent_id), std::move(events), std::move(changes)});
     if (inbound_.size() > 1) return;  // the writer's wake is on its way
   }
   queue_cv_.notify_one();
 }
 
 void Hub::on_resubscribed(std::string agent_id) {
-  on_events(std::move(agent_id), {});
+  on_events(std::move(agent_id), {}, {});
 }
 
 void Hub::take_inbound() {
@@ -38,20 +42,28 @@ void Hub::take_inbound() {
     auto ch = find_channel(in.agent_id);
     if (!ch || !ch->live) continue;  // nobody here watches it any more
     if (in.events.empty()) {
-      if (!catch_up(*ch, UINT64_MAX, deliveries)) behind_.push_back(ch->agent_id);
+      if (!resync(*ch, deliveries)) behind_.push_back(ch->agent_id);
       continue;
     }
-    for (const EventPtr& ev : in.events) record_in_order(*ch, ev, kNoRecords, deliveries);
+    for (std::size_t i = 0; i < in.events.size(); ++i) {
+      if (i < in.changes.size()) {
+        record_in_order(*ch, in.events[i], in.changes[i].records, in.changes[i].version, deliveries);
+      } else {
+        record_in_order(*ch, in.events[i], kNoRecords, ch->state_version, deliveries);
+      }
+    }
   }
   post_deliveries(deliveries);
   enforce_memory_budget();
 }
 
 void Hub::record_in_order(Channel& ch, const EventPtr& ev, const std::vector<StateRecord>& records,
-                          ShardDeliveries& deliveries) {
+                          std::uint64_t state_version, ShardDeliveries& deliveries) {
   // Only this thread changes last_seq, so reading it without the lock is safe here.
   if (ev->seq <= ch.last_seq) return;  // seen already (our own commit, or read while catching up)
-  if (ev->seq > ch.last_seq + 1 && !catch_up(ch, ev->seq, deliveries)) {
+  // The missed events (read without their records) and the state they made, read together: the
+  // resync reaches this event too, since it was stored before anyone heard of it.
+  if (ev->seq > ch.last_seq + 1 && !resync(ch, deliveries)) {
     // The gap could not be read: nothing after it is recorded until it can (retry_behind).
     behind_.push_back(ch.agent_id);
     return;
@@ -67,6 +79,7 @@ void Hub::record_in_order(Channel& ch, const EventPtr& ev, const std::vector<Sta
     ch.history.clear();
   }
   record(ch, ev, records, deliveries);
+  ch.state_version = state_version;
 }
 
 bool Hub::catch_up(Channel& ch, std::uint64_t before_seq, ShardDeliveries& deliveries) {
@@ -105,26 +118,56 @@ void Hub::retry_behind() {
   for (const std::string& id : behind) {
     auto ch = find_channel(id);
     if (!ch || !ch->live) continue;
-    if (!catch_up(*ch, UINT64_MAX, deliveries)) behind_.push_back(id);
+    if (!resync(*ch, deliveries)) behind_.push_back(id);
   }
   post_deliveries(deliveries);
 }
 
-void Hub::refresh(Channel& ch) {
-  std::optional<broker::ChannelPosition> pos;
+bool Hub::resync(Channel& ch, ShardDeliveries& deliveries) {
+  broker::VersionedState vs;
   try {
-    pos = broker_.find_channel(ch.agent_id);
+    vs = broker_.load_versioned_state(ch.agent_id, ch.state_version);
   } catch (const BrokerError& e) {
     log::error("broker_read_failed", {{"agent_id", ch.agent_id}, {"error", e.what()}});
-    return;
+    return false;
   }
+  // The events up to the state's position first, so the seq a snapshot reports and its state agree.
+  for (std::uint64_t before = UINT64_MAX; ch.last_seq < vs.last_seq && ch.last_seq != before;) {
+    before = ch.last_seq;
+    if (!catch_up(ch, vs.last_seq + 1, deliveries)) return false;
+  }
+  adopt_state(ch, vs);
+  return true;
+}
+
+void Hub::adopt_state(Channel& ch, broker::VersionedState& vs) {
+  ch.state_version = vs.version;
+  if (!vs.changed || !state_factory_) return;
+  // Built aside and swapped in, so a reader under the lock sees the old state or the new one whole.
+  std::unique_ptr<ChannelState> fresh = state_factory_(ch.agent_id);
+  fresh->apply(vs.records);
+  std::lock_guard lock(ch.mutex);
+  ch.state.swap(fresh);
+}
+
+void Hub::refresh_or_throw(Channel& ch) {
+  broker::VersionedState vs = broker_.load_versioned_state(ch.agent_id, ch.state_version);
+  adopt_state(ch, vs);
   std::lock_guard lock(ch.mutex);
   history_bytes_ -= ch.history.bytes();
   ch.history.clear();
-  if (!pos) return;
-  ch.epoch = pos->epoch;
-  ch.last_seq = pos->last_seq;
+  if (vs.epoch.empty()) return;  // the broker does not know it
+  ch.epoch = std::move(vs.epoch);
+  ch.last_seq = vs.last_seq;
   ch.stored = true;
+}
+
+void Hub::refresh(Channel& ch) {
+  try {
+    refresh_or_throw(ch);
+  } catch (const BrokerError& e) {
+    log::error("broker_read_failed", {{"agent_id", ch.agent_id}, {"error", e.what()}});
+  }
 }
 
 void Hub::make_live(Channel& ch) {

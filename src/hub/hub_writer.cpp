@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <future>
+#include <optional>
 
 #include "core/clock.hpp"
 #include "core/log.hpp"
@@ -23,8 +24,8 @@ thread_local DeferredWakes t_deferred_wakes;
 // The hub whose writer loop runs on this thread.
 thread_local const Hub* t_writer_of = nullptr;
 
-PublishResult failure_of(const BrokerError& e) {
-  switch (e.kind()) {
+PublishResult failure_of(BrokerError::Kind kind) {
+  switch (kind) {
     case BrokerError::Kind::full:
       return {PublishResult::Status::store_full, 0, "event store is full", {}};
     case BrokerError::Kind::unavailable:
@@ -169,7 +170,61 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
   PublishResult failure = store_staged();
   if (failure.status == PublishResult::Status::ok) record_staged();
   answer(batch, from, failure);
+  decide_conflicted_again();
   return end;
+}
+
+PublishResult Hub::contended(const Pending& p) {
+  log::warn("state_contended", {{"agent_id", p.agent_id}, {"attempts", std::to_string(p.attempts)}});
+  publish_failures_.fetch_add(1, std::memory_order_relaxed);
+  return {PublishResult::Status::contended, 0, "the agent's state kept changing on other nodes; try again",
+          {}};
+}
+
+bool Hub::sync_channel(Channel& ch) {
+  const std::uint64_t before = ch.state_version;
+  if (!ch.live) {
+    refresh_or_throw(ch);
+  } else {
+    ShardDeliveries deliveries(shards_.shard_count());
+    const bool read = resync(ch, deliveries);
+    post_deliveries(deliveries);  // the events it caught up with, before any of the commit under way
+    if (!read) {
+      behind_.push_back(ch.agent_id);
+      throw BrokerError("the channel's state could not be read", BrokerError::Kind::unavailable);
+    }
+  }
+  return ch.state_version != before;
+}
+
+void Hub::decide_conflicted_again() {
+  if (conflicted_.empty()) return;
+  std::vector<Pending> again;
+  again.swap(conflicted_);
+  // Each channel once: its events and state as the broker has them now.
+  std::unordered_map<std::string, std::optional<BrokerError>> synced;
+  std::size_t kept = 0;
+  for (std::size_t i = 0; i < again.size(); ++i) {
+    Pending& p = again[i];
+    auto [it, fresh] = synced.try_emplace(p.agent_id);
+    if (fresh) {
+      try {
+        sync_channel(*channel_on_writer(p.agent_id, true));
+      } catch (const BrokerError& e) {
+        it->second = e;
+      }
+    }
+    if (it->second) {
+      publish_failures_.fetch_add(1, std::memory_order_relaxed);
+      p.done(failure_of(it->second->kind()));
+    } else if (++p.attempts >= options_.max_decide_attempts) {
+      p.done(contended(p));
+    } else if (kept++ != i) {
+      again[kept - 1] = std::move(p);
+    }
+  }
+  again.resize(kept);
+  for (std::size_t from = 0; from < again.size();) from = commit_batch(again, from);
 }
 
 std::size_t Hub::batch_channel(Channel& ch) {
@@ -256,6 +311,23 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
     }
     // Only this thread changes the state, so reading it without the lock is safe here.
     o.decision = p.command.decide(ch.state.get());
+    if (o.decision.refusal != Decision::Refusal::none && shared_ && p.command.stateful) {
+      // A refusal is stored nowhere, so no version check confirms it: it must hold for the broker's
+      // state, not only for this node's (one read, on this rare path only).
+      try {
+        while (o.decision.refusal != Decision::Refusal::none && sync_channel(ch)) {
+          if (++p.attempts >= options_.max_decide_attempts) {
+            o.kind = Outcome::Kind::contended;
+            break;
+          }
+          o.decision = p.command.decide(ch.state.get());
+        }
+      } catch (const BrokerError& e) {
+        log::error("broker_read_failed", {{"agent_id", p.agent_id}, {"error", e.what()}});
+        o.kind = Outcome::Kind::unloadable;
+      }
+      if (o.kind != Outcome::Kind::staged) continue;
+    }
     if (o.decision.refusal != Decision::Refusal::none) {
       o.kind = Outcome::Kind::refused;
       continue;
@@ -269,6 +341,8 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
     d.idempotency_key = std::move(p.idempotency_key);
     d.mergeable = o.decision.mergeable;
     d.records = std::move(o.decision.records);
+    // Optimistic: no read first; the broker stores it only if the state is still the one decided on.
+    if (shared_ && p.command.stateful) d.decided_at = ch.state_version;
   }
   return end;
 }
@@ -282,7 +356,7 @@ PublishResult Hub::store_staged() {
     // Nothing was stored, so nothing is broadcast and the seqs are handed out again.
     log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(b.drafts.size())}});
     publish_failures_.fetch_add(b.drafts.size(), std::memory_order_relaxed);
-    return failure_of(e);
+    return failure_of(e.kind());
   }
   for (Channel* ch : staging_.channels) {
     if (ch != nullptr) ch->stored = true;
@@ -295,17 +369,20 @@ void Hub::record_staged() {
   // whole batch, so each subscriber takes all of it before its socket flushes (a burst leaves in one
   // write) and a batch spread over many channels costs one hand-over per shard, not one per channel.
   ShardDeliveries deliveries(shards_.shard_count());
+  std::size_t stored = 0;
   for (const broker::Draft& d : staging_.batch.drafts) {
     Channel* ch = staging_.channels[d.channel];
+    if (!d.event) continue;  // a shared broker's duplicate, conflict or failed part
+    ++stored;
     if (!shared_) {
       record(*ch, d.event, d.records, deliveries);
-    } else if (ch != nullptr && d.event) {
+    } else if (ch != nullptr) {
       record_shared(*ch, staging_.batch.channels[d.channel].epoch, d, deliveries);
     }
   }
   post_deliveries(deliveries);
   enforce_memory_budget();
-  publishes_.fetch_add(staging_.batch.drafts.size(), std::memory_order_relaxed);
+  publishes_.fetch_add(stored, std::memory_order_relaxed);
 }
 
 void Hub::answer(std::vector<Pending>& batch, std::size_t from, const PublishResult& failure) {
@@ -325,18 +402,29 @@ void Hub::answer(std::vector<Pending>& batch, std::size_t from, const PublishRes
         r = {PublishResult::Status::store_failed, 0, "event store read failed", {}};
         publish_failures_.fetch_add(1, std::memory_order_relaxed);
         break;
-      case Outcome::Kind::duplicate_in_batch:
-        if (failed) {
-          r = failure;
-        } else {
-          const broker::Draft& d = staging_.batch.drafts[o.draft];
-          r.status = PublishResult::Status::duplicate;
-          r.seq = d.event ? d.event->seq : d.duplicate_of;
-        }
+      case Outcome::Kind::contended:
+        r = contended(batch[from + i]);
         break;
+      case Outcome::Kind::duplicate_in_batch:
       case Outcome::Kind::staged:
         if (failed) {
           r = failure;
+          break;
+        }
+        if (broker::Draft& d = staging_.batch.drafts[o.draft]; d.conflict) {
+          // Decided again once this commit is answered, with its key back (the draft took it).
+          if (o.kind == Outcome::Kind::staged) batch[from + i].idempotency_key = std::move(d.idempotency_key);
+          conflicted_.push_back(std::move(batch[from + i]));
+          continue;
+        } else if (d.failed) {
+          r = failure_of(*d.failed);  // other parts of the batch were stored
+          publish_failures_.fetch_add(1, std::memory_order_relaxed);
+          break;
+        }
+        if (o.kind == Outcome::Kind::duplicate_in_batch) {
+          const broker::Draft& d = staging_.batch.drafts[o.draft];
+          r.status = PublishResult::Status::duplicate;
+          r.seq = d.event ? d.event->seq : d.duplicate_of;
         } else if (const broker::Draft& d = staging_.batch.drafts[o.draft]; !d.event) {
           r.status = PublishResult::Status::duplicate;  // the shared broker knew its key
           r.seq = d.duplicate_of;
@@ -367,12 +455,16 @@ void Hub::record(Channel& ch, const EventPtr& event, const std::vector<StateReco
 void Hub::record_shared(Channel& ch, const std::string& epoch, const broker::Draft& d,
                         ShardDeliveries& deliveries) {
   if (ch.live) {
-    record_in_order(ch, d.event, d.records, deliveries);
+    record_in_order(ch, d.event, d.records, d.state_version, deliveries);
     return;
   }
-  // Not watched here: only its state and the broker's epoch are kept; refresh() brings the rest.
+  // Not watched here: only its state and the broker's epoch are kept; refresh() brings the rest. A
+  // draft with records was checked against this state's version, so applying it gives the new one.
   std::lock_guard lock(ch.mutex);
-  if (ch.state && !d.records.empty()) ch.state->apply(d.records);
+  if (!d.records.empty() && d.decided_at == ch.state_version) {
+    if (ch.state) ch.state->apply(d.records);
+    ch.state_version = d.state_version;
+  }
   ch.epoch = epoch;
 }
 

@@ -61,6 +61,21 @@ EventPtr event_of_entry(std::string_view agent_id, const redisReply* entry) {
   return protocol::make_event(agent_id, seq, type, ts, data, std::string(idem), mergeable);
 }
 
+// A state hash (HGETALL: field "<kind>\0<id>", value json) as records, cold ones excepted.
+std::vector<store::StateRecord> state_records(std::string_view agent_id, const redisReply* r) {
+  std::vector<store::StateRecord> out;
+  for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
+    std::string_view field = text(r->element[i]);
+    auto nul = field.find('\0');
+    if (nul == std::string_view::npos) continue;
+    std::string_view kind = field.substr(0, nul);
+    if (!kind.empty() && kind.front() == store::kColdKindPrefix) continue;
+    out.push_back({std::string(agent_id), std::string(kind), std::string(field.substr(nul + 1)),
+                   std::string(text(r->element[i + 1]))});
+  }
+  return out;
+}
+
 // 64-bit FNV-1a of an agent id, then Lamping and Veach's jump consistent hash: adding an instance
 // moves only the channels that go to it.
 std::size_t jump_hash(std::string_view agent_id, std::size_t buckets) {
@@ -158,18 +173,23 @@ void RedisBroker::replay(std::string_view agent_id, std::uint64_t after_seq,
 
 std::vector<store::StateRecord> RedisBroker::load_state(std::string_view agent_id) {
   Reply r = instance(agent_id).command({"HGETALL", key(agent_id, "state")});
-  std::vector<store::StateRecord> out;
   if (r->type != REDIS_REPLY_ARRAY) throw malformed("HGETALL");
-  for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
-    std::string_view field = text(r->element[i]);
-    auto nul = field.find('\0');
-    if (nul == std::string_view::npos) continue;
-    std::string_view kind = field.substr(0, nul);
-    if (!kind.empty() && kind.front() == store::kColdKindPrefix) continue;
-    out.push_back({std::string(agent_id), std::string(kind), std::string(field.substr(nul + 1)),
-                   std::string(text(r->element[i + 1]))});
-  }
-  return out;
+  return state_records(agent_id, r.get());
+}
+
+VersionedState RedisBroker::load_versioned_state(std::string_view agent_id,
+                                                 std::optional<std::uint64_t> known) {
+  const std::string known_text = known ? std::to_string(*known) : std::string();
+  Reply r = instance(agent_id).command({"EVAL", kLoadStateScript, "0", agent_id, known_text});
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) throw malformed("state script");
+  VersionedState vs;
+  vs.epoch = std::string(text(r->element[0]));
+  to_number(text(r->element[1]), vs.last_seq);
+  to_number(text(r->element[2]), vs.version);
+  const redisReply* state = r->element[3];
+  vs.changed = state->type == REDIS_REPLY_ARRAY;
+  if (vs.changed) vs.records = state_records(agent_id, state);
+  return vs;
 }
 
 void RedisBroker::commit(Batch& batch) {
@@ -186,6 +206,7 @@ void RedisBroker::commit(Batch& batch) {
   const std::string ttl = std::to_string(options_.history_ttl_ms);
   std::deque<std::string> numbers;  // the argument strings the views below point into (deque: they stay put)
   std::optional<BrokerError> failure;
+  bool stored_any = false;
   for (std::size_t i = 0; i < n; ++i) {
     if (per_instance[i].empty()) continue;
     const std::string prefix = live_prefix_ + std::to_string(instances_[i]->endpoint().db) + ":";
@@ -198,9 +219,11 @@ void RedisBroker::commit(Batch& batch) {
       args.insert(args.end(), {ch.agent_id, ch.epoch, numbers.back()});
       for (std::size_t d : drafts_of[c]) {
         const Draft& dr = batch.drafts[d];
+        numbers.push_back(dr.decided_at ? std::to_string(*dr.decided_at) : std::string());
+        const std::string_view expect = numbers.back();
         numbers.push_back(std::to_string(dr.records.size()));
-        args.insert(args.end(),
-                    {dr.type, dr.data, dr.idempotency_key, dr.mergeable ? "1" : "0", numbers.back()});
+        args.insert(args.end(), {dr.type, dr.data, dr.idempotency_key, dr.mergeable ? "1" : "0", expect,
+                                 numbers.back()});
         for (const auto& rec : dr.records) args.insert(args.end(), {rec.kind, rec.id, rec.json});
       }
     }
@@ -208,23 +231,31 @@ void RedisBroker::commit(Batch& batch) {
     try {
       r = instances_[i]->eval(kBatchScript, args);
     } catch (const BrokerError& e) {
-      // Other instances' parts may be stored: their events reach subscribers through pub/sub.
+      // Other instances' parts may be stored: each draft answers for itself.
       if (!failure) failure = e;
+      for (std::size_t c : per_instance[i])
+        for (std::size_t d : drafts_of[c]) batch.drafts[d].failed = e.kind();
       continue;
     }
+    stored_any = true;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != per_instance[i].size())
       throw malformed("batch script");
     for (std::size_t k = 0; k < per_instance[i].size(); ++k) {
       const std::size_t c = per_instance[i][k];
       const redisReply* res = r->element[k];
-      if (res->type != REDIS_REPLY_ARRAY || res->elements != drafts_of[c].size() + 1)
+      if (res->type != REDIS_REPLY_ARRAY || res->elements != 2 * drafts_of[c].size() + 1)
         throw malformed("channel");
       BatchChannel& ch = batch.channels[c];
       ch.epoch = std::string(text(res->element[0]));
       ch.registered = true;
       for (std::size_t j = 0; j < drafts_of[c].size(); ++j) {
         Draft& dr = batch.drafts[drafts_of[c][j]];
-        const long long v = res->element[j + 1]->integer;
+        const long long v = res->element[2 * j + 1]->integer;
+        dr.state_version = static_cast<std::uint64_t>(res->element[2 * j + 2]->integer);
+        if (v == 0) {
+          dr.conflict = true;
+          continue;
+        }
         if (v < 0) {
           dr.duplicate_of = static_cast<std::uint64_t>(-v);
           continue;
@@ -237,7 +268,8 @@ void RedisBroker::commit(Batch& batch) {
       }
     }
   }
-  if (failure) throw *failure;
+  // Nothing stored anywhere: the batch fails as a whole, as the embedded broker's does.
+  if (failure && !stored_any) throw *failure;
 }
 
 void RedisBroker::set_listener(BrokerListener* listener) {
@@ -285,33 +317,52 @@ void RedisBroker::count_backfill(std::string_view agent_id) {
 
 void RedisBroker::on_message(std::string_view agent_id, std::string_view payload) {
   std::vector<EventPtr> events;
-  while (!payload.empty()) {
+  std::vector<StateChange> changes;
+  // "<n1> <n2> ...\n" as numbers; false when the line is not that.
+  auto numbers = [&payload](std::uint64_t* out, int count) {
     auto nl = payload.find('\n');
-    if (nl == std::string_view::npos) break;
+    if (nl == std::string_view::npos) return false;
     std::string_view head = payload.substr(0, nl);
     payload.remove_prefix(nl + 1);
-    std::uint64_t seq = 0, type_len = 0, key_len = 0, data_len = 0;
-    std::int64_t ts = 0;
-    int merge = 0;
-    std::string_view parts[6];
-    for (int k = 0; k < 6; ++k) {
+    for (int k = 0; k < count; ++k) {
       auto sp = head.find(' ');
-      parts[k] = head.substr(0, sp);
+      if (!to_number(head.substr(0, sp), out[k])) return false;
       head = sp == std::string_view::npos ? std::string_view() : head.substr(sp + 1);
     }
-    if (!to_number(parts[0], seq) || !to_number(parts[1], ts) || !to_number(parts[2], merge) ||
-        !to_number(parts[3], type_len) || !to_number(parts[4], key_len) || !to_number(parts[5], data_len) ||
-        type_len + key_len + data_len > payload.size()) {
-      log::error("broker_message_malformed", {{"agent_id", std::string(agent_id)}});
-      return;
+    return head.empty();
+  };
+  auto take = [&payload](std::uint64_t n) {
+    std::string_view part = payload.substr(0, n);
+    payload.remove_prefix(n);
+    return part;
+  };
+  auto malformed_message = [&] {
+    log::error("broker_message_malformed", {{"agent_id", std::string(agent_id)}});
+  };
+  while (!payload.empty()) {
+    // seq, ts, mergeable, #type, #key, #data, state version, records
+    std::uint64_t f[8];
+    if (!numbers(f, 8) || f[3] + f[4] + f[5] > payload.size()) return malformed_message();
+    std::string_view type = take(f[3]);
+    std::string_view idem = take(f[4]);
+    std::string_view data = take(f[5]);
+    events.push_back(protocol::make_event(agent_id, f[0], type, static_cast<std::int64_t>(f[1]), data,
+                                          std::string(idem), f[2] == 1));
+    StateChange& change = changes.emplace_back();
+    change.seq = f[0];
+    change.version = f[6];
+    for (std::uint64_t r = 0; r < f[7]; ++r) {
+      std::uint64_t len[3];
+      if (!numbers(len, 3) || len[0] + len[1] + len[2] > payload.size()) return malformed_message();
+      store::StateRecord& rec = change.records.emplace_back();
+      rec.agent_id = std::string(agent_id);
+      rec.kind = std::string(take(len[0]));
+      rec.id = std::string(take(len[1]));
+      rec.json = std::string(take(len[2]));
     }
-    std::string_view type = payload.substr(0, type_len);
-    std::string_view idem = payload.substr(type_len, key_len);
-    std::string_view data = payload.substr(type_len + key_len, data_len);
-    payload.remove_prefix(type_len + key_len + data_len);
-    events.push_back(protocol::make_event(agent_id, seq, type, ts, data, std::string(idem), merge == 1));
   }
-  if (listener_ != nullptr && !events.empty()) listener_->on_events(std::string(agent_id), std::move(events));
+  if (listener_ != nullptr && !events.empty())
+    listener_->on_events(std::string(agent_id), std::move(events), std::move(changes));
 }
 
 }  // namespace aw::broker::redis

@@ -1,8 +1,10 @@
 // The shared broker: channels numbered, stored and replayed in Redis, so any number of nodes serve any
 // agent. Each agent lives on one of the instances, picked by a stable (jump consistent) hash of its id.
-// A batch is one script run per instance it touches (batch_script.hpp); reads are XRANGE/HMGET/HGETALL
-// on the writer's blocking connection (RedisInstance); live events arrive over pub/sub on the broker's
-// own io thread (LiveLink) and go to the listener.
+// A batch is one script run per instance it touches (batch_script.hpp), which applies each workflow
+// command only if the channel's state version is still the one it was decided against; reads are
+// XRANGE/HMGET and a small state script on the writer's blocking connection (RedisInstance); live
+// events, with their state records, arrive over pub/sub on the broker's own io thread (LiveLink) and
+// go to the listener.
 #pragma once
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
@@ -33,6 +35,7 @@ class RedisBroker final : public Broker {
   void replay(std::string_view agent_id, std::uint64_t after_seq,
               const std::function<bool(EventPtr event)>& visit) override;
   std::vector<store::StateRecord> load_state(std::string_view agent_id) override;
+  VersionedState load_versioned_state(std::string_view agent_id, std::optional<std::uint64_t> known) override;
   void commit(Batch& batch) override;
   void trim(std::size_t, std::int64_t) override {}  // MAXLEN and expiry trim as they go
   store::StoreStats stats() override { return {}; }
