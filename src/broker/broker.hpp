@@ -58,11 +58,11 @@ struct Draft {
   std::optional<std::uint64_t> decided_at;
 
   // Set by commit(), one of:
-  EventPtr event;                  // the numbered, encoded event
-  std::uint64_t duplicate_of = 0;  // the seq of the event the broker knew the key of
-  bool conflict = false;           // the state moved since `decided_at`: not stored, decide again
+  EventPtr event;                           // the numbered, encoded event
+  std::uint64_t duplicate_of = 0;           // the seq of the event the broker knew the key of
+  bool conflict = false;                    // the state moved since `decided_at`: not stored, decide again
   std::optional<BrokerError::Kind> failed;  // its part of the batch could not be stored
-  std::uint64_t state_version = 0;  // with `event` and records: the channel's state version after it
+  std::uint64_t state_version = 0;          // with `event` and records: the channel's state version after it
 };
 
 // What the hub's writer hands over in one go: each channel's drafts in the order they are to be numbered.
@@ -82,7 +82,7 @@ struct VersionedState {
   std::string epoch;
   std::uint64_t last_seq = 0;
   std::uint64_t version = 0;
-  bool changed = false;  // not the version asked about: `records` hold the state
+  bool changed = false;                     // not the version asked about: `records` hold the state
   std::vector<store::StateRecord> records;  // cold ones excepted
 };
 

@@ -305,7 +305,7 @@ class Hub final : private broker::BrokerListener {
   std::vector<std::string> left_;  // channels whose last subscriber left, for the writer to look at
   struct Inbound {
     std::string agent_id;
-    std::vector<EventPtr> events;  // empty: resubscribed, catch up
+    std::vector<EventPtr> events;              // empty: resubscribed, catch up
     std::vector<broker::StateChange> changes;  // one per event
   };
   std::vector<Inbound> inbound_;     // from a shared broker, for the writer

@@ -177,8 +177,8 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
 PublishResult Hub::contended(const Pending& p) {
   log::warn("state_contended", {{"agent_id", p.agent_id}, {"attempts", std::to_string(p.attempts)}});
   publish_failures_.fetch_add(1, std::memory_order_relaxed);
-  return {PublishResult::Status::contended, 0, "the agent's state kept changing on other nodes; try again",
-          {}};
+  return {
+      PublishResult::Status::contended, 0, "the agent's state kept changing on other nodes; try again", {}};
 }
 
 bool Hub::sync_channel(Channel& ch) {

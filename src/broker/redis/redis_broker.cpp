@@ -222,8 +222,8 @@ void RedisBroker::commit(Batch& batch) {
         numbers.push_back(dr.decided_at ? std::to_string(*dr.decided_at) : std::string());
         const std::string_view expect = numbers.back();
         numbers.push_back(std::to_string(dr.records.size()));
-        args.insert(args.end(), {dr.type, dr.data, dr.idempotency_key, dr.mergeable ? "1" : "0", expect,
-                                 numbers.back()});
+        args.insert(args.end(),
+                    {dr.type, dr.data, dr.idempotency_key, dr.mergeable ? "1" : "0", expect, numbers.back()});
         for (const auto& rec : dr.records) args.insert(args.end(), {rec.kind, rec.id, rec.json});
       }
     }

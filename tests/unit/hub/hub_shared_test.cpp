@@ -1,0 +1,315 @@
+// The hub with a shared broker (a fake one, in memory): commands decided against a versioned state are
+// decided again on a conflict (bounded), refusals are confirmed against the broker's state, and a batch
+// stored in part answers each publish for itself.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <functional>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "hub/hub.hpp"
+#include "protocol/envelope.hpp"
+
+namespace aw::hub {
+using broker::BrokerError;
+using store::StateRecord;
+namespace {
+
+class NullDispatcher final : public ShardDispatcher {
+ public:
+  unsigned shard_count() const noexcept override { return 1; }
+  void post(unsigned, std::function<void()>) override {}
+};
+
+// A broker shared with "other nodes": the test changes a channel behind the hub's back with
+// other_node_sets(). Numbering, the state version and check-and-apply work as the Redis script's do.
+class FakeSharedBroker final : public broker::Broker {
+ public:
+  struct Channel {
+    std::string epoch = "e";
+    std::uint64_t seq = 0;
+    std::uint64_t version = 0;
+    std::map<std::string, std::string> state;  // id -> json (one kind: "k")
+    std::vector<EventPtr> events;
+  };
+
+  std::vector<broker::ChannelPosition> load_channels() override { return {}; }
+  void load_recent(std::int64_t, const std::function<void(std::string_view, EventPtr)>&) override {}
+  std::optional<broker::ChannelPosition> find_channel(std::string_view agent) override {
+    std::lock_guard lock(mutex);
+    auto it = channels.find(std::string(agent));
+    if (it == channels.end()) return std::nullopt;
+    return broker::ChannelPosition{std::string(agent), it->second.epoch, it->second.seq};
+  }
+  void replay(std::string_view agent, std::uint64_t after,
+              const std::function<bool(EventPtr)>& visit) override {
+    std::vector<EventPtr> events;
+    {
+      std::lock_guard lock(mutex);
+      events = channels[std::string(agent)].events;
+    }
+    for (auto& ev : events)
+      if (ev->seq > after && !visit(ev)) return;
+  }
+  std::vector<StateRecord> load_state(std::string_view agent) override {
+    std::lock_guard lock(mutex);
+    return records_of(agent, channels[std::string(agent)]);
+  }
+  broker::VersionedState load_versioned_state(std::string_view agent,
+                                              std::optional<std::uint64_t> known) override {
+    std::lock_guard lock(mutex);
+    ++state_reads;
+    if (unreadable) throw BrokerError("down", BrokerError::Kind::unavailable);
+    Channel& c = channels[std::string(agent)];
+    broker::VersionedState vs{c.epoch, c.seq, c.version, known != c.version, {}};
+    if (vs.changed) vs.records = records_of(agent, c);
+    return vs;
+  }
+  broker::ChannelPosition open_channel(std::string_view agent, const std::string&) override {
+    std::lock_guard lock(mutex);
+    Channel& c = channels[std::string(agent)];
+    return {std::string(agent), c.epoch, c.seq};
+  }
+  void commit(broker::Batch& batch) override {
+    std::lock_guard lock(mutex);
+    ++commits;
+    bool stored_any = false;
+    for (auto& d : batch.drafts) {
+      broker::BatchChannel& bc = batch.channels[d.channel];
+      if (failing.count(bc.agent_id) != 0) {
+        d.failed = BrokerError::Kind::unavailable;
+        continue;
+      }
+      stored_any = true;
+      if (before_commit) before_commit(bc.agent_id);
+      Channel& c = channels[bc.agent_id];
+      if (d.decided_at && *d.decided_at != c.version) {
+        d.conflict = true;
+        ++conflicts;
+        continue;
+      }
+      d.event = protocol::make_event(bc.agent_id, ++c.seq, d.type, batch.ts_ms, d.data, "", false);
+      c.events.push_back(d.event);
+      for (auto& r : d.records) c.state[r.id] = r.json;
+      if (!d.records.empty()) ++c.version;
+      d.state_version = c.version;
+      bc.last_seq = c.seq;
+      bc.epoch = c.epoch;
+    }
+    if (!stored_any) throw BrokerError("every instance is down", BrokerError::Kind::unavailable);
+  }
+  void trim(std::size_t, std::int64_t) override {}
+  store::StoreStats stats() override { return {}; }
+  bool durable() const noexcept override { return true; }
+  std::string_view name() const noexcept override { return "fake"; }
+  bool shared() const noexcept override { return true; }
+
+  // Another node commits an event that sets state record `id` to `json`.
+  void other_node_sets(const std::string& agent, const std::string& id, const std::string& json) {
+    Channel& c = channels[agent];
+    c.events.push_back(protocol::make_event(agent, ++c.seq, "other", 0, "{}", "", false));
+    c.state[id] = json;
+    ++c.version;
+  }
+
+  static std::vector<StateRecord> records_of(std::string_view agent, const Channel& c) {
+    std::vector<StateRecord> out;
+    for (auto& [id, json] : c.state) out.push_back({std::string(agent), "k", id, json});
+    return out;
+  }
+
+  std::mutex mutex;  // the hub's writer and the test
+  std::map<std::string, Channel> channels;
+  std::set<std::string> failing;                          // agents whose instance is down
+  std::function<void(const std::string&)> before_commit;  // runs under `mutex`
+  bool unreadable = false;
+  int commits = 0;
+  int conflicts = 0;
+  int state_reads = 0;
+};
+
+// The records as a map; the test's commands read "phase".
+class MapState final : public ChannelState {
+ public:
+  void apply(const std::vector<StateRecord>& records) override {
+    for (auto& r : records) values[r.id] = r.json;
+  }
+  std::string snapshot_json() const override { return "{}"; }
+  std::string get(const std::string& id) const {
+    auto it = values.find(id);
+    return it == values.end() ? "" : it->second;
+  }
+  std::map<std::string, std::string> values;
+};
+
+// Moves "phase" from `from` to `to`; refuses when it is not at `from`. Counts its decisions.
+Command move_phase(std::string from, std::string to, int* decisions) {
+  Command c;
+  c.stateful = true;
+  c.decide = [from, to, decisions](const ChannelState* s) {
+    ++*decisions;
+    if (static_cast<const MapState*>(s)->get("phase") != from)
+      return Decision::refuse(Decision::Refusal::conflict, "illegal_transition", "not at " + from);
+    Decision d;
+    d.type = "phase_changed";
+    d.data = "{}";
+    d.records.push_back({"a", "k", "phase", to});
+    return d;
+  };
+  return c;
+}
+
+PublishResult submit_sync(Hub& hub, const std::string& agent, Command c) {
+  std::promise<PublishResult> p;
+  auto f = p.get_future();
+  hub.submit(agent, std::move(c), "", [&p](const PublishResult& r) { p.set_value(r); });
+  EXPECT_EQ(f.wait_for(std::chrono::seconds(10)), std::future_status::ready);
+  return f.get();
+}
+
+class HubShared : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    broker_.channels["a"].state["phase"] = "design";
+    broker_.channels["a"].version = 1;
+  }
+  void start(HubOptions options = {}) {
+    hub_ = std::make_unique<Hub>(options, broker_, shards_,
+                                 [](std::string_view) { return std::make_unique<MapState>(); });
+    hub_->start();
+  }
+  void TearDown() override {
+    if (hub_) hub_->stop();
+  }
+  std::string phase_seen_by_reads() {
+    std::string phase;
+    hub_->with_state("a",
+                     [&](const ChannelState* s) { phase = static_cast<const MapState*>(s)->get("phase"); });
+    return phase;
+  }
+
+  FakeSharedBroker broker_;
+  NullDispatcher shards_;
+  std::unique_ptr<Hub> hub_;
+};
+
+TEST_F(HubShared, TheCommonPathReadsNothingBeforeItsCommit) {
+  start();
+  int decisions = 0;
+  EXPECT_EQ(submit_sync(*hub_, "a", move_phase("design", "implementation", &decisions)).status,
+            PublishResult::Status::ok);
+  const int reads = broker_.state_reads;  // the load of the channel
+  EXPECT_EQ(submit_sync(*hub_, "a", move_phase("implementation", "testing", &decisions)).status,
+            PublishResult::Status::ok);
+  EXPECT_EQ(broker_.state_reads, reads);
+  EXPECT_EQ(decisions, 2);
+  EXPECT_EQ(broker_.conflicts, 0);
+}
+
+TEST_F(HubShared, AConflictIsDecidedAgainAgainstTheBrokersState) {
+  start();
+  int decisions = 0;
+  ASSERT_EQ(phase_seen_by_reads(), "design");  // loaded here at version 1
+  {
+    std::lock_guard lock(broker_.mutex);
+    broker_.other_node_sets("a", "phase", "implementation");
+  }
+  // Decided against this node's "design": legal here, a conflict in the broker; decided again against
+  // "implementation": refused, as it would be on any node.
+  PublishResult r = submit_sync(*hub_, "a", move_phase("design", "implementation", &decisions));
+  EXPECT_EQ(r.status, PublishResult::Status::refused);
+  EXPECT_EQ(r.decision.error_code, "illegal_transition");
+  EXPECT_EQ(decisions, 2);
+  EXPECT_EQ(broker_.conflicts, 1);
+  EXPECT_EQ(broker_.channels["a"].seq, 1u);  // only the other node's event
+  // The next one from here is decided against the fresh state at once.
+  EXPECT_EQ(submit_sync(*hub_, "a", move_phase("implementation", "testing", &decisions)).status,
+            PublishResult::Status::ok);
+  EXPECT_EQ(broker_.conflicts, 1);
+  EXPECT_EQ(phase_seen_by_reads(), "testing");
+}
+
+TEST_F(HubShared, ARefusalIsConfirmedAgainstTheBrokersState) {
+  start();
+  ASSERT_EQ(phase_seen_by_reads(), "design");
+  {
+    std::lock_guard lock(broker_.mutex);
+    broker_.other_node_sets("a", "phase", "implementation");
+  }
+  // This node still holds "design", where moving from implementation is refused: the broker's state
+  // says otherwise, so it is decided again there and goes through.
+  int decisions = 0;
+  PublishResult r = submit_sync(*hub_, "a", move_phase("implementation", "testing", &decisions));
+  EXPECT_EQ(r.status, PublishResult::Status::ok);
+  EXPECT_EQ(decisions, 2);
+  EXPECT_EQ(broker_.channels["a"].state["phase"], "testing");
+}
+
+TEST_F(HubShared, ConflictsAreRetriedABoundedNumberOfTimes) {
+  HubOptions options;
+  options.max_decide_attempts = 3;
+  start(options);
+  // Another node moves the state before every commit of ours: never stored, and not forever.
+  broker_.before_commit = [this](const std::string& agent) {
+    broker_.other_node_sets(agent, "other", std::to_string(broker_.commits));
+  };
+  int decisions = 0;
+  PublishResult r = submit_sync(*hub_, "a", move_phase("design", "implementation", &decisions));
+  EXPECT_EQ(r.status, PublishResult::Status::contended);
+  EXPECT_EQ(decisions, 3);
+  EXPECT_EQ(broker_.conflicts, 3);
+  broker_.before_commit = nullptr;
+  EXPECT_EQ(submit_sync(*hub_, "a", move_phase("design", "implementation", &decisions)).status,
+            PublishResult::Status::ok);
+}
+
+TEST_F(HubShared, ABrokerThatCannotBeReadAfterAConflictAnswers503) {
+  start();
+  ASSERT_EQ(phase_seen_by_reads(), "design");
+  broker_.before_commit = [this](const std::string& agent) {
+    broker_.other_node_sets(agent, "phase", "implementation");
+    broker_.unreadable = true;
+  };
+  int decisions = 0;
+  PublishResult r = submit_sync(*hub_, "a", move_phase("design", "implementation", &decisions));
+  EXPECT_EQ(r.status, PublishResult::Status::broker_unavailable);
+  EXPECT_EQ(decisions, 1);
+}
+
+TEST_F(HubShared, ABatchStoredInPartAnswersEachPublishForItself) {
+  start();
+  broker_.failing = {"down"};
+  std::vector<std::function<void()>> wakes;
+  hub_->defer_wakes_on_this_thread(
+      [&wakes](std::function<void()> wake) { wakes.push_back(std::move(wake)); });
+  std::vector<std::promise<PublishResult>> results(4);
+  const char* agents[] = {"up", "down", "up", "down"};
+  for (int i = 0; i < 4; ++i)
+    hub_->publish(agents[i], "t", "{}", "",
+                  [&results, i](const PublishResult& r) { results[i].set_value(r); });
+  ASSERT_EQ(wakes.size(), 1u);
+  wakes.front()();
+  hub_->defer_wakes_on_this_thread({});
+  std::vector<PublishResult> got;
+  for (auto& p : results) got.push_back(p.get_future().get());
+  EXPECT_EQ(broker_.commits, 1);  // one commit, stored in part
+  EXPECT_EQ(got[0].status, PublishResult::Status::ok);
+  EXPECT_EQ(got[0].seq, 1u);
+  EXPECT_EQ(got[2].status, PublishResult::Status::ok);
+  EXPECT_EQ(got[2].seq, 2u);
+  EXPECT_EQ(got[1].status, PublishResult::Status::broker_unavailable);
+  EXPECT_EQ(got[3].status, PublishResult::Status::broker_unavailable);
+  EXPECT_EQ(broker_.channels["up"].seq, 2u);
+  // Nothing stored at all: every publish fails.
+  broker_.failing = {"up", "down"};
+  std::promise<PublishResult> none;
+  hub_->publish("up", "t", "{}", "", [&none](const PublishResult& r) { none.set_value(r); });
+  EXPECT_EQ(none.get_future().get().status, PublishResult::Status::broker_unavailable);
+  EXPECT_EQ(broker_.channels["up"].seq, 2u);
+}
+
+}  // namespace
+}  // namespace aw::hub
