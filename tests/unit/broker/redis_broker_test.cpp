@@ -400,7 +400,7 @@ TEST_F(RedisBrokerTest, ARedisBackSoonAfterTheLastConnectIsUsedAtOnce) {
 // Hears what a shared broker tells its node.
 class Listener final : public BrokerListener {
  public:
-  void on_events(std::string agent_id, std::vector<EventPtr> events) override {
+  void on_events(std::string agent_id, std::vector<EventPtr> events, std::vector<StateChange>) override {
     std::lock_guard lock(mutex_);
     for (auto& e : events) seen_.push_back(agent_id + ":" + std::to_string(e->seq));
   }
