@@ -170,6 +170,11 @@ class Broker {
   virtual void watch(std::string_view /*agent_id*/) {}
   virtual void unwatch(std::string_view /*agent_id*/) {}
   virtual void set_listener(BrokerListener* /*listener*/) {}
+  // The seq of the channel's event stored with this Idempotency-Key, when a shared broker still knows it
+  // (the embedded one: the hub's history ring answers that).
+  virtual std::optional<std::uint64_t> seq_of_key(std::string_view /*agent_id*/, std::string_view /*key*/) {
+    return std::nullopt;
+  }
   // The channel's position, state version and (unless the version is still `known`) its state records,
   // read together. Only a shared broker versions state; the embedded one has no use for it.
   virtual VersionedState load_versioned_state(std::string_view agent_id, std::optional<std::uint64_t> known) {

@@ -313,8 +313,16 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
     o.decision = p.command.decide(ch.state.get());
     if (o.decision.refusal != Decision::Refusal::none && shared_ && p.command.stateful) {
       // A refusal is stored nowhere, so no version check confirms it: it must hold for the broker's
-      // state, not only for this node's (one read, on this rare path only).
+      // state, not only for this node's (one read, on this rare path only). And a retry of a command
+      // already stored (whose event this node may never have held) answers as the duplicate it is.
       try {
+        if (!p.idempotency_key.empty()) {
+          if (auto seen = broker_.seq_of_key(p.agent_id, p.idempotency_key)) {
+            o.kind = Outcome::Kind::duplicate_of_history;
+            o.seq = *seen;
+            continue;
+          }
+        }
         while (o.decision.refusal != Decision::Refusal::none && sync_channel(ch)) {
           if (++p.attempts >= options_.max_decide_attempts) {
             o.kind = Outcome::Kind::contended;

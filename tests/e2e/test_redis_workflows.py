@@ -219,3 +219,20 @@ def test_concurrent_appends_through_two_nodes_keep_indexes_whole(nodes):
     want = "".join(d["delta"] for d in deltas)
     for n in (n1, n2):
         wait_until(lambda: call(n, "GET", f"/api/streams/{sid}")[2].get("text") == want, 10, "the whole text")
+
+
+def test_a_retried_command_answers_as_the_duplicate_on_every_node(nodes):
+    n1, n2 = nodes(2)
+    agent = "agent-retry"
+    wid = create(n1, agent)
+    look_at(n2, agent)
+    key = {"Idempotency-Key": "move-1"}
+    h = {"Content-Type": "application/json", **key}
+    status, _, first = n1.http("POST", f"/api/workflows/{wid}/phase", json.dumps({"phase": "design"}), h)
+    assert status == 200, first
+    # The node that stored it (its state now refuses the move) and the other (its state would allow it).
+    for n in (n1, n2, n1):
+        status, headers, body = n.http("POST", f"/api/workflows/{wid}/phase", json.dumps({"phase": "design"}), h)
+        assert status == 200 and headers.get("idempotent-replayed") == "true", (n.port, status, body)
+        assert body["phase"] == "design", body
+    assert [e["data"]["to"] for e in events_of(n2, agent) if e["type"] == "phase_changed"] == ["design"]

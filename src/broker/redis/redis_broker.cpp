@@ -177,6 +177,15 @@ std::vector<store::StateRecord> RedisBroker::load_state(std::string_view agent_i
   return state_records(agent_id, r.get());
 }
 
+std::optional<std::uint64_t> RedisBroker::seq_of_key(std::string_view agent_id, std::string_view key) {
+  std::string k = "key:";
+  k.append(key);
+  Reply r = instance(agent_id).command({"GET", redis::key(agent_id, k)});
+  std::uint64_t seq = 0;
+  if (r->type != REDIS_REPLY_STRING || !to_number(text(r.get()), seq)) return std::nullopt;
+  return seq;
+}
+
 VersionedState RedisBroker::load_versioned_state(std::string_view agent_id,
                                                  std::optional<std::uint64_t> known) {
   const std::string known_text = known ? std::to_string(*known) : std::string();

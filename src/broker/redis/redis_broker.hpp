@@ -35,6 +35,7 @@ class RedisBroker final : public Broker {
   void replay(std::string_view agent_id, std::uint64_t after_seq,
               const std::function<bool(EventPtr event)>& visit) override;
   std::vector<store::StateRecord> load_state(std::string_view agent_id) override;
+  std::optional<std::uint64_t> seq_of_key(std::string_view agent_id, std::string_view key) override;
   VersionedState load_versioned_state(std::string_view agent_id, std::optional<std::uint64_t> known) override;
   void commit(Batch& batch) override;
   void trim(std::size_t, std::int64_t) override {}  // MAXLEN and expiry trim as they go
