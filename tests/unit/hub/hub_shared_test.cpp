@@ -68,6 +68,12 @@ class FakeSharedBroker final : public broker::Broker {
     if (vs.changed) vs.records = records_of(agent, c);
     return vs;
   }
+  std::optional<std::uint64_t> seq_of_key(std::string_view agent, std::string_view key) override {
+    std::lock_guard lock(mutex);
+    auto it = keys.find(std::string(agent) + "/" + std::string(key));
+    if (it == keys.end()) return std::nullopt;
+    return it->second;
+  }
   broker::ChannelPosition open_channel(std::string_view agent, const std::string&) override {
     std::lock_guard lock(mutex);
     Channel& c = channels[std::string(agent)];
@@ -123,6 +129,7 @@ class FakeSharedBroker final : public broker::Broker {
 
   std::mutex mutex;  // the hub's writer and the test
   std::map<std::string, Channel> channels;
+  std::map<std::string, std::uint64_t> keys;              // "agent/key" -> seq
   std::set<std::string> failing;                          // agents whose instance is down
   std::function<void(const std::string&)> before_commit;  // runs under `mutex`
   bool unreadable = false;
@@ -246,6 +253,26 @@ TEST_F(HubShared, ARefusalIsConfirmedAgainstTheBrokersState) {
   EXPECT_EQ(r.status, PublishResult::Status::ok);
   EXPECT_EQ(decisions, 2);
   EXPECT_EQ(broker_.channels["a"].state["phase"], "testing");
+}
+
+TEST_F(HubShared, ARefusedRetryWhoseKeyTheBrokerHoldsIsItsDuplicate) {
+  start();
+  ASSERT_EQ(phase_seen_by_reads(), "design");
+  {
+    // Another node stored the move with key "k" (this node never held that event).
+    std::lock_guard lock(broker_.mutex);
+    broker_.other_node_sets("a", "phase", "implementation");
+    broker_.keys["a/k"] = 1;
+  }
+  int decisions = 0;
+  std::promise<PublishResult> p;
+  hub_->submit("a", move_phase("design", "implementation", &decisions), "k",
+               [&p](const PublishResult& r) { p.set_value(r); });
+  // Decided here as legal: the broker's conflict, then refused against its state, then known by key.
+  PublishResult r = p.get_future().get();
+  EXPECT_EQ(r.status, PublishResult::Status::duplicate);
+  EXPECT_EQ(r.seq, 1u);
+  EXPECT_EQ(broker_.channels["a"].seq, 1u);
 }
 
 TEST_F(HubShared, ConflictsAreRetriedABoundedNumberOfTimes) {
