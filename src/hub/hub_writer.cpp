@@ -369,6 +369,10 @@ PublishResult Hub::store_staged() {
   for (Channel* ch : staging_.channels) {
     if (ch != nullptr) ch->stored = true;
   }
+  // A shared broker may have stored only part of it (an instance did not answer).
+  const auto failed = std::count_if(b.drafts.begin(), b.drafts.end(), [](const auto& d) { return d.failed; });
+  if (failed > 0)
+    log::error("store_append_failed", {{"error", "part of the batch"}, {"events", std::to_string(failed)}});
   return {PublishResult::Status::ok, 0, {}, {}};
 }
 

@@ -2,6 +2,7 @@
 record and applied with its event only while that version is unchanged (decided again on a conflict), so
 two nodes never both move a workflow, an illegal transition is 409 from every node, snapshots are the same
 on every node, and a stream's deltas keep their order and its 1 MiB bound whichever node takes them.
+A batch that spans two Redis instances, one of them down, answers each publish for itself.
 
 Until a node can find a workflow it never saw, each node first looks at the agent (its workflows list),
 which loads the agent's state there."""
@@ -11,8 +12,8 @@ import threading
 
 import pytest
 
-from awtest import connect_agent, recv_json_skip, run, wait_until, ws_connect
-from test_redis_nodes import REDIS, nodes, redis  # noqa: F401 (fixtures)
+from awtest import connect_agent, pipelined, recv_json_skip, run, wait_until, ws_connect
+from test_redis_nodes import REDIS, Redis, nodes, redis  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed (scripts/deps.sh test installs it)")
 
@@ -236,3 +237,35 @@ def test_a_retried_command_answers_as_the_duplicate_on_every_node(nodes):
         assert status == 200 and headers.get("idempotent-replayed") == "true", (n.port, status, body)
         assert body["phase"] == "design", body
     assert [e["data"]["to"] for e in events_of(n2, agent) if e["type"] == "phase_changed"] == ["design"]
+
+
+def test_a_batch_over_two_instances_with_one_down_answers_each_publish_for_itself(nodes, redis, tmp_path):
+    second = Redis(tmp_path / "redis2")
+    second.start()
+    try:
+        (n1,) = nodes(1, brokers=f"{redis.url},{second.url}")
+        agents = [f"part-{i}" for i in range(16)]
+        second.stop()
+        # Which agents live on the instance that is down: one publish each, alone.
+        down = set()
+        for a in agents:
+            status, _, body = n1.post_event(a, {"type": "t", "data": {}})
+            assert status in (202, 503), (status, body)
+            if status == 503:
+                assert body["error"]["code"] == "broker_unavailable", body
+                down.add(a)
+        assert 0 < len(down) < len(agents), down
+        # All in one write on one connection: they share commits, which span both instances.
+        for _ in range(3):
+            answers = pipelined(n1, [(f"/api/agents/{a}/events", {"type": "t", "data": {}}) for a in agents])
+            for a, (status, _, body) in zip(agents, answers):
+                if a in down:
+                    assert status == 503 and body["error"]["code"] == "broker_unavailable", (a, status, body)
+                else:
+                    assert status == 202, (a, status, body)
+        # What was acknowledged is stored, once each.
+        for a in set(agents) - down:
+            status, _, page = n1.http("GET", f"/api/agents/{a}/events?since=0")
+            assert status == 200 and [e["seq"] for e in page["events"]] == [1, 2, 3, 4], (a, page)
+    finally:
+        second.stop()
