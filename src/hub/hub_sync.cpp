@@ -37,21 +37,16 @@ void Hub::take_inbound() {
   }
   if (inbound.empty()) return;
   ShardDeliveries deliveries(shards_.shard_count());
-  static const std::vector<StateRecord> kNoRecords;
   for (Inbound& in : inbound) {
     auto ch = find_channel(in.agent_id);
     if (!ch || !ch->live) continue;  // nobody here watches it any more
-    if (in.events.empty()) {
+    // A resubscription (or events without their state changes): read what was missed, state too.
+    if (in.events.empty() || in.changes.size() != in.events.size()) {
       if (!resync(*ch, deliveries)) behind_.push_back(ch->agent_id);
       continue;
     }
-    for (std::size_t i = 0; i < in.events.size(); ++i) {
-      if (i < in.changes.size()) {
-        record_in_order(*ch, in.events[i], in.changes[i].records, in.changes[i].version, deliveries);
-      } else {
-        record_in_order(*ch, in.events[i], kNoRecords, ch->state_version, deliveries);
-      }
-    }
+    for (std::size_t i = 0; i < in.events.size(); ++i)
+      record_in_order(*ch, in.events[i], in.changes[i].records, in.changes[i].version, deliveries);
   }
   post_deliveries(deliveries);
   enforce_memory_budget();
@@ -61,12 +56,17 @@ void Hub::record_in_order(Channel& ch, const EventPtr& ev, const std::vector<Sta
                           std::uint64_t state_version, ShardDeliveries& deliveries) {
   // Only this thread changes last_seq, so reading it without the lock is safe here.
   if (ev->seq <= ch.last_seq) return;  // seen already (our own commit, or read while catching up)
-  // The missed events (read without their records) and the state they made, read together: the
-  // resync reaches this event too, since it was stored before anyone heard of it.
-  if (ev->seq > ch.last_seq + 1 && !resync(ch, deliveries)) {
-    // The gap could not be read: nothing after it is recorded until it can (retry_behind).
-    behind_.push_back(ch.agent_id);
-    return;
+  if (ev->seq > ch.last_seq + 1) {
+    // The missed events are read without their records. When the version says they changed no state
+    // (this event's own change accounts for all of it), they are all there is to read; else the state
+    // they made is read with them (resync, which reaches this event too: it was stored before anyone
+    // heard of it).
+    const bool state_unmoved = state_version == ch.state_version + (records.empty() ? 0 : 1);
+    if (!(state_unmoved ? catch_up(ch, ev->seq, deliveries) : resync(ch, deliveries))) {
+      // The gap could not be read: nothing after it is recorded until it can (retry_behind).
+      behind_.push_back(ch.agent_id);
+      return;
+    }
   }
   if (ev->seq != ch.last_seq + 1) {
     if (ev->seq <= ch.last_seq) return;

@@ -341,8 +341,8 @@ void RedisBroker::on_message(std::string_view agent_id, std::string_view payload
     return head.empty();
   };
   auto take = [&payload](std::uint64_t n) {
-    std::string_view part = payload.substr(0, n);
-    payload.remove_prefix(n);
+    std::string_view part = payload.substr(0, n);  // at most what is left, whatever the lengths said
+    payload.remove_prefix(part.size());
     return part;
   };
   auto malformed_message = [&] {
@@ -351,7 +351,9 @@ void RedisBroker::on_message(std::string_view agent_id, std::string_view payload
   while (!payload.empty()) {
     // seq, ts, mergeable, #type, #key, #data, state version, records
     std::uint64_t f[8];
-    if (!numbers(f, 8) || f[3] + f[4] + f[5] > payload.size()) return malformed_message();
+    if (!numbers(f, 8) || f[3] > payload.size() || f[4] > payload.size() || f[5] > payload.size() ||
+        f[3] + f[4] + f[5] > payload.size())
+      return malformed_message();
     std::string_view type = take(f[3]);
     std::string_view idem = take(f[4]);
     std::string_view data = take(f[5]);
@@ -362,7 +364,9 @@ void RedisBroker::on_message(std::string_view agent_id, std::string_view payload
     change.version = f[6];
     for (std::uint64_t r = 0; r < f[7]; ++r) {
       std::uint64_t len[3];
-      if (!numbers(len, 3) || len[0] + len[1] + len[2] > payload.size()) return malformed_message();
+      if (!numbers(len, 3) || len[0] > payload.size() || len[1] > payload.size() || len[2] > payload.size() ||
+          len[0] + len[1] + len[2] > payload.size())
+        return malformed_message();
       store::StateRecord& rec = change.records.emplace_back();
       rec.agent_id = std::string(agent_id);
       rec.kind = std::string(take(len[0]));

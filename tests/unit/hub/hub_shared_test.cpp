@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "hub/hub.hpp"
 #include "protocol/envelope.hpp"
@@ -112,13 +113,22 @@ class FakeSharedBroker final : public broker::Broker {
   bool durable() const noexcept override { return true; }
   std::string_view name() const noexcept override { return "fake"; }
   bool shared() const noexcept override { return true; }
+  void set_listener(broker::BrokerListener* l) override { listener = l; }
 
-  // Another node commits an event that sets state record `id` to `json`.
-  void other_node_sets(const std::string& agent, const std::string& id, const std::string& json) {
+  // Another node commits an event that sets state record `id` to `json` (or, with `id` empty, one that
+  // changes no state); returns it with its state change, as pub/sub would carry them.
+  std::pair<EventPtr, broker::StateChange> other_node_sets(const std::string& agent, const std::string& id,
+                                                           const std::string& json) {
     Channel& c = channels[agent];
-    c.events.push_back(protocol::make_event(agent, ++c.seq, "other", 0, "{}", "", false));
-    c.state[id] = json;
-    ++c.version;
+    EventPtr ev = protocol::make_event(agent, ++c.seq, "other", 0, "{}", "", false);
+    c.events.push_back(ev);
+    broker::StateChange change{c.seq, c.version, {}};
+    if (!id.empty()) {
+      c.state[id] = json;
+      change.version = ++c.version;
+      change.records.push_back({agent, "k", id, json});
+    }
+    return {ev, change};
   }
 
   static std::vector<StateRecord> records_of(std::string_view agent, const Channel& c) {
@@ -132,6 +142,7 @@ class FakeSharedBroker final : public broker::Broker {
   std::map<std::string, std::uint64_t> keys;              // "agent/key" -> seq
   std::set<std::string> failing;                          // agents whose instance is down
   std::function<void(const std::string&)> before_commit;  // runs under `mutex`
+  broker::BrokerListener* listener = nullptr;
   bool unreadable = false;
   int commits = 0;
   int conflicts = 0;
@@ -144,7 +155,7 @@ class MapState final : public ChannelState {
   void apply(const std::vector<StateRecord>& records) override {
     for (auto& r : records) values[r.id] = r.json;
   }
-  std::string snapshot_json() const override { return "{}"; }
+  std::string snapshot_json() const override { return get("phase"); }
   std::string get(const std::string& id) const {
     auto it = values.find(id);
     return it == values.end() ? "" : it->second;
@@ -273,6 +284,101 @@ TEST_F(HubShared, ARefusedRetryWhoseKeyTheBrokerHoldsIsItsDuplicate) {
   EXPECT_EQ(r.status, PublishResult::Status::duplicate);
   EXPECT_EQ(r.seq, 1u);
   EXPECT_EQ(broker_.channels["a"].seq, 1u);
+}
+
+struct NullSubscriber final : Subscriber {
+  void deliver(const EventPtr&) override {}
+};
+
+// A live channel (one local subscriber) hears other nodes' events with their state changes.
+class HubSharedLive : public HubShared {
+ protected:
+  void SetUp() override {
+    HubShared::SetUp();
+    start();
+    channel_ = hub_->join("a", 0, &sub_, std::nullopt).channel;
+  }
+  void TearDown() override {
+    hub_->leave(channel_, 0, &sub_);
+    HubShared::TearDown();
+  }
+  void hear(std::vector<std::pair<EventPtr, broker::StateChange>> heard) {
+    std::vector<EventPtr> events;
+    std::vector<broker::StateChange> changes;
+    for (auto& [ev, change] : heard) {
+      events.push_back(ev);
+      changes.push_back(change);
+    }
+    broker_.listener->on_events("a", std::move(events), std::move(changes));
+  }
+  // The channel's snapshot once it reaches `seq` (the writer takes what was heard on its own time).
+  Hub::Snapshot snapshot_at(std::uint64_t seq) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      Hub::Snapshot s = hub_->snapshot(channel_);
+      if (s.seq >= seq || std::chrono::steady_clock::now() > deadline) return s;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling the writer's progress
+    }
+  }
+  int reads() {
+    std::lock_guard lock(broker_.mutex);
+    return broker_.state_reads;
+  }
+
+  NullSubscriber sub_;
+  Channel* channel_ = nullptr;
+};
+
+TEST_F(HubSharedLive, StateComesWithTheEventsAndNeedsNoRead) {
+  const int before = reads();
+  std::pair<EventPtr, broker::StateChange> heard;
+  {
+    std::lock_guard lock(broker_.mutex);
+    heard = broker_.other_node_sets("a", "phase", "implementation");
+  }
+  hear({heard});
+  EXPECT_EQ(snapshot_at(1).state_json, "implementation");
+  EXPECT_EQ(reads(), before);
+  // and a command decided here is decided against it, with no conflict
+  int decisions = 0;
+  EXPECT_EQ(submit_sync(*hub_, "a", move_phase("implementation", "testing", &decisions)).status,
+            PublishResult::Status::ok);
+  EXPECT_EQ(broker_.conflicts, 0);
+  EXPECT_EQ(snapshot_at(2).state_json, "testing");
+}
+
+TEST_F(HubSharedLive, AGapThatChangedNoStateIsReadWithoutTheState) {
+  const int before = reads();
+  std::pair<EventPtr, broker::StateChange> heard;
+  {
+    std::lock_guard lock(broker_.mutex);
+    broker_.other_node_sets("a", "", "");  // never heard: pub/sub lost it
+    heard = broker_.other_node_sets("a", "phase", "implementation");
+  }
+  hear({heard});
+  Hub::Snapshot s = snapshot_at(2);
+  EXPECT_EQ(s.seq, 2u);
+  EXPECT_EQ(s.state_json, "implementation");
+  EXPECT_EQ(reads(), before);
+}
+
+TEST_F(HubSharedLive, AGapThatChangedTheStateReadsItWithItsPosition) {
+  const int before = reads();
+  std::pair<EventPtr, broker::StateChange> heard;
+  {
+    std::lock_guard lock(broker_.mutex);
+    broker_.other_node_sets("a", "reason", "lost");  // never heard, and it changed the state
+    heard = broker_.other_node_sets("a", "phase", "implementation");
+  }
+  hear({heard});
+  Hub::Snapshot s = snapshot_at(2);
+  EXPECT_EQ(s.seq, 2u);
+  EXPECT_EQ(s.state_json, "implementation");
+  EXPECT_EQ(reads(), before + 1);
+  std::string reason;
+  hub_->with_state("a",
+                   [&](const ChannelState* st) { reason = static_cast<const MapState*>(st)->get("reason"); });
+  EXPECT_EQ(reason, "lost");
 }
 
 TEST_F(HubShared, ConflictsAreRetriedABoundedNumberOfTimes) {
