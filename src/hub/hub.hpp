@@ -248,6 +248,8 @@ class Hub final : private broker::BrokerListener {
   // the channel has subscribers.
   void record(Channel& ch, const EventPtr& event, const std::vector<store::StateRecord>& records,
               ShardDeliveries& deliveries);
+  void record_locked(Channel& ch, const EventPtr& event, const std::vector<store::StateRecord>& records,
+                     ShardDeliveries& deliveries);  // the same, under ch.mutex
   // One task per shard hands it everything listed for it.
   void post_deliveries(ShardDeliveries& deliveries);
 

@@ -6,6 +6,7 @@
 // seq order; after a gap (the Stream has no records) the state is read again with the position it
 // belongs to, so a snapshot is the same on every node.
 #include <algorithm>
+#include <deque>
 
 #include "core/log.hpp"
 #include "hub/hub.hpp"
@@ -131,12 +132,41 @@ bool Hub::resync(Channel& ch, ShardDeliveries& deliveries) {
     log::error("broker_read_failed", {{"agent_id", ch.agent_id}, {"error", e.what()}});
     return false;
   }
-  // The events up to the state's position first, so the seq a snapshot reports and its state agree.
-  for (std::uint64_t before = UINT64_MAX; ch.last_seq < vs.last_seq && ch.last_seq != before;) {
-    before = ch.last_seq;
-    if (!catch_up(ch, vs.last_seq + 1, deliveries)) return false;
+  std::unique_ptr<ChannelState> fresh;
+  if (vs.changed && state_factory_) {
+    fresh = state_factory_(ch.agent_id);
+    fresh->apply(vs.records);
   }
-  adopt_state(ch, vs);
+  // The events up to the state's position (the newest history_size of them: all the ring keeps)...
+  std::deque<EventPtr> missed;
+  try {
+    broker_.replay(ch.agent_id, ch.last_seq, [&](EventPtr ev) {
+      if (ev->seq > vs.last_seq) return false;
+      missed.push_back(std::move(ev));
+      if (missed.size() > options_.history_size) missed.pop_front();
+      return true;
+    });
+  } catch (const BrokerError& e) {
+    log::error("broker_read_failed", {{"agent_id", ch.agent_id}, {"error", e.what()}});
+    return false;
+  }
+  // ... recorded and the state swapped in under one lock, so a join or snapshot never sees a seq
+  // with a state of another position.
+  if (!missed.empty() && missed.back()->seq > ch.last_seq) broker_.count_backfill(ch.agent_id);
+  static const std::vector<StateRecord> kNoRecords;
+  {
+    std::lock_guard lock(ch.mutex);
+    for (const EventPtr& ev : missed) {
+      if (ev->seq <= ch.last_seq) continue;
+      if (ev->seq != ch.last_seq + 1) {  // the broker no longer has what came between
+        history_bytes_ -= ch.history.bytes();
+        ch.history.clear();
+      }
+      record_locked(ch, ev, kNoRecords, deliveries);
+    }
+    if (fresh) ch.state.swap(fresh);
+  }
+  ch.state_version = vs.version;
   return true;
 }
 

@@ -453,6 +453,11 @@ void Hub::answer(std::vector<Pending>& batch, std::size_t from, const PublishRes
 void Hub::record(Channel& ch, const EventPtr& event, const std::vector<StateRecord>& records,
                  ShardDeliveries& deliveries) {
   std::lock_guard lock(ch.mutex);
+  record_locked(ch, event, records, deliveries);
+}
+
+void Hub::record_locked(Channel& ch, const EventPtr& event, const std::vector<StateRecord>& records,
+                        ShardDeliveries& deliveries) {
   const std::uint64_t before = ch.history.bytes();
   ch.history.push(event);
   history_bytes_ += ch.history.bytes() - before;  // modulo 2^64: the ring may have let events go
