@@ -69,7 +69,7 @@ class Connection {
 struct Node {
   Node()
       : hub(HubOptions{}, broker, shards, workflow::agent_state_factory(index, now_unix_ms)),
-        service(hub, index, store, {}, now_unix_ms) {
+        service(hub, index, {}, now_unix_ms) {
     hub.start();
     api::add_pipe_route(router, service);
   }

@@ -61,7 +61,7 @@ std::unique_ptr<aw::broker::Broker> open_broker(const aw::config::Options& o, aw
 }
 
 std::unique_ptr<aw::store::EventStore> open_store(const aw::config::Options& o) {
-  // With a shared broker the events live in Redis; the local store only answers "none" for cold records.
+  // With a shared broker the events and state live in Redis; the local store is not used.
   if (o.store == "memory" || !o.brokers.empty()) return std::make_unique<aw::store::MemoryEventStore>();
   std::filesystem::create_directories(o.data_dir);
   aw::store::FsyncMode mode = o.fsync == "always" ? aw::store::FsyncMode::always
@@ -199,7 +199,7 @@ int main(int argc, char** argv) {
     workflow_options.limits.max_open_streams_per_workflow = options.max_open_streams_per_workflow;
     workflow_options.limits.max_open_streams_per_agent = options.max_open_streams_per_agent;
     workflow_options.limits.max_snapshot_bytes = options.effective_max_snapshot_bytes();
-    aw::workflow::WorkflowService workflows(hub, workflow_index, *store, workflow_options, aw::now_unix_ms);
+    aw::workflow::WorkflowService workflows(hub, workflow_index, workflow_options, aw::now_unix_ms);
 
     aw::api::Credentials credentials(verifier.get(), api_keys.get(), &workflow_index);
     aw::api::Router router;

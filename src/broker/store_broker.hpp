@@ -19,6 +19,12 @@ class StoreBroker final : public Broker {
   void replay(std::string_view agent_id, std::uint64_t after_seq,
               const std::function<bool(EventPtr event)>& visit) override;
   std::vector<store::StateRecord> load_state(std::string_view agent_id) override;
+  std::optional<std::string> load_cold_record(std::string_view agent_id, std::string_view kind,
+                                              std::string_view id) override {
+    return store_.load_cold_record(agent_id, kind, id);
+  }
+  // The store reads cold records on its own connection, beside the writer.
+  bool cold_reads_any_thread() const noexcept override { return true; }
   void commit(Batch& batch) override;
   void trim(std::size_t keep_per_channel, std::int64_t min_ts_ms) override;
   store::StoreStats stats() override { return store_.stats(); }

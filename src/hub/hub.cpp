@@ -479,4 +479,12 @@ HubStats Hub::stats(std::size_t top) {
   return s;
 }
 
+std::optional<std::string> Hub::load_cold_record(std::string_view agent_id, std::string_view kind,
+                                                 std::string_view id) {
+  if (broker_.cold_reads_any_thread()) return broker_.load_cold_record(agent_id, kind, id);
+  std::optional<std::string> record;
+  run_on_writer([&] { record = broker_.load_cold_record(agent_id, kind, id); });
+  return record;
+}
+
 }  // namespace aw::hub

@@ -150,6 +150,10 @@ class Hub final : private broker::BrokerListener {
   HistoryPage history(std::string_view agent_id, std::uint64_t since, std::size_t limit);
   HubStats stats(std::size_t top);
   store::StoreStats store_stats() { return broker_.stats(); }
+  // A cold state record (e.g. an ended stream's text) from the broker, on the writer thread when the
+  // broker needs that; throws BrokerError (or the store's error) when it cannot be read.
+  std::optional<std::string> load_cold_record(std::string_view agent_id, std::string_view kind,
+                                              std::string_view id);
   bool durable() const noexcept { return broker_.durable(); }
   std::string_view broker_name() const noexcept { return broker_.name(); }
   std::vector<broker::InstanceHealth> broker_health() { return broker_.health(); }

@@ -30,9 +30,9 @@ const AgentState* as_agent_state(const ChannelState* state) {
 
 }  // namespace
 
-WorkflowService::WorkflowService(hub::Hub& hub, WorkflowIndex& index, store::EventStore& store,
+WorkflowService::WorkflowService(hub::Hub& hub, WorkflowIndex& index,
                                  WorkflowServiceOptions options, Clock clock)
-    : hub_(hub), index_(index), store_(store), options_(options), clock_(std::move(clock)) {}
+    : hub_(hub), index_(index), options_(options), clock_(std::move(clock)) {}
 
 void WorkflowService::submit(std::string agent_id, Decide decide, std::string idempotency_key,
                              PublishCallback done) {
@@ -249,9 +249,11 @@ std::optional<std::string> WorkflowService::get_stream(std::string_view stream_i
     // Ended: its text was committed with its end, before the state said so; read outside the lock.
     json::value text = nullptr;
     try {
-      if (auto record = store_.load_cold_record(*agent_id, kStreamTextKind, stream_id))
+      if (auto record = hub_.load_cold_record(*agent_id, kStreamTextKind, stream_id))
         if (auto parsed = parse_delta_record(*record)) text = json::string(*parsed);
     } catch (const store::StoreError& e) {
+      log::warn("stream_text_unreadable", {{"stream_id", std::string(stream_id)}, {"error", e.what()}});
+    } catch (const broker::BrokerError& e) {
       log::warn("stream_text_unreadable", {{"stream_id", std::string(stream_id)}, {"error", e.what()}});
     }
     (*out)["text"] = std::move(text);

@@ -30,9 +30,9 @@ struct WorkflowServiceOptions {
 
 class WorkflowService {
  public:
-  // `index` is the one the hub's agent_state_factory feeds; `store` the hub's, for ended streams' text.
-  WorkflowService(hub::Hub& hub, WorkflowIndex& index, store::EventStore& store,
-                  WorkflowServiceOptions options, Clock clock);
+  // `index` is the one the hub's agent_state_factory feeds. Ended streams' text is read through the
+  // hub's broker (SQLite, or Redis with many nodes).
+  WorkflowService(hub::Hub& hub, WorkflowIndex& index, WorkflowServiceOptions options, Clock clock);
 
   void create(NewWorkflow request, std::string idempotency_key, hub::PublishCallback done);
   void submit_requirements(std::string workflow_id, NewRequirements request, std::string idempotency_key,
@@ -96,7 +96,6 @@ class WorkflowService {
 
   hub::Hub& hub_;
   WorkflowIndex& index_;
-  store::EventStore& store_;
   WorkflowServiceOptions options_;
   Clock clock_;
 };

@@ -142,6 +142,29 @@ def broker_flags(data_dir: Path, flags) -> list[str]:
     return ["--broker", _session.url_for(data_dir)]
 
 
+def hash_fields(data_dir: Path, key: str) -> list[bytes]:
+    """HKEYS of `key` in the Redis database the server on `data_dir` uses."""
+    db = int(_session.url_for(data_dir).rsplit("/", 1)[1])
+    payload = b""
+    for args in (("SELECT", str(db)), ("HKEYS", key)):
+        payload += f"*{len(args)}\r\n".encode()
+        for a in args:
+            payload += f"${len(a.encode())}\r\n".encode() + a.encode() + b"\r\n"
+    with socket.create_connection(("127.0.0.1", _session.port), timeout=15) as s:
+        s.sendall(payload)
+        reader = s.makefile("rb")
+        if reader.readline() != b"+OK\r\n":
+            raise RuntimeError("SELECT failed")
+        head = reader.readline()
+        if not head.startswith(b"*"):
+            raise RuntimeError(f"HKEYS answered {head!r}")
+        fields = []
+        for _ in range(int(head[1:])):
+            size = int(reader.readline()[1:])
+            fields.append(reader.read(size + 2)[:-2])
+        return fields
+
+
 def xfail(reason: str, strict: bool = True):
     """A test that applies in Redis mode but fails there for a known Redis-mode bug, reported in
     /work/wt/_prompts/redis_failures.md: expected to fail in Redis mode only, so it shows when fixed."""

@@ -201,6 +201,17 @@ VersionedState RedisBroker::load_versioned_state(std::string_view agent_id,
   return vs;
 }
 
+std::optional<std::string> RedisBroker::load_cold_record(std::string_view agent_id, std::string_view kind,
+                                                         std::string_view id) {
+  std::string field(kind);
+  field.push_back('\0');
+  field.append(id);
+  Reply r = instance(agent_id).command({"HGET", key(agent_id, "state"), field});
+  if (r->type == REDIS_REPLY_NIL) return std::nullopt;
+  if (r->type != REDIS_REPLY_STRING) throw malformed("HGET");
+  return std::string(r->str, r->len);
+}
+
 void RedisBroker::commit(Batch& batch) {
   const std::size_t n = instances_.size();
   // Which channels (by index) go to which instance, and each channel's drafts in order.

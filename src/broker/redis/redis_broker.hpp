@@ -37,6 +37,8 @@ class RedisBroker final : public Broker {
   std::vector<store::StateRecord> load_state(std::string_view agent_id) override;
   std::optional<std::uint64_t> seq_of_key(std::string_view agent_id, std::string_view key) override;
   VersionedState load_versioned_state(std::string_view agent_id, std::optional<std::uint64_t> known) override;
+  std::optional<std::string> load_cold_record(std::string_view agent_id, std::string_view kind,
+                                              std::string_view id) override;
   void commit(Batch& batch) override;
   void trim(std::size_t, std::int64_t) override {}  // MAXLEN and expiry trim as they go
   store::StoreStats stats() override { return {}; }

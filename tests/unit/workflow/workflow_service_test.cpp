@@ -39,7 +39,7 @@ struct Node {
       : clock([&now] { return now.load(); }),
         broker(store, "test"),
         hub(hub::HubOptions{}, broker, shards, agent_state_factory(index, clock)),
-        service(hub, index, store, {idle_timeout_ms, {}}, clock) {
+        service(hub, index, {idle_timeout_ms, {}}, clock) {
     hub.start();
   }
   ~Node() { hub.stop(); }
