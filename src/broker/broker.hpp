@@ -138,10 +138,13 @@ class Broker {
                       const std::function<bool(EventPtr event)>& visit) = 0;
   // The channel's domain state records (cold ones excepted).
   virtual std::vector<store::StateRecord> load_state(std::string_view agent_id) = 0;
-  // One cold record's json (kind starting with store::kColdKindPrefix), or nullopt when none is stored.
-  // Callable from any thread when cold_reads_any_thread(), else on the writer thread only.
-  virtual std::optional<std::string> load_cold_record(std::string_view agent_id, std::string_view kind,
-                                                      std::string_view id) = 0;
+  // One cold record's json (kind starting with store::kColdKindPrefix), or nullopt when none is stored
+  // (a broker that keeps none). Callable from any thread when cold_reads_any_thread(), else on the
+  // writer thread only.
+  virtual std::optional<std::string> load_cold_record(std::string_view /*agent_id*/, std::string_view /*kind*/,
+                                                      std::string_view /*id*/) {
+    return std::nullopt;
+  }
   virtual bool cold_reads_any_thread() const noexcept { return false; }
 
   // Numbers and stores a batch: each channel's drafts get the seqs after its last_seq, in order; every
