@@ -141,8 +141,8 @@ class Broker {
   // One cold record's json (kind starting with store::kColdKindPrefix), or nullopt when none is stored
   // (a broker that keeps none). Callable from any thread when cold_reads_any_thread(), else on the
   // writer thread only.
-  virtual std::optional<std::string> load_cold_record(std::string_view /*agent_id*/, std::string_view /*kind*/,
-                                                      std::string_view /*id*/) {
+  virtual std::optional<std::string> load_cold_record(std::string_view /*agent_id*/,
+                                                      std::string_view /*kind*/, std::string_view /*id*/) {
     return std::nullopt;
   }
   virtual bool cold_reads_any_thread() const noexcept { return false; }
