@@ -129,7 +129,6 @@ def test_idle_channels_come_back_after_a_restart_with_their_numbering(start_serv
     assert history(again, "r-1", 0)["epoch"] == epochs["r-1"]
 
 
-@redis_mode.xfail('subscribing to an unknown agent registers its epoch in Redis (aw:{agent}:meta, no expiry): subscribers alone grow Redis without bound')
 def test_subscribing_to_many_unknown_agents_leaves_nothing(start_server):
     server = start_server(env=QUIET_ASAN)
     subscribe_and_leave(server, [f"warm-{i}" for i in range(1000)])

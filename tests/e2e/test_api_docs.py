@@ -374,7 +374,6 @@ def test_workflow_routes_match_openapi(docs, server):
     assert error_code(b) == "workflow_not_found"
 
 
-@redis_mode.xfail("finished stream text is not kept (cold records go to the node's local store, which answers none in Redis mode)")
 def test_stream_routes_match_openapi(docs, server):
     c = lambda *a, **k: call(docs, server, *a, **k)  # noqa: E731
     _, _, wf = c("POST", "/api/workflows", "/api/workflows", {"agent_id": "doc-st", "name": "Stream it"}, expect=201)

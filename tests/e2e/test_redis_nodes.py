@@ -229,3 +229,39 @@ def test_two_redis_instances_spread_channels(nodes, redis, tmp_path):
         assert [i["state"] for i in health["instances"]] == ["up", "up"], health
     finally:
         second.stop()
+
+
+def test_subscribers_alone_write_nothing_yet_every_node_names_the_history_alike(nodes, redis):
+    n1, n2, n3 = nodes(3)
+
+    async def scenario():
+        # Subscribers on two nodes of an agent nobody has published to: the same epoch, nothing in Redis.
+        ws2, hello2 = await connect_agent(n2, "agent-quiet")
+        ws3, hello3 = await connect_agent(n3, "agent-quiet")
+        epoch = hello2["data"]["epoch"]
+        assert epoch and hello3["data"]["epoch"] == epoch, (hello2, hello3)
+        assert redis_keys(redis, "aw:{agent-quiet}*") == []
+        page = n1.http("GET", "/api/agents/agent-quiet/events?since=0")[2]
+        assert page["epoch"] == "" and page["complete"] is True, page
+        # The first publish, through a third node, registers that same epoch: nobody starts over.
+        assert await asyncio.to_thread(n1.publish, "agent-quiet", "t", {"i": 1}) == 1
+        for ws in (ws2, ws3):
+            got = await recv_json_skip(ws, what="the first event")
+            assert got["seq"] == 1 and got["data"] == {"i": 1}, got
+        page = n1.http("GET", "/api/agents/agent-quiet/events?since=0")[2]
+        assert page["epoch"] == epoch, page
+        ws1 = await ws_connect(n1, f"/ws/agents/agent-quiet?since=0&epoch={epoch}")
+        hello1 = await recv_json_skip(ws1, what="connected")
+        assert hello1["data"]["recovered"] is True and hello1["data"]["epoch"] == epoch, hello1
+        assert (await recv_json_skip(ws1, what="the replay"))["seq"] == 1
+        for ws in (ws1, ws2, ws3):
+            await ws.close()
+
+    run(scenario())
+    # Many subscribe-only agents leave no key behind.
+    for i in range(200):
+        async def visit(i=i):
+            ws, _ = await connect_agent(n2, f"agent-none-{i}")
+            await ws.close()
+        run(visit())
+    assert redis_keys(redis, "aw:{agent-none-*") == []

@@ -146,10 +146,27 @@ std::optional<ChannelPosition> RedisBroker::find_channel(std::string_view agent_
   return pos;
 }
 
-ChannelPosition RedisBroker::open_channel(std::string_view agent_id, const std::string& candidate_epoch) {
-  instance(agent_id).command({"HSETNX", key(agent_id, "meta"), "epoch", candidate_epoch});
+ChannelPosition RedisBroker::open_channel(std::string_view agent_id, const std::string& /*candidate_epoch*/) {
   if (auto pos = find_channel(agent_id)) return *pos;
-  throw malformed("channel not registered");
+  // Nothing is written: subscribers alone never grow Redis. Every node names the channel's history the
+  // same until the first publish registers that name (the batch script's candidate is the same one).
+  return {std::string(agent_id), epoch_for(agent_id), 0};
+}
+
+std::string RedisBroker::epoch_for(std::string_view agent_id) {
+  const std::string& generation = instance(agent_id).generation();
+  // FNV-1a over the generation and the id: a name, not a secret; a new generation gives new names.
+  std::uint64_t h = 14695981039346656037ULL;
+  auto mix = [&h](std::string_view s) {
+    for (unsigned char c : s) h = (h ^ c) * 1099511628211ULL;
+  };
+  mix(generation);
+  mix(std::string_view("\0", 1));
+  mix(agent_id);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(16, '0');
+  for (int i = 15; i >= 0; --i, h >>= 4) out[static_cast<std::size_t>(i)] = kHex[h & 0xf];
+  return out;
 }
 
 void RedisBroker::replay(std::string_view agent_id, std::uint64_t after_seq,
@@ -233,10 +250,23 @@ void RedisBroker::commit(Batch& batch) {
     numbers.clear();
     numbers.push_back(std::to_string(per_instance[i].size()));
     std::vector<std::string_view> args{now, maxlen, ttl, prefix, numbers.back()};
+    std::optional<BrokerError> unreachable;
     for (std::size_t c : per_instance[i]) {
       const BatchChannel& ch = batch.channels[c];
+      // A channel's first publish registers the name every node gave it (epoch_for), whichever node
+      // publishes; a registered one keeps its own (the script sets the epoch only once).
+      std::string_view candidate = ch.epoch;
+      if (!ch.registered) {
+        try {
+          numbers.push_back(epoch_for(ch.agent_id));
+          candidate = numbers.back();
+        } catch (const BrokerError& e) {
+          unreachable = e;
+          break;
+        }
+      }
       numbers.push_back(std::to_string(drafts_of[c].size()));
-      args.insert(args.end(), {ch.agent_id, ch.epoch, numbers.back()});
+      args.insert(args.end(), {ch.agent_id, candidate, numbers.back()});
       for (std::size_t d : drafts_of[c]) {
         const Draft& dr = batch.drafts[d];
         numbers.push_back(dr.decided_at ? std::to_string(*dr.decided_at) : std::string());
@@ -249,6 +279,7 @@ void RedisBroker::commit(Batch& batch) {
     }
     Reply r;
     try {
+      if (unreachable) throw *unreachable;
       r = instances_[i]->eval(kBatchScript, args);
     } catch (const BrokerError& e) {
       // Other instances' parts may be stored: each draft answers for itself.

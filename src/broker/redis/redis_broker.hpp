@@ -58,6 +58,8 @@ class RedisBroker final : public Broker {
 
  private:
   RedisInstance& instance(std::string_view agent_id);
+  // The epoch of a channel no node has published to yet: the same on every node (writer thread).
+  std::string epoch_for(std::string_view agent_id);
   void on_message(std::string_view agent_id, std::string_view payload);
 
   RedisBrokerOptions options_;

@@ -2,6 +2,7 @@
 
 #include "broker/broker.hpp"
 #include "core/log.hpp"
+#include "core/random_id.hpp"
 
 namespace aw::broker::redis {
 namespace {
@@ -43,6 +44,7 @@ void RedisInstance::drop() {
   if (ctx_ != nullptr) redisFree(ctx_);
   ctx_ = nullptr;
   script_sha_.clear();
+  generation_.clear();
   if (up_.exchange(false)) log::warn("broker_down", {{"broker", endpoint_.name}});
 }
 
@@ -162,6 +164,21 @@ Reply RedisInstance::eval_loaded(const std::string& script, const std::vector<st
     return r;
   }
   throw BrokerError("redis " + endpoint_.name + ": script not loaded", BrokerError::Kind::failed);
+}
+
+const std::string& RedisInstance::generation() {
+  if (!generation_.empty()) return generation_;
+  // SET NX GET: ours when none was there, else the one there (Redis 7).
+  const std::string candidate = random_hex_id(8);
+  Reply r = command({"SET", "aw:generation", candidate, "NX", "GET"});
+  if (r->type == REDIS_REPLY_NIL) {
+    generation_ = candidate;
+  } else if (r->type == REDIS_REPLY_STRING && r->len > 0) {
+    generation_.assign(r->str, r->len);
+  } else {
+    throw BrokerError("redis: unexpected answer to SET aw:generation", BrokerError::Kind::failed);
+  }
+  return generation_;
 }
 
 }  // namespace aw::broker::redis

@@ -42,6 +42,12 @@ class RedisInstance {
   // sent twice (a batch whose answer was lost may have been stored: its publishers get 503).
   Reply eval(const std::string& script, const std::vector<std::string_view>& args);
 
+  // The instance's generation: a random id stored once in it (`aw:generation`), read once per connection.
+  // Data lost with a restart takes it along, so a new one names the new history: the epoch of a channel
+  // no node has published to yet derives from it (RedisBroker::epoch_for), the same on every node,
+  // without writing anything per channel.
+  const std::string& generation();
+
   const Endpoint& endpoint() const noexcept { return endpoint_; }
   bool up() const noexcept { return up_.load(std::memory_order_relaxed); }
 
@@ -69,6 +75,7 @@ class RedisInstance {
   redisContext* ctx_ = nullptr;
   std::chrono::steady_clock::time_point next_attempt_{};
   std::string script_sha_;  // of the script last loaded on this connection's server
+  std::string generation_;  // read on this connection
   std::atomic<bool> up_{false};
   bool connected_once_ = false;
   Figures figures_;

@@ -223,17 +223,19 @@ TEST_F(RedisBrokerTest, AnIdempotencyKeySeenBeforeAnswersWithItsSeq) {
   EXPECT_EQ(replayed(broker, "a", 0), (std::vector<std::uint64_t>{1, 2, 3}));
 }
 
-TEST_F(RedisBrokerTest, TheEpochIsSetOnceByTheFirstCandidate) {
-  RedisBroker broker(options_for({redis_->endpoint()}));
-  EXPECT_EQ(broker.open_channel("a", "first").epoch, "first");
-  EXPECT_EQ(broker.open_channel("a", "second").epoch, "first");
+TEST_F(RedisBrokerTest, EveryNodeNamesAnUnpublishedChannelAlikeAndTheFirstPublishKeepsIt) {
+  RedisBroker node1(options_for({redis_->endpoint()}));
+  RedisBroker node2(options_for({redis_->endpoint()}));
+  const std::string epoch = node1.open_channel("a", "first").epoch;
+  EXPECT_FALSE(epoch.empty());
+  EXPECT_EQ(node2.open_channel("a", "second").epoch, epoch);
+  EXPECT_FALSE(node1.find_channel("a"));  // opening wrote nothing
   Batch b = batch_of({"a"}, 1, "third");
-  broker.commit(b);
-  EXPECT_EQ(b.channels[0].epoch, "first");
-  Batch c = batch_of({"c"}, 1, "own");
-  broker.commit(c);
-  EXPECT_EQ(c.channels[0].epoch, "own");
-  EXPECT_EQ(broker.find_channel("c")->epoch, "own");
+  node2.commit(b);
+  EXPECT_EQ(b.channels[0].epoch, epoch);
+  EXPECT_EQ(node1.find_channel("a")->epoch, epoch);
+  EXPECT_EQ(node1.open_channel("a", "fourth").epoch, epoch);
+  EXPECT_NE(node1.open_channel("c", "").epoch, epoch);  // another channel, another name
 }
 
 TEST_F(RedisBrokerTest, ReplayReadsTheRangeAfterASeqAndStopsWhenAsked) {
