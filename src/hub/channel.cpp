@@ -41,6 +41,14 @@ void LocalSubscribers::deliver(const EventPtr& ev) {
   }
 }
 
+void LocalSubscribers::history_lost(std::uint64_t gap_to) {
+  // A copy: a subscriber told may leave the list (its session ends) before this returns.
+  std::vector<Entry> told = list;
+  for (const Entry& e : told) {
+    if (e.subscriber->delivered_seq < gap_to) e.subscriber->history_lost();
+  }
+}
+
 Channel::Channel(std::string id, std::string ep, std::uint64_t last, std::size_t history_size,
                  std::int64_t history_ttl_ms, std::uint64_t history_max_bytes, unsigned shards)
     : agent_id(std::move(id)),

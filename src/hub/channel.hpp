@@ -27,6 +27,8 @@ struct alignas(64) LocalSubscribers {
   void remove(Subscriber* s);
   // Hands `ev` to every subscriber that has not seen it yet.
   void deliver(const EventPtr& ev);
+  // The events up to `gap_to` are lost: every subscriber that has not seen them all is told.
+  void history_lost(std::uint64_t gap_to);
 };
 
 struct Channel : std::enable_shared_from_this<Channel> {

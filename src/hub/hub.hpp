@@ -245,7 +245,8 @@ class Hub final : private broker::BrokerListener {
   // A committed event on its way to the subscribers of one shard.
   struct Delivery {
     std::shared_ptr<Channel> channel;
-    EventPtr event;
+    EventPtr event;  // null: a gap, the events up to gap_to are lost
+    std::uint64_t gap_to = 0;
   };
   using ShardDeliveries = std::vector<std::vector<Delivery>>;  // index = shard
   // Appends a committed event to its channel's history and state, and lists it for every shard where
@@ -282,6 +283,9 @@ class Hub final : private broker::BrokerListener {
   void adopt_state(Channel& ch, broker::VersionedState& vs);
   // Writer thread: catches up the channels whose catch-up failed, again.
   void retry_behind();
+  // Writer thread, under ch.mutex: the broker lost the events before `next_seq`; the history starts
+  // over and the subscribers that miss them are told (Subscriber::history_lost).
+  void history_gap_locked(Channel& ch, std::uint64_t next_seq, ShardDeliveries& deliveries);
   // Writer thread: a channel not live takes the broker's epoch, position and state (when its version
   // moved) and an empty history. Throws BrokerError when the broker cannot be read.
   void refresh_or_throw(Channel& ch);

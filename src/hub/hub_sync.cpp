@@ -71,13 +71,8 @@ void Hub::record_in_order(Channel& ch, const EventPtr& ev, const std::vector<Sta
   }
   if (ev->seq != ch.last_seq + 1) {
     if (ev->seq <= ch.last_seq) return;
-    // The broker no longer has what came between: the history starts over at this event.
-    log::warn("broker_gap", {{"agent_id", ch.agent_id},
-                             {"from", std::to_string(ch.last_seq + 1)},
-                             {"to", std::to_string(ev->seq - 1)}});
     std::lock_guard lock(ch.mutex);
-    history_bytes_ -= ch.history.bytes();
-    ch.history.clear();
+    history_gap_locked(ch, ev->seq, deliveries);
   }
   record(ch, ev, records, deliveries);
   ch.state_version = state_version;
@@ -101,8 +96,7 @@ bool Hub::catch_up(Channel& ch, std::uint64_t before_seq, ShardDeliveries& deliv
     if (ev->seq <= ch.last_seq) continue;
     if (ev->seq != ch.last_seq + 1) {
       std::lock_guard lock(ch.mutex);
-      history_bytes_ -= ch.history.bytes();
-      ch.history.clear();
+      history_gap_locked(ch, ev->seq, deliveries);
     }
     record(ch, ev, kNoRecords, deliveries);
   }
@@ -158,10 +152,7 @@ bool Hub::resync(Channel& ch, ShardDeliveries& deliveries) {
     std::lock_guard lock(ch.mutex);
     for (const EventPtr& ev : missed) {
       if (ev->seq <= ch.last_seq) continue;
-      if (ev->seq != ch.last_seq + 1) {  // the broker no longer has what came between
-        history_bytes_ -= ch.history.bytes();
-        ch.history.clear();
-      }
+      if (ev->seq != ch.last_seq + 1) history_gap_locked(ch, ev->seq, deliveries);
       record_locked(ch, ev, kNoRecords, deliveries);
     }
     if (fresh) ch.state.swap(fresh);
@@ -217,6 +208,20 @@ void Hub::let_go_live(Channel& ch) {
     ch.history.clear();
   }
   broker_.unwatch(ch.agent_id);
+}
+
+void Hub::history_gap_locked(Channel& ch, std::uint64_t next_seq, ShardDeliveries& deliveries) {
+  // The broker no longer has what came between (its Stream was trimmed past it while this node could
+  // not listen): the history starts over at `next_seq`, and the subscribers that were promised every
+  // event are told to start over too, from a snapshot (protocol.md: close 1012).
+  log::warn("broker_gap", {{"agent_id", ch.agent_id},
+                           {"from", std::to_string(ch.last_seq + 1)},
+                           {"to", std::to_string(next_seq - 1)}});
+  history_bytes_ -= ch.history.bytes();
+  ch.history.clear();
+  for (unsigned s = 0; s < ch.shard_subscribers.size(); ++s) {
+    if (ch.shard_subscribers[s] != 0) deliveries[s].push_back({ch.shared_from_this(), nullptr, next_seq - 1});
+  }
 }
 
 }  // namespace aw::hub

@@ -492,7 +492,13 @@ void Hub::post_deliveries(ShardDeliveries& deliveries) {
     if (deliveries[s].empty()) continue;
     auto batch = std::make_shared<std::vector<Delivery>>(std::move(deliveries[s]));
     shards_.post(s, [s, batch = std::move(batch)] {
-      for (const Delivery& d : *batch) d.channel->local[s].deliver(d.event);
+      for (const Delivery& d : *batch) {
+        if (d.event) {
+          d.channel->local[s].deliver(d.event);
+        } else {
+          d.channel->local[s].history_lost(d.gap_to);
+        }
+      }
     });
   }
 }

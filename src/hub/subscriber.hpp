@@ -13,6 +13,10 @@ class Subscriber {
 
   // Called on the subscriber's shard thread, in seq order, never twice for one seq.
   virtual void deliver(const EventPtr& ev) = 0;
+  // On the shard thread: events after delivered_seq are lost for good (a shared broker trimmed them
+  // before this node could read them), so what follows would be a gap. The subscriber must start over
+  // (a WebSocket session closes with 1012, and its client resumes into a snapshot).
+  virtual void history_lost() {}
   // Where the state deliver() reads on every event begins, when it is not at the start of this
   // object (128 bytes from there are prefetched; see LocalSubscribers::deliver). Asked once, on join.
   virtual const void* delivery_state() const noexcept { return this; }

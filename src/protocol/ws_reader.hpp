@@ -27,6 +27,7 @@ inline constexpr std::uint16_t no_status = 1005;  // never sent: a close frame w
 inline constexpr std::uint16_t invalid_payload = 1007;
 inline constexpr std::uint16_t policy = 1008;
 inline constexpr std::uint16_t too_big = 1009;
+inline constexpr std::uint16_t service_restart = 1012;  // reconnect: e.g. the history had a gap
 // Application codes (4000-4999): the subscriber's token expired and no refresh came in time.
 inline constexpr std::uint16_t token_expired = 4001;
 }  // namespace close_code

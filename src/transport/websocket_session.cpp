@@ -203,6 +203,12 @@ void WebSocketSession::deliver(const EventPtr& ev) {
   send_frame(ev, frame, true, ev->seq, ev.get());
 }
 
+void WebSocketSession::history_lost() {
+  // What it was sent is all true; what follows would skip events. It reconnects with since/epoch,
+  // cannot be replayed the lost ones, and gets a snapshot instead.
+  close_with(protocol::close_code::service_restart, "history_gap");
+}
+
 bool WebSocketSession::merge_into_queue(const EventPtr& ev) {
   const Segment* last = sock_.unsent_back();
   if (!last || !last->event) return false;

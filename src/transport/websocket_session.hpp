@@ -41,6 +41,7 @@ class WebSocketSession final : public hub::Subscriber,
   void run(const http::request<http::string_body>& req, api::SubscribeTarget target, std::string_view early);
 
   void deliver(const EventPtr& ev) override;
+  void history_lost() override;
   const void* delivery_state() const noexcept override { return sock_.enqueue_state(); }
   void on_sweep(std::int64_t now_ms) override;
   void on_shutdown() override;

@@ -282,7 +282,7 @@ def _describe_close(exc: ws_errors.ConnectionClosed) -> str:
     if rcvd is None:
         return "connection lost (no close frame)"
     meaning = {1001: "going away", 1007: "invalid data", 1008: "policy (slow consumer)", 1009: "message too big",
-               4001: "token expired"}
+               1012: "service restart (history gap)", 4001: "token expired"}
     text = f"closed by server: {rcvd.code}"
     if rcvd.code in meaning:
         text += f" {meaning[rcvd.code]}"

@@ -444,5 +444,90 @@ TEST_F(HubShared, ABatchStoredInPartAnswersEachPublishForItself) {
   EXPECT_EQ(broker_.channels["up"].seq, 2u);
 }
 
+// Runs what the hub posts to a shard at once, on the posting (writer) thread.
+class InlineDispatcher final : public ShardDispatcher {
+ public:
+  unsigned shard_count() const noexcept override { return 1; }
+  void post(unsigned, std::function<void()> work) override { work(); }
+};
+
+// What a subscriber was handed, for the test thread to look at.
+struct RecordingSubscriber final : Subscriber {
+  void deliver(const EventPtr& ev) override {
+    std::lock_guard lock(mutex);
+    seqs.push_back(ev->seq);
+  }
+  void history_lost() override {
+    std::lock_guard lock(mutex);
+    lost_after.push_back(seqs.empty() ? 0 : seqs.back());
+  }
+  std::mutex mutex;
+  std::vector<std::uint64_t> seqs;
+  std::vector<std::uint64_t> lost_after;  // the last seq it had been handed when told
+};
+
+// Events the broker trimmed before this node could read them: the subscribers that miss them are told
+// (and close with 1012, to resume into a snapshot), instead of seeing a gap.
+TEST(HubSharedGap, SubscribersWhoseEventsTheBrokerTrimmedAreToldToStartOver) {
+  FakeSharedBroker broker;
+  InlineDispatcher shards;
+  Hub hub({}, broker, shards, [](std::string_view) { return std::make_unique<MapState>(); });
+  hub.start();
+  RecordingSubscriber sub;
+  Channel* channel = hub.join("a", 0, &sub, std::nullopt).channel;
+  ASSERT_NE(channel, nullptr);
+  auto hear = [&](const std::pair<EventPtr, broker::StateChange>& heard) {
+    broker.listener->on_events("a", {heard.first}, {heard.second});
+  };
+  auto handed = [&] {
+    std::lock_guard lock(sub.mutex);
+    return sub.seqs;
+  };
+  auto wait_for_seq = [&](std::uint64_t seq) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto seqs = handed();
+      if (!seqs.empty() && seqs.back() >= seq) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // polling the writer's progress
+    }
+    FAIL() << "seq " << seq << " never delivered";
+  };
+  std::pair<EventPtr, broker::StateChange> heard;
+  {
+    std::lock_guard lock(broker.mutex);
+    heard = broker.other_node_sets("a", "", "");
+  }
+  hear(heard);
+  wait_for_seq(1);
+  {
+    std::lock_guard lock(broker.mutex);
+    for (int i = 0; i < 3; ++i) broker.other_node_sets("a", "", "");  // 2, 3, 4: never heard
+    heard = broker.other_node_sets("a", "", "");                      // 5
+    auto& events = broker.channels["a"].events;                       // 2 and 3 trimmed away
+    events.erase(events.begin() + 1, events.begin() + 3);
+  }
+  hear(heard);
+  wait_for_seq(5);
+  {
+    std::lock_guard lock(sub.mutex);
+    EXPECT_EQ(sub.lost_after, std::vector<std::uint64_t>{1});  // told once, right after what it had
+  }
+  // Missed events the broker still has are read back: no one is told.
+  {
+    std::lock_guard lock(broker.mutex);
+    broker.other_node_sets("a", "", "");  // 6: never heard, still stored
+    heard = broker.other_node_sets("a", "", "");
+  }
+  hear(heard);
+  wait_for_seq(7);
+  {
+    std::lock_guard lock(sub.mutex);
+    EXPECT_EQ(sub.lost_after.size(), 1u);
+    EXPECT_EQ(sub.seqs.back(), 7u);
+  }
+  hub.leave(channel, 0, &sub);
+  hub.stop();
+}
+
 }  // namespace
 }  // namespace aw::hub
