@@ -30,8 +30,8 @@ const AgentState* as_agent_state(const ChannelState* state) {
 
 }  // namespace
 
-WorkflowService::WorkflowService(hub::Hub& hub, WorkflowIndex& index,
-                                 WorkflowServiceOptions options, Clock clock)
+WorkflowService::WorkflowService(hub::Hub& hub, WorkflowIndex& index, WorkflowServiceOptions options,
+                                 Clock clock)
     : hub_(hub), index_(index), options_(options), clock_(std::move(clock)) {}
 
 void WorkflowService::submit(std::string agent_id, Decide decide, std::string idempotency_key,
