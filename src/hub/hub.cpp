@@ -476,6 +476,7 @@ HubStats Hub::stats(std::size_t top) {
   s.busiest = std::move(summaries);
   s.publishes = publishes_.load(std::memory_order_relaxed);
   s.publish_failures = publish_failures_.load(std::memory_order_relaxed);
+  s.state_conflicts = state_conflicts_.load(std::memory_order_relaxed);
   return s;
 }
 

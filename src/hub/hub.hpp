@@ -42,7 +42,7 @@ struct HubOptions {
   std::uint64_t history_max_bytes = 16ULL << 20;       // event bytes one channel holds in memory
   std::uint64_t history_memory_budget = 256ULL << 20;  // event bytes all channels hold in memory
   std::uint64_t max_stored_read_bytes = 4ULL << 20;    // read back from the store for one resume or page
-  unsigned max_decide_attempts = 8;  // a command decided again after a state conflict, at most this often
+  unsigned max_decide_attempts = 16;  // a command decided again after a state conflict, at most this often
 };
 
 struct PublishResult {
@@ -94,6 +94,7 @@ struct HubStats {
   std::uint64_t history_bytes = 0;
   std::uint64_t publishes = 0;
   std::uint64_t publish_failures = 0;
+  std::uint64_t state_conflicts = 0;  // commands decided again because another node moved the state
   std::vector<ChannelSummary> busiest;  // by subscribers, at most `top`
 };
 
@@ -327,6 +328,7 @@ class Hub final : private broker::BrokerListener {
 
   std::atomic<std::uint64_t> publishes_{0};
   std::atomic<std::uint64_t> publish_failures_{0};
+  std::atomic<std::uint64_t> state_conflicts_{0};
 };
 
 }  // namespace aw::hub

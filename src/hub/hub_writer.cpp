@@ -427,6 +427,7 @@ void Hub::answer(std::vector<Pending>& batch, std::size_t from, const PublishRes
           // Decided again once this commit is answered, with its key back (the draft took it).
           if (o.kind == Outcome::Kind::staged) batch[from + i].idempotency_key = std::move(d.idempotency_key);
           conflicted_.push_back(std::move(batch[from + i]));
+          state_conflicts_.fetch_add(1, std::memory_order_relaxed);
           continue;
         } else if (d.failed) {
           r = failure_of(*d.failed);  // other parts of the batch were stored

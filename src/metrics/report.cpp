@@ -68,6 +68,7 @@ std::string stats_json(const StatsInput& in) {
         {"addresses", c.rate_limit_addresses}}},
       {"publishes", in.hub.publishes},
       {"publish_failures", in.hub.publish_failures},
+      {"state_conflicts", in.hub.state_conflicts},
       {"http_requests", c.http_requests},
       {"tls",
        {{"handshakes", c.tls_handshakes},
@@ -207,6 +208,9 @@ std::string prometheus_text(const StatsInput& in) {
   metric(out, "agentwire_publishes_total", "counter", "Events published and acknowledged.", in.hub.publishes);
   metric(out, "agentwire_publish_failures_total", "counter", "Publishes refused (store failure, overload).",
          in.hub.publish_failures);
+  metric(out, "agentwire_state_conflicts_total", "counter",
+         "Workflow and stream commands decided again: another node had changed the state (--broker).",
+         in.hub.state_conflicts);
   metric(out, "agentwire_http_requests_total", "counter", "HTTP requests handled.", c.http_requests);
   metric(out, "agentwire_channels", "gauge", "Agent channels known.", in.hub.channels);
   metric(out, "agentwire_history_events", "gauge", "Events held in memory for resume.",
