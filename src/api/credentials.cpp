@@ -115,6 +115,14 @@ std::optional<Response> Credentials::check(const Access& access, const auth::Pri
       if (!workflows_) return std::nullopt;
       auto agent = access.agent == Access::Agent::workflow ? workflows_->agent_of_workflow(id)
                                                            : workflows_->agent_of_stream(id);
+      if (!agent && owners_ != nullptr) {
+        try {
+          agent = access.agent == Access::Agent::workflow ? owners_->owner_of_workflow(id)
+                                                          : owners_->owner_of_stream(id);
+        } catch (const workflow::DirectoryUnavailable&) {
+          return directory_unavailable_response();
+        }
+      }
       // The refusal names the id asked about, not the agent behind it, which this caller may not know of.
       if (agent && !principal.allows(*agent))
         return error_response(403, "agent_forbidden",

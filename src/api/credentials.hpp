@@ -15,6 +15,7 @@
 #include "auth/principal.hpp"
 #include "auth/verifier.hpp"
 #include "workflow/workflow_index.hpp"
+#include "workflow/workflow_service.hpp"
 
 namespace aw::api {
 
@@ -28,6 +29,9 @@ class Credentials {
   // Any may be null: no token keys, no API keys, no workflows to resolve ids with.
   Credentials(const auth::Verifier* verifier, const auth::ApiKeySet* keys,
               const workflow::WorkflowIndex* workflows = nullptr);
+
+  // Owners of ids this node's index lacks are then asked of the service (a shared broker's directory).
+  void find_owners_with(const workflow::WorkflowService* service) noexcept { owners_ = service; }
 
   // Whether any key is configured (else every request is anonymous).
   bool required() const noexcept { return verifier_ != nullptr || keys_ != nullptr; }
@@ -46,6 +50,7 @@ class Credentials {
   const auth::Verifier* verifier_;
   const auth::ApiKeySet* keys_;
   const workflow::WorkflowIndex* workflows_;
+  const workflow::WorkflowService* owners_ = nullptr;
 };
 
 // 403 scope_missing, naming the scope.

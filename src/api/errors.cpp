@@ -49,4 +49,8 @@ Response error_response(unsigned status, std::string_view code, std::string_view
   return r;
 }
 
+Response directory_unavailable_response() {
+  return error_response(503, "broker_unavailable", "the message broker cannot be reached");
+}
+
 }  // namespace aw::api

@@ -55,7 +55,12 @@ void end(WorkflowService& service, const Request& req, const Params& params, Rep
 // GET /api/streams/{stream_id}
 void get(WorkflowService& service, const Params& params, Reply reply) {
   std::string id(params.get("stream_id"));
-  auto st = service.get_stream(id);
+  std::optional<std::string> st;
+  try {
+    st = service.get_stream(id);
+  } catch (const workflow::DirectoryUnavailable&) {
+    return reply(directory_unavailable_response());
+  }
   if (!st) return reply(error_response(404, "stream_not_found", "no stream " + id));
   Response res;
   res.body = std::move(*st);
@@ -65,7 +70,12 @@ void get(WorkflowService& service, const Params& params, Reply reply) {
 // GET /api/workflows/{workflow_id}/streams
 void list(WorkflowService& service, const Params& params, Reply reply) {
   std::string id(params.get("workflow_id"));
-  auto streams = service.workflow_streams(id);
+  std::optional<std::string> streams;
+  try {
+    streams = service.workflow_streams(id);
+  } catch (const workflow::DirectoryUnavailable&) {
+    return reply(directory_unavailable_response());
+  }
   if (!streams) return reply(error_response(404, "workflow_not_found", "no workflow " + id));
   Response res;
   res.body = std::move(*streams);

@@ -31,7 +31,12 @@ void create(WorkflowService& service, const Request& req, const Params& params, 
 // GET /api/workflows/{workflow_id}
 void get(WorkflowService& service, const Params& params, Reply reply) {
   std::string id(params.get("workflow_id"));
-  auto wf = service.get(id);
+  std::optional<std::string> wf;
+  try {
+    wf = service.get(id);
+  } catch (const workflow::DirectoryUnavailable&) {
+    return reply(directory_unavailable_response());
+  }
   if (!wf) return reply(error_response(404, "workflow_not_found", "no workflow " + id));
   Response res;
   res.body = std::move(*wf);
@@ -58,7 +63,11 @@ void list(WorkflowService& service, const Request& req, const Params& params, Re
     after = *n;
   }
   Response res;
-  res.body = service.list(agent_id, static_cast<std::size_t>(limit), after);
+  try {
+    res.body = service.list(agent_id, static_cast<std::size_t>(limit), after);
+  } catch (const workflow::DirectoryUnavailable&) {
+    return reply(directory_unavailable_response());
+  }
   reply(std::move(res));
 }
 
@@ -83,11 +92,15 @@ void agents(WorkflowService& service, const Request& req, const Params& params, 
   Response res;
   const auth::Principal* who = params.principal.get();
   if (!who) return reply(error_response(500, "internal", "the agents list was reached without a caller"));
-  if (who->allows_every_agent()) {
-    res.body = service.agents(after, static_cast<std::size_t>(limit));
-  } else {
-    res.body = service.agents(after, static_cast<std::size_t>(limit),
-                              [who](std::string_view agent) { return who->allows(agent); });
+  try {
+    if (who->allows_every_agent()) {
+      res.body = service.agents(after, static_cast<std::size_t>(limit));
+    } else {
+      res.body = service.agents(after, static_cast<std::size_t>(limit),
+                                [who](std::string_view agent) { return who->allows(agent); });
+    }
+  } catch (const workflow::DirectoryUnavailable&) {
+    return reply(directory_unavailable_response());
   }
   reply(std::move(res));
 }

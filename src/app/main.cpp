@@ -202,6 +202,7 @@ int main(int argc, char** argv) {
     aw::workflow::WorkflowService workflows(hub, workflow_index, workflow_options, aw::now_unix_ms);
 
     aw::api::Credentials credentials(verifier.get(), api_keys.get(), &workflow_index);
+    credentials.find_owners_with(&workflows);
     aw::api::Router router;
     router.guard_with(&credentials);
     aw::api::Context api_ctx{hub, counters, options};

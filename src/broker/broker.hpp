@@ -45,6 +45,35 @@ struct BatchChannel {
   bool registered = false;     // the broker knows the channel already (else commit() registers it)
 };
 
+// What an event changes in a shared broker's directory, which lets any node find the channel that
+// holds a thing by the thing's id alone, list the channels that hold things, and find things idle too
+// long. The domain decides which ids (hub::Decision::directory); the embedded broker ignores it all.
+struct DirectoryChange {
+  std::vector<std::string> added;    // ids that lead to this channel from this commit on
+  std::vector<std::string> removed;  // ids forgotten
+  int counted = 0;                   // change of the channel's count in the listing (+1 made, -1 gone)
+  bool listed = false;               // the channel's listing entry changes at this commit
+  std::vector<std::string> active;   // ids open, last active at this commit
+  std::vector<std::string> closed;   // ids no longer open
+
+  bool empty() const noexcept {
+    return added.empty() && removed.empty() && counted == 0 && !listed && active.empty() && closed.empty();
+  }
+};
+
+// A channel in a shared broker's listing: how many things it holds, and when one last changed.
+struct ListedChannel {
+  std::string agent_id;
+  std::uint64_t count = 0;
+  std::int64_t updated_ms = 0;
+};
+
+// An open id nothing reached for a while, and its channel.
+struct IdleName {
+  std::string id;
+  std::string agent_id;
+};
+
 // An event a command decided on, waiting for its seq.
 struct Draft {
   std::size_t channel = 0;  // index in Batch::channels
@@ -53,6 +82,7 @@ struct Draft {
   std::string idempotency_key;
   bool mergeable = false;
   std::vector<store::StateRecord> records;  // stored in the same commit
+  DirectoryChange directory;                // a shared broker's directory, written with the commit
   // A shared broker's check-and-apply: the channel's state version this draft was decided against; the
   // draft is stored only while the broker's version is still this one (else `conflict`).
   std::optional<std::uint64_t> decided_at;
@@ -198,6 +228,20 @@ class Broker {
   virtual std::vector<InstanceHealth> health() { return {}; }
   // The hub read events of a watched channel back from the broker that pub/sub did not bring.
   virtual void count_backfill(std::string_view /*agent_id*/) {}
+
+  // A shared broker's directory (Draft::directory); the embedded one has none (every channel is loaded).
+  // The channel an id leads to, or nullopt.
+  virtual std::optional<std::string> find_name(std::string_view /*id*/) { return std::nullopt; }
+  // Listed channels with ids above `after` (all when empty), by id, at most `limit`.
+  virtual std::vector<ListedChannel> listed_channels(std::string_view /*after*/, std::size_t /*limit*/) {
+    return {};
+  }
+  // Open ids last active before `before_ms`, at most `limit`; each is claimed (its last activity set to
+  // `now_ms`), so no other node takes it until it has been idle that long again.
+  virtual std::vector<IdleName> claim_idle(std::int64_t /*before_ms*/, std::int64_t /*now_ms*/,
+                                           std::size_t /*limit*/) {
+    return {};
+  }
 };
 
 }  // namespace aw::broker

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/broker.hpp"
 #include "hub/channel_state.hpp"
 
 namespace aw::hub {
@@ -21,6 +22,7 @@ struct Decision {
   bool mergeable = false;  // Event::mergeable: only the workflow domain sets it
   std::vector<store::StateRecord> records;
   std::string reply_json;  // what the caller answers with (e.g. the new workflow), optional
+  broker::DirectoryChange directory;  // what the event makes findable from other nodes (shared broker)
 
   static Decision refuse(Refusal r, std::string code, std::string message, std::string details = {}) {
     Decision d;

@@ -159,6 +159,16 @@ class Hub final : private broker::BrokerListener {
   std::string_view broker_name() const noexcept { return broker_.name(); }
   std::vector<broker::InstanceHealth> broker_health() { return broker_.health(); }
 
+  // With a shared broker (hub_directory.cpp): its directory, read on the writer. Each throws BrokerError
+  // when the broker cannot be read. The agent whose channel `id` leads to (Broker::find_name), with that
+  // channel in memory and its state as the broker has it; nullopt when the broker knows no such id.
+  bool shared() const noexcept { return shared_; }
+  std::optional<std::string> locate(std::string_view id);
+  std::vector<broker::ListedChannel> listed_channels(std::string_view after, std::size_t limit);
+  // Open ids idle since before `before_ms`, claimed for this node (Broker::claim_idle), their channels
+  // in memory brought in step with the broker so that the expiries decide against its state.
+  std::vector<broker::IdleName> claim_idle(std::int64_t before_ms, std::int64_t now_ms, std::size_t limit);
+
  private:
   struct Pending {
     std::function<void()> task;  // when set, not a publish: run_on_writer's work

@@ -289,6 +289,7 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
       d.idempotency_key = std::move(p.idempotency_key);
       d.mergeable = o.decision.mergeable;
       d.records = std::move(o.decision.records);
+      d.directory = std::move(o.decision.directory);
       continue;
     }
     Channel& ch = *held;
@@ -349,6 +350,7 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
     d.idempotency_key = std::move(p.idempotency_key);
     d.mergeable = o.decision.mergeable;
     d.records = std::move(o.decision.records);
+    d.directory = std::move(o.decision.directory);
     // Optimistic: no read first; the broker stores it only if the state is still the one decided on.
     if (shared_ && p.command.stateful) d.decided_at = ch.state_version;
   }

@@ -129,7 +129,9 @@ Decision end_stream(const AgentState& state, const Stream& st, StreamStatus stat
   json::object summary = end_summary(st, status, reason);
   std::string reply = json::serialize(summary);
   summary["done"] = true;
-  return decided(kStream, summary, std::move(records), std::move(reply));
+  Decision d = decided(kStream, summary, std::move(records), std::move(reply));
+  d.directory.closed.push_back(st.id);
+  return d;
 }
 
 }  // namespace
@@ -176,10 +178,15 @@ Decision decide_create(const AgentState* state, const std::string& workflow_id, 
     return *full;
   json::object doc = workflow_json(wf, nullptr, {});
   std::string reply = json::serialize(doc);
-  return decided(kWorkflowCreated, doc,
-                 {record(*state, kWorkflowKind, wf.id, workflow_record(wf)),
-                  record(*state, kCounterKind, std::string(kWorkflowNumberId), std::to_string(wf.number))},
-                 std::move(reply));
+  Decision d =
+      decided(kWorkflowCreated, doc,
+              {record(*state, kWorkflowKind, wf.id, workflow_record(wf)),
+               record(*state, kCounterKind, std::string(kWorkflowNumberId), std::to_string(wf.number))},
+              std::move(reply));
+  d.directory.added.push_back(wf.id);
+  d.directory.counted = 1;
+  d.directory.listed = true;
+  return d;
 }
 
 Decision decide_requirements(const AgentState* state, const std::string& workflow_id,
@@ -211,10 +218,12 @@ Decision decide_requirements(const AgentState* state, const std::string& workflo
 
   json::object data{{"workflow_id", workflow_id}, {"requirements", requirements_json(req)}};
   std::string reply = json::serialize(workflow_json(wf, &req, state->streams_of(workflow_id)));
-  return decided(kRequirementsSubmitted, data,
-                 {record(*state, kRequirementsKind, workflow_id, requirements_record(req)),
-                  record(*state, kWorkflowKind, workflow_id, workflow_record(wf))},
-                 std::move(reply));
+  Decision d = decided(kRequirementsSubmitted, data,
+                       {record(*state, kRequirementsKind, workflow_id, requirements_record(req)),
+                        record(*state, kWorkflowKind, workflow_id, workflow_record(wf))},
+                       std::move(reply));
+  d.directory.listed = true;
+  return d;
 }
 
 Decision decide_phase(const AgentState* state, const std::string& workflow_id, Phase to,
@@ -248,8 +257,10 @@ Decision decide_phase(const AgentState* state, const std::string& workflow_id, P
                     {"reason", optional_string(reason)}};
   std::string reply = json::serialize(
       workflow_json(wf, state->find_requirements(workflow_id), state->streams_of(workflow_id)));
-  return decided(kPhaseChanged, data, {record(*state, kWorkflowKind, workflow_id, workflow_record(wf))},
-                 std::move(reply));
+  Decision d = decided(kPhaseChanged, data, {record(*state, kWorkflowKind, workflow_id, workflow_record(wf))},
+                       std::move(reply));
+  d.directory.listed = true;
+  return d;
 }
 
 Decision decide_progress(const AgentState* state, const std::string& workflow_id, double percent,
@@ -277,6 +288,7 @@ Decision decide_progress(const AgentState* state, const std::string& workflow_id
   Decision d = decided(kProgress, data, {record(*state, kWorkflowKind, workflow_id, workflow_record(wf))},
                        std::move(reply));
   d.mergeable = true;  // only the latest progress matters to a subscriber that fell behind
+  d.directory.listed = true;
   return d;
 }
 
@@ -297,8 +309,14 @@ Decision decide_delete(const AgentState* state, const std::string& workflow_id) 
   if (state->find_requirements(workflow_id))
     records.push_back(record(*state, kRequirementsKind, workflow_id, {}));
   json::array streams;
+  broker::DirectoryChange gone;
+  gone.removed.push_back(workflow_id);
+  gone.counted = -1;
+  gone.listed = true;
   for (const Stream* st : state->streams_of(workflow_id)) {
     streams.emplace_back(st->id);
+    gone.removed.push_back(st->id);
+    if (st->status == StreamStatus::streaming) gone.closed.push_back(st->id);
     records.push_back(record(*state, kStreamKind, st->id, {}));
     if (st->status != StreamStatus::streaming) records.push_back(record(*state, kStreamTextKind, st->id, {}));
     for (auto& id : state->delta_record_ids(st->id))
@@ -306,7 +324,9 @@ Decision decide_delete(const AgentState* state, const std::string& workflow_id) 
   }
   json::object data{{"workflow_id", workflow_id}, {"streams", std::move(streams)}};
   json::object reply{{"workflow_id", workflow_id}, {"deleted", true}};
-  return decided(kWorkflowDeleted, data, std::move(records), json::serialize(reply));
+  Decision d = decided(kWorkflowDeleted, data, std::move(records), json::serialize(reply));
+  d.directory = std::move(gone);
+  return d;
 }
 
 Decision decide_open_stream(const AgentState* state, const std::string& workflow_id,
@@ -343,8 +363,11 @@ Decision decide_open_stream(const AgentState* state, const std::string& workflow
     return *full;
   json::object data{{"stream_id", stream_id}, {"workflow_id", workflow_id}, {"started", true}};
   json::object reply{{"stream_id", stream_id}, {"workflow_id", workflow_id}, {"status", "streaming"}};
-  return decided(kStream, data, {record(*state, kStreamKind, stream_id, stream_record(st))},
-                 json::serialize(reply));
+  Decision d = decided(kStream, data, {record(*state, kStreamKind, stream_id, stream_record(st))},
+                       json::serialize(reply));
+  d.directory.added.push_back(stream_id);
+  d.directory.active.push_back(stream_id);
+  return d;
 }
 
 Decision decide_append(const AgentState* state, const std::string& stream_id, std::string_view delta,
@@ -388,6 +411,7 @@ Decision decide_append(const AgentState* state, const std::string& stream_id, st
                        {record(*state, kDeltaKind, delta_record_id(stream_id, index), delta_record(delta))},
                        json::serialize(reply));
   d.mergeable = true;  // consecutive deltas may reach a lagging subscriber as one
+  d.directory.active.push_back(stream_id);  // its last activity, for the idle timeout on any node
   return d;
 }
 

@@ -1,5 +1,7 @@
 #include "workflow/workflow_service.hpp"
 
+#include <limits>
+
 #include "core/log.hpp"
 #include "core/random_id.hpp"
 
@@ -94,11 +96,42 @@ void WorkflowService::create(NewWorkflow request, std::string idempotency_key, P
   submit(std::move(agent_id), std::move(decide), std::move(idempotency_key), std::move(reply));
 }
 
+std::optional<std::string> WorkflowService::owner(std::optional<std::string> local,
+                                                  std::string_view id) const {
+  if (local || !hub_.shared()) return local;
+  try {
+    return hub_.locate(id);
+  } catch (const broker::BrokerError& e) {
+    throw DirectoryUnavailable(e.what());
+  }
+}
+
+std::optional<std::string> WorkflowService::owner_of_workflow(std::string_view workflow_id) const {
+  return owner(index_.agent_of_workflow(workflow_id), workflow_id);
+}
+
+std::optional<std::string> WorkflowService::owner_of_stream(std::string_view stream_id) const {
+  return owner(index_.agent_of_stream(stream_id), stream_id);
+}
+
+std::optional<std::string> WorkflowService::owner_for_command(bool workflow, const std::string& id,
+                                                              PublishCallback& done) const {
+  std::optional<std::string> agent_id;
+  try {
+    agent_id = workflow ? owner_of_workflow(id) : owner_of_stream(id);
+  } catch (const DirectoryUnavailable& e) {
+    done({PublishResult::Status::broker_unavailable, 0, "the message broker cannot be reached", {}});
+    return std::nullopt;
+  }
+  if (!agent_id) done(refused(workflow ? workflow_not_found(id) : stream_not_found(id)));
+  return agent_id;
+}
+
 void WorkflowService::workflow_command(
     std::string workflow_id, std::string idempotency_key, PublishCallback done,
     std::function<Decision(const AgentState*, const std::string&)> decide) {
-  auto agent_id = index_.agent_of_workflow(workflow_id);
-  if (!agent_id) return done(refused(workflow_not_found(workflow_id)));
+  auto agent_id = owner_for_command(true, workflow_id, done);
+  if (!agent_id) return;
   if (!idempotency_key.empty()) done = describe_duplicates(*agent_id, workflow_id, std::move(done));
   submit(
       std::move(*agent_id),
@@ -141,8 +174,8 @@ void WorkflowService::cancel(std::string workflow_id, std::optional<std::string>
 }
 
 void WorkflowService::remove(std::string workflow_id, std::string idempotency_key, PublishCallback done) {
-  auto agent_id = index_.agent_of_workflow(workflow_id);
-  if (!agent_id) return done(refused(workflow_not_found(workflow_id)));
+  auto agent_id = owner_for_command(true, workflow_id, done);
+  if (!agent_id) return;
   submit(
       std::move(*agent_id),
       [workflow_id](const AgentState* state) { return decide_delete(state, workflow_id); },
@@ -151,8 +184,8 @@ void WorkflowService::remove(std::string workflow_id, std::string idempotency_ke
 
 void WorkflowService::stream_command(const std::string& stream_id, std::string idempotency_key,
                                      PublishCallback done, Decide decide) {
-  auto agent_id = index_.agent_of_stream(stream_id);
-  if (!agent_id) return done(refused(stream_not_found(stream_id)));
+  auto agent_id = owner_for_command(false, stream_id, done);
+  if (!agent_id) return;
   if (!idempotency_key.empty()) done = replay_duplicates(*agent_id, std::move(done));
   submit(std::move(*agent_id), std::move(decide), std::move(idempotency_key), std::move(done));
 }
@@ -160,11 +193,8 @@ void WorkflowService::stream_command(const std::string& stream_id, std::string i
 std::string WorkflowService::open_stream(std::string workflow_id, std::string idempotency_key,
                                          PublishCallback done) {
   std::string stream_id = new_stream_id();
-  auto agent_id = index_.agent_of_workflow(workflow_id);
-  if (!agent_id) {
-    done(refused(workflow_not_found(workflow_id)));
-    return stream_id;
-  }
+  auto agent_id = owner_for_command(true, workflow_id, done);
+  if (!agent_id) return stream_id;
   if (!idempotency_key.empty()) done = replay_duplicates(*agent_id, std::move(done));
   submit(
       std::move(*agent_id),
@@ -194,6 +224,8 @@ void WorkflowService::end(std::string stream_id, StreamStatus status, std::optio
 
 std::size_t WorkflowService::expire_idle_streams(std::int64_t now_ms) {
   const std::int64_t idle_before = now_ms - options_.stream_idle_timeout_ms;
+  // Other nodes feed streams this node's index does not see: the broker's activity decides.
+  if (hub_.shared()) return expire_claimed_streams(idle_before, now_ms);
   auto idle = index_.idle_streams(idle_before);
   for (auto& [stream_id, agent_id] : idle) {
     // The decision checks again on the writer thread: an append may have arrived since. (Bindings are
@@ -215,8 +247,38 @@ std::size_t WorkflowService::expire_idle_streams(std::int64_t now_ms) {
   return idle.size();
 }
 
+std::size_t WorkflowService::expire_claimed_streams(std::int64_t idle_before_ms, std::int64_t now_ms) {
+  // At most this many per check (a check runs every timeout/4, at most every second).
+  constexpr std::size_t kClaimsPerCheck = 256;
+  std::vector<broker::IdleName> idle;
+  try {
+    idle = hub_.claim_idle(idle_before_ms, now_ms, kClaimsPerCheck);
+  } catch (const broker::BrokerError& e) {
+    log::warn("stream_expire_failed", {{"error", e.what()}});
+    return 0;
+  }
+  for (auto& claimed : idle) {
+    // The broker saw it idle and this node holds the claim: the decision only checks that it still
+    // streams (its state here was read again, and a stale one loses to the version check).
+    submit(
+        claimed.agent_id,
+        [this, stream_id = claimed.id](const AgentState* state) {
+          return decide_expire(state, stream_id, std::numeric_limits<std::int64_t>::max(), clock_());
+        },
+        {},
+        [stream_id = claimed.id, agent_id = claimed.agent_id](const PublishResult& r) {
+          if (r.status == PublishResult::Status::ok) {
+            log::info("stream_expired", {{"agent_id", agent_id}, {"stream_id", stream_id}});
+          } else if (r.status != PublishResult::Status::refused) {
+            log::warn("stream_expire_failed", {{"stream_id", stream_id}, {"error", r.message}});
+          }
+        });
+  }
+  return idle.size();
+}
+
 std::optional<std::string> WorkflowService::get(std::string_view workflow_id) const {
-  auto agent_id = index_.agent_of_workflow(workflow_id);
+  auto agent_id = owner_of_workflow(workflow_id);
   if (!agent_id) return std::nullopt;
   std::optional<std::string> out;
   hub_.with_state(*agent_id, [&](const ChannelState* s) {
@@ -229,7 +291,7 @@ std::optional<std::string> WorkflowService::get(std::string_view workflow_id) co
 }
 
 std::optional<std::string> WorkflowService::get_stream(std::string_view stream_id) const {
-  auto agent_id = index_.agent_of_stream(stream_id);
+  auto agent_id = owner_of_stream(stream_id);
   if (!agent_id) return std::nullopt;
   std::optional<json::object> out;
   hub_.with_state(*agent_id, [&](const ChannelState* s) {
@@ -262,7 +324,7 @@ std::optional<std::string> WorkflowService::get_stream(std::string_view stream_i
 }
 
 std::optional<std::string> WorkflowService::workflow_streams(std::string_view workflow_id) const {
-  auto agent_id = index_.agent_of_workflow(workflow_id);
+  auto agent_id = owner_of_workflow(workflow_id);
   if (!agent_id) return std::nullopt;
   std::optional<std::string> out;
   hub_.with_state(*agent_id, [&](const ChannelState* s) {
@@ -283,6 +345,7 @@ std::optional<std::string> WorkflowService::workflow_streams(std::string_view wo
 
 std::string WorkflowService::agents(std::string_view after, std::size_t limit,
                                     const std::function<bool(std::string_view)>& visible) const {
+  if (hub_.shared()) return listed_agents(after, limit, visible);
   bool more = false;
   auto page = index_.agents_after(after, limit, more, visible);
   json::array items;
@@ -292,6 +355,40 @@ std::string WorkflowService::agents(std::string_view after, std::size_t limit,
         {"agent_id", a.agent_id}, {"workflows", a.workflows}, {"updated", timestamp_json(a.updated_ms)}});
   json::value next = nullptr;
   if (more && !page.empty()) next = json::string(page.back().agent_id);
+  json::object o{{"agents", std::move(items)}, {"next", std::move(next)}};
+  return json::serialize(o);
+}
+
+std::string WorkflowService::listed_agents(std::string_view after, std::size_t limit,
+                                           const std::function<bool(std::string_view)>& visible) const {
+  // The broker's listing (every node's agents), a chunk at a time until the page and one more are found.
+  const std::size_t chunk = std::max<std::size_t>(limit + 1, 64);
+  json::array items;
+  std::string cursor(after);
+  std::string last;
+  bool more = false;
+  for (;;) {
+    std::vector<broker::ListedChannel> listed;
+    try {
+      listed = hub_.listed_channels(cursor, chunk);
+    } catch (const broker::BrokerError& e) {
+      throw DirectoryUnavailable(e.what());
+    }
+    for (const auto& a : listed) {
+      if (visible && !visible(a.agent_id)) continue;
+      if (items.size() == limit) {
+        more = true;
+        break;
+      }
+      items.push_back(json::object{
+          {"agent_id", a.agent_id}, {"workflows", a.count}, {"updated", timestamp_json(a.updated_ms)}});
+      last = a.agent_id;
+    }
+    if (more || listed.size() < chunk) break;
+    cursor = listed.back().agent_id;
+  }
+  json::value next = nullptr;
+  if (more && !items.empty()) next = json::string(last);
   json::object o{{"agents", std::move(items)}, {"next", std::move(next)}};
   return json::serialize(o);
 }

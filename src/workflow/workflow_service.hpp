@@ -11,6 +11,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,13 @@
 #include "workflow/workflow_index.hpp"
 
 namespace aw::workflow {
+
+// A shared broker's directory could not be asked who owns an id: the caller answers 503
+// broker_unavailable (not 404: the id may well exist).
+class DirectoryUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 struct WorkflowServiceOptions {
   std::int64_t stream_idle_timeout_ms = 60'000;  // a model silent this long has died or been forgotten
@@ -57,8 +65,15 @@ class WorkflowService {
   void end(std::string stream_id, StreamStatus status, std::optional<std::string> reason,
            std::string idempotency_key, hub::PublishCallback done);
   // Ends, as failed, every open stream nothing reached for the idle timeout; returns how many it asked
-  // to end. Call it periodically.
+  // to end. Call it periodically. With a shared broker, on every node: the broker's record of each open
+  // stream's last activity decides, and one node claims each idle stream (Broker::claim_idle).
   std::size_t expire_idle_streams(std::int64_t now_ms);
+
+  // The agent owning a workflow (a stream): this node's index, else, with a shared broker, its directory
+  // (which brings the agent's channel into memory here). nullopt when none does. The reads below and
+  // the credentials check use these; they throw DirectoryUnavailable, as the reads below do.
+  std::optional<std::string> owner_of_workflow(std::string_view workflow_id) const;
+  std::optional<std::string> owner_of_stream(std::string_view stream_id) const;
 
   // The workflow's public JSON, or nullopt when it does not exist.
   std::optional<std::string> get(std::string_view workflow_id) const;
@@ -92,6 +107,13 @@ class WorkflowService {
                         std::function<hub::Decision(const AgentState*, const std::string&)> decide);
   void stream_command(const std::string& stream_id, std::string idempotency_key, hub::PublishCallback done,
                       Decide decide);
+  std::optional<std::string> owner(std::optional<std::string> local, std::string_view id) const;
+  // The owner of `id` for a command, or `done` answered (404 `not_found`, 503 broker_unavailable).
+  std::optional<std::string> owner_for_command(bool workflow, const std::string& id,
+                                               hub::PublishCallback& done) const;
+  std::size_t expire_claimed_streams(std::int64_t idle_before_ms, std::int64_t now_ms);
+  std::string listed_agents(std::string_view after, std::size_t limit,
+                            const std::function<bool(std::string_view)>& visible) const;
   std::optional<std::string> original_event_data(std::string_view agent_id, std::uint64_t seq) const;
 
   hub::Hub& hub_;

@@ -230,6 +230,7 @@ std::optional<std::string> RedisBroker::load_cold_record(std::string_view agent_
 }
 
 void RedisBroker::commit(Batch& batch) {
+  directory_.write_added(batch);
   const std::size_t n = instances_.size();
   // Which channels (by index) go to which instance, and each channel's drafts in order.
   std::vector<std::vector<std::size_t>> per_instance(n);
@@ -319,6 +320,7 @@ void RedisBroker::commit(Batch& batch) {
       }
     }
   }
+  directory_.write_stored(batch);
   // Nothing stored anywhere: the batch fails as a whole, as the embedded broker's does.
   if (failure && !stored_any) throw *failure;
 }

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "broker/broker.hpp"
+#include "broker/redis/directory.hpp"
 #include "broker/redis/live_link.hpp"
 #include "broker/redis/redis_instance.hpp"
 
@@ -52,6 +53,13 @@ class RedisBroker final : public Broker {
   void set_listener(BrokerListener* listener) override;
   std::vector<InstanceHealth> health() override;
   void count_backfill(std::string_view agent_id) override;
+  std::optional<std::string> find_name(std::string_view id) override { return directory_.find(id); }
+  std::vector<ListedChannel> listed_channels(std::string_view after, std::size_t limit) override {
+    return directory_.listed(after, limit);
+  }
+  std::vector<IdleName> claim_idle(std::int64_t before_ms, std::int64_t now_ms, std::size_t limit) override {
+    return directory_.claim_idle(before_ms, now_ms, limit);
+  }
 
   // The instance an agent lives on, of `n`.
   static std::size_t instance_of(std::string_view agent_id, std::size_t n);
@@ -64,6 +72,7 @@ class RedisBroker final : public Broker {
 
   RedisBrokerOptions options_;
   std::vector<std::unique_ptr<RedisInstance>> instances_;  // writer thread
+  Directory directory_{instances_};                        // writer thread
   boost::asio::io_context io_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::vector<std::unique_ptr<LiveLink>> links_;  // io thread

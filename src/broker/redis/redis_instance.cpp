@@ -181,4 +181,36 @@ const std::string& RedisInstance::generation() {
   return generation_;
 }
 
+std::vector<Reply> RedisInstance::pipeline(const std::vector<std::vector<std::string>>& commands) {
+  redisContext* c = connection();
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lens;
+  auto lost = [&] {
+    std::string why = c->errstr;
+    drop();
+    return unavailable(endpoint_, why.empty() ? "no answer" : why);
+  };
+  for (const auto& command : commands) {
+    argv.clear();
+    lens.clear();
+    for (const auto& a : command) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) != REDIS_OK)
+      throw lost();
+  }
+  std::vector<Reply> out;
+  out.reserve(commands.size());
+  for (std::size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(c, &raw) != REDIS_OK || raw == nullptr) throw lost();
+    out.emplace_back(static_cast<redisReply*>(raw));
+  }
+  for (const Reply& r : out) {
+    if (r->type == REDIS_REPLY_ERROR) throw error_reply(endpoint_, r.get());
+  }
+  return out;
+}
+
 }  // namespace aw::broker::redis

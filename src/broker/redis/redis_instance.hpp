@@ -47,6 +47,9 @@ class RedisInstance {
   // no node has published to yet derives from it (RedisBroker::epoch_for), the same on every node,
   // without writing anything per channel.
   const std::string& generation();
+  // Sends the commands in one go, then reads their answers in order (never sent twice); throws as
+  // command() does, for the first error reply too.
+  std::vector<Reply> pipeline(const std::vector<std::vector<std::string>>& commands);
 
   const Endpoint& endpoint() const noexcept { return endpoint_; }
   bool up() const noexcept { return up_.load(std::memory_order_relaxed); }

@@ -215,6 +215,46 @@ TEST_F(DecisionsTest, OnlyFinishedWorkflowsAreDeletedAndTheyTakeTheirStreamsAlon
   EXPECT_EQ(state_.find_workflow("wf_2")->number, 2u);
 }
 
+// What a shared broker's directory learns from each event: which ids lead to the agent, its count in
+// the agents list, and which streams are open with their last activity.
+TEST_F(DecisionsTest, EachEventSaysWhatTheDirectoryLearns) {
+  using V = std::vector<std::string>;
+  Decision made = decide_create(&state_, "wf_1", {"agent-7", "Build login", {}}, now_);
+  EXPECT_EQ(made.directory.added, V{"wf_1"});
+  EXPECT_EQ(made.directory.counted, 1);
+  EXPECT_TRUE(made.directory.listed);
+  commit(made);
+  Decision phase = decide_phase(&state_, "wf_1", Phase::design, std::nullopt, now_);
+  EXPECT_TRUE(phase.directory.added.empty());
+  EXPECT_EQ(phase.directory.counted, 0);
+  EXPECT_TRUE(phase.directory.listed);
+  commit(phase);
+  Decision opened = decide_open_stream(&state_, "wf_1", "st_1", now_);
+  EXPECT_EQ(opened.directory.added, V{"st_1"});
+  EXPECT_EQ(opened.directory.active, V{"st_1"});
+  EXPECT_EQ(opened.directory.counted, 0);
+  commit(opened);
+  open("wf_1", "st_2");
+  Decision fed = decide_append(&state_, "st_1", "abc", std::nullopt);
+  EXPECT_EQ(fed.directory.active, V{"st_1"});
+  EXPECT_TRUE(fed.directory.added.empty());
+  commit(fed);
+  Decision ended = decide_end(&state_, "st_2", StreamStatus::completed, std::nullopt, now_);
+  EXPECT_EQ(ended.directory.closed, V{"st_2"});
+  commit(ended);
+  Decision expired = decide_expire(&state_, "st_1", std::numeric_limits<std::int64_t>::max(), now_);
+  EXPECT_EQ(expired.directory.closed, V{"st_1"});
+  // A refusal changes nothing anywhere.
+  EXPECT_TRUE(decide_delete(&state_, "wf_1").directory.empty());
+  open("wf_1", "st_3");
+  move_to("wf_1", Phase::cancelled);
+  Decision gone = decide_delete(&state_, "wf_1");
+  EXPECT_EQ(gone.directory.removed, (V{"wf_1", "st_1", "st_2", "st_3"}));
+  EXPECT_EQ(gone.directory.closed, (V{"st_1", "st_3"}));  // st_1's expiry was never committed
+  EXPECT_EQ(gone.directory.counted, -1);
+  EXPECT_TRUE(gone.directory.listed);
+}
+
 TEST_F(DecisionsTest, AStreamCountsItsDeltasFromZero) {
   create();
   Decision opened = decide_open_stream(&state_, "wf_1", "st_1", now_);
