@@ -9,7 +9,6 @@ import json
 import subprocess
 
 from awtest import IO_TIMEOUT, binary_path, clean_env, RawHttp, RawWebSocket, assert_json_error, connect_agent, pipelined, recv_json_skip, run
-import redis_mode
 
 OUT_OF_RANGE = ["1e400", "-1e400", "1" + "0" * 400]
 
@@ -125,7 +124,6 @@ def test_numbers_that_do_not_fit_a_double_are_refused_on_every_route(server):
         assert ev["type"] in ("workflow_created", "stream", "t"), ev
 
 
-@redis_mode.xfail('a workflow is not found after a restart (404 workflow_not_found) until the workflow directory (wfdir) lands')
 def test_a_stored_workflow_with_extreme_numbers_survives_a_restart(start_server):
     agent = "agent-extreme"
     first = start_server()

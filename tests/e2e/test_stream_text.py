@@ -64,7 +64,6 @@ def stored_text_ids(server, agent):
     return sorted(f[len(prefix):].decode() for f in fields if f.startswith(prefix))
 
 
-@redis_mode.xfail('a workflow is not found after a restart (404 workflow_not_found) until the workflow directory (wfdir) lands')
 def test_finished_text_is_kept_listed_and_survives_a_restart(start_server):
     first = start_server()
     agent = "agent-kept"
@@ -132,7 +131,6 @@ def test_failed_cancelled_and_idle_streams_keep_what_they_had(start_server):
     assert got["status"] == "failed" and got["text"] == "before the cancel", got
 
 
-@redis_mode.xfail('a workflow is not found after a restart (404 workflow_not_found) until the workflow directory (wfdir) lands')
 def test_text_is_deleted_with_its_workflow(start_server):
     first = start_server()
     agent = "agent-deleted"

@@ -15,7 +15,6 @@ from awtest import (
     wait_until,
     ws_connect,
 )
-import redis_mode
 
 PHASES = ["requirements", "design", "implementation", "testing", "deployment", "completed"]
 
@@ -360,7 +359,6 @@ def test_resume_with_a_lost_epoch_gets_the_workflow_snapshot(server):
     run(main())
 
 
-@redis_mode.xfail('a workflow is not found after a restart (404 workflow_not_found) until the workflow directory (wfdir) lands')
 def test_workflows_and_an_unfinished_stream_survive_a_restart(start_server):
     agent = "agent-restart"
     first = start_server()
