@@ -45,9 +45,14 @@ def test_a_workflow_made_on_one_node_is_read_and_changed_through_the_others(node
     assert (got["phase"], got["progress"], got["requirements"]["text"]) == ("design", 40, "log in with email")
     assert ok(n3, "GET", f"/api/workflows/{wid}/streams")["streams"] == []
     assert [w["id"] for w in ok(n2, "GET", "/api/agents/dir-a/workflows")["workflows"]] == [wid]
-    ok(n3, "POST", f"/api/workflows/{wid}/cancel")
+    for n in (n1, n2, n3):
+        got = ok(n, "GET", f"/api/workflows/{wid}")
+        assert (got["phase"], got["progress"], got["requirements"]["text"]) == ("design", 40, "log in with email")
+    ok(n2, "POST", f"/api/workflows/{wid}/cancel")
     ok(n3, "DELETE", f"/api/workflows/{wid}")
-    assert error_code(n3, "GET", f"/api/workflows/{wid}") == "workflow_not_found"
+    for n in (n1, n2, n3):
+        assert error_code(n, "GET", f"/api/workflows/{wid}") == "workflow_not_found"
+        assert error_code(n, "POST", f"/api/workflows/{wid}/progress", {"percent": 50}) == "workflow_not_found"
 
 
 def test_a_deleted_workflow_is_404_on_every_node(nodes):
@@ -87,11 +92,10 @@ def test_a_stream_opened_on_one_node_is_fed_and_ended_through_the_others(nodes):
         return sid
 
     sid = run(scenario())
-    # Node 3 ended it: its state is the newest. (Nodes 1 and 2 hold older states of the agent; reading
-    # through them is the versioned state's part.)
-    got = ok(n3, "GET", f"/api/streams/{sid}")
-    assert (got["status"], got["text"], got["workflow_id"]) == ("completed", "Hello, world", wid), got
-    assert error_code(n3, "POST", f"/api/streams/{sid}/append", {"delta": "late"}, 409) == "stream_ended"
+    for n in (n1, n2, n3):
+        got = ok(n, "GET", f"/api/streams/{sid}")
+        assert (got["status"], got["text"], got["workflow_id"]) == ("completed", "Hello, world", wid), got
+    assert error_code(n2, "POST", f"/api/streams/{sid}/append", {"delta": "late"}, 409) == "stream_ended"
 
 
 def test_workflows_and_streams_outlive_a_killed_node(nodes):
@@ -105,7 +109,8 @@ def test_workflows_and_streams_outlive_a_killed_node(nodes):
         assert ok(n, "GET", f"/api/workflows/{wid}")["id"] == wid
         assert ok(n, "GET", f"/api/streams/{sid}")["text"] == "partial"
     ok(n4, "POST", f"/api/streams/{sid}/append", {"delta": " and more"}, 202)
-    assert ok(n4, "GET", f"/api/streams/{sid}")["text"] == "partial and more"
+    for n in (n2, n4):
+        assert ok(n, "GET", f"/api/streams/{sid}")["text"] == "partial and more"
 
 
 def test_an_unknown_id_is_404_without_growing_memory_and_redis_down_is_503(nodes, redis):
