@@ -163,8 +163,11 @@ def test_history_bytes_per_channel_are_bounded(start_server):
     assert stats["history"]["bytes"] <= 2 * MIB * 1024, stats["history"]
     grown_kb = server.rss_kb() - rss_before
     # 40 MiB were published to the channel; it holds at most 2 MiB of them. The rest of the growth is the
-    # allocator's and SQLite's caches (measured +12-14 MiB, flat from 12 to 75 MiB published).
-    assert grown_kb < 20 * MIB * RSS_SCALE, f"RSS grew {grown_kb} KiB after 40 MiB on one channel"
+    # allocator's and SQLite's caches (measured +12-14 MiB, flat from 12 to 75 MiB published). In Redis
+    # mode hiredis formats each batch's command (2.5 MiB here) once more: measured +12-18 MiB, flat from
+    # 40 to 120 MiB published.
+    bound = (28 if redis_mode.ENABLED else 20) * MIB * RSS_SCALE
+    assert grown_kb < bound, f"RSS grew {grown_kb} KiB after 40 MiB on one channel"
 
 
 @pytest.mark.embedded_only('a node in Redis mode holds only channels with local subscribers, so the 50 channels are not kept')
