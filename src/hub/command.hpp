@@ -22,7 +22,8 @@ struct Decision {
   bool mergeable = false;  // Event::mergeable: only the workflow domain sets it
   std::vector<store::StateRecord> records;
   std::string reply_json;  // what the caller answers with (e.g. the new workflow), optional
-  broker::DirectoryChange directory;  // what the event makes findable from other nodes (shared broker)
+  // What the event makes findable from other nodes (a shared broker's directory).
+  broker::DirectoryChange directory;
 
   static Decision refuse(Refusal r, std::string code, std::string message, std::string details = {}) {
     Decision d;

@@ -410,8 +410,9 @@ Decision decide_append(const AgentState* state, const std::string& stream_id, st
   Decision d = decided(kStream, data,
                        {record(*state, kDeltaKind, delta_record_id(stream_id, index), delta_record(delta))},
                        json::serialize(reply));
-  d.mergeable = true;                       // consecutive deltas may reach a lagging subscriber as one
-  d.directory.active.push_back(stream_id);  // its last activity, for the idle timeout on any node
+  d.mergeable = true;  // consecutive deltas may reach a lagging subscriber as one
+  // Its last activity, for the idle timeout on any node.
+  d.directory.active.push_back(stream_id);
   return d;
 }
 
