@@ -94,7 +94,7 @@ struct HubStats {
   std::uint64_t history_bytes = 0;
   std::uint64_t publishes = 0;
   std::uint64_t publish_failures = 0;
-  std::uint64_t state_conflicts = 0;  // commands decided again because another node moved the state
+  std::uint64_t state_conflicts = 0;    // commands decided again because another node moved the state
   std::vector<ChannelSummary> busiest;  // by subscribers, at most `top`
 };
 
