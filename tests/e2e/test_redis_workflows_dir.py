@@ -3,7 +3,9 @@ lists every node's agents, and a stream's idle timeout fires once, even when the
 died. The fixtures (a private redis-server, agentwire nodes with --broker) are test_redis_nodes.py's."""
 
 import asyncio
+import hashlib
 import json
+import secrets
 
 from awtest import RSS_SCALE, connect_agent, recv_json_skip, run, wait_until
 from test_redis_nodes import Redis, free_port, nodes, pytestmark, redis  # noqa: F401 (fixtures)
@@ -195,3 +197,26 @@ def test_an_idle_stream_whose_node_died_is_ended_once_by_a_survivor(nodes):
     assert (got["status"], got["text"]) == ("failed", "thinking"), got
     lines = [line for n in (n2, n3) for line in n.log.splitlines() if "event=stream_expired" in line and sid in line]
     assert len(lines) == 1, lines
+
+
+def test_a_key_limited_to_some_agents_is_refused_another_agents_workflow_from_any_node(nodes, tmp_path):
+    keys = {"all": "awk_" + secrets.token_hex(32), "team": "awk_" + secrets.token_hex(32)}
+    spec = {"all": None, "team": ["team-a.*"]}
+    entries = []
+    for name, key in keys.items():
+        e = {"name": name, "sha256": hashlib.sha256(key.encode()).hexdigest(), "scopes": ["workflows", "read"]}
+        if spec[name] is not None:
+            e["agents"] = spec[name]
+        entries.append(e)
+    kf = tmp_path / "api-keys.json"
+    kf.write_text(json.dumps({"keys": entries}))
+    n1, n2 = nodes(2, extra=("--api-keys-file", str(kf)))
+    n1.credential = keys["all"]
+    other = create(n1, "dir-other")["id"]
+    mine = create(n1, "team-a.one")["id"]
+    n2.credential = keys["team"]
+    # Node 2 has never loaded either agent: it must learn the owner from Redis before it can refuse.
+    assert error_code(n2, "GET", f"/api/workflows/{other}", status=403) == "agent_forbidden"
+    assert error_code(n2, "POST", f"/api/workflows/{other}/phase", {"phase": "design"}, 403) == "agent_forbidden"
+    assert ok(n2, "GET", f"/api/workflows/{mine}")["id"] == mine
+    assert [a["agent_id"] for a in ok(n2, "GET", "/api/agents")["agents"]] == ["team-a.one"]
