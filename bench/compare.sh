@@ -4,13 +4,17 @@
 # scenario gets a freshly started server.
 #
 #   bench/compare.sh
+#   TARGETS="redis agentwire" ONLY="channels_10k fanout_1k" bench/compare.sh
+#       the same node with --broker redis:// (a private redis-server, AOF everysec, on the generator's
+#       CPU, started afresh per scenario) beside its embedded SQLite mode: the ratio is redis/embedded
 #
 # Environment:
 #   AGENTWIRE_BIN    agentwire binary (default: <repo>/build/agentwire)
 #   DURATION         publishing seconds per scenario (default 5)
 #   AGENTWIRE_ARGS   extra arguments for agentwire (e.g. "--threads 1": it is pinned to one core)
 #   AW_PORT, NODE_PORT   ports (default: the first free ones from 28080 / 28090 up)
-#   TARGETS          which servers to run (default "agentwire node")
+#   TARGETS          which servers to run (default "agentwire node"; also "redis")
+#   ONLY             which scenarios to run, by name (default: all)
 #   RESULTS_DIR      where the JSON and logs go (default: a new temporary directory)
 #   BENCH_BUILD_DIR  build directory for agentwire-bench (default: bench/build)
 set -euo pipefail
@@ -35,6 +39,12 @@ for t in $TARGETS; do
         log "compare.sh: agentwire binary not found at $AGENTWIRE_BIN (build it, or set AGENTWIRE_BIN; TARGETS=node runs the peer alone)"
         exit 2
       fi ;;
+    redis)
+      if [[ ! -x $AGENTWIRE_BIN ]]; then
+        log "compare.sh: agentwire binary not found at $AGENTWIRE_BIN"
+        exit 2
+      fi
+      command -v redis-server >/dev/null || { log "compare.sh: redis-server not found (scripts/deps.sh test)"; exit 2; } ;;
     node) command -v node >/dev/null || { log "compare.sh: node not found"; exit 2; } ;;
     *) log "compare.sh: unknown target '$t'"; exit 2 ;;
   esac
@@ -90,6 +100,9 @@ pick_port() {  # $1 = value from the environment (may be empty), $2 = base
   exit 2
 }
 AW_PORT=$(pick_port "${AW_PORT:-}" 28080) || exit 2
+REDIS_PORT=$(pick_port "${REDIS_PORT:-}" 28100) || exit 2
+REDIS_PID=
+REDIS_DIR=
 NODE_PORT=$(pick_port "${NODE_PORT:-}" 28090) || exit 2
 if [[ $AW_PORT == "$NODE_PORT" ]]; then NODE_PORT=$(pick_port "" $((AW_PORT + 1))); fi
 
@@ -107,10 +120,36 @@ wait_port() {
   return 1
 }
 
+start_redis() {  # a private redis-server (never the system one), fresh for each scenario
+  REDIS_DIR=$(mktemp -d /tmp/agentwire-compare-redis.XXXXXX)
+  "${BENCH_CPU[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly yes \
+    --appendfsync everysec --dir "$REDIS_DIR" --daemonize no >"$REDIS_DIR/redis.log" 2>&1 &
+  REDIS_PID=$!
+  wait_port "$REDIS_PORT" "$REDIS_PID"
+}
+
+stop_redis() {
+  if [[ -n $REDIS_PID ]]; then
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+  fi
+  REDIS_PID=
+  if [[ -n $REDIS_DIR ]]; then rm -rf "$REDIS_DIR"; REDIS_DIR=; fi
+}
+
 start_server() {  # $1 = target, $2 = log file
   local target=$1 logf=$2
+  local broker=()
   case $target in
     agentwire) PORT=$AW_PORT ;;
+    redis)
+      PORT=$AW_PORT
+      if ! start_redis; then
+        log "compare.sh: redis-server did not start on $REDIS_PORT"
+        stop_redis
+        return 1
+      fi
+      broker=(--broker "redis://127.0.0.1:$REDIS_PORT/0") ;;
     node) PORT=$NODE_PORT ;;
   esac
   if port_in_use "$PORT"; then
@@ -118,12 +157,12 @@ start_server() {  # $1 = target, $2 = log file
     return 1
   fi
   case $target in
-    agentwire)
+    agentwire | redis)
       DATA_DIR=$(mktemp -d /tmp/agentwire-compare-data.XXXXXX)
       # Every load-generator connection comes from 127.0.0.1: no per-address limit here.
       # shellcheck disable=SC2086
       "${SERVER_CPU[@]}" "$AGENTWIRE_BIN" --listen "127.0.0.1:$AW_PORT" --data-dir "$DATA_DIR" \
-        --max-connections-per-ip 0 $AGENTWIRE_ARGS \
+        --max-connections-per-ip 0 "${broker[@]}" $AGENTWIRE_ARGS \
         >"$logf" 2>&1 &
       SERVER_PID=$!
       PORT=$AW_PORT ;;
@@ -152,6 +191,7 @@ stop_server() {
   [[ -n $SERVER_PID ]] && wait "$SERVER_PID" 2>/dev/null || true
   SERVER_PID=
   if [[ -n $DATA_DIR ]]; then rm -rf "$DATA_DIR"; DATA_DIR=; fi
+  stop_redis
 }
 trap stop_server EXIT INT TERM
 
@@ -170,6 +210,7 @@ FAILED=0
 for entry in "${SCENARIOS[@]}"; do
   name=${entry%%|*}
   args=${entry#*|}
+  if [[ -n ${ONLY:-} && " $ONLY " != *" $name "* ]]; then continue; fi
   for target in $TARGETS; do
     out=$RESULTS_DIR/$name.$target
     if ! start_server "$target" "$out.server.log"; then
@@ -235,7 +276,11 @@ const out = lines.map((r) => '| ' + r.map((c, i) => String(c).padEnd(widths[i]))
 out.splice(1, 0, '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|');
 console.log(out.join('\n'));
 const failed = [];
-for (const [, name] of rows) for (const t of ts) { const j = load(name, t); if (!j || j.ok === false) failed.push(`${name}.${t}`); }
+const only = (process.env.ONLY || '').split(/\s+/).filter(Boolean);
+for (const [, name] of rows) {
+  if (only.length && !only.includes(name)) continue;
+  for (const t of ts) { const j = load(name, t); if (!j || j.ok === false) failed.push(`${name}.${t}`); }
+}
 if (failed.length) console.log(`\nfailed or missing runs: ${[...new Set(failed)].join(', ')}`);
 EOF_NODE
 log ""
