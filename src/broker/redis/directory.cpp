@@ -5,6 +5,7 @@
 #include <map>
 
 #include "broker/redis/redis_broker.hpp"
+#include "broker/redis/reply.hpp"
 #include "core/log.hpp"
 
 namespace aw::broker::redis {
@@ -56,18 +57,6 @@ std::string active_member(std::string_view id, std::string_view agent_id) {
   std::string m(id);
   m.append(" ").append(agent_id);
   return m;
-}
-
-std::string_view text(const redisReply* r) {
-  return r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-             ? std::string_view(r->str, r->len)
-             : std::string_view();
-}
-
-template <typename T>
-bool to_number(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
 }
 
 }  // namespace
@@ -143,16 +132,16 @@ std::vector<ListedChannel> Directory::listed(std::string_view after, std::size_t
     Reply ids = inst->command({"ZRANGEBYLEX", kListing, from, "+", "LIMIT", "0", count});
     if (ids->type != REDIS_REPLY_ARRAY || ids->elements == 0) continue;
     std::vector<std::string_view> args{"HMGET", kCounts};
-    for (std::size_t i = 0; i < ids->elements; ++i) args.push_back(text(ids->element[i]));
+    for (std::size_t i = 0; i < ids->elements; ++i) args.push_back(reply_text(ids->element[i]));
     Reply counts = inst->command(args);
     if (counts->type != REDIS_REPLY_ARRAY || counts->elements != ids->elements)
       throw BrokerError("redis: unexpected answer: HMGET listing", BrokerError::Kind::failed);
     for (std::size_t i = 0; i < ids->elements; ++i) {
-      std::string_view entry = text(counts->element[i]);
+      std::string_view entry = reply_text(counts->element[i]);
       auto sp = entry.find(' ');
-      ListedChannel c{std::string(text(ids->element[i])), 0, 0};
-      if (sp == std::string_view::npos || !to_number(entry.substr(0, sp), c.count) ||
-          !to_number(entry.substr(sp + 1), c.updated_ms) || c.count == 0)
+      ListedChannel c{std::string(reply_text(ids->element[i])), 0, 0};
+      if (sp == std::string_view::npos || !parse_number(entry.substr(0, sp), c.count) ||
+          !parse_number(entry.substr(sp + 1), c.updated_ms) || c.count == 0)
         continue;  // removed between the two reads
       out.push_back(std::move(c));
     }
@@ -172,7 +161,7 @@ std::vector<IdleName> Directory::claim_idle(std::int64_t before_ms, std::int64_t
     Reply r = inst->command({"EVAL", kClaimScript, "1", kActive, before, now, most});
     if (r->type != REDIS_REPLY_ARRAY) continue;
     for (std::size_t i = 0; i < r->elements; ++i) {
-      std::string_view m = text(r->element[i]);
+      std::string_view m = reply_text(r->element[i]);
       auto sp = m.find(' ');
       if (sp == std::string_view::npos) continue;
       out.push_back({std::string(m.substr(0, sp)), std::string(m.substr(sp + 1))});

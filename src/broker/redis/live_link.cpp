@@ -3,18 +3,13 @@
 #include <algorithm>
 
 #include "broker/redis/asio_hiredis.hpp"
+#include "broker/redis/reply.hpp"
 #include "core/log.hpp"
 
 namespace aw::broker::redis {
 namespace {
 
 constexpr auto kMaxBackoff = std::chrono::milliseconds(1000);
-
-std::string_view text(const redisReply* r) {
-  return r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-             ? std::string_view(r->str, r->len)
-             : std::string_view();
-}
 
 }  // namespace
 
@@ -142,14 +137,14 @@ void LiveLink::subscribe(const std::vector<std::string>& agents) {
 
 void LiveLink::on_reply(redisReply* reply) {
   if (reply == nullptr || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
-  std::string_view kind = text(reply->element[0]);
-  std::string_view channel = text(reply->element[1]);
+  std::string_view kind = reply_text(reply->element[0]);
+  std::string_view channel = reply_text(reply->element[1]);
   // prefix + "{" + agent + "}:live"
   if (channel.size() < prefix_.size() + 7) return;
   std::string_view agent = channel.substr(prefix_.size() + 1, channel.size() - prefix_.size() - 7);
   if (kind == "message") {
     figures_.messages.fetch_add(1, std::memory_order_relaxed);
-    callbacks_.message(agent, text(reply->element[2]));
+    callbacks_.message(agent, reply_text(reply->element[2]));
     return;
   }
   auto it = watched_.find(std::string(agent));

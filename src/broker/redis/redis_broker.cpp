@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "broker/redis/batch_script.hpp"
+#include "broker/redis/reply.hpp"
 #include "core/log.hpp"
 #include "protocol/envelope.hpp"
 
@@ -17,18 +18,6 @@ std::string key(std::string_view agent_id, std::string_view suffix) {
   return k;
 }
 
-std::string_view text(const redisReply* r) {
-  return r != nullptr && (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
-             ? std::string_view(r->str, r->len)
-             : std::string_view();
-}
-
-template <typename T>
-bool to_number(std::string_view s, T& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size();
-}
-
 BrokerError malformed(const std::string& what) {
   return BrokerError("redis: unexpected answer: " + what, BrokerError::Kind::failed);
 }
@@ -36,18 +25,18 @@ BrokerError malformed(const std::string& what) {
 // One Stream entry (id "<seq>-0", fields t, type, data, key, m) as an event.
 EventPtr event_of_entry(std::string_view agent_id, const redisReply* entry) {
   if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) return nullptr;
-  std::string_view id = text(entry->element[0]);
+  std::string_view id = reply_text(entry->element[0]);
   std::uint64_t seq = 0;
-  if (!to_number(id.substr(0, id.find('-')), seq)) return nullptr;
+  if (!parse_number(id.substr(0, id.find('-')), seq)) return nullptr;
   const redisReply* fields = entry->element[1];
   std::int64_t ts = 0;
   std::string_view type, data, idem;
   bool mergeable = false;
   for (std::size_t i = 0; i + 1 < fields->elements; i += 2) {
-    std::string_view f = text(fields->element[i]);
-    std::string_view v = text(fields->element[i + 1]);
+    std::string_view f = reply_text(fields->element[i]);
+    std::string_view v = reply_text(fields->element[i + 1]);
     if (f == "t") {
-      to_number(v, ts);
+      parse_number(v, ts);
     } else if (f == "type") {
       type = v;
     } else if (f == "data") {
@@ -65,13 +54,13 @@ EventPtr event_of_entry(std::string_view agent_id, const redisReply* entry) {
 std::vector<store::StateRecord> state_records(std::string_view agent_id, const redisReply* r) {
   std::vector<store::StateRecord> out;
   for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
-    std::string_view field = text(r->element[i]);
+    std::string_view field = reply_text(r->element[i]);
     auto nul = field.find('\0');
     if (nul == std::string_view::npos) continue;
     std::string_view kind = field.substr(0, nul);
     if (!kind.empty() && kind.front() == store::kColdKindPrefix) continue;
     out.push_back({std::string(agent_id), std::string(kind), std::string(field.substr(nul + 1)),
-                   std::string(text(r->element[i + 1]))});
+                   std::string(reply_text(r->element[i + 1]))});
   }
   return out;
 }
@@ -141,8 +130,8 @@ std::optional<ChannelPosition> RedisBroker::find_channel(std::string_view agent_
   Reply r = instance(agent_id).command({"HMGET", key(agent_id, "meta"), "epoch", "seq"});
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 2) throw malformed("HMGET");
   if (r->element[0]->type != REDIS_REPLY_STRING) return std::nullopt;
-  ChannelPosition pos{std::string(agent_id), std::string(text(r->element[0])), 0};
-  to_number(text(r->element[1]), pos.last_seq);
+  ChannelPosition pos{std::string(agent_id), std::string(reply_text(r->element[0])), 0};
+  parse_number(reply_text(r->element[1]), pos.last_seq);
   return pos;
 }
 
@@ -199,7 +188,7 @@ std::optional<std::uint64_t> RedisBroker::seq_of_key(std::string_view agent_id, 
   k.append(key);
   Reply r = instance(agent_id).command({"GET", redis::key(agent_id, k)});
   std::uint64_t seq = 0;
-  if (r->type != REDIS_REPLY_STRING || !to_number(text(r.get()), seq)) return std::nullopt;
+  if (r->type != REDIS_REPLY_STRING || !parse_number(reply_text(r.get()), seq)) return std::nullopt;
   return seq;
 }
 
@@ -209,9 +198,9 @@ VersionedState RedisBroker::load_versioned_state(std::string_view agent_id,
   Reply r = instance(agent_id).command({"EVAL", kLoadStateScript, "0", agent_id, known_text});
   if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) throw malformed("state script");
   VersionedState vs;
-  vs.epoch = std::string(text(r->element[0]));
-  to_number(text(r->element[1]), vs.last_seq);
-  to_number(text(r->element[2]), vs.version);
+  vs.epoch = std::string(reply_text(r->element[0]));
+  parse_number(reply_text(r->element[1]), vs.last_seq);
+  parse_number(reply_text(r->element[2]), vs.version);
   const redisReply* state = r->element[3];
   vs.changed = state->type == REDIS_REPLY_ARRAY;
   if (vs.changed) vs.records = state_records(agent_id, state);
@@ -298,7 +287,7 @@ void RedisBroker::commit(Batch& batch) {
       if (res->type != REDIS_REPLY_ARRAY || res->elements != 2 * drafts_of[c].size() + 1)
         throw malformed("channel");
       BatchChannel& ch = batch.channels[c];
-      ch.epoch = std::string(text(res->element[0]));
+      ch.epoch = std::string(reply_text(res->element[0]));
       ch.registered = true;
       for (std::size_t j = 0; j < drafts_of[c].size(); ++j) {
         Draft& dr = batch.drafts[drafts_of[c][j]];
@@ -379,7 +368,7 @@ void RedisBroker::on_message(std::string_view agent_id, std::string_view payload
     payload.remove_prefix(nl + 1);
     for (int k = 0; k < count; ++k) {
       auto sp = head.find(' ');
-      if (!to_number(head.substr(0, sp), out[k])) return false;
+      if (!parse_number(head.substr(0, sp), out[k])) return false;
       head = sp == std::string_view::npos ? std::string_view() : head.substr(sp + 1);
     }
     return head.empty();
