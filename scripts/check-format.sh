@@ -8,8 +8,14 @@ command -v "$fmt" >/dev/null || { echo "check-format: $fmt not found (Debian: cl
 
 dirs=()
 for d in src tests bench fuzz; do [ -d "$d" ] && dirs+=("$d"); done
-mapfile -t files < <(find "${dirs[@]}" -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' -o -name '*.cc' \) \
-  -not -path '*/node_modules/*' | sort)
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  # The project's own files (tracked, or new and not ignored): not what a build directory generated.
+  mapfile -t files < <(git ls-files --cached --others --exclude-standard -- "${dirs[@]}" |
+    grep -E '\.(cpp|hpp|h|cc)$' | while read -r f; do [ -f "$f" ] && echo "$f"; done | sort -u)
+else
+  mapfile -t files < <(find "${dirs[@]}" -type f \( -name '*.cpp' -o -name '*.hpp' -o -name '*.h' -o -name '*.cc' \) \
+    -not -path '*/node_modules/*' -not -path '*/build/*' | sort)
+fi
 
 if [ "${1:-}" = "--fix" ]; then
   "$fmt" -i --style=file "${files[@]}"
