@@ -9,17 +9,9 @@ import pytest
 
 import redis_mode
 from awtest import Server, connect_agent, recv_json_skip, run, wait_until
-from test_redis_nodes import REDIS, Redis
+from test_redis_nodes import REDIS, redis  # noqa: F401 (the redis fixture)
 
 pytestmark = pytest.mark.skipif(REDIS is None, reason="redis-server is not installed (scripts/deps.sh test installs it)")
-
-
-@pytest.fixture
-def redis(tmp_path):
-    r = Redis(tmp_path / "redis")
-    r.start()
-    yield r
-    r.stop()
 
 
 @pytest.fixture
