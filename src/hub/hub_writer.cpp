@@ -92,10 +92,17 @@ void Hub::run_on_writer(const std::function<void()>& task) {
   // Before start() or after the writer has finished nobody else uses the store; the lock serializes us.
   if (!writer_running_) return task();
   std::promise<void> finished;
+  // A broker failure crosses threads as a deep copy made here: the exception object itself (its
+  // message a copy-on-write string that libstdc++ shares between copies without instrumentation)
+  // stays on this thread, and the waiting one throws its own.
+  std::optional<BrokerError> broker_failure;
   Pending p;
   p.task = [&] {
     try {
       task();
+      finished.set_value();
+    } catch (const BrokerError& e) {
+      broker_failure.emplace(std::string(e.what()), e.kind());
       finished.set_value();
     } catch (...) {
       finished.set_exception(std::current_exception());  // rethrown on the waiting thread
@@ -105,6 +112,7 @@ void Hub::run_on_writer(const std::function<void()>& task) {
   lock.unlock();
   queue_cv_.notify_one();
   finished.get_future().get();
+  if (broker_failure) throw BrokerError(std::string(broker_failure->what()), broker_failure->kind());
 }
 
 void Hub::writer_loop() {

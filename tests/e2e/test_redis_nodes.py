@@ -81,6 +81,7 @@ def nodes(tmp_path, redis):
     for s in started:
         if s.running:
             s.stop()
+        print(f"---- agentwire log ({' '.join(s.args)}) ----\n{s.log_tail()}")  # shown when the test failed
 
 
 async def read_events(ws, count, what="events"):
