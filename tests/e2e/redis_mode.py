@@ -166,8 +166,8 @@ def hash_fields(data_dir: Path, key: str) -> list[bytes]:
 
 
 def xfail(reason: str, strict: bool = True):
-    """A test that applies in Redis mode but fails there for a known Redis-mode bug, reported in
-    /work/wt/_prompts/redis_failures.md: expected to fail in Redis mode only, so it shows when fixed."""
+    """A test that applies in Redis mode but fails there for a known Redis-mode bug (the reason says which):
+    expected to fail in Redis mode only, so it shows when fixed."""
     import pytest
 
     return pytest.mark.xfail(ENABLED, reason=f"Redis mode: {reason}", strict=strict)
