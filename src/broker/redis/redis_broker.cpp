@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "broker/redis/batch_script.hpp"
+#include "broker/redis/event_codec.hpp"
 #include "broker/redis/reply.hpp"
 #include "core/log.hpp"
 #include "protocol/envelope.hpp"
@@ -22,32 +23,20 @@ BrokerError malformed(const std::string& what) {
   return BrokerError("redis: unexpected answer: " + what, BrokerError::Kind::failed);
 }
 
-// One Stream entry (id "<seq>-0", fields t, type, data, key, m) as an event.
+// One Stream entry (id "<seq>-0", field `e`: the event as the batch script encodes it) as an event;
+// null when it is not one.
 EventPtr event_of_entry(std::string_view agent_id, const redisReply* entry) {
   if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2) return nullptr;
-  std::string_view id = reply_text(entry->element[0]);
-  std::uint64_t seq = 0;
-  if (!parse_number(id.substr(0, id.find('-')), seq)) return nullptr;
   const redisReply* fields = entry->element[1];
-  std::int64_t ts = 0;
-  std::string_view type, data, idem;
-  bool mergeable = false;
-  for (std::size_t i = 0; i + 1 < fields->elements; i += 2) {
-    std::string_view f = reply_text(fields->element[i]);
-    std::string_view v = reply_text(fields->element[i + 1]);
-    if (f == "t") {
-      parse_number(v, ts);
-    } else if (f == "type") {
-      type = v;
-    } else if (f == "data") {
-      data = v;
-    } else if (f == "key") {
-      idem = v;
-    } else if (f == "m") {
-      mergeable = v == "1";
-    }
-  }
-  return protocol::make_event(agent_id, seq, type, ts, data, std::string(idem), mergeable);
+  if (fields->type != REDIS_REPLY_ARRAY || fields->elements != 2 || reply_text(fields->element[0]) != "e")
+    return nullptr;
+  std::string_view encoded = reply_text(fields->element[1]);
+  DecodedEvent decoded;
+  if (!decode_event(agent_id, encoded, decoded) || !encoded.empty()) return nullptr;
+  std::uint64_t seq = 0;
+  std::string_view id = reply_text(entry->element[0]);
+  if (!parse_number(id.substr(0, id.find('-')), seq) || seq != decoded.event->seq) return nullptr;
+  return decoded.event;
 }
 
 // A state hash (HGETALL: field "<kind>\0<id>", value json) as records, cold ones excepted.
@@ -360,52 +349,14 @@ void RedisBroker::count_backfill(std::string_view agent_id) {
 void RedisBroker::on_message(std::string_view agent_id, std::string_view payload) {
   std::vector<EventPtr> events;
   std::vector<StateChange> changes;
-  // "<n1> <n2> ...\n" as numbers; false when the line is not that.
-  auto numbers = [&payload](std::uint64_t* out, int count) {
-    auto nl = payload.find('\n');
-    if (nl == std::string_view::npos) return false;
-    std::string_view head = payload.substr(0, nl);
-    payload.remove_prefix(nl + 1);
-    for (int k = 0; k < count; ++k) {
-      auto sp = head.find(' ');
-      if (!parse_number(head.substr(0, sp), out[k])) return false;
-      head = sp == std::string_view::npos ? std::string_view() : head.substr(sp + 1);
-    }
-    return head.empty();
-  };
-  auto take = [&payload](std::uint64_t n) {
-    std::string_view part = payload.substr(0, n);  // at most what is left, whatever the lengths said
-    payload.remove_prefix(part.size());
-    return part;
-  };
-  auto malformed_message = [&] {
-    log::error("broker_message_malformed", {{"agent_id", std::string(agent_id)}});
-  };
   while (!payload.empty()) {
-    // seq, ts, mergeable, #type, #key, #data, state version, records
-    std::uint64_t f[8];
-    if (!numbers(f, 8) || f[3] > payload.size() || f[4] > payload.size() || f[5] > payload.size() ||
-        f[3] + f[4] + f[5] > payload.size())
-      return malformed_message();
-    std::string_view type = take(f[3]);
-    std::string_view idem = take(f[4]);
-    std::string_view data = take(f[5]);
-    events.push_back(protocol::make_event(agent_id, f[0], type, static_cast<std::int64_t>(f[1]), data,
-                                          std::string(idem), f[2] == 1));
-    StateChange& change = changes.emplace_back();
-    change.seq = f[0];
-    change.version = f[6];
-    for (std::uint64_t r = 0; r < f[7]; ++r) {
-      std::uint64_t len[3];
-      if (!numbers(len, 3) || len[0] > payload.size() || len[1] > payload.size() || len[2] > payload.size() ||
-          len[0] + len[1] + len[2] > payload.size())
-        return malformed_message();
-      store::StateRecord& rec = change.records.emplace_back();
-      rec.agent_id = std::string(agent_id);
-      rec.kind = std::string(take(len[0]));
-      rec.id = std::string(take(len[1]));
-      rec.json = std::string(take(len[2]));
+    DecodedEvent decoded;
+    if (!decode_event(agent_id, payload, decoded)) {
+      log::error("broker_message_malformed", {{"agent_id", std::string(agent_id)}});
+      return;
     }
+    events.push_back(std::move(decoded.event));
+    changes.push_back(std::move(decoded.change));
   }
   if (listener_ != nullptr && !events.empty())
     listener_->on_events(std::string(agent_id), std::move(events), std::move(changes));

@@ -110,6 +110,22 @@ class RedisServer {
     redisFree(c);
     return found;
   }
+  // An integer-answering command (e.g. PTTL), on a connection of the test's own.
+  long long integer(const std::vector<std::string>& args) const {
+    redisContext* c = redisConnect("127.0.0.1", port_);
+    std::vector<const char*> argv;
+    std::vector<std::size_t> lens;
+    for (const auto& a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    auto* r = static_cast<redisReply*>(
+        redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+    const long long n = r != nullptr && r->type == REDIS_REPLY_INTEGER ? r->integer : -100;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+  }
 
  private:
   bool answers() const {
@@ -269,6 +285,29 @@ TEST_F(RedisBrokerTest, HistoryIsTrimmedBySizeButNumberingGoesOn) {
   Batch next = batch_of({"a"}, 1);
   broker.commit(next);
   EXPECT_EQ(seqs_of(next), (std::vector<std::uint64_t>{1001}));
+}
+
+TEST_F(RedisBrokerTest, TheStreamOutlivesItsLastEventByTheTtlWithoutAnExpiryPerPublish) {
+  RedisBroker broker(options_for({redis_->endpoint()}));  // --history-ttl 3,600 s: 450 s of slack
+  constexpr long long ttl = 3'600'000, slack = ttl / 8;
+  Batch first = batch_of({"t"}, 1);
+  broker.commit(first);
+  const long long set = redis_->integer({"PTTL", "aw:{t}:events"});
+  EXPECT_GT(set, ttl);
+  EXPECT_LE(set, ttl + slack);
+  // More than the TTL is still left 1 s later: the expiry is not written again (it is what was left).
+  redis_->integer({"PEXPIRE", "aw:{t}:events", "2000000"});
+  Batch soon = batch_of({"t"}, 1);
+  soon.ts_ms = first.ts_ms + 1000;
+  broker.commit(soon);
+  EXPECT_LE(redis_->integer({"PTTL", "aw:{t}:events"}), 2'000'000);
+  // Once less than the TTL would be left after an event, the expiry is pushed out again.
+  Batch later = batch_of({"t"}, 1);
+  later.ts_ms = first.ts_ms + slack + 1000;
+  broker.commit(later);
+  EXPECT_GT(redis_->integer({"PTTL", "aw:{t}:events"}), ttl);
+  EXPECT_EQ(seqs_of(later), (std::vector<std::uint64_t>{3}));
+  EXPECT_EQ(replayed(broker, "t", 0), (std::vector<std::uint64_t>{1, 2, 3}));
 }
 
 TEST_F(RedisBrokerTest, LoadStateHasTheRecordsSetAndNotTheErasedOrColdOnes) {
