@@ -4,8 +4,10 @@
 // pages and start-up. The embedded broker (one node, an EventStore behind it) is the default; a shared
 // one (Redis, many nodes) goes beside it behind this same interface.
 #pragma once
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -107,6 +109,11 @@ struct Batch {
   }
 };
 
+// What a broker that pipelines commits keeps of a batch sent and not yet answered (send_commit).
+struct CommitTicket {
+  virtual ~CommitTicket() = default;
+};
+
 // A channel's domain state at one point of its numbering, read in one go (shared broker).
 struct VersionedState {
   std::string epoch;
@@ -184,6 +191,23 @@ class Broker {
   // (a draft with `decided_at` whose channel's state version moved) or `failed` (its instance could
   // not store it, while other instances stored their part).
   virtual void commit(Batch& batch) = 0;
+  // A broker that pipelines commits (Redis: a network round trip per batch) lets the hub send a batch
+  // before the one before it is answered: send_commit() sends it and returns at once, finish_commit()
+  // waits for its answer and is the rest of commit(). Batches are stored in the order sent and finished
+  // in that order; a batch stays unchanged in between; other calls may come in between (they are
+  // answered after the batches sent before them). send_commit throws only what commit() would throw
+  // before anything was sent.
+  virtual bool pipelines_commits() const noexcept { return false; }
+  virtual std::unique_ptr<CommitTicket> send_commit(Batch& batch) {
+    commit(batch);
+    return nullptr;
+  }
+  virtual void finish_commit(Batch& /*batch*/, std::unique_ptr<CommitTicket> /*sent*/) {}
+  // Whether finish_commit would find the answer there (or the connection gone), waiting at most `wait`
+  // for it.
+  virtual bool commit_answered(const CommitTicket& /*sent*/, std::chrono::microseconds /*wait*/) {
+    return true;
+  }
 
   // Retention: at most `keep_per_channel` newest events per channel, none older than min_ts_ms.
   virtual void trim(std::size_t keep_per_channel, std::int64_t min_ts_ms) = 0;

@@ -238,8 +238,26 @@ class Hub final : private broker::BrokerListener {
   // Stage 1, one publish: its channel's place in the commit, registered on first use.
   std::size_t batch_channel(Channel& ch);
   std::size_t absent_batch_channel(const std::string& agent_id);
-  // Stage 2: the broker numbers and stores the drafts; the failure every staged publish gets, or ok.
-  PublishResult store_staged();
+  // Stage 2: the broker numbers and stores the drafts (or, with `sent`, finishes storing what
+  // send_commit sent); the failure every staged publish gets, or ok.
+  PublishResult store_staged(std::unique_ptr<broker::CommitTicket> sent = nullptr);
+  // With a broker that pipelines commits: a commit of plain publishes is sent (stage 2's first half)
+  // and kept in flight while the writer finishes the one before it (stages 2-4), so the broker works on
+  // one batch while the writer answers the last. Anything that needs the broker's state after every
+  // commit (a stateful command, a writer task, eviction) finishes the one in flight first.
+  struct InFlight {
+    Staging staging;
+    std::vector<Pending> pending;  // index = outcome
+    std::unique_ptr<broker::CommitTicket> sent;
+    std::optional<PublishResult> failure;  // could not be sent
+  };
+  void send_staged(std::vector<Pending>& batch, std::size_t from, std::size_t end);
+  void finish_in_flight();
+  // With a commit in flight and none queued: waits for its answer, or for publishes to send behind it
+  // (false), whichever comes first.
+  bool await_in_flight();
+  // True when the publishes from `from` to the next writer task are all plain (no stateful command).
+  static bool plain_run(const std::vector<Pending>& batch, std::size_t from);
   // Stage 3: each event into its channel's history and state, then posted to the shards.
   void record_staged();
   // Stage 4: each publish's `done`, in order; a command whose draft met a state conflict is kept for
@@ -334,7 +352,8 @@ class Hub final : private broker::BrokerListener {
   const bool shared_;                // the broker numbers for many nodes
   std::vector<std::string> behind_;  // writer thread: live channels that could not catch up yet
   std::thread writer_;
-  Staging staging_;  // writer thread only
+  Staging staging_;                    // writer thread only
+  std::optional<InFlight> in_flight_;  // writer thread only
 
   std::atomic<std::uint64_t> publishes_{0};
   std::atomic<std::uint64_t> publish_failures_{0};

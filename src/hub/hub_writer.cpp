@@ -124,6 +124,11 @@ void Hub::writer_loop() {
     bool left = false;
     {
       std::unique_lock lock(queue_mutex_);
+      if (in_flight_ && queue_.empty()) {
+        lock.unlock();
+        if (await_in_flight()) finish_in_flight();
+        lock.lock();
+      }
       // Channels behind a broker that could not be read are tried again every 100 ms.
       std::int64_t wait_ms = std::max<std::int64_t>(1, next_prune - now_unix_ms());
       if (!behind_.empty()) wait_ms = std::min<std::int64_t>(wait_ms, 100);
@@ -131,6 +136,7 @@ void Hub::writer_loop() {
         return stopping_ || !queue_.empty() || !left_.empty() || !inbound_.empty();
       });
       if (queue_.empty() && stopping_) {
+        if (in_flight_) continue;  // answered at the top of the loop first
         writer_running_ = false;
         break;
       }
@@ -143,6 +149,7 @@ void Hub::writer_loop() {
     }
     for (std::size_t from = 0; from < batch.size();) {
       if (batch[from].task) {
+        finish_in_flight();
         batch[from++].task();
       } else {
         from = commit_batch(batch, from);
@@ -154,6 +161,8 @@ void Hub::writer_loop() {
       retry_behind();
     }
     std::int64_t now = now_unix_ms();
+    // Channels leave memory here: none may be in a commit in flight.
+    if (left || now >= next_prune) finish_in_flight();
     if (left) evict_left_channels(now);
     if (now >= next_prune) {
       prune(now);
@@ -163,6 +172,10 @@ void Hub::writer_loop() {
 }
 
 std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
+  // A stateful command decides against the state after every earlier event, so what is in flight is
+  // finished before it is staged.
+  const bool pipelined = broker_.pipelines_commits() && plain_run(batch, from);
+  if (!pipelined) finish_in_flight();
   Staging& s = staging_;
   s.batch.clear();
   s.batch.ts_ms = now_unix_ms();
@@ -175,11 +188,63 @@ std::size_t Hub::commit_batch(std::vector<Pending>& batch, std::size_t from) {
   for (Channel* ch : s.channels) {
     if (ch != nullptr) ch->batch_slot = Channel::kNotInBatch;
   }
+  if (pipelined) {
+    send_staged(batch, from, end);
+    return end;
+  }
   PublishResult failure = store_staged();
   if (failure.status == PublishResult::Status::ok) record_staged();
   answer(batch, from, failure);
   decide_conflicted_again();
   return end;
+}
+
+bool Hub::plain_run(const std::vector<Pending>& batch, std::size_t from) {
+  for (std::size_t i = from; i < batch.size() && !batch[i].task; ++i) {
+    if (batch[i].command.stateful) return false;
+  }
+  return true;
+}
+
+void Hub::send_staged(std::vector<Pending>& batch, std::size_t from, std::size_t end) {
+  InFlight next;
+  next.pending.reserve(end - from);
+  for (std::size_t i = from; i < end; ++i) next.pending.push_back(std::move(batch[i]));
+  std::swap(next.staging, staging_);
+  broker::Batch& b = next.staging.batch;
+  if (!b.drafts.empty()) {
+    try {
+      next.sent = broker_.send_commit(b);
+    } catch (const BrokerError& e) {
+      log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(b.drafts.size())}});
+      publish_failures_.fetch_add(b.drafts.size(), std::memory_order_relaxed);
+      next.failure = failure_of(e.kind());
+    }
+  }
+  finish_in_flight();  // the one before: the broker stores it first, and this one meanwhile
+  in_flight_ = std::move(next);
+}
+
+bool Hub::await_in_flight() {
+  if (!in_flight_->sent) return true;
+  // Until the broker answers, a publish that comes is sent right behind it instead of waiting for it.
+  for (;;) {
+    if (broker_.commit_answered(*in_flight_->sent, std::chrono::microseconds(200))) return true;
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_) return true;
+    if (!queue_.empty()) return false;
+  }
+}
+
+void Hub::finish_in_flight() {
+  if (!in_flight_) return;
+  InFlight f = std::move(*in_flight_);
+  in_flight_.reset();
+  std::swap(staging_, f.staging);
+  const PublishResult failure = f.failure ? *f.failure : store_staged(std::move(f.sent));
+  if (failure.status == PublishResult::Status::ok) record_staged();
+  answer(f.pending, 0, failure);
+  decide_conflicted_again();
 }
 
 PublishResult Hub::contended(const Pending& p) {
@@ -365,11 +430,15 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
   return end;
 }
 
-PublishResult Hub::store_staged() {
+PublishResult Hub::store_staged(std::unique_ptr<broker::CommitTicket> sent) {
   broker::Batch& b = staging_.batch;
   if (b.drafts.empty()) return {PublishResult::Status::ok, 0, {}, {}};
   try {
-    broker_.commit(b);
+    if (sent) {
+      broker_.finish_commit(b, std::move(sent));
+    } else {
+      broker_.commit(b);
+    }
   } catch (const BrokerError& e) {
     // Nothing was stored, so nothing is broadcast and the seqs are handed out again.
     log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(b.drafts.size())}});

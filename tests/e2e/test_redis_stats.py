@@ -96,7 +96,7 @@ def test_a_gap_pubsub_left_is_read_back_and_counted(node, redis):
         # Seq 2 stored in Redis as the batch script stores it, but its PUBLISH lost: what a node sees when
         # pub/sub drops a message.
         assert redis_mode.command(redis.port, "HINCRBY", "aw:{gap-a}:meta", "seq", "1") == b":2"
-        lost = "2 1 0 4 0 13 0 0\nlost" + '{"lost":true}'  # seq ts m #type #key #data version records
+        lost = "2 0 1 0 4 0 13 0\nlost" + '{"lost":true}'  # seq version ts m #type #key #data records
         assert redis_mode.command(redis.port, "XADD", "aw:{gap-a}:events", "2-0", "e", lost) == b"$3"
         assert n1.publish("gap-a", "after") == 3
         got = [await recv_json_skip(ws, what=f"event {s}") for s in (2, 3)]

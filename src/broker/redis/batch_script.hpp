@@ -13,12 +13,15 @@
 // Keys carry the agent id as a hash tag: aw:{agent}:meta|events|state|key:<k>.
 //
 // ARGV: now_ms, maxlen, ttl_ms, channel prefix (for PUBLISH), channel count, then per channel: agent
-// id, candidate epoch, draft count, then per draft: type, data, key, mergeable (0/1), expected version
-// (empty: none), record count, then per record: kind, id, json (empty: erase).
+// id, candidate epoch, draft count, then per draft: type, data, key, its encoding's tail (below: the
+// part the node knows), expected version (empty: none), record count, then per record: kind, id, json
+// (empty: erase).
 // Returns per channel: {epoch, then per draft: seq (or -seq_of_duplicate, or 0: conflict), version}.
 // An event is encoded (in the Stream and in messages, which hold a channel's new events one after
-// another) as "<seq> <ts> <m> <#type> <#key> <#data> <version> <records>\n" type key data, then per
-// record "<#kind> <#id> <#json>\n" kind id json (cold records, kind "~…", are not sent).
+// another) as "<seq> <version> <tail>\n" type key data, where tail is "<ts> <m> <#type> <#key> <#data>
+// <records>" (m: 1 when mergeable; records: how many follow), then per record "<#kind> <#id> <#json>\n"
+// kind id json (cold records, kind "~…", are not sent). The node sends the tail ready-made: Lua turns
+// numbers into text with printf, a cost per number Redis pays for every event.
 #pragma once
 
 namespace aw::broker::redis {
@@ -41,7 +44,7 @@ for c = 1, tonumber(ARGV[5]) do
   local res, msg, first = {epoch}, {}, seq
   local vs = tostring(ver)
   for d = 1, nd do
-    local typ, data, key, merge, expect, nr =
+    local typ, data, key, tail, expect, nr =
       ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], tonumber(ARGV[i + 5])
     i = i + 6
     local seen = false
@@ -78,8 +81,7 @@ for c = 1, tonumber(ARGV[5]) do
       end
       res[#res + 1] = seq
       res[#res + 1] = ver
-      local e = s .. ' ' .. now .. ' ' .. merge .. ' ' .. #typ .. ' ' .. #key .. ' ' .. #data .. ' ' .. vs
-                .. ' ' .. #recs .. '\n' .. typ .. key .. data .. table.concat(recs)
+      local e = s .. ' ' .. vs .. ' ' .. tail .. '\n' .. typ .. key .. data .. table.concat(recs)
       redis.call('XADD', p .. 'events', 'MAXLEN', '~', maxlen, s .. '-0', 'e', e)
       msg[#msg + 1] = e
     end

@@ -40,17 +40,17 @@ std::string_view take(std::string_view& in, std::uint64_t n) {
 }  // namespace
 
 bool decode_event(std::string_view agent_id, std::string_view& encoded, DecodedEvent& out) {
-  // seq, ts, mergeable, #type, #key, #data, state version, records
+  // seq, state version, ts, mergeable, #type, #key, #data, records
   std::uint64_t f[8];
-  if (!numbers_line(encoded, f, 8) || !fits(f + 3, 3, encoded.size())) return false;
-  std::string_view type = take(encoded, f[3]);
-  std::string_view idem = take(encoded, f[4]);
-  std::string_view data = take(encoded, f[5]);
-  out.event = protocol::make_event(agent_id, f[0], type, static_cast<std::int64_t>(f[1]), data,
-                                   std::string(idem), f[2] == 1);
+  if (!numbers_line(encoded, f, 8) || !fits(f + 4, 3, encoded.size())) return false;
+  std::string_view type = take(encoded, f[4]);
+  std::string_view idem = take(encoded, f[5]);
+  std::string_view data = take(encoded, f[6]);
+  out.event = protocol::make_event(agent_id, f[0], type, static_cast<std::int64_t>(f[2]), data,
+                                   std::string(idem), f[3] == 1);
   out.change = StateChange{};
   out.change.seq = f[0];
-  out.change.version = f[6];
+  out.change.version = f[1];
   for (std::uint64_t r = 0; r < f[7]; ++r) {
     std::uint64_t len[3];
     if (!numbers_line(encoded, len, 3) || !fits(len, 3, encoded.size())) return false;

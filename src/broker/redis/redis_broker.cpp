@@ -207,79 +207,128 @@ std::optional<std::string> RedisBroker::load_cold_record(std::string_view agent_
   return std::string(r->str, r->len);
 }
 
+namespace {
+
+// A batch sent and not answered yet: per instance it touches, its script run's arguments and ticket.
+// The arguments point into the batch (unchanged until finished) and into `numbers`.
+struct SentBatch final : CommitTicket {
+  struct Part {
+    std::size_t instance = 0;
+    std::vector<std::size_t> channels;  // by index into batch.channels
+    std::vector<std::string_view> args;
+    std::uint64_t ticket = 0;
+    std::optional<BrokerError> error;  // not sent
+  };
+  std::string now, maxlen, ttl;
+  std::deque<std::string> numbers;                  // the argument strings made here (deque: they stay put)
+  std::vector<std::vector<std::size_t>> drafts_of;  // per channel, its drafts in order
+  std::vector<Part> parts;
+};
+
+}  // namespace
+
 void RedisBroker::commit(Batch& batch) {
+  finish_commit(batch, send_commit(batch));
+}
+
+std::unique_ptr<CommitTicket> RedisBroker::send_commit(Batch& batch) {
   directory_.write_added(batch);
   const std::size_t n = instances_.size();
+  auto sent = std::make_unique<SentBatch>();
   // Which channels (by index) go to which instance, and each channel's drafts in order.
   std::vector<std::vector<std::size_t>> per_instance(n);
   for (std::size_t c = 0; c < batch.channels.size(); ++c)
     per_instance[instance_of(batch.channels[c].agent_id, n)].push_back(c);
-  std::vector<std::vector<std::size_t>> drafts_of(batch.channels.size());
-  for (std::size_t d = 0; d < batch.drafts.size(); ++d) drafts_of[batch.drafts[d].channel].push_back(d);
+  sent->drafts_of.resize(batch.channels.size());
+  for (std::size_t d = 0; d < batch.drafts.size(); ++d) sent->drafts_of[batch.drafts[d].channel].push_back(d);
 
-  const std::string now = std::to_string(batch.ts_ms);
-  const std::string maxlen = std::to_string(options_.history_size);
-  const std::string ttl = std::to_string(options_.history_ttl_ms);
-  std::deque<std::string> numbers;  // the argument strings the views below point into (deque: they stay put)
-  std::optional<BrokerError> failure;
-  bool stored_any = false;
+  sent->now = std::to_string(batch.ts_ms);
+  sent->maxlen = std::to_string(options_.history_size);
+  sent->ttl = std::to_string(options_.history_ttl_ms);
+  auto& numbers = sent->numbers;
   for (std::size_t i = 0; i < n; ++i) {
     if (per_instance[i].empty()) continue;
-    const std::string prefix = live_prefix_ + std::to_string(instances_[i]->endpoint().db) + ":";
-    numbers.clear();
-    numbers.push_back(std::to_string(per_instance[i].size()));
-    std::vector<std::string_view> args{now, maxlen, ttl, prefix, numbers.back()};
-    std::optional<BrokerError> unreachable;
-    for (std::size_t c : per_instance[i]) {
-      const BatchChannel& ch = batch.channels[c];
-      // A channel's first publish registers the name every node gave it (epoch_for), whichever node
-      // publishes; a registered one keeps its own (the script sets the epoch only once).
-      std::string_view candidate = ch.epoch;
-      if (!ch.registered) {
-        try {
+    SentBatch::Part& part = sent->parts.emplace_back();
+    part.instance = i;
+    part.channels = std::move(per_instance[i]);
+    numbers.push_back(live_prefix_ + std::to_string(instances_[i]->endpoint().db) + ":");
+    const std::string_view prefix = numbers.back();
+    numbers.push_back(std::to_string(part.channels.size()));
+    part.args = {sent->now, sent->maxlen, sent->ttl, prefix, numbers.back()};
+    try {
+      for (std::size_t c : part.channels) {
+        const BatchChannel& ch = batch.channels[c];
+        // A channel's first publish registers the name every node gave it (epoch_for), whichever node
+        // publishes; a registered one keeps its own (the script sets the epoch only once).
+        std::string_view candidate = ch.epoch;
+        if (!ch.registered) {
           numbers.push_back(epoch_for(ch.agent_id));
           candidate = numbers.back();
-        } catch (const BrokerError& e) {
-          unreachable = e;
-          break;
+        }
+        numbers.push_back(std::to_string(sent->drafts_of[c].size()));
+        part.args.insert(part.args.end(), {ch.agent_id, candidate, numbers.back()});
+        for (std::size_t d : sent->drafts_of[c]) {
+          const Draft& dr = batch.drafts[d];
+          numbers.push_back(dr.decided_at ? std::to_string(*dr.decided_at) : std::string());
+          const std::string_view expect = numbers.back();
+          const auto sent_records = std::count_if(dr.records.begin(), dr.records.end(), [](const auto& r) {
+            return r.kind.empty() || r.kind.front() != store::kColdKindPrefix;
+          });
+          numbers.push_back(sent->now + (dr.mergeable ? " 1 " : " 0 ") + std::to_string(dr.type.size()) +
+                            ' ' + std::to_string(dr.idempotency_key.size()) + ' ' +
+                            std::to_string(dr.data.size()) + ' ' + std::to_string(sent_records));
+          const std::string_view tail = numbers.back();
+          numbers.push_back(std::to_string(dr.records.size()));
+          part.args.insert(part.args.end(),
+                           {dr.type, dr.data, dr.idempotency_key, tail, expect, numbers.back()});
+          for (const auto& rec : dr.records) part.args.insert(part.args.end(), {rec.kind, rec.id, rec.json});
         }
       }
-      numbers.push_back(std::to_string(drafts_of[c].size()));
-      args.insert(args.end(), {ch.agent_id, candidate, numbers.back()});
-      for (std::size_t d : drafts_of[c]) {
-        const Draft& dr = batch.drafts[d];
-        numbers.push_back(dr.decided_at ? std::to_string(*dr.decided_at) : std::string());
-        const std::string_view expect = numbers.back();
-        numbers.push_back(std::to_string(dr.records.size()));
-        args.insert(args.end(),
-                    {dr.type, dr.data, dr.idempotency_key, dr.mergeable ? "1" : "0", expect, numbers.back()});
-        for (const auto& rec : dr.records) args.insert(args.end(), {rec.kind, rec.id, rec.json});
-      }
+      part.ticket = instances_[i]->eval_send(kBatchScript, part.args);
+    } catch (const BrokerError& e) {
+      part.error = e;  // this instance's drafts fail; the others' may be stored
     }
+  }
+  return sent;
+}
+
+bool RedisBroker::commit_answered(const CommitTicket& ticket, std::chrono::microseconds wait) {
+  for (const SentBatch::Part& part : static_cast<const SentBatch&>(ticket).parts) {
+    if (!part.error && !instances_[part.instance]->answered(part.ticket, wait)) return false;
+  }
+  return true;
+}
+
+void RedisBroker::finish_commit(Batch& batch, std::unique_ptr<CommitTicket> ticket) {
+  auto& sent = static_cast<SentBatch&>(*ticket);
+  std::optional<BrokerError> failure;
+  bool stored_any = false;
+  for (SentBatch::Part& part : sent.parts) {
+    RedisInstance& inst = *instances_[part.instance];
     Reply r;
     try {
-      if (unreachable) throw *unreachable;
-      r = instances_[i]->eval(kBatchScript, args);
+      if (part.error) throw *part.error;
+      r = inst.eval_take(part.ticket, kBatchScript, part.args);
     } catch (const BrokerError& e) {
       // Other instances' parts may be stored: each draft answers for itself.
       if (!failure) failure = e;
-      for (std::size_t c : per_instance[i])
-        for (std::size_t d : drafts_of[c]) batch.drafts[d].failed = e.kind();
+      for (std::size_t c : part.channels)
+        for (std::size_t d : sent.drafts_of[c]) batch.drafts[d].failed = e.kind();
       continue;
     }
     stored_any = true;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != per_instance[i].size())
-      throw malformed("batch script");
-    for (std::size_t k = 0; k < per_instance[i].size(); ++k) {
-      const std::size_t c = per_instance[i][k];
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != part.channels.size()) throw malformed("batch script");
+    for (std::size_t k = 0; k < part.channels.size(); ++k) {
+      const std::size_t c = part.channels[k];
+      const std::vector<std::size_t>& drafts = sent.drafts_of[c];
       const redisReply* res = r->element[k];
-      if (res->type != REDIS_REPLY_ARRAY || res->elements != 2 * drafts_of[c].size() + 1)
+      if (res->type != REDIS_REPLY_ARRAY || res->elements != 2 * drafts.size() + 1)
         throw malformed("channel");
       BatchChannel& ch = batch.channels[c];
       ch.epoch = std::string(reply_text(res->element[0]));
       ch.registered = true;
-      for (std::size_t j = 0; j < drafts_of[c].size(); ++j) {
-        Draft& dr = batch.drafts[drafts_of[c][j]];
+      for (std::size_t j = 0; j < drafts.size(); ++j) {
+        Draft& dr = batch.drafts[drafts[j]];
         const long long v = res->element[2 * j + 1]->integer;
         dr.state_version = static_cast<std::uint64_t>(res->element[2 * j + 2]->integer);
         if (v == 0) {
@@ -291,7 +340,7 @@ void RedisBroker::commit(Batch& batch) {
           continue;
         }
         const auto seq = static_cast<std::uint64_t>(v);
-        instances_[i]->figures().events.fetch_add(1, std::memory_order_relaxed);
+        inst.figures().events.fetch_add(1, std::memory_order_relaxed);
         dr.event = protocol::make_event(ch.agent_id, seq, dr.type, batch.ts_ms, dr.data,
                                         std::move(dr.idempotency_key), dr.mergeable);
         ch.last_seq = std::max(ch.last_seq, seq);

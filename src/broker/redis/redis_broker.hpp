@@ -41,6 +41,10 @@ class RedisBroker final : public Broker {
   std::optional<std::string> load_cold_record(std::string_view agent_id, std::string_view kind,
                                               std::string_view id) override;
   void commit(Batch& batch) override;
+  bool pipelines_commits() const noexcept override { return true; }
+  std::unique_ptr<CommitTicket> send_commit(Batch& batch) override;
+  void finish_commit(Batch& batch, std::unique_ptr<CommitTicket> sent) override;
+  bool commit_answered(const CommitTicket& sent, std::chrono::microseconds wait) override;
   void trim(std::size_t, std::int64_t) override {}  // MAXLEN and expiry trim as they go
   store::StoreStats stats() override { return {}; }
   bool durable() const noexcept override { return true; }

@@ -1,5 +1,9 @@
 #include "broker/redis/redis_instance.hpp"
 
+#include <poll.h>
+
+#include <algorithm>
+
 #include "broker/broker.hpp"
 #include "core/log.hpp"
 #include "core/random_id.hpp"
@@ -41,6 +45,10 @@ RedisInstance::~RedisInstance() {
 }
 
 void RedisInstance::drop() {
+  // What was sent on it and not answered yet may or may not have run: its callers answer 503.
+  for (Outstanding& o : outstanding_) {
+    if (!o.reply && !o.lost) o.lost = "connection lost before the answer";
+  }
   if (ctx_ != nullptr) redisFree(ctx_);
   ctx_ = nullptr;
   script_sha_.clear();
@@ -85,7 +93,26 @@ redisContext* RedisInstance::connection() {
   return ctx_;
 }
 
+bool RedisInstance::read_outstanding(std::size_t count) {
+  for (std::size_t i = 0; i < std::min(count, outstanding_.size()); ++i) {
+    Outstanding& o = outstanding_[i];
+    if (o.reply || o.lost) continue;
+    void* raw = nullptr;
+    if (ctx_ == nullptr || redisGetReply(ctx_, &raw) != REDIS_OK || raw == nullptr) {
+      std::string why = ctx_ != nullptr ? ctx_->errstr : "";
+      o.lost = why.empty() ? "no answer" : why;
+      drop();
+      return false;
+    }
+    o.reply.reset(static_cast<redisReply*>(raw));
+  }
+  return true;
+}
+
 Reply RedisInstance::send(const std::vector<std::string_view>& args) {
+  // The answers still to come for batches sent earlier come first on this connection.
+  if (!read_outstanding(outstanding_.size()) || ctx_ == nullptr)
+    throw unavailable(endpoint_, "connection lost");
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;
   argv.reserve(args.size());
@@ -131,19 +158,96 @@ Reply RedisInstance::command_once_more(const std::vector<std::string_view>& args
 }
 
 Reply RedisInstance::eval(const std::string& script, const std::vector<std::string_view>& args) {
-  const auto started = std::chrono::steady_clock::now();
+  return eval_take(eval_send(script, args), script, args);
+}
+
+std::uint64_t RedisInstance::eval_send(const std::string& script, const std::vector<std::string_view>& args) {
   try {
-    Reply r = eval_loaded(script, args);
-    const auto took = std::chrono::steady_clock::now() - started;
-    figures_.commit_us_sum.fetch_add(
-        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()),
-        std::memory_order_relaxed);
-    figures_.batches.fetch_add(1, std::memory_order_relaxed);
+    connection();
+    if (script_sha_.empty()) {
+      Reply loaded = command_once_more({"SCRIPT", "LOAD", script});
+      script_sha_.assign(loaded->str, loaded->len);
+    }
+    redisContext* c = connection();  // the load may have needed a new one
+    std::vector<const char*> argv{"EVALSHA", script_sha_.c_str(), "0"};
+    std::vector<std::size_t> lens{7, script_sha_.size(), 1};
+    for (auto a : args) {
+      argv.push_back(a.data());
+      lens.push_back(a.size());
+    }
+    int done = 0;
+    bool sent =
+        redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()) == REDIS_OK;
+    while (sent && done == 0) sent = redisBufferWrite(c, &done) == REDIS_OK;
+    if (!sent) {
+      std::string why = c->errstr;
+      drop();
+      throw unavailable(endpoint_, why.empty() ? "could not send" : why);
+    }
+    outstanding_.push_back({next_ticket_, std::chrono::steady_clock::now(), nullptr, std::nullopt});
+    return next_ticket_++;
+  } catch (const BrokerError&) {
+    figures_.errors.fetch_add(1, std::memory_order_relaxed);
+    throw;
+  }
+}
+
+Reply RedisInstance::eval_take(std::uint64_t ticket, const std::string& script,
+                               const std::vector<std::string_view>& args) {
+  try {
+    // Older tickets nobody will take (their batch failed on another instance first): dropped, answer
+    // read or not.
+    while (!outstanding_.empty() && outstanding_.front().ticket < ticket) {
+      read_outstanding(1);
+      outstanding_.pop_front();
+    }
+    if (outstanding_.empty() || outstanding_.front().ticket != ticket)
+      throw BrokerError("redis " + endpoint_.name + ": no batch sent with that ticket",
+                        BrokerError::Kind::failed);
+    read_outstanding(1);  // this one's answer only: the batches sent after it may still be running
+    Outstanding o = std::move(outstanding_.front());
+    outstanding_.pop_front();
+    if (o.lost) throw unavailable(endpoint_, *o.lost);
+    Reply r = std::move(o.reply);
+    if (r->type == REDIS_REPLY_ERROR && std::string_view(r->str, r->len).starts_with("NOSCRIPT")) {
+      script_sha_.clear();  // the server forgot it (SCRIPT FLUSH): nothing of it ran, so it runs now
+      r = eval_loaded(script, args);
+    }
+    if (r->type == REDIS_REPLY_ERROR) throw error_reply(endpoint_, r.get());
+    record_eval(o.sent);
     return r;
   } catch (const BrokerError&) {
     figures_.errors.fetch_add(1, std::memory_order_relaxed);
     throw;
   }
+}
+
+bool RedisInstance::answered(std::uint64_t ticket, std::chrono::microseconds wait) {
+  for (Outstanding& o : outstanding_) {
+    if (o.ticket > ticket) break;
+    if (o.reply || o.lost) continue;
+    if (ctx_ == nullptr) return true;
+    // An answer read from the socket with an earlier one waits in hiredis's buffer, not on the socket.
+    void* raw = nullptr;
+    if (redisReaderGetReply(ctx_->reader, &raw) != REDIS_OK) return true;  // eval_take reports it
+    if (raw != nullptr) {
+      o.reply.reset(static_cast<redisReply*>(raw));
+      continue;
+    }
+    pollfd p{ctx_->fd, POLLIN, 0};
+    const auto us = wait.count();
+    timespec ts{static_cast<time_t>(us / 1'000'000), static_cast<long>((us % 1'000'000) * 1000)};
+    return ppoll(&p, 1, &ts, nullptr) != 0;  // readable, closed or failed: eval_take reads it
+  }
+  return true;
+}
+
+void RedisInstance::record_eval(std::chrono::steady_clock::time_point started) {
+  const auto took = std::chrono::steady_clock::now() - started;
+  figures_.commit_us_sum.fetch_add(
+      static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()),
+      std::memory_order_relaxed);
+  figures_.batches.fetch_add(1, std::memory_order_relaxed);
 }
 
 Reply RedisInstance::eval_loaded(const std::string& script, const std::vector<std::string_view>& args) {
@@ -182,6 +286,8 @@ const std::string& RedisInstance::generation() {
 }
 
 std::vector<Reply> RedisInstance::pipeline(const std::vector<std::vector<std::string>>& commands) {
+  connection();
+  if (!read_outstanding(outstanding_.size())) throw unavailable(endpoint_, "connection lost");
   redisContext* c = connection();
   std::vector<const char*> argv;
   std::vector<std::size_t> lens;

@@ -1,14 +1,18 @@
 // One Redis instance of a shared broker as the hub's writer uses it: a blocking hiredis connection with
 // a timeout on every answer, (re)connected on demand (at most one attempt per 200 ms while it is
 // down), and the batch script loaded with SCRIPT LOAD and run with EVALSHA (loaded again on NOSCRIPT,
-// e.g. after Redis restarted). Writer thread only.
+// e.g. after Redis restarted). A batch may be sent before the one before it is answered (eval_send,
+// eval_take): Redis runs them in the order sent, and any other command first reads the answers still
+// to come, so every answer reaches its own caller. Writer thread only.
 #pragma once
 #include <hiredis/hiredis.h>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +45,15 @@ class RedisInstance {
   // EVALSHA of `script` (loaded on first use and again on NOSCRIPT) with the given arguments; never
   // sent twice (a batch whose answer was lost may have been stored: its publishers get 503).
   Reply eval(const std::string& script, const std::vector<std::string_view>& args);
+  // eval() in two halves: sends it and returns a ticket at once; eval_take(ticket) waits for its answer
+  // (with the same script and arguments: a server that forgot the script runs it again). Tickets are
+  // taken in the order they were sent; one not taken is dropped by the next take. Both throw as eval()
+  // does; a ticket sent on a connection that was lost since answers unavailable.
+  std::uint64_t eval_send(const std::string& script, const std::vector<std::string_view>& args);
+  Reply eval_take(std::uint64_t ticket, const std::string& script, const std::vector<std::string_view>& args);
+  // Whether eval_take(ticket) would find its answer there (or the connection gone) without waiting;
+  // waits at most `wait` for it.
+  bool answered(std::uint64_t ticket, std::chrono::microseconds wait);
 
   // The instance's generation: a random id stored once in it (`aw:generation`), read once per connection.
   // Data lost with a restart takes it along, so a new one names the new history: the epoch of a channel
@@ -72,6 +85,10 @@ class RedisInstance {
   redisContext* connection();  // connected, or throws
   void drop();
   Reply send(const std::vector<std::string_view>& args);
+  // Reads the answers still to come for the first `count` of what eval_send sent; false when the
+  // connection was lost on the way (all of them not read then answer unavailable).
+  bool read_outstanding(std::size_t count);
+  void record_eval(std::chrono::steady_clock::time_point started);
 
   Endpoint endpoint_;
   std::chrono::milliseconds timeout_;
@@ -82,6 +99,15 @@ class RedisInstance {
   std::atomic<bool> up_{false};
   bool connected_once_ = false;
   Figures figures_;
+  // What eval_send sent, in order, and each one's answer once read.
+  struct Outstanding {
+    std::uint64_t ticket = 0;
+    std::chrono::steady_clock::time_point sent;
+    Reply reply;                      // read
+    std::optional<std::string> lost;  // or: the connection was lost first (why)
+  };
+  std::deque<Outstanding> outstanding_;
+  std::uint64_t next_ticket_ = 1;
 };
 
 }  // namespace aw::broker::redis

@@ -26,6 +26,8 @@
 #include <thread>
 #include <vector>
 
+#include "broker/redis/reply.hpp"
+
 namespace aw::broker::redis {
 namespace {
 
@@ -360,6 +362,64 @@ TEST_F(RedisBrokerTest, TwoInstancesEachHoldTheAgentsInstanceOfPicks) {
   ASSERT_EQ(health.size(), 2u);
   EXPECT_EQ(health[0].events + health[1].events, 80u);
   EXPECT_EQ(health[0].events, 2 * on[0]);
+}
+
+// A script that runs for about 300 ms.
+constexpr const char* kSlowScript = R"lua(
+local t0 = redis.call('TIME')
+repeat
+  local t = redis.call('TIME')
+until (t[1] - t0[1]) * 1000000 + (t[2] - t0[2]) > 300000
+return ARGV[1]
+)lua";
+
+TEST_F(RedisBrokerTest, ScriptsSentBehindOneAnotherAreAnsweredInOrderAroundOtherCommands) {
+  RedisInstance inst(redis_->endpoint(), 2000ms);
+  const std::string echo = "return ARGV[1]";
+  const std::uint64_t a = inst.eval_send(kSlowScript, {"a"});
+  const std::uint64_t b = inst.eval_send(echo, {"b"});
+  EXPECT_FALSE(inst.answered(a, 10ms));  // still running
+  // A command sent now is answered after both: their answers are read first and kept.
+  EXPECT_EQ(reply_text(inst.command({"ECHO", "c"}).get()), "c");
+  EXPECT_TRUE(inst.answered(b, 0ms));
+  EXPECT_EQ(reply_text(inst.eval_take(a, kSlowScript, {"a"}).get()), "a");
+  EXPECT_EQ(reply_text(inst.eval_take(b, echo, {"b"}).get()), "b");
+  EXPECT_EQ(inst.figures().batches.load(), 2u);
+}
+
+TEST_F(RedisBrokerTest, AnAnswerStillToComeIsWaitedForAtMostTheTimeGiven) {
+  RedisInstance inst(redis_->endpoint(), 2000ms);
+  const std::uint64_t t = inst.eval_send(kSlowScript, {"x"});
+  EXPECT_FALSE(inst.answered(t, 10ms));
+  bool there = false;
+  for (int i = 0; i < 200 && !there; ++i) there = inst.answered(t, 50ms);
+  EXPECT_TRUE(there);
+  EXPECT_EQ(reply_text(inst.eval_take(t, kSlowScript, {"x"}).get()), "x");
+}
+
+TEST_F(RedisBrokerTest, AScriptTheServerForgotIsRunWhenItsAnswerIsTaken) {
+  RedisInstance inst(redis_->endpoint(), 2000ms);
+  const std::string echo = "return ARGV[1]";
+  EXPECT_EQ(reply_text(inst.eval(echo, {"loaded"}).get()), "loaded");
+  redis_->integer({"SCRIPT", "FLUSH"});
+  const std::uint64_t t = inst.eval_send(echo, {"again"});  // NOSCRIPT: nothing of it ran
+  EXPECT_EQ(reply_text(inst.eval_take(t, echo, {"again"}).get()), "again");
+}
+
+TEST_F(RedisBrokerTest, EveryBatchInFlightOnALostConnectionIsUnavailable) {
+  RedisInstance inst(redis_->endpoint(), 2000ms);
+  const std::uint64_t a = inst.eval_send(kSlowScript, {"a"});
+  const std::uint64_t b = inst.eval_send("return 1", {});
+  redis_->stop();
+  for (std::uint64_t t : {a, b}) {
+    try {
+      inst.eval_take(t, "", {});
+      ADD_FAILURE() << "ticket " << t << " answered";
+    } catch (const BrokerError& e) {
+      EXPECT_EQ(e.kind(), BrokerError::Kind::unavailable) << e.what();
+    }
+  }
+  EXPECT_EQ(inst.figures().errors.load(), 2u);
 }
 
 TEST_F(RedisBrokerTest, AStoppedRedisIsUnavailableWithinTheTimeout) {

@@ -3,6 +3,7 @@
 // stored in part answers each publish for itself.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <functional>
 #include <future>
@@ -83,6 +84,7 @@ class FakeSharedBroker final : public broker::Broker {
   void commit(broker::Batch& batch) override {
     std::lock_guard lock(mutex);
     ++commits;
+    unfinished_at_commit.push_back(unfinished);
     bool stored_any = false;
     for (auto& d : batch.drafts) {
       broker::BatchChannel& bc = batch.channels[d.channel];
@@ -107,6 +109,27 @@ class FakeSharedBroker final : public broker::Broker {
       bc.epoch = c.epoch;
     }
     if (!stored_any) throw BrokerError("every instance is down", BrokerError::Kind::unavailable);
+  }
+  // Pipelined, as Redis is when `pipelined`: a batch is stored when sent (Redis runs them in the order
+  // sent); its answer is there once `answers_held` is false.
+  bool pipelines_commits() const noexcept override { return pipelined; }
+  std::unique_ptr<broker::CommitTicket> send_commit(broker::Batch& batch) override {
+    if (send_fails) throw BrokerError("cannot send", BrokerError::Kind::unavailable);
+    commit(batch);
+    std::lock_guard lock(mutex);
+    ++sends;
+    most_unfinished = std::max(most_unfinished, ++unfinished);
+    return std::make_unique<broker::CommitTicket>();
+  }
+  void finish_commit(broker::Batch&, std::unique_ptr<broker::CommitTicket> sent) override {
+    EXPECT_NE(sent, nullptr);
+    std::lock_guard lock(mutex);
+    --unfinished;
+  }
+  bool commit_answered(const broker::CommitTicket&, std::chrono::microseconds wait) override {
+    if (!answers_held) return true;
+    std::this_thread::sleep_for(wait);
+    return false;
   }
   void trim(std::size_t, std::int64_t) override {}
   store::StoreStats stats() override { return {}; }
@@ -145,6 +168,13 @@ class FakeSharedBroker final : public broker::Broker {
   broker::BrokerListener* listener = nullptr;
   bool unreadable = false;
   int commits = 0;
+  std::vector<int> unfinished_at_commit;  // per commit: batches sent and not finished before it
+  bool pipelined = false;
+  std::atomic<bool> send_fails{false};
+  std::atomic<bool> answers_held{false};
+  int sends = 0;
+  int unfinished = 0;
+  int most_unfinished = 0;
   int conflicts = 0;
   int state_reads = 0;
 };
@@ -442,6 +472,86 @@ TEST_F(HubShared, ABatchStoredInPartAnswersEachPublishForItself) {
   hub_->publish("up", "t", "{}", "", [&none](const PublishResult& r) { none.set_value(r); });
   EXPECT_EQ(none.get_future().get().status, PublishResult::Status::broker_unavailable);
   EXPECT_EQ(broker_.channels["up"].seq, 2u);
+}
+
+// Publishes the test waits for, one by one.
+struct Answers {
+  std::vector<std::promise<PublishResult>> promises{8};
+  std::vector<std::future<PublishResult>> futures;
+  Answers() {
+    for (auto& p : promises) futures.push_back(p.get_future());
+  }
+  PublishCallback callback(std::size_t i) {
+    return [this, i](const PublishResult& r) { promises[i].set_value(r); };
+  }
+  bool answered(std::size_t i, std::chrono::milliseconds within) {
+    return futures[i].wait_for(within) == std::future_status::ready;
+  }
+};
+
+TEST_F(HubShared, PlainPublishesAreSentWhileTheBatchBeforeIsStillBeingStored) {
+  broker_.pipelined = true;
+  broker_.answers_held = true;
+  start();
+  Answers a;
+  hub_->publish("p", "t", "{}", "", a.callback(0));
+  // The first batch is sent and its answer held back; the next one is sent behind it, and that finishes
+  // the first (its answer comes before the second's on the connection).
+  for (int i = 0; i < 1000; ++i) {
+    if (std::lock_guard lock(broker_.mutex); broker_.sends == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  hub_->publish("p", "t", "{}", "", a.callback(1));
+  ASSERT_TRUE(a.answered(0, std::chrono::seconds(10)));
+  EXPECT_EQ(a.futures[0].get().seq, 1u);
+  EXPECT_EQ(broker_.most_unfinished, 2);
+  EXPECT_FALSE(a.answered(1, std::chrono::milliseconds(50)));  // its answer is still held
+  broker_.answers_held = false;
+  ASSERT_TRUE(a.answered(1, std::chrono::seconds(10)));
+  PublishResult second = a.futures[1].get();
+  EXPECT_EQ(second.status, PublishResult::Status::ok);
+  EXPECT_EQ(second.seq, 2u);
+  EXPECT_EQ(broker_.unfinished, 0);
+}
+
+TEST_F(HubShared, AStatefulCommandIsDecidedOnlyAfterTheBatchInFlightIsFinished) {
+  broker_.pipelined = true;
+  broker_.answers_held = true;
+  start();
+  Answers a;
+  hub_->publish("a", "t", "{}", "", a.callback(0));
+  for (int i = 0; i < 1000; ++i) {
+    if (std::lock_guard lock(broker_.mutex); broker_.sends == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  int decisions = 0;
+  hub_->submit("a", move_phase("design", "implementation", &decisions), "", a.callback(1));
+  ASSERT_TRUE(a.answered(1, std::chrono::seconds(10)));
+  EXPECT_EQ(a.futures[1].get().status, PublishResult::Status::ok);
+  ASSERT_TRUE(a.answered(0, std::chrono::seconds(10)));
+  EXPECT_EQ(a.futures[0].get().seq, 1u);
+  std::lock_guard lock(broker_.mutex);
+  // The publish was sent alone; the command was committed (not pipelined) with nothing in flight.
+  EXPECT_EQ(broker_.sends, 1);
+  ASSERT_EQ(broker_.unfinished_at_commit.size(), 2u);
+  EXPECT_EQ(broker_.unfinished_at_commit[1], 0);
+  EXPECT_EQ(broker_.channels["a"].seq, 2u);
+}
+
+TEST_F(HubShared, ABatchThatCouldNotBeSentAnswers503AndTheNextIsSent) {
+  broker_.pipelined = true;
+  start();
+  broker_.send_fails = true;
+  Answers a;
+  hub_->publish("p", "t", "{}", "", a.callback(0));
+  ASSERT_TRUE(a.answered(0, std::chrono::seconds(10)));
+  EXPECT_EQ(a.futures[0].get().status, PublishResult::Status::broker_unavailable);
+  broker_.send_fails = false;
+  hub_->publish("p", "t", "{}", "", a.callback(1));
+  ASSERT_TRUE(a.answered(1, std::chrono::seconds(10)));
+  PublishResult r = a.futures[1].get();
+  EXPECT_EQ(r.status, PublishResult::Status::ok);
+  EXPECT_EQ(r.seq, 1u);
 }
 
 // Runs what the hub posts to a shard at once, on the posting (writer) thread.
