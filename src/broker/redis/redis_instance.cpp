@@ -226,7 +226,9 @@ bool RedisInstance::answered(std::uint64_t ticket, std::chrono::microseconds wai
   for (Outstanding& o : outstanding_) {
     if (o.ticket > ticket) break;
     if (o.reply || o.lost) continue;
-    if (ctx_ == nullptr) return true;
+    // Gone, or waited for as long as any answer is: eval_take reads it or gives up (503), so a Redis
+    // that stopped answering fails the commit instead of leaving its publishers waiting.
+    if (ctx_ == nullptr || std::chrono::steady_clock::now() - o.sent >= timeout_) return true;
     // An answer read from the socket with an earlier one waits in hiredis's buffer, not on the socket.
     void* raw = nullptr;
     if (redisReaderGetReply(ctx_->reader, &raw) != REDIS_OK) return true;  // eval_take reports it

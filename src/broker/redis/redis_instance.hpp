@@ -51,8 +51,9 @@ class RedisInstance {
   // does; a ticket sent on a connection that was lost since answers unavailable.
   std::uint64_t eval_send(const std::string& script, const std::vector<std::string_view>& args);
   Reply eval_take(std::uint64_t ticket, const std::string& script, const std::vector<std::string_view>& args);
-  // Whether eval_take(ticket) would find its answer there (or the connection gone) without waiting;
-  // waits at most `wait` for it.
+  // Whether eval_take(ticket) should be called now: its answer is there, the connection is gone, or
+  // it was sent a timeout ago (eval_take then fails it, unless the answer comes in time); waits at most
+  // `wait` for the answer.
   bool answered(std::uint64_t ticket, std::chrono::microseconds wait);
 
   // The instance's generation: a random id stored once in it (`aw:generation`), read once per connection.

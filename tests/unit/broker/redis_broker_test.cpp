@@ -397,6 +397,18 @@ TEST_F(RedisBrokerTest, AnAnswerStillToComeIsWaitedForAtMostTheTimeGiven) {
   EXPECT_EQ(reply_text(inst.eval_take(t, kSlowScript, {"x"}).get()), "x");
 }
 
+TEST_F(RedisBrokerTest, AnAnswerLateByTheTimeoutIsTakenAndFailsOrArrives) {
+  RedisInstance inst(redis_->endpoint(), 100ms);
+  const std::uint64_t t = inst.eval_send(kSlowScript, {"x"});
+  std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(inst.answered(t, 0ms));  // not answered, but waited for as long as an answer is
+  try {
+    EXPECT_EQ(reply_text(inst.eval_take(t, kSlowScript, {"x"}).get()), "x");  // a slow machine
+  } catch (const BrokerError& e) {
+    EXPECT_EQ(e.kind(), BrokerError::Kind::unavailable) << e.what();
+  }
+}
+
 TEST_F(RedisBrokerTest, AScriptTheServerForgotIsRunWhenItsAnswerIsTaken) {
   RedisInstance inst(redis_->endpoint(), 2000ms);
   const std::string echo = "return ARGV[1]";
