@@ -1,6 +1,7 @@
 // The publish body (`{"type": ..., "data": {...}}`) against Boost.JSON: accepted exactly when Boost.JSON
-// reads a valid body, with the same type and data that parses to the value Boost.JSON reads (the last
-// of duplicate keys); refused with the code the reference gives, or with what protocol/json_rules
+// reads a valid body whose type is one a publisher may use (not a session message, not a workflow event,
+// not progress naming a workflow), with the same type and data that parses to the value Boost.JSON reads
+// (the last of duplicate keys); refused with the code the reference gives, or with what protocol/json_rules
 // refuses exactly when the reference sees it: a key given twice in any object (`duplicate_key`), a number
 // no double holds (`number_out_of_range`).
 #include <string>
@@ -26,6 +27,10 @@ PublishParse expected_parse(const boost::json::value& v) {
   const auto* data = obj->if_contains("data");
   if (data && !data->is_object()) return r.error_code = "bad_data", r;
   if (aw::protocol::is_session_message_type(t)) return r.error_code = "reserved_type", r;
+  // Workflow events, and progress that names a workflow, come only from the workflow routes.
+  if (aw::protocol::is_workflow_event_type(t)) return r.error_code = "reserved_type", r;
+  if (t == "progress" && data && data->as_object().contains("workflow_id"))
+    return r.error_code = "reserved_type", r;
   r.ok = true;
   r.request.type = t;
   return r;
