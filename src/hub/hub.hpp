@@ -241,6 +241,8 @@ class Hub final : private broker::BrokerListener {
   // Stage 2: the broker numbers and stores the drafts (or, with `sent`, finishes storing what
   // send_commit sent); the failure every staged publish gets, or ok.
   PublishResult store_staged(std::unique_ptr<broker::CommitTicket> sent = nullptr);
+  // Stage 2 failed as a whole (the staged batch's drafts): logged and counted; the answer they all get.
+  PublishResult nothing_stored(const broker::BrokerError& e);
   // With a broker that pipelines commits: a commit of plain publishes is sent (stage 2's first half)
   // and kept in flight while the writer finishes the one before it (stages 2-4), so the broker works on
   // one batch while the writer answers the last. Anything that needs the broker's state after every

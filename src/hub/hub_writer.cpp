@@ -210,17 +210,15 @@ void Hub::send_staged(std::vector<Pending>& batch, std::size_t from, std::size_t
   InFlight next;
   next.pending.reserve(end - from);
   for (std::size_t i = from; i < end; ++i) next.pending.push_back(std::move(batch[i]));
-  std::swap(next.staging, staging_);
-  broker::Batch& b = next.staging.batch;
-  if (!b.drafts.empty()) {
+  if (!staging_.batch.drafts.empty()) {
     try {
-      next.sent = broker_.send_commit(b);
+      next.sent = broker_.send_commit(staging_.batch);
     } catch (const BrokerError& e) {
-      log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(b.drafts.size())}});
-      publish_failures_.fetch_add(b.drafts.size(), std::memory_order_relaxed);
-      next.failure = failure_of(e.kind());
+      next.failure = nothing_stored(e);
     }
   }
+  // Moved, not copied: the drafts stay where the broker's request pointed.
+  std::swap(next.staging, staging_);
   finish_in_flight();  // the one before: the broker stores it first, and this one meanwhile
   in_flight_ = std::move(next);
 }
@@ -430,6 +428,14 @@ std::size_t Hub::stage(std::vector<Pending>& batch, std::size_t from) {
   return end;
 }
 
+PublishResult Hub::nothing_stored(const BrokerError& e) {
+  // Nothing was stored, so nothing is broadcast and the seqs are handed out again.
+  const std::size_t events = staging_.batch.drafts.size();
+  log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(events)}});
+  publish_failures_.fetch_add(events, std::memory_order_relaxed);
+  return failure_of(e.kind());
+}
+
 PublishResult Hub::store_staged(std::unique_ptr<broker::CommitTicket> sent) {
   broker::Batch& b = staging_.batch;
   if (b.drafts.empty()) return {PublishResult::Status::ok, 0, {}, {}};
@@ -440,10 +446,7 @@ PublishResult Hub::store_staged(std::unique_ptr<broker::CommitTicket> sent) {
       broker_.commit(b);
     }
   } catch (const BrokerError& e) {
-    // Nothing was stored, so nothing is broadcast and the seqs are handed out again.
-    log::error("store_append_failed", {{"error", e.what()}, {"events", std::to_string(b.drafts.size())}});
-    publish_failures_.fetch_add(b.drafts.size(), std::memory_order_relaxed);
-    return failure_of(e.kind());
+    return nothing_stored(e);
   }
   for (Channel* ch : staging_.channels) {
     if (ch != nullptr) ch->stored = true;

@@ -126,6 +126,14 @@ class FakeSharedBroker final : public broker::Broker {
     std::lock_guard lock(mutex);
     --unfinished;
   }
+  // Waits (up to 10 s) until `n` batches were sent.
+  bool sent_at_least(int n) {
+    for (int i = 0; i < 2000; ++i) {
+      if (std::lock_guard lock(mutex); sends >= n) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return false;
+  }
   bool commit_answered(const broker::CommitTicket&, std::chrono::microseconds wait) override {
     if (!answers_held) return true;
     std::this_thread::sleep_for(wait);
@@ -497,10 +505,7 @@ TEST_F(HubShared, PlainPublishesAreSentWhileTheBatchBeforeIsStillBeingStored) {
   hub_->publish("p", "t", "{}", "", a.callback(0));
   // The first batch is sent and its answer held back; the next one is sent behind it, and that finishes
   // the first (its answer comes before the second's on the connection).
-  for (int i = 0; i < 1000; ++i) {
-    if (std::lock_guard lock(broker_.mutex); broker_.sends == 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  ASSERT_TRUE(broker_.sent_at_least(1));
   hub_->publish("p", "t", "{}", "", a.callback(1));
   ASSERT_TRUE(a.answered(0, std::chrono::seconds(10)));
   EXPECT_EQ(a.futures[0].get().seq, 1u);
@@ -520,10 +525,7 @@ TEST_F(HubShared, AStatefulCommandIsDecidedOnlyAfterTheBatchInFlightIsFinished) 
   start();
   Answers a;
   hub_->publish("a", "t", "{}", "", a.callback(0));
-  for (int i = 0; i < 1000; ++i) {
-    if (std::lock_guard lock(broker_.mutex); broker_.sends == 1) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  ASSERT_TRUE(broker_.sent_at_least(1));
   int decisions = 0;
   hub_->submit("a", move_phase("design", "implementation", &decisions), "", a.callback(1));
   ASSERT_TRUE(a.answered(1, std::chrono::seconds(10)));
